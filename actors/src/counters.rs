@@ -1,0 +1,43 @@
+//! Engine-wide event counters. Cheap atomics bumped on the data path; the shell exports them
+//! (logs now, Prometheus later) under the names in [`Counters::snapshot`].
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+macro_rules! counters {
+    ($($name:ident: $doc:literal),* $(,)?) => {
+        /// Monotonic counters of what the engine did.
+        #[derive(Debug, Default)]
+        pub struct Counters { $(#[doc = $doc] pub $name: AtomicU64,)* }
+
+        impl Counters {
+            /// `(name, value)` pairs in a stable order.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name.load(Relaxed)),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    commands_received: "Commands read from the inbound topics.",
+    commands_forwarded: "Commands forwarded to an FL read topic.",
+    fl_messages_received: "Messages read from FL write topics.",
+    acks_received: "FlReceiveAck messages consumed.",
+    answers_routed: "FL answers routed to a controller topic.",
+    events_forwarded: "Switch events forwarded to the events topic.",
+    errors_not_found: "NOT_FOUND errors the router sent.",
+    errors_timed_out: "OPERATION_TIMED_OUT errors the router sent.",
+    errors_invalid: "REQUEST_INVALID errors the router sent.",
+    blacklist_drops: "FL messages dropped because their correlation id was blacklisted.",
+    dead_letters: "Messages sent to the dead-letter topic.",
+    acked_unanswered: "Commands acked by an FL whose answer never came within timeouts.answer.",
+}
+
+impl Counters {
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Relaxed);
+    }
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Relaxed)
+    }
+}

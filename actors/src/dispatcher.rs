@@ -1,0 +1,228 @@
+//! `Dispatcher`: reads every inbound command, validates it, finds the FL that manages its switch
+//! and hands it to that FL's proxy; owns the switch → FL map, which only FL switch events change.
+//!
+//! One actor owns the map so that the command path needs no lock; it does little per command
+//! (parse the envelope, one pointer lookup, one hash lookup), the proxies do the rest.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tracing::{debug, info, warn};
+
+use crate::counters::Counters;
+use crate::fl_proxy::{FlProxy, Forward};
+use crate::mailbox::{Envelope, Mailbox, MailboxStats};
+use crate::outbox::Inbound;
+use crate::protocol::{self, ErrorType, Head, ProtocolError, Target};
+use crate::shared::{Shared, Source};
+use crate::switch_map::{Change, FlIndex, SwitchMap};
+
+/// A message read from an inbound command topic.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Command(pub Inbound);
+
+/// An FL reported a switch up (connect/activate) or down (disconnect/deactivate).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct SwitchEvent {
+    pub fl: FlIndex,
+    pub switch_id: String,
+    pub up: bool,
+}
+
+/// Which FL manages a switch (admin API, tests).
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct LookupSwitch(pub String);
+
+/// The proxies are created after the dispatcher's address exists (they hold it), then handed over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetProxies(pub Vec<Mailbox<FlProxy>>);
+
+pub const MAILBOX_CAPACITY: usize = 1024;
+
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+    stats: Arc<MailboxStats>,
+    map: SwitchMap,
+    proxies: Vec<Mailbox<FlProxy>>,
+}
+
+impl Dispatcher {
+    pub fn new(shared: Arc<Shared>, stats: Arc<MailboxStats>) -> Self {
+        Self {
+            shared,
+            stats,
+            map: SwitchMap::default(),
+            proxies: Vec::new(),
+        }
+    }
+
+    fn command(&mut self, msg: Inbound) {
+        let s = self.shared.clone();
+        Counters::inc(&s.counters.commands_received);
+        let limit = s.settings.limits.max_message_bytes;
+        if msg.payload.len() > limit {
+            return self.invalid(
+                &msg,
+                None,
+                ProtocolError::TooLarge {
+                    size: msg.payload.len(),
+                    limit,
+                },
+            );
+        }
+        let head = match Head::parse(&msg.payload) {
+            Ok(h) => h,
+            Err(e) => return self.invalid(&msg, None, e),
+        };
+        let Some(cid) = head.correlation() else {
+            return self.invalid(&msg, None, ProtocolError::NoCorrelationId);
+        };
+        let class = head.payload_class();
+        let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
+        let switch_id = match protocol::switch_target(text, class.as_deref(), &s.settings.protocol)
+        {
+            Ok(Target::One(sw)) => sw,
+            Ok(Target::Many(v)) => {
+                return self.invalid(&msg, Some(cid), ProtocolError::MultiSwitch(v.len()))
+            }
+            Err(e) => return self.invalid(&msg, Some(cid), e),
+        };
+        let Some(fl) = self.map.get(&switch_id) else {
+            debug!(correlation_id = cid, switch = %switch_id, "no FL manages this switch");
+            s.send_error(
+                msg.reply_to.as_deref(),
+                cid,
+                Some(Bytes::from(switch_id.clone())),
+                ErrorType::NotFound,
+                "switch is not managed by any FL",
+                &format!(
+                    "switch {switch_id} is not connected to any FL instance known to the router"
+                ),
+                &[&msg.ticket],
+            );
+            return;
+        };
+        let fwd = Forward {
+            correlation_id: cid.to_string(),
+            switch_id,
+            msg: msg.clone(),
+        };
+        if self
+            .proxies
+            .get(fl)
+            .map(|p| p.tell(fwd))
+            .is_none_or(|r| r.is_err())
+        {
+            // Only possible while the system shuts down; answer rather than lose the command.
+            s.send_error(
+                msg.reply_to.as_deref(),
+                cid,
+                None,
+                ErrorType::NotFound,
+                "FL proxy unavailable",
+                "the router is shutting down",
+                &[&msg.ticket],
+            );
+        }
+    }
+
+    /// Bad input: kept on the dead-letter topic, and answered REQUEST_INVALID where someone
+    /// is waiting (a reply-to header or a correlation id to answer to).
+    fn invalid(&self, msg: &Inbound, cid: Option<&str>, err: ProtocolError) {
+        let s = &self.shared;
+        let reason = err.to_string();
+        warn!(correlation_id = cid.unwrap_or("-"), reason = %reason, "invalid command");
+        s.dead_letter(
+            msg.payload.clone(),
+            msg.key.clone(),
+            Source::Commands,
+            &reason,
+            &msg.ticket,
+        );
+        if msg.reply_to.is_some() || cid.is_some() {
+            s.send_error(
+                msg.reply_to.as_deref(),
+                cid.unwrap_or(""),
+                msg.key.clone(),
+                ErrorType::RequestInvalid,
+                "invalid command",
+                &reason,
+                &[&msg.ticket],
+            );
+        }
+    }
+
+    fn switch_event(&mut self, ev: SwitchEvent) {
+        let fl_id = &self.shared.settings.fls[ev.fl].id;
+        let change = if ev.up {
+            self.map.connect(&ev.switch_id, ev.fl)
+        } else {
+            self.map.disconnect(&ev.switch_id, ev.fl)
+        };
+        match change {
+            Change::Added => info!(switch = %ev.switch_id, fl = %fl_id, "switch connected"),
+            Change::Moved(prev) => info!(
+                switch = %ev.switch_id, fl = %fl_id,
+                from = %self.shared.settings.fls[prev].id, "switch moved to another FL"
+            ),
+            Change::Removed => info!(switch = %ev.switch_id, fl = %fl_id, "switch disconnected"),
+            Change::NotOwner => {
+                debug!(switch = %ev.switch_id, fl = %fl_id, "disconnect from a non-owner ignored")
+            }
+            Change::Unchanged => {}
+        }
+    }
+}
+
+impl Actor for Dispatcher {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+}
+
+impl Handler<Envelope<Command>> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<Command>, _: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        self.command(env.msg.0);
+    }
+}
+
+impl Handler<Envelope<SwitchEvent>> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<SwitchEvent>, _: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        self.switch_event(env.msg);
+    }
+}
+
+impl Handler<Envelope<LookupSwitch>> for Dispatcher {
+    type Result = Option<String>;
+    fn handle(&mut self, env: Envelope<LookupSwitch>, _: &mut Self::Context) -> Option<String> {
+        let _g = self.stats.receive(env.sent_at);
+        let sw = protocol::normalise_switch_id(&env.msg.0).ok()?;
+        self.map
+            .get(&sw)
+            .map(|fl| self.shared.settings.fls[fl].id.clone())
+    }
+}
+
+impl Handler<Envelope<SetProxies>> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<SetProxies>, _: &mut Self::Context) {
+        let _g = self.stats.receive(env.sent_at);
+        if !self.proxies.is_empty() {
+            warn!("proxies set twice; keeping the first set");
+            return;
+        }
+        self.proxies = env.msg.0;
+    }
+}

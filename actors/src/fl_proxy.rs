@@ -1,0 +1,342 @@
+//! `FlProxy`: one actor per FL instance. It owns that FL's pending commands, their ack
+//! deadlines and the blacklist of timed-out correlation ids, forwards commands to the FL's read
+//! topic, and reads everything the FL writes: acks settle commands, answers go to their
+//! reply-to, switch events update the map (via the dispatcher) and go to the events topic.
+//!
+//! Started under `actix::Supervisor`: the actor value (and so its pending table) survives a
+//! restart; `started` re-arms the deadline tick.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::counters::Counters;
+use crate::dispatcher::{Dispatcher, SwitchEvent};
+use crate::mailbox::{Envelope, Mailbox, MailboxStats};
+use crate::outbox::{Inbound, Outgoing};
+use crate::pending::{Blacklist, Expiry, PendingTable};
+use crate::protocol::{self, ErrorType, Head};
+use crate::shared::{Shared, Source};
+use crate::switch_map::FlIndex;
+
+/// A command the dispatcher resolved to this FL.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forward {
+    pub correlation_id: String,
+    pub switch_id: String,
+    pub msg: Inbound,
+}
+
+/// A message read from this FL's write topic.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlOutput(pub Inbound);
+
+/// Stops the actor so its supervisor restarts it (fault injection, unrecoverable errors).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Restart;
+
+/// A snapshot of the proxy for the admin API and tests.
+#[derive(Message)]
+#[rtype(result = "ProxyStatus")]
+pub struct GetStatus;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProxyStatus {
+    pub fl: String,
+    pub pending: usize,
+    pub blacklisted: usize,
+    pub restarts: u64,
+}
+
+pub const MAILBOX_CAPACITY: usize = 1024;
+
+pub struct FlProxy {
+    index: FlIndex,
+    id: String,
+    read_topic: String,
+    shared: Arc<Shared>,
+    dispatcher: Mailbox<Dispatcher>,
+    stats: Arc<MailboxStats>,
+    pending: PendingTable,
+    blacklist: Blacklist,
+}
+
+impl FlProxy {
+    pub fn new(
+        index: FlIndex,
+        shared: Arc<Shared>,
+        dispatcher: Mailbox<Dispatcher>,
+        stats: Arc<MailboxStats>,
+    ) -> Self {
+        let id = shared.settings.fls[index].id.clone();
+        let read_topic = shared.settings.topics.fl_read_topic(&id);
+        Self {
+            index,
+            id,
+            read_topic,
+            shared,
+            dispatcher,
+            stats,
+            pending: PendingTable::default(),
+            blacklist: Blacklist::default(),
+        }
+    }
+
+    fn forward(&mut self, f: Forward) {
+        let s = &self.shared;
+        let now = Instant::now();
+        self.pending.insert(
+            &f.correlation_id,
+            f.msg.reply_to.clone(),
+            f.switch_id.clone(),
+            f.msg.ticket.clone(),
+            now,
+            s.settings.timeouts.ack,
+        );
+        // Bytes in = bytes out; the reply-to stays with the router, not on the FL's topic.
+        s.outbox.send(
+            Outgoing::new(self.read_topic.clone(), f.msg.payload)
+                .key(Bytes::from(f.switch_id))
+                .ticket(&f.msg.ticket),
+        );
+        Counters::inc(&s.counters.commands_forwarded);
+    }
+
+    fn on_output(&mut self, msg: Inbound) {
+        let shared = self.shared.clone();
+        let s = &*shared;
+        let c = &s.counters;
+        Counters::inc(&c.fl_messages_received);
+        let now = Instant::now();
+        let head = match Head::parse(&msg.payload) {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(fl = %self.id, error = %e, "unreadable message from FL; dead-lettered");
+                s.dead_letter(
+                    msg.payload.clone(),
+                    msg.key.clone(),
+                    Source::Fl(&self.id),
+                    &e.to_string(),
+                    &msg.ticket,
+                );
+                return;
+            }
+        };
+        let cid = head.correlation();
+        let class = head.payload_class();
+        let classes = &s.settings.protocol.classes;
+
+        if let Some(cid) = cid {
+            if !self.pending.contains(cid) && self.blacklist.contains(cid, now) {
+                Counters::inc(&c.blacklist_drops);
+                debug!(fl = %self.id, correlation_id = cid, "late message for a timed-out command dropped");
+                return;
+            }
+        }
+        if class.as_deref() == Some(classes.fl_receive_ack.as_str()) {
+            Counters::inc(&c.acks_received);
+            if let Some(cid) = cid {
+                if !self.pending.ack(cid, now, s.settings.timeouts.answer) {
+                    debug!(fl = %self.id, correlation_id = cid, "ack for no pending command");
+                }
+            }
+            return;
+        }
+        if let Some(class) = class.as_deref() {
+            if s.settings
+                .protocol
+                .switch_events
+                .classes
+                .iter()
+                .any(|c| c == class)
+            {
+                self.on_switch_event(&head, &msg);
+                return;
+            }
+        }
+        let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
+        if let Some(route) = cid.and_then(|cid| self.pending.answer(cid, head.chain_position())) {
+            let topic = route
+                .reply_to
+                .unwrap_or_else(|| self.kind_topic(class.as_deref()).to_string());
+            let key = msg
+                .key
+                .clone()
+                .or_else(|| Some(Bytes::from(route.switch_id)));
+            let mut out = Outgoing::new(topic, msg.payload.clone())
+                .key_opt(key)
+                .ticket(&msg.ticket);
+            if let Some(t) = &route.final_ticket {
+                out = out.ticket(t);
+            }
+            s.outbox.send(out);
+            Counters::inc(&c.answers_routed);
+            return;
+        }
+        // Not an answer to anything we track: route by kind, keyed by switch where we can tell.
+        let key = msg.key.clone().or_else(|| {
+            protocol::switch_target(text, class.as_deref(), &s.settings.protocol)
+                .ok()
+                .and_then(|t| match t {
+                    protocol::Target::One(s) => Some(Bytes::from(s)),
+                    protocol::Target::Many(_) => None,
+                })
+        });
+        let topic = self.kind_topic(class.as_deref()).to_string();
+        s.outbox.send(
+            Outgoing::new(topic, msg.payload.clone())
+                .key_opt(key)
+                .ticket(&msg.ticket),
+        );
+        Counters::inc(&c.answers_routed);
+    }
+
+    fn kind_topic(&self, class: Option<&str>) -> &str {
+        let t = &self.shared.settings.topics;
+        class
+            .and_then(|c| t.by_class.get(c))
+            .map(String::as_str)
+            .unwrap_or(&t.default_reply)
+    }
+
+    fn on_switch_event(&mut self, head: &Head, msg: &Inbound) {
+        let s = &*self.shared;
+        let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
+        let rules = &s.settings.protocol.switch_events;
+        let switch = match protocol::switch_target(
+            text,
+            head.payload_class().as_deref(),
+            &s.settings.protocol,
+        ) {
+            Ok(protocol::Target::One(sw)) => sw,
+            Ok(protocol::Target::Many(_)) | Err(_) => {
+                warn!(fl = %self.id, "switch event without a single valid switch id; dead-lettered");
+                s.dead_letter(
+                    msg.payload.clone(),
+                    msg.key.clone(),
+                    Source::Fl(&self.id),
+                    "switch event without a valid switch id",
+                    &msg.ticket,
+                );
+                return;
+            }
+        };
+        let state = protocol::lookup_str(text, &rules.state_pointer);
+        let up = match state.as_deref() {
+            Some(st) if rules.up_states.iter().any(|u| u == st) => Some(true),
+            Some(st) if rules.down_states.iter().any(|d| d == st) => Some(false),
+            _ => None, // other states (e.g. CHANGED) are forwarded without touching the map
+        };
+        if let Some(up) = up {
+            let ev = SwitchEvent {
+                fl: self.index,
+                switch_id: switch.clone(),
+                up,
+            };
+            if self.dispatcher.tell(ev).is_err() {
+                warn!(fl = %self.id, "dispatcher gone; switch event not applied to the map");
+            }
+        }
+        let key = Bytes::from(switch);
+        s.outbox.send(
+            Outgoing::new(s.settings.topics.events.clone(), msg.payload.clone())
+                .key(key)
+                .ticket(&msg.ticket),
+        );
+        Counters::inc(&s.counters.events_forwarded);
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let s = self.shared.clone();
+        for (kind, entry) in self.pending.expire(now) {
+            match kind {
+                Expiry::AckTimeout => {
+                    info!(fl = %self.id, correlation_id = %entry.correlation_id, switch = %entry.switch_id, "FL did not answer in time");
+                    self.blacklist.insert(
+                        &entry.correlation_id,
+                        now,
+                        s.settings.timeouts.blacklist_ttl,
+                    );
+                    s.send_error(
+                        entry.reply_to.as_deref(),
+                        &entry.correlation_id,
+                        Some(Bytes::from(entry.switch_id.clone())),
+                        ErrorType::OperationTimedOut,
+                        "FL did not answer in time",
+                        &format!(
+                            "no ack or answer from FL {} for switch {} within {}",
+                            self.id,
+                            entry.switch_id,
+                            humantime::format_duration(s.settings.timeouts.ack)
+                        ),
+                        &[&entry.ticket],
+                    );
+                }
+                Expiry::AnswerTimeout => Counters::inc(&s.counters.acked_unanswered),
+            }
+        }
+        self.blacklist.purge(now);
+    }
+}
+
+impl Actor for FlProxy {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        ctx.run_interval(self.shared.settings.timeouts.tick, |act, _| act.tick());
+    }
+}
+
+impl Supervised for FlProxy {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        self.stats.restarted();
+        warn!(fl = %self.id, pending = self.pending.len(), "FL proxy restarting; pending commands kept");
+    }
+}
+
+impl Handler<Envelope<Forward>> for FlProxy {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<Forward>, _: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        self.forward(env.msg);
+    }
+}
+
+impl Handler<Envelope<FlOutput>> for FlProxy {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<FlOutput>, _: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        self.on_output(env.msg.0);
+    }
+}
+
+impl Handler<Envelope<Restart>> for FlProxy {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<Restart>, ctx: &mut Self::Context) {
+        let _g = self.stats.receive(env.sent_at);
+        ctx.stop();
+    }
+}
+
+impl Handler<Envelope<GetStatus>> for FlProxy {
+    type Result = MessageResult<Envelope<GetStatus>>;
+    fn handle(&mut self, env: Envelope<GetStatus>, _: &mut Self::Context) -> Self::Result {
+        let _g = self.stats.receive(env.sent_at);
+        MessageResult(ProxyStatus {
+            fl: self.id.clone(),
+            pending: self.pending.len(),
+            blacklisted: self.blacklist.len(),
+            restarts: self.stats.snapshot(false).restarts,
+        })
+    }
+}

@@ -1,0 +1,22 @@
+//! The fl-router engine: every actor, the protocol model and the switch map.
+//!
+//! No Kafka client lives here. The shell feeds [`Engine`] what it reads ([`outbox::Inbound`])
+//! and implements [`outbox::Outbox`] for what the engine writes, so everything below is tested
+//! in-process, with virtual time where timers matter.
+
+pub mod counters;
+pub mod dispatcher;
+pub mod engine;
+pub mod fl_proxy;
+pub mod mailbox;
+pub mod outbox;
+pub mod pending;
+pub mod protocol;
+pub mod settings;
+pub mod shared;
+pub mod switch_map;
+pub mod testkit;
+
+pub use engine::{Engine, EngineError};
+pub use outbox::{Inbound, Outbox, Outgoing, Ticket};
+pub use settings::Settings;

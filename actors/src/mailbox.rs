@@ -1,0 +1,229 @@
+//! Counted mailboxes: every send to an engine actor goes through [`Mailbox`], every receive
+//! through [`MailboxStats::receive`], so the figures operators debug with are exact.
+//!
+//! actix has no public API for a mailbox's length, so "pending" is derived from counts:
+//! `sent - received - rejected`. Messages travel wrapped in an [`Envelope`] that carries the
+//! send instant, which gives the time spent waiting in the mailbox.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use actix::dev::ToEnvelope;
+use actix::prelude::*;
+
+/// A message in transit, stamped with its send time.
+pub struct Envelope<M> {
+    pub msg: M,
+    pub sent_at: Instant,
+}
+
+impl<M: Message> Message for Envelope<M> {
+    type Result = M::Result;
+}
+
+/// Figures of one actor instance's mailbox. Shared by the sender side and the actor.
+#[derive(Debug)]
+pub struct MailboxStats {
+    pub kind: &'static str,
+    pub id: String,
+    pub capacity: usize,
+    sent: AtomicU64,
+    received: AtomicU64,
+    rejected: AtomicU64,
+    restarts: AtomicU64,
+    max_wait_us: AtomicU64,
+    max_handle_us: AtomicU64,
+}
+
+/// A point-in-time copy of [`MailboxStats`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MailboxSnapshot {
+    pub kind: &'static str,
+    pub id: String,
+    pub capacity: usize,
+    pub sent: u64,
+    pub received: u64,
+    pub rejected: u64,
+    pub pending: u64,
+    pub restarts: u64,
+    pub max_wait_us: u64,
+    pub max_handle_us: u64,
+}
+
+impl MailboxStats {
+    pub fn new(kind: &'static str, id: impl Into<String>, capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            kind,
+            id: id.into(),
+            capacity,
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            max_wait_us: AtomicU64::new(0),
+            max_handle_us: AtomicU64::new(0),
+        })
+    }
+
+    /// Called first thing in a handler; the guard records the handling time when dropped.
+    pub fn receive(&self, sent_at: Instant) -> HandleGuard<'_> {
+        self.received.fetch_add(1, Relaxed);
+        let now = Instant::now();
+        let wait = now.saturating_duration_since(sent_at).as_micros() as u64;
+        self.max_wait_us.fetch_max(wait, Relaxed);
+        HandleGuard {
+            stats: self,
+            start: now,
+        }
+    }
+
+    pub fn restarted(&self) {
+        self.restarts.fetch_add(1, Relaxed);
+    }
+
+    /// Copies the figures and starts a new window for the maxima.
+    pub fn snapshot(&self, reset_window: bool) -> MailboxSnapshot {
+        let (wait, handle) = if reset_window {
+            (
+                self.max_wait_us.swap(0, Relaxed),
+                self.max_handle_us.swap(0, Relaxed),
+            )
+        } else {
+            (
+                self.max_wait_us.load(Relaxed),
+                self.max_handle_us.load(Relaxed),
+            )
+        };
+        let sent = self.sent.load(Relaxed);
+        let received = self.received.load(Relaxed);
+        let rejected = self.rejected.load(Relaxed);
+        MailboxSnapshot {
+            kind: self.kind,
+            id: self.id.clone(),
+            capacity: self.capacity,
+            sent,
+            received,
+            rejected,
+            pending: sent.saturating_sub(received + rejected),
+            restarts: self.restarts.load(Relaxed),
+            max_wait_us: wait,
+            max_handle_us: handle,
+        }
+    }
+}
+
+pub struct HandleGuard<'a> {
+    stats: &'a MailboxStats,
+    start: Instant,
+}
+
+impl Drop for HandleGuard<'_> {
+    fn drop(&mut self) {
+        let us = self.start.elapsed().as_micros() as u64;
+        self.stats.max_handle_us.fetch_max(us, Relaxed);
+    }
+}
+
+/// The send side of an actor: its address plus the stats every send updates.
+pub struct Mailbox<A: Actor> {
+    addr: Addr<A>,
+    stats: Arc<MailboxStats>,
+}
+
+impl<A: Actor> Clone for Mailbox<A> {
+    fn clone(&self) -> Self {
+        Self {
+            addr: self.addr.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+/// Why a send did not reach the actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendRejected {
+    #[error("actor mailbox is closed")]
+    Closed,
+}
+
+impl<A: Actor> Mailbox<A> {
+    pub fn new(addr: Addr<A>, stats: Arc<MailboxStats>) -> Self {
+        Self { addr, stats }
+    }
+
+    pub fn stats(&self) -> &Arc<MailboxStats> {
+        &self.stats
+    }
+
+    /// Fire-and-forget send between actors (unbounded, like actix `do_send`), counted.
+    pub fn tell<M>(&self, msg: M) -> Result<(), SendRejected>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Envelope<M>>,
+        A::Context: ToEnvelope<A, Envelope<M>>,
+    {
+        if !self.addr.connected() {
+            self.stats.rejected.fetch_add(1, Relaxed);
+            return Err(SendRejected::Closed);
+        }
+        self.stats.sent.fetch_add(1, Relaxed);
+        self.addr.do_send(Envelope {
+            msg,
+            sent_at: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Send and wait for the handler: honours the mailbox capacity, so callers get backpressure.
+    pub async fn ask<M>(&self, msg: M) -> Result<M::Result, SendRejected>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Envelope<M>>,
+        A::Context: ToEnvelope<A, Envelope<M>>,
+    {
+        self.stats.sent.fetch_add(1, Relaxed);
+        let fut = self.addr.send(Envelope {
+            msg,
+            sent_at: Instant::now(),
+        });
+        match fut.await {
+            Ok(r) => Ok(r),
+            Err(_) => {
+                self.stats.rejected.fetch_add(1, Relaxed);
+                Err(SendRejected::Closed)
+            }
+        }
+    }
+}
+
+/// Every mailbox of the running engine, for the admin API and metrics.
+#[derive(Default)]
+pub struct MailboxRegistry {
+    entries: Mutex<Vec<Weak<MailboxStats>>>,
+}
+
+impl MailboxRegistry {
+    pub fn register(&self, stats: &Arc<MailboxStats>) {
+        if let Ok(mut e) = self.entries.lock() {
+            e.retain(|w| w.strong_count() > 0);
+            e.push(Arc::downgrade(stats));
+        }
+    }
+
+    /// One row per live actor instance, busiest (most pending) first.
+    pub fn snapshot(&self, reset_window: bool) -> Vec<MailboxSnapshot> {
+        let Ok(e) = self.entries.lock() else {
+            return Vec::new();
+        };
+        let mut rows: Vec<_> = e
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|s| s.snapshot(reset_window))
+            .collect();
+        rows.sort_by(|a, b| b.pending.cmp(&a.pending).then_with(|| a.id.cmp(&b.id)));
+        rows
+    }
+}

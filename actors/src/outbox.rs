@@ -1,0 +1,123 @@
+//! The engine's boundary to the outside: what comes in ([`Inbound`]), what goes out
+//! ([`Outgoing`] through an [`Outbox`]) and the [`Ticket`] that ties the two together.
+//!
+//! The engine holds no Kafka client. The shell implements [`Outbox`] with a Kafka producer; tests
+//! implement it with a channel. A ticket stands for one inbound message's offset: the shell
+//! commits an offset only once every clone of its ticket is gone, and the engine attaches
+//! clones to everything it produces for that input (and keeps one in a pending command until
+//! the command's final answer is out). That is the whole at-least-once contract in one type.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// Keeps an inbound message's offset uncommitted while any clone is alive.
+#[derive(Clone, Default)]
+pub struct Ticket(Option<Arc<dyn Any + Send + Sync>>);
+
+impl Ticket {
+    /// A ticket that holds nothing (for messages the router originates, and for tests).
+    pub fn none() -> Self {
+        Self(None)
+    }
+    /// Wraps the shell's offset guard; its `Drop` releases the offset.
+    pub fn new(guard: impl Any + Send + Sync) -> Self {
+        Self(Some(Arc::new(guard)))
+    }
+    /// How many holders share this ticket (for tests of release timing).
+    pub fn holders(&self) -> usize {
+        self.0.as_ref().map_or(0, Arc::strong_count)
+    }
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ticket({})", self.holders())
+    }
+}
+
+/// One message read from Kafka, as the engine sees it.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub payload: Bytes,
+    pub key: Option<Bytes>,
+    /// The `reply_to` header, when the sender set one.
+    pub reply_to: Option<String>,
+    pub ticket: Ticket,
+}
+
+impl Inbound {
+    pub fn new(payload: impl Into<Bytes>) -> Self {
+        Self {
+            payload: payload.into(),
+            key: None,
+            reply_to: None,
+            ticket: Ticket::none(),
+        }
+    }
+    pub fn reply_to(mut self, topic: impl Into<String>) -> Self {
+        self.reply_to = Some(topic.into());
+        self
+    }
+    pub fn ticket(mut self, ticket: Ticket) -> Self {
+        self.ticket = ticket;
+        self
+    }
+}
+
+/// One message to produce. `tickets` are released when Kafka has acknowledged it.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub topic: String,
+    pub key: Option<Bytes>,
+    pub headers: Vec<(&'static str, Bytes)>,
+    pub payload: Bytes,
+    pub tickets: Vec<Ticket>,
+}
+
+impl Outgoing {
+    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>) -> Self {
+        Self {
+            topic: topic.into(),
+            key: None,
+            headers: Vec::new(),
+            payload: payload.into(),
+            tickets: Vec::new(),
+        }
+    }
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+    pub fn key_opt(mut self, key: Option<Bytes>) -> Self {
+        self.key = key;
+        self
+    }
+    pub fn header(mut self, name: &'static str, value: impl Into<Bytes>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub fn ticket(mut self, ticket: &Ticket) -> Self {
+        if ticket.holders() > 0 {
+            self.tickets.push(ticket.clone());
+        }
+        self
+    }
+}
+
+/// Where the engine puts what it produces. Must not block for long: the shell queues.
+pub trait Outbox: Send + Sync + 'static {
+    fn send(&self, msg: Outgoing);
+}
+
+/// Header names the router writes.
+pub mod headers {
+    /// Reply-to topic of a command (read on input, never written on forwarded bytes).
+    pub const REPLY_TO: &str = "reply_to";
+    /// Why a message went to the dead-letter topic.
+    pub const DEAD_LETTER_REASON: &str = "flrouter_reason";
+    /// Where a dead-lettered message came from: `commands` or `fl:<id>`.
+    pub const DEAD_LETTER_SOURCE: &str = "flrouter_source";
+}

@@ -1,0 +1,348 @@
+//! Commands an FL has been given and not yet finished with, plus the blacklist of timed-out
+//! correlation ids. Plain data owned by one `FlProxy`: it lives in the actor's state, so it
+//! survives a supervisor restart (actix keeps the actor value and restarts its context).
+//!
+//! Controllers reuse correlation ids (one operation, several switch commands), so an id maps to
+//! a queue of entries: an ack or answer settles the oldest one. Timeouts are constant, so
+//! deadlines are appended in order and expiry pops from the front: O(1) per command, no timer
+//! per command.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::outbox::Ticket;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum State {
+    /// Forwarded; the FL must ack or answer before the ack deadline.
+    AwaitingAck,
+    /// Acked; the router keeps the reply-to for the answer until the answer deadline.
+    Acked,
+}
+
+#[derive(Debug)]
+pub struct Entry {
+    pub correlation_id: String,
+    pub reply_to: Option<String>,
+    pub switch_id: String,
+    /// Holds the command's offset until its final answer (or the router's error) is delivered.
+    pub ticket: Ticket,
+    pub state: State,
+    pub since: Instant,
+    deadline: Instant,
+    chain_seen: Option<HashSet<u64>>,
+}
+
+/// What to do with an FL answer for a pending command.
+#[derive(Debug)]
+pub struct AnswerRoute {
+    pub reply_to: Option<String>,
+    pub switch_id: String,
+    /// Present when this answer is the command's final one: attach it to the output.
+    pub final_ticket: Option<Ticket>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// No ack and no answer in time: the router answers OPERATION_TIMED_OUT.
+    AckTimeout,
+    /// Acked but never answered: the reply route is dropped quietly.
+    AnswerTimeout,
+}
+
+#[derive(Default)]
+pub struct PendingTable {
+    next_seq: u64,
+    entries: HashMap<u64, Entry>,
+    by_cid: HashMap<String, VecDeque<u64>>,
+    ack_deadlines: VecDeque<(Instant, u64)>,
+    answer_deadlines: VecDeque<(Instant, u64)>,
+}
+
+impl PendingTable {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn contains(&self, cid: &str) -> bool {
+        self.by_cid.contains_key(cid)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    pub fn insert(
+        &mut self,
+        correlation_id: &str,
+        reply_to: Option<String>,
+        switch_id: String,
+        ticket: Ticket,
+        now: Instant,
+        ack_timeout: Duration,
+    ) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let deadline = now + ack_timeout;
+        self.entries.insert(
+            seq,
+            Entry {
+                correlation_id: correlation_id.to_string(),
+                reply_to,
+                switch_id,
+                ticket,
+                state: State::AwaitingAck,
+                since: now,
+                deadline,
+                chain_seen: None,
+            },
+        );
+        self.by_cid
+            .entry(correlation_id.to_string())
+            .or_default()
+            .push_back(seq);
+        self.ack_deadlines.push_back((deadline, seq));
+    }
+
+    /// Marks the oldest un-acked command with this id as acked. False when none was waiting.
+    pub fn ack(&mut self, cid: &str, now: Instant, answer_timeout: Duration) -> bool {
+        let Some(seqs) = self.by_cid.get(cid) else {
+            return false;
+        };
+        let Some(&seq) = seqs
+            .iter()
+            .find(|s| matches!(self.entries.get(s), Some(e) if e.state == State::AwaitingAck))
+        else {
+            return false;
+        };
+        if let Some(e) = self.entries.get_mut(&seq) {
+            e.state = State::Acked;
+            e.deadline = now + answer_timeout;
+            self.answer_deadlines.push_back((e.deadline, seq));
+        }
+        true
+    }
+
+    /// Routes an answer to the oldest command with this id. `chain` is (index, total) for
+    /// chunked answers: the command is final once every index has arrived.
+    pub fn answer(&mut self, cid: &str, chain: Option<(u64, u64)>) -> Option<AnswerRoute> {
+        let seq = *self.by_cid.get(cid)?.front()?;
+        let entry = self.entries.get_mut(&seq)?;
+        let is_final = match chain {
+            None => true,
+            Some((_, 0)) => true,
+            Some((index, total)) => {
+                let seen = entry.chain_seen.get_or_insert_with(HashSet::new);
+                seen.insert(index);
+                seen.len() as u64 >= total
+            }
+        };
+        if !is_final {
+            return Some(AnswerRoute {
+                reply_to: entry.reply_to.clone(),
+                switch_id: entry.switch_id.clone(),
+                final_ticket: None,
+            });
+        }
+        let entry = self.remove(seq)?;
+        Some(AnswerRoute {
+            reply_to: entry.reply_to,
+            switch_id: entry.switch_id,
+            final_ticket: Some(entry.ticket),
+        })
+    }
+
+    /// Removes and returns every command whose deadline has passed.
+    pub fn expire(&mut self, now: Instant) -> Vec<(Expiry, Entry)> {
+        let mut out = Vec::new();
+        for (queue, kind) in [
+            (&mut self.ack_deadlines, Expiry::AckTimeout),
+            (&mut self.answer_deadlines, Expiry::AnswerTimeout),
+        ] {
+            let mut due = Vec::new();
+            while let Some(&(deadline, seq)) = queue.front() {
+                if deadline > now {
+                    break;
+                }
+                queue.pop_front();
+                due.push((deadline, seq));
+            }
+            for (deadline, seq) in due {
+                // Stale queue rows (entry answered, or re-armed by an ack) are skipped.
+                let live = matches!(self.entries.get(&seq), Some(e) if e.deadline == deadline
+                    && (e.state == State::AwaitingAck) == (kind == Expiry::AckTimeout));
+                if live {
+                    out.extend(
+                        Self::remove_from(&mut self.entries, &mut self.by_cid, seq)
+                            .map(|e| (kind, e)),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes every entry (an FL outage fails them all at once).
+    pub fn drain(&mut self) -> Vec<Entry> {
+        self.by_cid.clear();
+        self.ack_deadlines.clear();
+        self.answer_deadlines.clear();
+        let mut v: Vec<_> = self.entries.drain().collect();
+        v.sort_by_key(|(seq, _)| *seq);
+        v.into_iter().map(|(_, e)| e).collect()
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Entry> {
+        Self::remove_from(&mut self.entries, &mut self.by_cid, seq)
+    }
+
+    fn remove_from(
+        entries: &mut HashMap<u64, Entry>,
+        by_cid: &mut HashMap<String, VecDeque<u64>>,
+        seq: u64,
+    ) -> Option<Entry> {
+        let entry = entries.remove(&seq)?;
+        if let Some(q) = by_cid.get_mut(&entry.correlation_id) {
+            q.retain(|s| *s != seq);
+            if q.is_empty() {
+                by_cid.remove(&entry.correlation_id);
+            }
+        }
+        Some(entry)
+    }
+}
+
+/// Correlation ids the router has already answered with a timeout; late FL messages are dropped.
+#[derive(Default)]
+pub struct Blacklist {
+    until: HashMap<String, Instant>,
+    order: VecDeque<(Instant, String)>,
+}
+
+impl Blacklist {
+    pub fn insert(&mut self, cid: &str, now: Instant, ttl: Duration) {
+        let until = now + ttl;
+        self.until.insert(cid.to_string(), until);
+        self.order.push_back((until, cid.to_string()));
+    }
+
+    pub fn contains(&self, cid: &str, now: Instant) -> bool {
+        matches!(self.until.get(cid), Some(&until) if until > now)
+    }
+
+    pub fn purge(&mut self, now: Instant) {
+        while let Some((until, _)) = self.order.front() {
+            if *until > now {
+                break;
+            }
+            if let Some((until, cid)) = self.order.pop_front() {
+                if self.until.get(&cid) == Some(&until) {
+                    self.until.remove(&cid);
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.until.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.until.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACK: Duration = Duration::from_secs(5);
+    const ANSWER: Duration = Duration::from_secs(30);
+
+    fn table_with(cids: &[&str], now: Instant) -> PendingTable {
+        let mut t = PendingTable::default();
+        for c in cids {
+            t.insert(
+                c,
+                Some(format!("reply.{c}")),
+                "s".into(),
+                Ticket::none(),
+                now,
+                ACK,
+            );
+        }
+        t
+    }
+
+    #[test]
+    fn reused_correlation_ids_settle_oldest_first() {
+        let now = Instant::now();
+        let mut t = PendingTable::default();
+        t.insert(
+            "c",
+            Some("r1".into()),
+            "s1".into(),
+            Ticket::none(),
+            now,
+            ACK,
+        );
+        t.insert(
+            "c",
+            Some("r2".into()),
+            "s2".into(),
+            Ticket::none(),
+            now,
+            ACK,
+        );
+        assert_eq!(t.answer("c", None).unwrap().reply_to.as_deref(), Some("r1"));
+        assert_eq!(t.answer("c", None).unwrap().reply_to.as_deref(), Some("r2"));
+        assert!(t.answer("c", None).is_none());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn ack_timeout_only_for_unacked_and_after_deadline() {
+        let now = Instant::now();
+        let mut t = table_with(&["a", "b"], now);
+        assert!(t.ack("a", now, ANSWER));
+        assert!(t.expire(now + ACK - Duration::from_millis(1)).is_empty());
+        let due = t.expire(now + ACK);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].0, Expiry::AckTimeout);
+        assert_eq!(due[0].1.correlation_id, "b");
+        let later = t.expire(now + ANSWER + ACK);
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].0, Expiry::AnswerTimeout);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn chain_answer_is_final_when_all_indexes_seen_duplicates_ignored() {
+        let now = Instant::now();
+        let mut t = table_with(&["c"], now);
+        assert!(t.answer("c", Some((0, 3))).unwrap().final_ticket.is_none());
+        assert!(t.answer("c", Some((0, 3))).unwrap().final_ticket.is_none());
+        assert!(t.answer("c", Some((2, 3))).unwrap().final_ticket.is_none());
+        assert!(t.answer("c", Some((1, 3))).unwrap().final_ticket.is_some());
+        assert!(t.is_empty());
+        let mut t = table_with(&["e"], now);
+        assert!(t.answer("e", Some((0, 0))).unwrap().final_ticket.is_some());
+    }
+
+    #[test]
+    fn blacklist_expires_after_ttl() {
+        let now = Instant::now();
+        let mut b = Blacklist::default();
+        b.insert("x", now, Duration::from_secs(60));
+        assert!(b.contains("x", now + Duration::from_secs(59)));
+        assert!(!b.contains("x", now + Duration::from_secs(60)));
+        b.purge(now + Duration::from_secs(61));
+        assert!(b.is_empty());
+    }
+}

@@ -1,0 +1,419 @@
+//! The wire protocol (OpenKilda dialect by default): reading just enough of a message to route
+//! it, and building the messages the router originates.
+//!
+//! Proxied messages are never re-serialised: [`Head::parse`] borrows from the input bytes and
+//! reads only the envelope fields; [`lookup`] walks a JSON pointer over the raw text, skipping
+//! everything else without building a tree. docs/protocol.md is the reference for the formats.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+use crate::settings::{Classes, ProtocolSettings};
+
+/// Why an input cannot be routed. The text goes into REQUEST_INVALID errors and dead-letter headers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    #[error("message has no correlation_id")]
+    NoCorrelationId,
+    #[error("no switch id found (looked at {0})")]
+    NoSwitchId(String),
+    #[error("invalid switch id {0:?}: expected 8 colon-separated hex bytes")]
+    BadSwitchId(String),
+    #[error("multi-switch commands are not supported yet ({0} switches named)")]
+    MultiSwitch(usize),
+}
+
+/// The envelope fields the router reads; everything borrows from the input.
+#[derive(Debug, Deserialize)]
+pub struct Head<'a> {
+    #[serde(borrow, default)]
+    pub clazz: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub correlation_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub payload: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub message_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub total_messages: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct PayloadHead<'a> {
+    #[serde(borrow, default)]
+    clazz: Option<Cow<'a, str>>,
+}
+
+impl<'a> Head<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ProtocolError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| ProtocolError::Json(e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| ProtocolError::Json(e.to_string()))
+    }
+
+    /// The payload's own `clazz` (the message kind), when the payload is an object that has one.
+    pub fn payload_class(&self) -> Option<Cow<'a, str>> {
+        let raw = self.payload?;
+        serde_json::from_str::<PayloadHead<'a>>(raw.get())
+            .ok()?
+            .clazz
+    }
+
+    /// A correlation id that is present and not empty.
+    pub fn correlation(&self) -> Option<&str> {
+        self.correlation_id.as_deref().filter(|c| !c.is_empty())
+    }
+
+    /// Chain position for chunked messages: (index, total). `message_id` is `"<index> : <cid>"`.
+    pub fn chain_position(&self) -> Option<(u64, u64)> {
+        let total = self.total_messages?;
+        let index = match self.message_id.as_deref() {
+            Some(id) => id.split(':').next()?.trim().parse().ok()?,
+            None if total == 0 => 0,
+            None => return None,
+        };
+        Some((index, total))
+    }
+}
+
+/// The value at a JSON pointer (RFC 6901) inside `json`, without building a tree.
+pub fn lookup<'a>(json: &'a str, pointer: &str) -> Option<&'a RawValue> {
+    let mut current: &'a str = json;
+    let mut found: Option<&'a RawValue> = None;
+    let tokens = pointer.strip_prefix('/')?;
+    for token in tokens.split('/') {
+        let token = unescape(token);
+        let mut de = serde_json::Deserializer::from_str(current);
+        let next = Step { token: &token }.deserialize(&mut de).ok()??;
+        current = next.get();
+        found = Some(next);
+    }
+    found
+}
+
+fn unescape(token: &str) -> Cow<'_, str> {
+    if token.contains('~') {
+        Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+    } else {
+        Cow::Borrowed(token)
+    }
+}
+
+/// One pointer step: the member named `token` of an object, or element `token` of an array.
+struct Step<'t> {
+    token: &'t str,
+}
+
+impl<'de> DeserializeSeed<'de> for Step<'_> {
+    type Value = Option<&'de RawValue>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Step<'_> {
+    type Value = Option<&'de RawValue>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        // serde_json wants every entry consumed, so keep skipping after a hit.
+        while let Some(hit) = map.next_key_seed(KeyIs(self.token))? {
+            if hit && found.is_none() {
+                found = Some(map.next_value::<&'de RawValue>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let want: Option<usize> = self.token.parse().ok();
+        let mut i = 0usize;
+        let mut found = None;
+        loop {
+            if Some(i) == want {
+                match seq.next_element::<&'de RawValue>()? {
+                    Some(v) => found = Some(v),
+                    None => break,
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+            i += 1;
+        }
+        Ok(found)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// Compares an object key with the wanted name without allocating.
+struct KeyIs<'t>(&'t str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<bool, E> {
+        Ok(v == self.0)
+    }
+}
+
+/// The string at a pointer, when there is one.
+pub fn lookup_str<'a>(json: &'a str, pointer: &str) -> Option<Cow<'a, str>> {
+    let raw = lookup(json, pointer)?;
+    serde_json::from_str::<Cow<'a, str>>(raw.get()).ok()
+}
+
+/// What a command's switch-id rules found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Normalises a switch id to lower-case colon hex, or says why it is not one.
+pub fn normalise_switch_id(raw: &str) -> Result<String, ProtocolError> {
+    let s = raw.trim().to_ascii_lowercase();
+    let ok = s.len() == 23
+        && s.split(':').count() == 8
+        && s.split(':')
+            .all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(s)
+    } else {
+        Err(ProtocolError::BadSwitchId(raw.to_string()))
+    }
+}
+
+/// Finds the switch id(s) of a message by the configured pointers (first pointer that hits wins).
+pub fn switch_target(
+    json: &str,
+    payload_class: Option<&str>,
+    rules: &ProtocolSettings,
+) -> Result<Target, ProtocolError> {
+    let pointers = rules.switch_ids.pointers_for(payload_class);
+    for p in pointers {
+        let Some(raw) = lookup(json, p) else { continue };
+        if let Ok(s) = serde_json::from_str::<Cow<str>>(raw.get()) {
+            return Ok(Target::One(normalise_switch_id(&s)?));
+        }
+        if let Ok(list) = serde_json::from_str::<Vec<Cow<str>>>(raw.get()) {
+            let ids = list
+                .iter()
+                .map(|s| normalise_switch_id(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            return match ids.len() {
+                0 => continue,
+                1 => Ok(Target::One(ids.into_iter().next().unwrap_or_default())),
+                _ => Ok(Target::Many(ids)),
+            };
+        }
+    }
+    Err(ProtocolError::NoSwitchId(pointers.join(", ")))
+}
+
+/// Error types the router itself sends (ErrorData `error-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorType {
+    NotFound,
+    OperationTimedOut,
+    RequestInvalid,
+}
+
+impl ErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::NotFound => "NOT_FOUND",
+            ErrorType::OperationTimedOut => "OPERATION_TIMED_OUT",
+            ErrorType::RequestInvalid => "REQUEST_INVALID",
+        }
+    }
+}
+
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, P: Serialize> {
+    clazz: &'a str,
+    timestamp: u64,
+    correlation_id: &'a str,
+    payload: P,
+}
+
+#[derive(Serialize)]
+struct ErrorData<'a> {
+    clazz: &'a str,
+    #[serde(rename = "error-type")]
+    error_type: ErrorType,
+    #[serde(rename = "error-message")]
+    message: &'a str,
+    #[serde(rename = "error-description")]
+    description: &'a str,
+}
+
+/// An ErrorMessage the router originates (NOT_FOUND, OPERATION_TIMED_OUT, REQUEST_INVALID).
+pub fn error_message(
+    classes: &Classes,
+    correlation_id: &str,
+    error_type: ErrorType,
+    message: &str,
+    description: &str,
+) -> Bytes {
+    let env = Envelope {
+        clazz: &classes.error_message,
+        timestamp: now_millis(),
+        correlation_id,
+        payload: ErrorData {
+            clazz: &classes.error_data,
+            error_type,
+            message,
+            description,
+        },
+    };
+    // Serialising plain structs of strings cannot fail.
+    Bytes::from(serde_json::to_vec(&env).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_walks_objects_and_arrays_and_skips_the_rest() {
+        let j = r#"{"a":{"x":[1,{"y":"z"}],"b":"c"},"payload":{"switch_id":"00:00:00:00:00:00:00:01"}}"#;
+        assert_eq!(lookup(j, "/a/x/1/y").unwrap().get(), r#""z""#);
+        assert_eq!(lookup(j, "/a/b").unwrap().get(), r#""c""#);
+        assert!(lookup(j, "/a/nope").is_none());
+        assert!(lookup(j, "/a/x/7").is_none());
+        assert!(lookup(j, "/a/b/deeper").is_none());
+        assert_eq!(
+            lookup_str(j, "/payload/switch_id").unwrap(),
+            "00:00:00:00:00:00:00:01"
+        );
+    }
+
+    #[test]
+    fn lookup_handles_escaped_pointer_tokens_and_keys() {
+        let j = r#"{"a/b":{"m~n":1},"e\"q":2}"#;
+        assert_eq!(lookup(j, "/a~1b/m~0n").unwrap().get(), "1");
+        assert_eq!(lookup(j, "/e\"q").unwrap().get(), "2");
+    }
+
+    #[test]
+    fn head_reads_envelope_and_chain_fields() {
+        let j = br#"{"clazz":"C","correlation_id":"c1","timestamp":1,"message_id":"2 : c1","total_messages":3,"payload":{"clazz":"P","v":1}}"#;
+        let h = Head::parse(j).unwrap();
+        assert_eq!(h.clazz.as_deref(), Some("C"));
+        assert_eq!(h.correlation(), Some("c1"));
+        assert_eq!(h.payload_class().as_deref(), Some("P"));
+        assert_eq!(h.chain_position(), Some((2, 3)));
+        let empty =
+            Head::parse(br#"{"correlation_id":"c","total_messages":0,"payload":null}"#).unwrap();
+        assert_eq!(empty.chain_position(), Some((0, 0)));
+        assert!(empty.payload_class().is_none());
+    }
+
+    #[test]
+    fn head_rejects_malformed_json() {
+        assert!(matches!(
+            Head::parse(b"{not json"),
+            Err(ProtocolError::Json(_))
+        ));
+        assert!(matches!(Head::parse(b"[1,2]"), Err(ProtocolError::Json(_))));
+        assert!(matches!(
+            Head::parse(&[0xff, 0xfe]),
+            Err(ProtocolError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn switch_target_follows_rules_in_order_and_normalises() {
+        let rules = ProtocolSettings::default();
+        let j = r#"{"payload":{"switch_record":{"datapath":"00:00:00:00:00:00:00:AB"}}}"#;
+        assert_eq!(
+            switch_target(j, None, &rules).unwrap(),
+            Target::One("00:00:00:00:00:00:00:ab".into())
+        );
+        let many =
+            r#"{"payload":{"switch_id":["00:00:00:00:00:00:00:01","00:00:00:00:00:00:00:02"]}}"#;
+        assert!(
+            matches!(switch_target(many, None, &rules).unwrap(), Target::Many(v) if v.len() == 2)
+        );
+        assert!(matches!(
+            switch_target(r#"{"payload":{}}"#, None, &rules),
+            Err(ProtocolError::NoSwitchId(_))
+        ));
+        assert!(matches!(
+            switch_target(r#"{"payload":{"switch_id":"sw1"}}"#, None, &rules),
+            Err(ProtocolError::BadSwitchId(_))
+        ));
+    }
+
+    #[test]
+    fn per_class_rules_replace_the_defaults() {
+        let mut rules = ProtocolSettings::default();
+        rules
+            .switch_ids
+            .by_class
+            .insert("K".into(), vec!["/payload/dpid".into()]);
+        let j = r#"{"payload":{"clazz":"K","dpid":"00:00:00:00:00:00:00:02","switch_id":"00:00:00:00:00:00:00:01"}}"#;
+        assert_eq!(
+            switch_target(j, Some("K"), &rules).unwrap(),
+            Target::One("00:00:00:00:00:00:00:02".into())
+        );
+    }
+
+    #[test]
+    fn error_message_has_the_hyphenated_error_data_fields() {
+        let b = error_message(&Classes::default(), "c9", ErrorType::NotFound, "m", "d");
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["clazz"], "org.openkilda.messaging.error.ErrorMessage");
+        assert_eq!(v["correlation_id"], "c9");
+        assert_eq!(v["payload"]["error-type"], "NOT_FOUND");
+        assert_eq!(v["payload"]["error-message"], "m");
+        assert_eq!(v["payload"]["error-description"], "d");
+        assert!(v["timestamp"].as_u64().unwrap() > 0);
+    }
+}

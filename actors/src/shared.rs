@@ -1,0 +1,97 @@
+//! What every engine actor shares: settings, the outbox, counters, the mailbox registry; and
+//! the outputs several actors produce (router errors, dead letters), written once here.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::counters::Counters;
+use crate::mailbox::MailboxRegistry;
+use crate::outbox::{headers, Outbox, Outgoing, Ticket};
+use crate::protocol::{self, ErrorType};
+use crate::settings::Settings;
+
+pub struct Shared {
+    pub settings: Settings,
+    pub outbox: Arc<dyn Outbox>,
+    pub counters: Counters,
+    pub mailboxes: MailboxRegistry,
+}
+
+/// Where a dead-lettered message was read.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    Commands,
+    Fl(&'a str),
+}
+
+impl Shared {
+    pub fn new(settings: Settings, outbox: Arc<dyn Outbox>) -> Arc<Self> {
+        Arc::new(Self {
+            settings,
+            outbox,
+            counters: Counters::default(),
+            mailboxes: MailboxRegistry::default(),
+        })
+    }
+
+    /// The topic for an error the router answers a command with.
+    pub fn reply_topic<'a>(&'a self, reply_to: Option<&'a str>) -> &'a str {
+        reply_to.unwrap_or(&self.settings.topics.default_reply)
+    }
+
+    /// Sends an ErrorMessage for a command and counts it by type.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_error(
+        &self,
+        reply_to: Option<&str>,
+        correlation_id: &str,
+        key: Option<Bytes>,
+        error_type: ErrorType,
+        message: &str,
+        description: &str,
+        tickets: &[&Ticket],
+    ) {
+        let c = &self.counters;
+        Counters::inc(match error_type {
+            ErrorType::NotFound => &c.errors_not_found,
+            ErrorType::OperationTimedOut => &c.errors_timed_out,
+            ErrorType::RequestInvalid => &c.errors_invalid,
+        });
+        let body = protocol::error_message(
+            &self.settings.protocol.classes,
+            correlation_id,
+            error_type,
+            message,
+            description,
+        );
+        let mut out = Outgoing::new(self.reply_topic(reply_to), body).key_opt(key);
+        for t in tickets {
+            out = out.ticket(t);
+        }
+        self.outbox.send(out);
+    }
+
+    /// Keeps an unprocessable input byte for byte, with why and where from in headers.
+    pub fn dead_letter(
+        &self,
+        payload: Bytes,
+        key: Option<Bytes>,
+        source: Source,
+        reason: &str,
+        ticket: &Ticket,
+    ) {
+        Counters::inc(&self.counters.dead_letters);
+        let source = match source {
+            Source::Commands => Bytes::from_static(b"commands"),
+            Source::Fl(id) => Bytes::from(format!("fl:{id}")),
+        };
+        self.outbox.send(
+            Outgoing::new(self.settings.topics.dead_letter.clone(), payload)
+                .key_opt(key)
+                .header(headers::DEAD_LETTER_REASON, Bytes::from(reason.to_string()))
+                .header(headers::DEAD_LETTER_SOURCE, source)
+                .ticket(ticket),
+        );
+    }
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka broker (KRaft, loopback) for tests and local runs.
+#
+#   scripts/kafka.sh fetch   resolve the broker jars from Maven Central into .cache/kafka/lib
+#   scripts/kafka.sh start   fetch if needed, format, start in the background, wait until it serves metadata
+#   scripts/kafka.sh stop    stop the broker started by `start` and remove its data
+#   scripts/kafka.sh status  exit 0 when the broker answers metadata requests
+#
+# Environment: KAFKA_PORT (default 39092), KAFKA_CONTROLLER_PORT (default KAFKA_PORT+1),
+# KAFKA_CACHE (default <repo>/.cache/kafka), KAFKA_START_TIMEOUT seconds (default 120).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${KAFKA_CACHE:-$ROOT/.cache/kafka}"
+LIB="$CACHE/lib"
+PORT="${KAFKA_PORT:-39092}"
+CPORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
+RUN="$CACHE/run-$PORT"
+PIDFILE="$RUN/broker.pid"
+TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
+
+log() { echo "kafka.sh: $*" >&2; }
+
+fetch() {
+  if [ -f "$LIB/.complete" ]; then return 0; fi
+  command -v mvn >/dev/null || { log "mvn not found (install Maven: apt-get install -y maven)"; exit 1; }
+  command -v java >/dev/null || { log "java not found (install a JDK 17: apt-get install -y openjdk-17-jdk-headless)"; exit 1; }
+  log "resolving Apache Kafka from Maven Central into $LIB"
+  mkdir -p "$LIB"
+  mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$LIB"
+  touch "$LIB/.complete"
+}
+
+kafka_java() { java -cp "$LIB/*" "$@"; }
+
+status() {
+  # A real metadata round trip (list topics), not just an open port.
+  timeout 30 java -Xmx128m -cp "$LIB/*" -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" \
+    -Dkafka.logs.dir="$RUN" org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "127.0.0.1:$PORT" --list >/dev/null 2>&1
+}
+
+start() {
+  fetch
+  if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    log "broker already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"
+    return 0
+  fi
+  rm -rf "$RUN"
+  mkdir -p "$RUN/data"
+  cat >"$RUN/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CPORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$RUN/data
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+PROPS
+  local cid
+  cid="$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
+  kafka_java -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" -Dkafka.logs.dir="$RUN" \
+    kafka.tools.StorageTool format -t "$cid" -c "$RUN/server.properties" >"$RUN/format.log" 2>&1
+  log "starting broker on 127.0.0.1:$PORT (data $RUN)"
+  nohup java -Xms256m -Xmx512m -cp "$LIB/*" \
+    -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" -Dkafka.logs.dir="$RUN" \
+    kafka.Kafka "$RUN/server.properties" >"$RUN/stdout.log" 2>&1 &
+  echo $! >"$PIDFILE"
+  local waited=0
+  until status; do
+    if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+      log "broker exited during start-up; last log lines:"; tail -30 "$RUN/stdout.log" "$RUN/server.log" >&2 || true
+      exit 1
+    fi
+    waited=$((waited + 2))
+    if [ "$waited" -ge "$TIMEOUT" ]; then log "broker not ready after ${TIMEOUT}s"; stop; exit 1; fi
+    sleep 2
+  done
+  log "broker ready on 127.0.0.1:$PORT"
+}
+
+stop() {
+  if [ -f "$PIDFILE" ]; then
+    local pid; pid="$(cat "$PIDFILE")"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    log "broker on port $PORT stopped"
+  fi
+  rm -rf "$RUN"
+}
+
+case "${1:-}" in
+  fetch) fetch ;;
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
+esac
