@@ -1,0 +1,297 @@
+//! `config.yaml`: loaded and validated once at start. Unknown keys are rejected and every error
+//! names its key (`kafka.options`, `timeouts.ack`, `fls[1].id` …) and what is wrong with it.
+//!
+//! The engine's sections (`topics`, `fls`, `timeouts`, `protocol`, `limits`) use the engine's
+//! own schema ([`fl_router_actors::settings`]); this module adds `kafka` and the loading rules.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use fl_router_actors::settings::{
+    FlSettings, Limits, ProtocolSettings, Settings, Timeouts, TopicSettings,
+};
+use serde::{Deserialize, Serialize};
+
+/// Overrides `kafka.brokers` when set.
+pub const BROKERS_ENV: &str = "FLROUTER_KAFKA_BROKERS";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub topics: TopicSettings,
+    #[serde(default)]
+    pub fls: Vec<FlSettings>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub protocol: ProtocolSettings,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`; `FLROUTER_KAFKA_BROKERS` overrides it.
+    pub brokers: String,
+    /// Consumer group of the command consumer; the FL consumer uses `<group_id>-fl`.
+    pub group_id: String,
+    /// Create missing topics at start; when false, a missing topic is a start-up error.
+    pub create_topics: bool,
+    pub topic_partitions: i32,
+    pub topic_replication: i32,
+    /// How often stored offsets are committed.
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// On shutdown, how long to wait for pending commands to be answered before committing.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// At start, how long (after the FL consumer gets its partitions) command routing waits for
+    /// the FL topics' backlog (switch events) to be read, so the switch map is warm first.
+    #[serde(with = "humantime_serde")]
+    pub catch_up_timeout: Duration,
+    /// Attempts for a message whose delivery failed before it is dead-lettered.
+    pub produce_retries: u32,
+    /// librdkafka options for every client (passed through unchanged).
+    pub options: BTreeMap<String, String>,
+    /// librdkafka options for the consumers only.
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka options for the producer only.
+    pub producer: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "fl-router".into(),
+            create_topics: true,
+            topic_partitions: 1,
+            topic_replication: 1,
+            commit_interval: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(10),
+            catch_up_timeout: Duration::from_secs(10),
+            produce_retries: 5,
+            options: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+        }
+    }
+}
+
+/// A configuration that cannot be used; the text names the file, the key and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {key}: {problem}")]
+    Invalid {
+        path: String,
+        key: String,
+        problem: String,
+    },
+    #[error("{path}: {}", .problems.join("\n  "))]
+    Many { path: String, problems: Vec<String> },
+}
+
+/// Options the router sets itself; overriding them would break its delivery guarantees.
+const RESERVED: &[(&str, &str)] = &[
+    (
+        "enable.auto.commit",
+        "offsets are committed by the router after delivery",
+    ),
+    (
+        "enable.auto.offset.store",
+        "offsets are stored by the router after delivery",
+    ),
+    ("group.id", "use kafka.group_id"),
+    (
+        "bootstrap.servers",
+        "use kafka.brokers or FLROUTER_KAFKA_BROKERS",
+    ),
+    ("enable.idempotence", "the producer is always idempotent"),
+];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        Self::parse(&text, &p, std::env::var(BROKERS_ENV).ok())
+    }
+
+    /// Parses and validates; `brokers_override` is the environment's value, if any.
+    pub fn parse(
+        text: &str,
+        path: &str,
+        brokers_override: Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Invalid {
+                path: path.to_string(),
+                key: if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                problem: e.into_inner().to_string(),
+            }
+        })?;
+        if let Some(b) = brokers_override.filter(|b| !b.trim().is_empty()) {
+            cfg.kafka.brokers = b;
+        }
+        let problems = cfg.validate();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Many {
+                path: path.to_string(),
+                problems,
+            })
+        }
+    }
+
+    fn validate(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .settings()
+            .validate()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let k = &self.kafka;
+        if k.brokers.trim().is_empty() {
+            out.push(format!(
+                "kafka.brokers: must not be empty (or set {BROKERS_ENV})"
+            ));
+        }
+        if k.group_id.trim().is_empty() {
+            out.push("kafka.group_id: must not be empty".into());
+        }
+        if k.topic_partitions < 1 {
+            out.push("kafka.topic_partitions: must be at least 1".into());
+        }
+        if k.topic_replication < 1 {
+            out.push("kafka.topic_replication: must be at least 1".into());
+        }
+        for (key, d) in [
+            ("kafka.commit_interval", k.commit_interval),
+            ("kafka.drain_timeout", k.drain_timeout),
+        ] {
+            if d.is_zero() {
+                out.push(format!("{key}: must be greater than zero"));
+            }
+        }
+        for (section, map) in [
+            ("options", &k.options),
+            ("consumer", &k.consumer),
+            ("producer", &k.producer),
+        ] {
+            for name in map.keys() {
+                if let Some((_, why)) = RESERVED.iter().find(|(r, _)| r == name) {
+                    out.push(format!("kafka.{section}.{name}: set by the router ({why})"));
+                }
+            }
+        }
+        out
+    }
+
+    /// The engine's part of the configuration.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            topics: self.topics.clone(),
+            fls: self.fls.clone(),
+            timeouts: self.timeouts.clone(),
+            protocol: self.protocol.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+
+    /// The effective configuration (defaults filled in) as YAML, for `check-config`.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, "test.yaml", None).map_err(|e| e.to_string())
+    }
+
+    const MIN: &str = "fls: [{id: a}]\n";
+
+    #[test]
+    fn minimal_config_gets_the_brief_defaults() {
+        let c = parse(MIN).unwrap();
+        assert_eq!(c.timeouts.ack, Duration::from_secs(5));
+        assert_eq!(c.timeouts.blacklist_ttl, Duration::from_secs(60));
+        assert_eq!(c.topics.commands, vec!["kilda.speaker.storm"]);
+        assert_eq!(c.topics.fl_read_topic("a"), "kilda.speaker_a");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_path() {
+        let e = parse("kafka: {brokerz: x}\nfls: [{id: a}]\n").unwrap_err();
+        assert!(e.contains("test.yaml: kafka.brokerz:"), "{e}");
+        assert!(e.contains("unknown field `brokerz`"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_the_key() {
+        let e = parse("timeouts: {ack: 5 parsecs}\nfls: [{id: a}]\n").unwrap_err();
+        assert!(e.contains("timeouts.ack"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported_with_keys() {
+        let e = parse(
+            "fls: [{id: a}, {id: a}]\ntopics: {fl_read: 'speaker'}\ntimeouts: {ack: 0s}\nkafka: {options: {enable.auto.commit: 'true'}}\n",
+        )
+        .unwrap_err();
+        for want in [
+            "fls[1].id: duplicate FL id",
+            "topics.fl_read: template",
+            "timeouts.ack: must be greater than zero",
+            "kafka.options.enable.auto.commit: set by the router",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in {e}");
+        }
+    }
+
+    #[test]
+    fn no_fls_is_an_error() {
+        assert!(parse("{}").unwrap_err().contains("fls: at least one FL"));
+    }
+
+    #[test]
+    fn environment_overrides_brokers() {
+        let c = Config::parse(MIN, "t", Some("h:1".into())).unwrap();
+        assert_eq!(c.kafka.brokers, "h:1");
+    }
+
+    #[test]
+    fn shipped_config_is_valid() {
+        let text = include_str!("../config.yaml");
+        parse(text).unwrap();
+    }
+
+    #[test]
+    fn effective_config_round_trips() {
+        let c = parse(MIN).unwrap();
+        let again = parse(&c.to_yaml()).unwrap();
+        assert_eq!(again.settings(), c.settings());
+    }
+}

@@ -1,0 +1,269 @@
+//! The two consumers: commands (inbound topics) and FL output (every FL write topic).
+//!
+//! Each message becomes an [`Inbound`] with a ticket from the consumer's [`OffsetTracker`] and
+//! is handed to the engine with backpressure (the loop awaits the actor). Offsets are committed
+//! periodically up to the tracker's low-watermark, on partition revocation and at shutdown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fl_router_actors::outbox::headers;
+use fl_router_actors::{Engine, Inbound};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{Headers, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::offsets::OffsetTracker;
+
+pub struct TrackingContext {
+    tracker: Arc<OffsetTracker>,
+    name: &'static str,
+}
+
+impl ClientContext for TrackingContext {}
+
+impl ConsumerContext for TrackingContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            // Commit what is done before the partitions go to someone else.
+            commit(consumer, &self.tracker, self.name, true, CommitMode::Sync);
+            for e in tpl.elements() {
+                self.tracker.forget(e.topic(), e.partition());
+            }
+            info!(
+                consumer = self.name,
+                partitions = tpl.count(),
+                "partitions revoked"
+            );
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            info!(
+                consumer = self.name,
+                partitions = tpl.count(),
+                "partitions assigned"
+            );
+        }
+    }
+}
+
+pub type TrackedConsumer = StreamConsumer<TrackingContext>;
+
+/// Which engine entry point a consumer feeds.
+#[derive(Clone, Copy, Debug)]
+pub enum Role {
+    Commands,
+    FlOutput,
+}
+
+pub fn create(
+    config: &ClientConfig,
+    name: &'static str,
+    topics: &[String],
+    tracker: Arc<OffsetTracker>,
+) -> anyhow::Result<TrackedConsumer> {
+    let consumer: TrackedConsumer =
+        config.create_with_context(TrackingContext { tracker, name })?;
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs)?;
+    Ok(consumer)
+}
+
+/// Commits the tracker's positions (only those that moved unless `all`).
+pub fn commit<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    tracker: &OffsetTracker,
+    name: &str,
+    all: bool,
+    mode: CommitMode,
+) {
+    let positions = tracker.commit_positions(all);
+    if positions.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in &positions {
+        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            warn!(consumer = name, error = %e, "cannot build commit list");
+            return;
+        }
+    }
+    match consumer.commit(&tpl, mode) {
+        Ok(()) => debug!(
+            consumer = name,
+            partitions = positions.len(),
+            "offsets committed"
+        ),
+        Err(e) => warn!(consumer = name, error = %e, "offset commit failed; will retry"),
+    }
+}
+
+/// End offset per (topic, partition).
+pub type EndOffsets = HashMap<(String, i32), i64>;
+
+/// The FL topics' end offsets at start, for partitions this group has not read to the end:
+/// command routing waits until these are read so the switch map is warm.
+pub fn catch_up_targets(
+    consumer: &TrackedConsumer,
+    topics: &[String],
+    timeout: Duration,
+) -> EndOffsets {
+    let mut targets = HashMap::new();
+    let Ok(md) = consumer.fetch_metadata(None, timeout) else {
+        warn!("cannot read metadata for the FL catch-up; commands will not wait");
+        return targets;
+    };
+    let mut tpl = TopicPartitionList::new();
+    for t in md
+        .topics()
+        .iter()
+        .filter(|t| topics.iter().any(|n| n == t.name()))
+    {
+        for p in t.partitions() {
+            tpl.add_partition(t.name(), p.id());
+        }
+    }
+    let committed = consumer.committed_offsets(tpl.clone(), timeout).ok();
+    for e in tpl.elements() {
+        let Ok((low, high)) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout) else {
+            continue;
+        };
+        let start = committed
+            .as_ref()
+            .and_then(|c| c.find_partition(e.topic(), e.partition()))
+            .and_then(|c| match c.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            })
+            .unwrap_or(low);
+        if start < high {
+            targets.insert((e.topic().to_string(), e.partition()), high);
+        }
+    }
+    targets
+}
+
+/// Everything a consume loop needs.
+pub struct LoopParams {
+    pub consumer: Arc<TrackedConsumer>,
+    pub tracker: Arc<OffsetTracker>,
+    pub engine: Engine,
+    pub role: Role,
+    pub name: &'static str,
+    pub commit_interval: Duration,
+    /// Stop reading new messages (committing continues until `finish`).
+    pub stop_reading: watch::Receiver<bool>,
+    /// Final commit and return.
+    pub finish: watch::Receiver<bool>,
+    /// Start reading only when this turns true (the FL catch-up gate), or at once if None.
+    pub gate: Option<watch::Receiver<bool>>,
+    /// For the FL loop: how long after assignment to wait for the backlog at most.
+    pub catch_up_timeout: Duration,
+    /// For the FL loop: end offsets to reach, then `caught_up` is set.
+    pub catch_up: Option<(EndOffsets, watch::Sender<bool>)>,
+}
+
+pub async fn run_loop(mut p: LoopParams) {
+    if let Some(mut gate) = p.gate.take() {
+        tokio::select! {
+            _ = gate.wait_for(|v| *v) => {}
+            _ = p.finish.changed() => {}
+        }
+    }
+    let mut catch_up = p.catch_up.take();
+    if let Some((targets, done)) = &catch_up {
+        if targets.is_empty() {
+            let _ = done.send(true);
+        }
+    }
+    let mut commit_tick = tokio::time::interval(p.commit_interval);
+    let mut assigned_at: Option<tokio::time::Instant> = None;
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            biased;
+            _ = p.finish.changed() => break,
+            _ = commit_tick.tick() => {
+                commit(&*p.consumer, &p.tracker, p.name, false, CommitMode::Async);
+                // The catch-up timeout counts from assignment: a restarted router may wait a
+                // whole session timeout for its partitions, and that is not the backlog's fault.
+                if let Some((targets, done)) = &mut catch_up {
+                    if !*done.borrow() {
+                        let assigned = p.consumer.assignment().map(|a| a.count() > 0).unwrap_or(false);
+                        if assigned {
+                            let since = *assigned_at.get_or_insert_with(tokio::time::Instant::now);
+                            if since.elapsed() >= p.catch_up_timeout {
+                                warn!(partitions = targets.len(), "FL topics not caught up in time; routing commands anyway");
+                                targets.clear();
+                                let _ = done.send(true);
+                            }
+                        }
+                    }
+                }
+            }
+            _ = p.stop_reading.changed(), if reading => {
+                reading = false;
+                info!(consumer = p.name, "stopped reading; draining");
+            }
+            m = p.consumer.recv(), if reading => match m {
+                Ok(m) => {
+                    let ticket = p.tracker.track(m.topic(), m.partition(), m.offset());
+                    let reply_to = m.headers().and_then(|h| {
+                        h.iter()
+                            .find(|h| h.key == headers::REPLY_TO)
+                            .and_then(|h| h.value)
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .map(str::to_string)
+                    });
+                    let msg = Inbound {
+                        payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+                        key: m.key().map(Bytes::copy_from_slice),
+                        reply_to,
+                        ticket,
+                    };
+                    let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
+                    drop(m);
+                    let r = match p.role {
+                        Role::Commands => p.engine.command(msg).await,
+                        Role::FlOutput => match p.engine.fl_of_write_topic(&topic).map(str::to_string) {
+                            Some(fl) => p.engine.fl_output(&fl, msg).await,
+                            None => p.engine.fl_output(&topic, msg).await,
+                        },
+                    };
+                    if let Err(e) = r {
+                        warn!(consumer = p.name, topic = %topic, error = %e, "message not routed");
+                    }
+                    if let Some((targets, done)) = &mut catch_up {
+                        let key = (topic, partition);
+                        if targets.get(&key).is_some_and(|end| offset + 1 >= *end) {
+                            targets.remove(&key);
+                            if targets.is_empty() {
+                                info!("FL topics caught up; routing commands");
+                                let _ = done.send(true);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(consumer = p.name, error = %e, "consume error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    commit(&*p.consumer, &p.tracker, p.name, true, CommitMode::Sync);
+    info!(
+        consumer = p.name,
+        outstanding = p.tracker.outstanding(),
+        "consumer finished"
+    );
+}

@@ -1,0 +1,144 @@
+//! At-least-once bookkeeping for one consumer: which offsets are still in the engine's care.
+//!
+//! Every consumed message gets a [`Ticket`] wrapping an [`OffsetGuard`]; the engine attaches the
+//! ticket to everything it produces for that input (and keeps it in a pending command until the
+//! command's final answer is out), the producer drops it only after a successful delivery
+//! report. When the last clone is gone the guard's `Drop` marks the offset done. Delivery reports
+//! come back out of order, so the committable position of a partition is its contiguous
+//! low-watermark: the lowest offset still outstanding, or one past the highest seen.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use fl_router_actors::Ticket;
+
+#[derive(Default)]
+struct Partition {
+    outstanding: BTreeSet<i64>,
+    /// One past the highest offset handed out.
+    next: i64,
+    /// Last position returned by `commit_positions` (to commit only on change).
+    committed: i64,
+}
+
+#[derive(Default)]
+pub struct OffsetTracker {
+    parts: Mutex<HashMap<(Arc<str>, i32), Partition>>,
+}
+
+/// Releases its offset when dropped (i.e. when the last ticket clone is gone).
+pub struct OffsetGuard {
+    tracker: Arc<OffsetTracker>,
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+}
+
+impl Drop for OffsetGuard {
+    fn drop(&mut self) {
+        self.tracker
+            .release(&self.topic, self.partition, self.offset);
+    }
+}
+
+impl OffsetTracker {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Registers a consumed offset and returns the ticket that holds it open.
+    pub fn track(self: &Arc<Self>, topic: &str, partition: i32, offset: i64) -> Ticket {
+        let topic: Arc<str> = Arc::from(topic);
+        if let Ok(mut parts) = self.parts.lock() {
+            let p = parts
+                .entry((topic.clone(), partition))
+                .or_insert_with(|| Partition {
+                    next: offset,
+                    committed: offset,
+                    ..Partition::default()
+                });
+            p.outstanding.insert(offset);
+            p.next = p.next.max(offset + 1);
+        }
+        Ticket::new(OffsetGuard {
+            tracker: self.clone(),
+            topic,
+            partition,
+            offset,
+        })
+    }
+
+    fn release(&self, topic: &Arc<str>, partition: i32, offset: i64) {
+        if let Ok(mut parts) = self.parts.lock() {
+            if let Some(p) = parts.get_mut(&(topic.clone(), partition)) {
+                p.outstanding.remove(&offset);
+            }
+        }
+    }
+
+    /// Positions to commit (topic, partition, next offset to read): those that moved since the
+    /// last call, or every known one when `all` (final and rebalance commits).
+    pub fn commit_positions(&self, all: bool) -> Vec<(Arc<str>, i32, i64)> {
+        let Ok(mut parts) = self.parts.lock() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for ((topic, partition), p) in parts.iter_mut() {
+            let low = p.outstanding.first().copied().unwrap_or(p.next);
+            if low > p.committed || all {
+                p.committed = low;
+                out.push((topic.clone(), *partition, low));
+            }
+        }
+        out
+    }
+
+    /// Offsets handed out and not yet released, over all partitions.
+    pub fn outstanding(&self) -> usize {
+        self.parts
+            .lock()
+            .map(|p| p.values().map(|p| p.outstanding.len()).sum())
+            .unwrap_or(0)
+    }
+
+    /// Forgets partitions this consumer no longer owns (after a rebalance).
+    pub fn forget(&self, topic: &str, partition: i32) {
+        if let Ok(mut parts) = self.parts.lock() {
+            parts.remove(&(Arc::from(topic), partition));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_the_contiguous_low_watermark_only() {
+        let t = OffsetTracker::new();
+        let a = t.track("x", 0, 10);
+        let b = t.track("x", 0, 11);
+        let c = t.track("x", 0, 12);
+        drop(c);
+        drop(b);
+        assert!(
+            t.commit_positions(false).is_empty(),
+            "10 is still outstanding"
+        );
+        drop(a);
+        assert_eq!(t.commit_positions(false), vec![(Arc::from("x"), 0, 13)]);
+        assert!(t.commit_positions(false).is_empty(), "no change, no commit");
+    }
+
+    #[test]
+    fn clones_hold_the_offset_until_all_are_dropped() {
+        let t = OffsetTracker::new();
+        let a = t.track("x", 1, 0);
+        let a2 = a.clone();
+        drop(a);
+        assert_eq!(t.outstanding(), 1);
+        drop(a2);
+        assert_eq!(t.outstanding(), 0);
+        assert_eq!(t.commit_positions(false), vec![(Arc::from("x"), 1, 1)]);
+    }
+}

@@ -1,0 +1,76 @@
+//! Makes sure every topic the router reads or writes exists: created when `kafka.create_topics`
+//! is set, else a start-up error naming each missing topic.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+use tracing::info;
+
+use crate::config::Config;
+
+/// Every topic named by the configuration (reply-to topics from headers are the sender's).
+pub fn all_topics(config: &Config) -> BTreeSet<String> {
+    let t = &config.topics;
+    let mut set: BTreeSet<String> = t.commands.iter().cloned().collect();
+    for fl in &config.fls {
+        set.insert(t.fl_read_topic(&fl.id));
+        set.insert(t.fl_write_topic(&fl.id));
+    }
+    set.insert(t.events.clone());
+    set.insert(t.default_reply.clone());
+    set.insert(t.dead_letter.clone());
+    set.extend(t.by_class.values().cloned());
+    set
+}
+
+pub async fn ensure(config: &Config, client: &ClientConfig) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client.create()?;
+    let wanted = all_topics(config);
+    let md = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| anyhow::anyhow!("cannot reach Kafka at {}: {e}", config.kafka.brokers))?;
+    let existing: BTreeSet<String> = md.topics().iter().map(|t| t.name().to_string()).collect();
+    let missing: Vec<&String> = wanted.difference(&existing).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !config.kafka.create_topics {
+        anyhow::bail!(
+            "missing Kafka topics (kafka.create_topics is false): {}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let new: Vec<NewTopic> = missing
+        .iter()
+        .map(|name| {
+            NewTopic::new(
+                name,
+                config.kafka.topic_partitions,
+                TopicReplication::Fixed(config.kafka.topic_replication),
+            )
+        })
+        .collect();
+    let results = admin
+        .create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await?;
+    for r in results {
+        match r {
+            Ok(name) => info!(topic = %name, "topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,324 @@
+//! Harness for tests against a real Apache Kafka broker (started by `scripts/kafka.sh start`;
+//! address in `FLROUTER_TEST_BROKERS`, default 127.0.0.1:39092). Each test gets its own topics
+//! and consumer groups, runs the real `fl-router` binary as a child process, and plays the
+//! controller and the FL itself with plain Kafka clients.
+//!
+//! A missing broker fails the test loudly: a test that cannot reach Kafka has not passed.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+
+pub const SW1: &str = "00:00:00:00:00:00:00:01";
+pub const SW2: &str = "00:00:00:00:00:00:00:02";
+
+pub fn brokers() -> String {
+    std::env::var("FLROUTER_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:39092".into())
+}
+
+/// One test's world: unique topic names, a config file, a temp dir for logs.
+pub struct World {
+    pub id: String,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub commands: String,
+    pub events: String,
+    pub default_reply: String,
+    pub dead_letter: String,
+    pub reply: String,
+}
+
+impl World {
+    /// Creates the topics and writes a config with FLs `fls` and the given ack timeout.
+    pub async fn new(fls: &[&str], ack_timeout: &str) -> World {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let p = format!("t{id}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let w = World {
+            commands: format!("{p}.commands"),
+            events: format!("{p}.events"),
+            default_reply: format!("{p}.northbound"),
+            dead_letter: format!("{p}.dead"),
+            reply: format!("{p}.reply"),
+            config_path: dir.path().join("config.yaml"),
+            id,
+            dir,
+        };
+        let fl_list: Vec<Value> = fls.iter().map(|f| json!({"id": f})).collect();
+        let config = json!({
+            "kafka": {
+                "brokers": brokers(),
+                "group_id": format!("{p}-router"),
+                "commit_interval": "200ms",
+                "drain_timeout": "5s",
+                "consumer": {"topic.metadata.refresh.interval.ms": "1000", "session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"},
+            },
+            "topics": {
+                "commands": [w.commands],
+                "fl_read": format!("{p}.speaker_{{fl}}"),
+                "fl_write": format!("{p}.disco_{{fl}}"),
+                "events": w.events,
+                "default_reply": w.default_reply,
+                "dead_letter": w.dead_letter,
+            },
+            "fls": fl_list,
+            "timeouts": {"ack": ack_timeout, "tick": "20ms"},
+        });
+        // JSON is YAML; the router reads it through its YAML loader.
+        fs::write(
+            &w.config_path,
+            serde_json::to_string_pretty(&config).unwrap(),
+        )
+        .unwrap();
+        let mut topics = vec![
+            w.commands.clone(),
+            w.events.clone(),
+            w.default_reply.clone(),
+            w.dead_letter.clone(),
+            w.reply.clone(),
+        ];
+        for fl in fls {
+            topics.push(w.fl_read(fl));
+            topics.push(w.fl_write(fl));
+        }
+        create_topics(&topics).await;
+        w
+    }
+
+    pub fn fl_read(&self, fl: &str) -> String {
+        format!("t{}.speaker_{fl}", self.id)
+    }
+    pub fn fl_write(&self, fl: &str) -> String {
+        format!("t{}.disco_{fl}", self.id)
+    }
+
+    pub fn start_router(&self, name: &str) -> Router {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_fl-router"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("RUST_LOG", "info,librdkafka=warn")
+            .env_remove("FLROUTER_KAFKA_BROKERS")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start fl-router");
+        Router { child, log }
+    }
+}
+
+async fn create_topics(names: &[String]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let new: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, 1, TopicReplication::Fixed(1)))
+        .collect();
+    let res = admin
+        .create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach the test Kafka broker at {} ({e}); run scripts/kafka.sh start",
+                brokers()
+            )
+        });
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+/// The router under test, as a child process; killed when dropped. Its log is printed if
+/// the test fails.
+pub struct Router {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Router {
+    /// SIGKILL: no drain, no final commit.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait for router")
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- router log {} ----\n{}",
+                self.log.display(),
+                self.log_text()
+            );
+        }
+    }
+}
+
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer")
+}
+
+pub async fn send(
+    p: &FutureProducer,
+    topic: &str,
+    key: Option<&str>,
+    body: &[u8],
+    reply_to: Option<&str>,
+) {
+    let mut rec = FutureRecord::<str, [u8]>::to(topic).payload(body);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    if let Some(r) = reply_to {
+        rec = rec.headers(OwnedHeaders::new().insert(Header {
+            key: "reply_to",
+            value: Some(r),
+        }));
+    }
+    p.send(rec, Duration::from_secs(10)).await.expect("produce");
+}
+
+/// A reader of one topic from its beginning (assigned, no group join).
+pub struct Reader {
+    consumer: StreamConsumer,
+    pub topic: String,
+}
+
+pub struct Received {
+    pub payload: Vec<u8>,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.payload).expect("JSON payload")
+    }
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+impl Reader {
+    pub fn new(topic: &str) -> Reader {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "50")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).expect("assign");
+        Reader {
+            consumer,
+            topic: topic.to_string(),
+        }
+    }
+
+    /// The next message, or None after `within`.
+    pub async fn next(&self, within: Duration) -> Option<Received> {
+        let m = tokio::time::timeout(within, self.consumer.recv())
+            .await
+            .ok()?
+            .expect("consume");
+        Some(Received {
+            payload: m.payload().unwrap_or_default().to_vec(),
+            key: m.key().map(<[u8]>::to_vec),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The next message; fails the test if none arrives within `within`.
+    pub async fn expect(&self, within: Duration) -> Received {
+        self.next(within)
+            .await
+            .unwrap_or_else(|| panic!("nothing on {} within {within:?}", self.topic))
+    }
+}
+
+pub fn command(cid: &str, switch: &str) -> Vec<u8> {
+    json!({"clazz":"org.openkilda.messaging.command.CommandMessage","correlation_id":cid,"timestamp":1,
+           "payload":{"clazz":"org.openkilda.messaging.command.switches.DumpRulesRequest","switch_id":switch}})
+    .to_string()
+    .into_bytes()
+}
+
+pub fn switch_event(switch: &str, state: &str) -> Vec<u8> {
+    json!({"clazz":"org.openkilda.messaging.info.InfoMessage","correlation_id":format!("ev-{}", uuid::Uuid::new_v4()),"timestamp":1,
+           "payload":{"clazz":"org.openkilda.messaging.info.event.SwitchInfoData","switch_id":switch,"state":state}})
+    .to_string()
+    .into_bytes()
+}
+
+pub fn ack(cid: &str) -> Vec<u8> {
+    json!({"clazz":"org.openkilda.messaging.info.InfoMessage","correlation_id":cid,"timestamp":1,
+           "payload":{"clazz":"org.openkilda.messaging.info.FlReceiveAck"}})
+    .to_string()
+    .into_bytes()
+}
+
+pub fn answer(cid: &str) -> Vec<u8> {
+    json!({"clazz":"org.openkilda.messaging.info.InfoMessage","correlation_id":cid,"timestamp":2,
+           "payload":{"clazz":"org.openkilda.messaging.info.switches.SwitchRulesResponse","rule_ids":[1,2,3]}})
+    .to_string()
+    .into_bytes()
+}
+
+pub fn cid_of(v: &Value) -> String {
+    v["correlation_id"].as_str().unwrap_or_default().to_string()
+}
+
+pub fn error_type(v: &Value) -> Option<&str> {
+    v["payload"]["error-type"].as_str()
+}
+
+pub const LONG: Duration = Duration::from_secs(30);
