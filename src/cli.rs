@@ -1,6 +1,8 @@
-//! Command-line interface. With no sub-command, `fl-router` runs the router.
+//! Command-line interface. With no sub-command, `fl-router` runs the router (and, with
+//! `kafka.brokers: embedded`, the whole embedded demo).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +22,9 @@ pub struct Cli {
         env = "FLROUTER_CONFIG"
     )]
     pub config: PathBuf,
+    /// Stop after this long (humantime: 20s, 5m); default: until Ctrl-C/SIGTERM.
+    #[arg(long, global = true, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -32,5 +37,19 @@ pub enum Command {
     CheckConfig {
         /// The file to check (defaults to --config).
         file: Option<PathBuf>,
+    },
+    /// Simulate the configured FLs (section `sim`) against the configured Kafka.
+    Sim,
+    /// Send an open-loop command load (section `load`) through a running router and simulator.
+    Load {
+        /// Commands per second (overrides load.rate).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Write the JSON report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Write the latency-over-time plot (SVG) here.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
 }

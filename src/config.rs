@@ -13,8 +13,14 @@ use fl_router_actors::settings::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::load::LoadConfig;
+use crate::sim::SimConfig;
+
 /// Overrides `kafka.brokers` when set.
 pub const BROKERS_ENV: &str = "FLROUTER_KAFKA_BROKERS";
+
+/// `kafka.brokers: embedded` runs an in-process Kafka with simulated FLs and load.
+pub const EMBEDDED: &str = "embedded";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,12 +37,18 @@ pub struct Config {
     pub protocol: ProtocolSettings,
     #[serde(default)]
     pub limits: Limits,
+    /// The FL simulator (embedded default and `fl-router sim`).
+    #[serde(default)]
+    pub sim: SimConfig,
+    /// The load generator (embedded default and `fl-router load`).
+    #[serde(default)]
+    pub load: LoadConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
-    /// `host:port[,host:port…]`; `FLROUTER_KAFKA_BROKERS` overrides it.
+    /// `host:port[,host:port…]`, or `embedded`; `FLROUTER_KAFKA_BROKERS` overrides it.
     pub brokers: String,
     /// Consumer group of the command consumer; the FL consumer uses `<group_id>-fl`.
     pub group_id: String,
@@ -169,6 +181,9 @@ impl Config {
             .iter()
             .map(ToString::to_string)
             .collect();
+        let ids: Vec<String> = self.fls.iter().map(|f| f.id.clone()).collect();
+        out.extend(self.sim.validate(&ids));
+        out.extend(self.load.validate());
         let k = &self.kafka;
         if k.brokers.trim().is_empty() {
             out.push(format!(
@@ -204,6 +219,10 @@ impl Config {
             }
         }
         out
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.kafka.brokers.trim() == EMBEDDED
     }
 
     /// The engine's part of the configuration.

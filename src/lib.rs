@@ -5,138 +5,21 @@
 
 pub mod cli;
 pub mod config;
+pub mod embedded;
 pub mod kafka;
-
-use std::future::Future;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use fl_router_actors::Engine;
-use tokio::sync::watch;
-use tracing::{info, warn};
+pub mod load;
+pub mod router;
+pub mod sim;
 
 use crate::config::Config;
-use crate::kafka::consumer::{self, LoopParams, Role};
-use crate::kafka::offsets::OffsetTracker;
-use crate::kafka::producer::KafkaOutbox;
+pub use crate::router::Router;
+use std::future::Future;
 
 /// Runs the router until `shutdown` resolves, then drains and returns.
 /// Must be called inside an actix `System` (the engine's actors live there).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let k = &config.kafka;
-    kafka::topics::ensure(&config, &kafka::base_config(k)).await?;
-
-    let outbox = KafkaOutbox::start(
-        &kafka::producer_config(k),
-        config.topics.dead_letter.clone(),
-        k.produce_retries,
-    )?;
-    let engine = Engine::start(config.settings(), outbox.clone())?;
-
-    let write_topics: Vec<String> = config
-        .fls
-        .iter()
-        .map(|f| config.topics.fl_write_topic(&f.id))
-        .collect();
-    let cmd_tracker = OffsetTracker::new();
-    let fl_tracker = OffsetTracker::new();
-    let fl_group = format!("{}-fl", k.group_id);
-    let cmd_consumer = Arc::new(consumer::create(
-        &kafka::consumer_config(k, &k.group_id),
-        "commands",
-        &config.topics.commands,
-        cmd_tracker.clone(),
-    )?);
-    let fl_consumer = Arc::new(consumer::create(
-        &kafka::consumer_config(k, &fl_group),
-        "fl",
-        &write_topics,
-        fl_tracker.clone(),
-    )?);
-    let targets = consumer::catch_up_targets(&fl_consumer, &write_topics, Duration::from_secs(5));
-    info!(
-        brokers = %k.brokers, fls = config.fls.len(), backlog_partitions = targets.len(),
-        "fl-router started"
-    );
-
-    let (stop_cmd_tx, stop_cmd_rx) = watch::channel(false);
-    let (stop_fl_tx, stop_fl_rx) = watch::channel(false);
-    let (finish_tx, finish_rx) = watch::channel(false);
-    let (caught_up_tx, caught_up_rx) = watch::channel(false);
-    let cmd_loop = tokio::spawn(consumer::run_loop(LoopParams {
-        consumer: cmd_consumer,
-        tracker: cmd_tracker.clone(),
-        engine: engine.clone(),
-        role: Role::Commands,
-        name: "commands",
-        commit_interval: k.commit_interval,
-        stop_reading: stop_cmd_rx,
-        finish: finish_rx.clone(),
-        gate: Some(caught_up_rx),
-        catch_up_timeout: k.catch_up_timeout,
-        catch_up: None,
-    }));
-    let fl_loop = tokio::spawn(consumer::run_loop(LoopParams {
-        consumer: fl_consumer,
-        tracker: fl_tracker.clone(),
-        engine: engine.clone(),
-        role: Role::FlOutput,
-        name: "fl",
-        commit_interval: k.commit_interval,
-        stop_reading: stop_fl_rx,
-        finish: finish_rx,
-        gate: None,
-        catch_up_timeout: k.catch_up_timeout,
-        catch_up: Some((targets, caught_up_tx)),
-    }));
-    let status = tokio::spawn(status_log(engine.clone(), outbox.clone()));
-
+    let router = Router::start(&config).await?;
     shutdown.await;
-    info!("shutting down: no new commands; waiting for pending ones");
-    let _ = stop_cmd_tx.send(true);
-    let deadline = Instant::now() + k.drain_timeout;
-    // FL output is still read here, so pending commands can get their answers.
-    while cmd_tracker.outstanding() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = stop_fl_tx.send(true);
-    if !outbox.flush(Duration::from_secs(5)) {
-        warn!("producer flush timed out");
-    }
-    let (c, f) = (cmd_tracker.outstanding(), fl_tracker.outstanding());
-    if c + f > 0 {
-        warn!(
-            commands = c,
-            fl = f,
-            "inputs still in flight at shutdown; they will be read again on restart"
-        );
-    }
-    let _ = finish_tx.send(true);
-    let _ = cmd_loop.await;
-    let _ = fl_loop.await;
-    status.abort();
-    info!("fl-router stopped");
+    router.shutdown().await;
     Ok(())
-}
-
-async fn status_log(engine: Engine, outbox: Arc<KafkaOutbox>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let c = engine.counters().snapshot();
-        let get = |n: &str| c.iter().find(|(k, _)| *k == n).map_or(0, |(_, v)| *v);
-        info!(
-            commands = get("commands_received"),
-            forwarded = get("commands_forwarded"),
-            answers = get("answers_routed"),
-            timeouts = get("errors_timed_out"),
-            not_found = get("errors_not_found"),
-            invalid = get("errors_invalid"),
-            delivered = outbox.counters.delivered.load(Relaxed),
-            delivery_failures = outbox.counters.failed.load(Relaxed),
-            "status"
-        );
-    }
 }

@@ -1,17 +1,23 @@
-//! `fl-router`: parses the CLI and configuration, then hands over to [`fl_router::run`].
+//! `fl-router`: parses the CLI and configuration, then hands over to the library:
+//! [`fl_router::run`], the embedded default, the simulator or the load generator.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use fl_router::cli::{Cli, Command};
 use fl_router::config::Config;
+use fl_router::{embedded, kafka, load, sim};
 use tracing_subscriber::EnvFilter;
+
+/// librdkafka reports every connection change at info; keep those out unless asked for.
+const DEFAULT_LOG: &str = "info,librdkafka=warn,rdkafka=warn";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -26,43 +32,140 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command.unwrap_or(Command::Run) {
+    let result = match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig { .. } => {
             print!("{}", config.to_yaml());
             eprintln!("{}: ok", path.display());
-            ExitCode::SUCCESS
+            Ok(())
+        }
+        Command::Run if config.is_embedded() => {
+            embedded::run(config, cli.duration, stop_signal(None))
+                .map(|r| println!("{}", r.summary_line()))
         }
         Command::Run => {
             let system = actix_rt::System::new();
-            match system.block_on(fl_router::run(config, shutdown_signal())) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            system.block_on(fl_router::run(config, stop_signal(cli.duration)))
+        }
+        Command::Sim => run_sim(config, cli.duration),
+        Command::Load { rate, report, plot } => run_load(config, cli.duration, rate, report, plot),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn real_kafka(config: &Config, what: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !config.is_embedded(),
+        "`fl-router {what}` needs a real Kafka (set kafka.brokers or FLROUTER_KAFKA_BROKERS); the embedded default already runs it"
+    );
+    Ok(())
+}
+
+fn run_sim(config: Config, duration: Option<Duration>) -> anyhow::Result<()> {
+    real_kafka(&config, "sim")?;
+    runtime()?.block_on(async {
+        let sim = sim::Simulator::start(
+            kafka::base_config(&config.kafka),
+            &config.settings(),
+            &config.sim,
+        )?;
+        println!(
+            "sim: {} FLs x {} switches on {}",
+            sim.fls.len(),
+            config.sim.switches_per_fl,
+            config.kafka.brokers
+        );
+        stop_signal(duration).await;
+        drop(sim);
+        Ok(())
+    })
+}
+
+fn run_load(
+    mut config: Config,
+    duration: Option<Duration>,
+    rate: Option<f64>,
+    report: Option<std::path::PathBuf>,
+    plot: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    real_kafka(&config, "load")?;
+    if let Some(r) = rate {
+        config.load.rate = r;
+    }
+    let problems = config.load.validate();
+    anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
+    let switches: Vec<String> = (0..config.fls.len())
+        .flat_map(|i| (0..config.sim.switches_per_fl).map(move |j| sim::fl::switch_id(i, j)))
+        .collect();
+    let rt = runtime()?;
+    let report_data = rt.block_on(async {
+        let run = load::LoadRun::start(
+            kafka::base_config(&config.kafka),
+            config.topics.commands[0].clone(),
+            switches,
+            config.load.clone(),
+            config.protocol.classes.clone(),
+        )?;
+        let started = Instant::now();
+        let stop = stop_signal(duration);
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        let mut status = load::Status::default();
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tick.tick() => println!("{}", status.line(started.elapsed(), run.stats(), None)),
+            }
+        }
+        tokio::task::spawn_blocking(move || run.finish()).await?
+    })?;
+    if let Some(p) = report {
+        report_data.write_json(&p)?;
+        eprintln!("report written to {}", p.display());
+    }
+    if let Some(p) = plot {
+        report_data.write_plot(&p)?;
+        eprintln!("plot written to {}", p.display());
+    }
+    println!("{}", report_data.summary_line());
+    Ok(())
+}
+
+/// Resolves on Ctrl-C, SIGTERM, or after `duration`.
+async fn stop_signal(duration: Option<Duration>) {
+    let timer = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+                _ = timer => {}
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+            return;
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = timer => {}
+    }
 }

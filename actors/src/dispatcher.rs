@@ -165,12 +165,12 @@ impl Dispatcher {
             self.map.disconnect(&ev.switch_id, ev.fl)
         };
         match change {
-            Change::Added => info!(switch = %ev.switch_id, fl = %fl_id, "switch connected"),
+            Change::Added => debug!(switch = %ev.switch_id, fl = %fl_id, "switch connected"),
             Change::Moved(prev) => info!(
                 switch = %ev.switch_id, fl = %fl_id,
                 from = %self.shared.settings.fls[prev].id, "switch moved to another FL"
             ),
-            Change::Removed => info!(switch = %ev.switch_id, fl = %fl_id, "switch disconnected"),
+            Change::Removed => debug!(switch = %ev.switch_id, fl = %fl_id, "switch disconnected"),
             Change::NotOwner => {
                 debug!(switch = %ev.switch_id, fl = %fl_id, "disconnect from a non-owner ignored")
             }

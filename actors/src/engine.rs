@@ -124,6 +124,17 @@ impl Engine {
         Ok(p.ask(GetStatus).await?)
     }
 
+    /// Status of every FL proxy, in configuration order.
+    pub async fn fl_statuses(&self) -> Vec<ProxyStatus> {
+        let mut out = Vec::new();
+        for fl in &self.shared.settings.fls {
+            if let Ok(st) = self.fl_status(&fl.id).await {
+                out.push(st);
+            }
+        }
+        out
+    }
+
     /// Stops FL `fl`'s proxy; its supervisor restarts it with its pending commands.
     pub fn restart_fl_proxy(&self, fl: &str) -> Result<(), EngineError> {
         let p = self

@@ -52,6 +52,8 @@ pub struct ProxyStatus {
     pub pending: usize,
     pub blacklisted: usize,
     pub restarts: u64,
+    /// Milliseconds since the FL last wrote anything (None: never).
+    pub last_seen_ms_ago: Option<u64>,
 }
 
 pub const MAILBOX_CAPACITY: usize = 1024;
@@ -65,6 +67,8 @@ pub struct FlProxy {
     stats: Arc<MailboxStats>,
     pending: PendingTable,
     blacklist: Blacklist,
+    /// When the FL last wrote anything: evidence that it is alive.
+    last_seen: Option<Instant>,
 }
 
 impl FlProxy {
@@ -85,6 +89,7 @@ impl FlProxy {
             stats,
             pending: PendingTable::default(),
             blacklist: Blacklist::default(),
+            last_seen: None,
         }
     }
 
@@ -114,6 +119,7 @@ impl FlProxy {
         let c = &s.counters;
         Counters::inc(&c.fl_messages_received);
         let now = Instant::now();
+        self.last_seen = Some(now);
         let head = match Head::parse(&msg.payload) {
             Ok(h) => h,
             Err(e) => {
@@ -337,6 +343,7 @@ impl Handler<Envelope<GetStatus>> for FlProxy {
             pending: self.pending.len(),
             blacklisted: self.blacklist.len(),
             restarts: self.stats.snapshot(false).restarts,
+            last_seen_ms_ago: self.last_seen.map(|t| t.elapsed().as_millis() as u64),
         })
     }
 }

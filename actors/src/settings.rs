@@ -141,6 +141,8 @@ pub struct Classes {
     pub switch_offline_notification: String,
     pub fl_outage_notification: String,
     pub sync_summary: String,
+    /// Payload class of one switch in an FL's sync chain (network dump).
+    pub network_dump_switch: String,
 }
 
 impl Default for Classes {
@@ -164,6 +166,7 @@ impl Default for Classes {
             ),
             fl_outage_notification: s("org.openkilda.messaging.info.event.FlOutageNotification"),
             sync_summary: s("org.openkilda.messaging.info.event.SyncSessionSummary"),
+            network_dump_switch: s("org.openkilda.messaging.info.discovery.NetworkDumpSwitchData"),
         }
     }
 }

@@ -117,36 +117,30 @@ pub fn catch_up_targets(
     topics: &[String],
     timeout: Duration,
 ) -> EndOffsets {
-    let mut targets = HashMap::new();
-    let Ok(md) = consumer.fetch_metadata(None, timeout) else {
-        warn!("cannot read metadata for the FL catch-up; commands will not wait");
-        return targets;
+    let ends = match super::end_offsets(consumer, topics, timeout) {
+        Ok(e) => e,
+        Err(e) => {
+            warn!(error = %e, "cannot read the FL topics' end offsets; commands will not wait for the backlog");
+            return EndOffsets::new();
+        }
     };
     let mut tpl = TopicPartitionList::new();
-    for t in md
-        .topics()
-        .iter()
-        .filter(|t| topics.iter().any(|n| n == t.name()))
-    {
-        for p in t.partitions() {
-            tpl.add_partition(t.name(), p.id());
-        }
+    for (t, p, _) in &ends {
+        tpl.add_partition(t, *p);
     }
-    let committed = consumer.committed_offsets(tpl.clone(), timeout).ok();
-    for e in tpl.elements() {
-        let Ok((low, high)) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout) else {
-            continue;
-        };
+    let committed = consumer.committed_offsets(tpl, timeout).ok();
+    let mut targets = EndOffsets::new();
+    for (t, p, high) in ends {
         let start = committed
             .as_ref()
-            .and_then(|c| c.find_partition(e.topic(), e.partition()))
+            .and_then(|c| c.find_partition(&t, p))
             .and_then(|c| match c.offset() {
                 Offset::Offset(o) => Some(o),
                 _ => None,
             })
-            .unwrap_or(low);
+            .unwrap_or(0);
         if start < high {
-            targets.insert((e.topic().to_string(), e.partition()), high);
+            targets.insert((t, p), high);
         }
     }
     targets
@@ -168,6 +162,8 @@ pub struct LoopParams {
     pub gate: Option<watch::Receiver<bool>>,
     /// For the FL loop: how long after assignment to wait for the backlog at most.
     pub catch_up_timeout: Duration,
+    /// Set to true once this loop reads with partitions assigned (router readiness).
+    pub ready: Option<watch::Sender<bool>>,
     /// For the FL loop: end offsets to reach, then `caught_up` is set.
     pub catch_up: Option<(EndOffsets, watch::Sender<bool>)>,
 }
@@ -186,6 +182,7 @@ pub async fn run_loop(mut p: LoopParams) {
         }
     }
     let mut commit_tick = tokio::time::interval(p.commit_interval);
+    let mut ready_tick = tokio::time::interval(Duration::from_millis(50));
     let mut assigned_at: Option<tokio::time::Instant> = None;
     let mut reading = true;
     loop {
@@ -207,6 +204,13 @@ pub async fn run_loop(mut p: LoopParams) {
                                 let _ = done.send(true);
                             }
                         }
+                    }
+                }
+            }
+            _ = ready_tick.tick(), if p.ready.is_some() => {
+                if p.consumer.assignment().map(|a| a.count() > 0).unwrap_or(false) {
+                    if let Some(r) = p.ready.take() {
+                        let _ = r.send(true);
                     }
                 }
             }

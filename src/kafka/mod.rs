@@ -49,3 +49,52 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
     c.set("enable.idempotence", "true");
     c
 }
+
+/// End offsets (high watermarks) of every partition of `topics`, retried until `timeout`:
+/// right after topic creation the partition leaders may not be known yet.
+pub fn end_offsets<C: rdkafka::consumer::Consumer<X>, X: rdkafka::consumer::ConsumerContext>(
+    consumer: &C,
+    topics: &[String],
+    timeout: std::time::Duration,
+) -> anyhow::Result<Vec<(String, i32, i64)>> {
+    let deadline = std::time::Instant::now() + timeout;
+    let step = std::time::Duration::from_secs(5);
+    loop {
+        let attempt = || -> anyhow::Result<Vec<(String, i32, i64)>> {
+            let md = consumer.fetch_metadata(None, step)?;
+            let mut out = Vec::new();
+            for t in topics {
+                let mt = md
+                    .topics()
+                    .iter()
+                    .find(|m| m.name() == t)
+                    .filter(|m| !m.partitions().is_empty())
+                    .ok_or_else(|| anyhow::anyhow!("topic {t} does not exist"))?;
+                for p in mt.partitions() {
+                    let (_, high) = consumer.fetch_watermarks(t, p.id(), step)?;
+                    out.push((t.clone(), p.id(), high));
+                }
+            }
+            Ok(out)
+        };
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Assigns `consumer` to every partition of `topics` at its current end: it reads what is
+/// written from now on, with no consumer-group join.
+pub fn assign_at_end<C: rdkafka::consumer::Consumer<X>, X: rdkafka::consumer::ConsumerContext>(
+    consumer: &C,
+    topics: &[String],
+) -> anyhow::Result<()> {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for (t, p, high) in end_offsets(consumer, topics, std::time::Duration::from_secs(20))? {
+        tpl.add_partition_offset(&t, p, rdkafka::Offset::Offset(high))?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(())
+}

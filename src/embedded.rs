@@ -1,0 +1,105 @@
+//! The embedded default: with `kafka.brokers: embedded`, one process runs an in-process Kafka
+//! (librdkafka's mock cluster), the FL simulator, the router and a steady open-loop load, prints
+//! a status line a second and, at the end, the load's summary line. It shows the system working
+//! on a machine with nothing installed. Pointing `kafka.brokers` at a real cluster turns it off.
+//!
+//! Mock-cluster traps handled here (see shared KAFKA.md): topics are created through the mock
+//! API (no CreateTopics), and consumers use a short `fetch.wait.max.ms`, or idle fetches would
+//! add up to 500 ms of latency.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use tracing::info;
+
+use crate::config::Config;
+use crate::kafka;
+use crate::load::{self, LoadReport, LoadRun};
+use crate::router::Router;
+use crate::sim::Simulator;
+
+/// Runs everything until `duration` passes or `interrupt` resolves; returns the load report.
+pub fn run(
+    mut config: Config,
+    duration: Option<Duration>,
+    interrupt: impl Future<Output = ()> + 'static,
+) -> anyhow::Result<LoadReport> {
+    let cluster = MockCluster::new(1)?;
+    config.kafka.brokers = cluster.bootstrap_servers();
+    for (k, v) in [("fetch.wait.max.ms", "5"), ("fetch.error.backoff.ms", "5")] {
+        config
+            .kafka
+            .consumer
+            .entry(k.into())
+            .or_insert_with(|| v.into());
+    }
+    let mut topics = kafka::topics::all_topics(&config);
+    topics.insert(config.load.reply_topic.clone());
+    for t in &topics {
+        cluster.create_topic(t, config.kafka.topic_partitions, 1)?;
+    }
+    info!(brokers = %config.kafka.brokers, topics = topics.len(), "embedded Kafka (mock cluster) started");
+
+    let system = actix_rt::System::new();
+    let report = system.block_on(async move {
+        let mut client = kafka::base_config(&config.kafka);
+        for (k, v) in &config.kafka.consumer {
+            client.set(k, v);
+        }
+        let settings = config.settings();
+        // The simulator first: its switch events are then the backlog the router reads before
+        // it routes the first command.
+        let sim = Simulator::start(client.clone(), &settings, &config.sim)?;
+        let router = Router::start(&config).await?;
+        let mut ready = router.ready();
+        tokio::time::timeout(Duration::from_secs(30), ready.wait_for(|r| *r))
+            .await
+            .map_err(|_| anyhow::anyhow!("the router did not become ready within 30s"))??;
+        let load = LoadRun::start(
+            client,
+            config.topics.commands[0].clone(),
+            sim.switches(),
+            config.load.clone(),
+            settings.protocol.classes.clone(),
+        )?;
+        println!(
+            "embedded: router ready; {} simulated FLs x {} switches; load {:.0} commands/s{}",
+            sim.fls.len(),
+            config.sim.switches_per_fl,
+            config.load.rate,
+            duration.map(|d| format!(" for {}", humantime::format_duration(d))).unwrap_or_else(|| " until Ctrl-C".into())
+        );
+        let started = Instant::now();
+        let end = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(end);
+        tokio::pin!(interrupt);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        let mut status = load::Status::default();
+        loop {
+            tokio::select! {
+                _ = &mut end => break,
+                _ = &mut interrupt => break,
+                _ = tick.tick() => {
+                    let fls = router.engine().fl_statuses().await;
+                    let online = fls.iter().filter(|f| f.last_seen_ms_ago.is_some_and(|ms| ms < 10_000)).count();
+                    println!("{}", status.line(started.elapsed(), load.stats(), Some((online, fls.len()))));
+                }
+            }
+        }
+        let report = tokio::task::spawn_blocking(move || load.finish()).await??;
+        router.shutdown().await;
+        drop(sim);
+        anyhow::Ok(report)
+    });
+    // The actors hold the router's Kafka clients: drop them before the cluster they talk to.
+    drop(system);
+    drop(cluster);
+    report
+}

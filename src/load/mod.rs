@@ -1,0 +1,418 @@
+//! The load generator: open loop at a fixed rate against the command topic, every command
+//! accounted for.
+//!
+//! Command `i` is *intended* to be sent at `start + i / rate`; latency is measured from that
+//! instant to the first answer, so a stall in the sender, the router or Kafka shows up as latency
+//! instead of silently lowering the rate (no coordinated omission). Each command ends as answered
+//! (by an FL), a router error, lost (no answer by the end of the grace period) — and any further
+//! answers count as duplicates. Runs on its own thread and runtime.
+
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use fl_router_actors::protocol::{lookup_str, Head};
+use fl_router_actors::settings::Classes;
+use hdrhistogram::Histogram;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::warn;
+
+pub use self::report::LoadReport;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadConfig {
+    /// Commands per second.
+    pub rate: f64,
+    /// After the last command, how long to wait for answers before counting the rest lost.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// Where the router is asked to send answers (the `reply_to` header).
+    pub reply_topic: String,
+    /// Fraction (0..=1) of commands sent to a switch no FL manages (expect NOT_FOUND).
+    pub unknown_switch_fraction: f64,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        Self {
+            rate: 200.0,
+            grace: Duration::from_secs(10),
+            reply_topic: "flrouter.load.reply".into(),
+            unknown_switch_fraction: 0.0,
+        }
+    }
+}
+
+impl LoadConfig {
+    pub fn validate(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !(self.rate > 0.0 && self.rate <= 1_000_000.0) {
+            out.push("load.rate: must be between 0 (exclusive) and 1000000".into());
+        }
+        if !(0.0..=1.0).contains(&self.unknown_switch_fraction) {
+            out.push("load.unknown_switch_fraction: must be between 0 and 1".into());
+        }
+        if let Err(e) =
+            fl_router_actors::settings::check_topic_name("load.reply_topic", &self.reply_topic)
+        {
+            out.push(e.to_string());
+        }
+        out
+    }
+}
+
+const UNANSWERED: u8 = 0;
+const ANSWERED: u8 = 1;
+const ROUTER_ERROR: u8 = 2;
+
+/// Live figures, readable while the load runs (status lines).
+pub struct LoadStats {
+    pub sent: AtomicU64,
+    pub answered: AtomicU64,
+    pub router_errors: AtomicU64,
+    pub duplicates: AtomicU64,
+    /// Latency of first answers since the last status line (reset by the reader), in µs.
+    pub window: Mutex<Histogram<u64>>,
+    total: Mutex<Histogram<u64>>,
+    per_second: Mutex<Vec<Histogram<u64>>>,
+    states: Mutex<Vec<u8>>,
+    errors_by_type: Mutex<BTreeMap<String, u64>>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs .. 1 h at 3 significant digits; new_with_bounds only fails for invalid bounds.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).expect("histogram"))
+}
+
+impl LoadStats {
+    fn new() -> Self {
+        Self {
+            sent: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
+            router_errors: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            window: Mutex::new(histogram()),
+            total: Mutex::new(histogram()),
+            per_second: Mutex::new(Vec::new()),
+            states: Mutex::new(Vec::new()),
+            errors_by_type: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn unanswered(&self) -> u64 {
+        self.sent
+            .load(Relaxed)
+            .saturating_sub(self.answered.load(Relaxed) + self.router_errors.load(Relaxed))
+    }
+
+    fn record(
+        &self,
+        i: usize,
+        outcome: u8,
+        latency: Duration,
+        second: usize,
+        error_type: Option<String>,
+    ) {
+        let first = {
+            let Ok(mut st) = self.states.lock() else {
+                return;
+            };
+            match st.get_mut(i) {
+                Some(s) if *s == UNANSWERED => {
+                    *s = outcome;
+                    true
+                }
+                Some(_) => false,
+                None => return, // not ours (an older run on the same topic)
+            }
+        };
+        if !first {
+            self.duplicates.fetch_add(1, Relaxed);
+            return;
+        }
+        match outcome {
+            ANSWERED => self.answered.fetch_add(1, Relaxed),
+            _ => self.router_errors.fetch_add(1, Relaxed),
+        };
+        if let Some(t) = error_type {
+            if let Ok(mut m) = self.errors_by_type.lock() {
+                *m.entry(t).or_default() += 1;
+            }
+        }
+        let us = (latency.as_micros() as u64).max(1);
+        for h in [&self.window, &self.total] {
+            if let Ok(mut h) = h.lock() {
+                let _ = h.record(us);
+            }
+        }
+        if let Ok(mut ps) = self.per_second.lock() {
+            while ps.len() <= second {
+                ps.push(histogram());
+            }
+            let _ = ps[second].record(us);
+        }
+    }
+}
+
+/// A running load; [`LoadRun::finish`] stops it and returns the report.
+pub struct LoadRun {
+    stats: Arc<LoadStats>,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<LoadReport>>,
+}
+
+impl LoadRun {
+    /// Starts sending to `commands_topic`, spreading commands over `switches`.
+    pub fn start(
+        client: ClientConfig,
+        commands_topic: String,
+        switches: Vec<String>,
+        cfg: LoadConfig,
+        classes: Classes,
+    ) -> anyhow::Result<LoadRun> {
+        anyhow::ensure!(
+            !switches.is_empty(),
+            "load: no switches to send commands to"
+        );
+        let mut pcfg = client.clone();
+        pcfg.set("linger.ms", "1")
+            .set("queue.buffering.max.messages", "2000000");
+        let producer: ThreadedProducer<DefaultProducerContext> = pcfg.create()?;
+        let mut ccfg = client;
+        ccfg.set(
+            "group.id",
+            format!("fl-router-load-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .set("enable.auto.commit", "false");
+        let consumer: StreamConsumer = ccfg.create()?;
+        crate::kafka::assign_at_end(&consumer, std::slice::from_ref(&cfg.reply_topic))?;
+
+        let stats = Arc::new(LoadStats::new());
+        let (stop, stop_rx) = watch::channel(false);
+        let st = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("fl-load".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("load runtime");
+                rt.block_on(drive(
+                    st,
+                    producer,
+                    consumer,
+                    commands_topic,
+                    switches,
+                    cfg,
+                    classes,
+                    stop_rx,
+                ))
+            })?;
+        Ok(LoadRun {
+            stats,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn stats(&self) -> &Arc<LoadStats> {
+        &self.stats
+    }
+
+    /// Stops sending, waits for outstanding answers (up to the grace period), reports.
+    pub fn finish(mut self) -> anyhow::Result<LoadReport> {
+        let _ = self.stop.send(true);
+        let t = self
+            .thread
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("load already finished"))?;
+        t.join()
+            .map_err(|_| anyhow::anyhow!("load thread panicked"))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    stats: Arc<LoadStats>,
+    producer: ThreadedProducer<DefaultProducerContext>,
+    consumer: StreamConsumer,
+    topic: String,
+    switches: Vec<String>,
+    cfg: LoadConfig,
+    classes: Classes,
+    mut stop: watch::Receiver<bool>,
+) -> LoadReport {
+    let run_id = format!("load-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let start = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / cfg.rate);
+    let intended = move |i: usize| start + interval.mul_f64(i as f64);
+    let receiver = {
+        let (stats, run_id, error_class) =
+            (stats.clone(), run_id.clone(), classes.error_message.clone());
+        let (done_tx, mut done_rx) = watch::channel(false);
+        let handle = tokio::spawn(async move {
+            let prefix = format!("{run_id}-");
+            loop {
+                let m = tokio::select! {
+                    _ = done_rx.changed() => break,
+                    m = consumer.recv() => m,
+                };
+                let Ok(m) = m else { continue };
+                let now = Instant::now();
+                let payload = m.payload().unwrap_or_default();
+                let Ok(head) = Head::parse(payload) else {
+                    continue;
+                };
+                let Some(i) = head
+                    .correlation()
+                    .and_then(|c| c.strip_prefix(&prefix))
+                    .and_then(|n| n.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                let is_error = head.clazz.as_deref() == Some(error_class.as_str());
+                let error_type = if is_error {
+                    std::str::from_utf8(payload)
+                        .ok()
+                        .and_then(|t| lookup_str(t, "/payload/error-type").map(|s| s.into_owned()))
+                } else {
+                    None
+                };
+                let latency = now.saturating_duration_since(intended(i));
+                let second = (i as f64 / cfg.rate) as usize;
+                stats.record(
+                    i,
+                    if is_error { ROUTER_ERROR } else { ANSWERED },
+                    latency,
+                    second,
+                    error_type,
+                );
+            }
+        });
+        (handle, done_tx)
+    };
+
+    // The open-loop sender: every millisecond, send whatever is due by now.
+    let mut next = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            // A stop request, or the LoadRun dropped: either way, stop sending.
+            _ = stop.changed() => break,
+            _ = tick.tick() => {
+                let due = ((start.elapsed().as_secs_f64()) * cfg.rate) as usize;
+                while next <= due {
+                    if let Ok(mut st) = stats.states.lock() {
+                        st.push(UNANSWERED);
+                    }
+                    let switch = if cfg.unknown_switch_fraction > 0.0 && fastrand::f64() < cfg.unknown_switch_fraction {
+                        "ff:ff:ff:ff:ff:ff:ff:ff"
+                    } else {
+                        switches[next % switches.len()].as_str()
+                    };
+                    let cid = format!("{run_id}-{next}");
+                    let body = format!(
+                        r#"{{"clazz":"{}","correlation_id":"{cid}","timestamp":{},"payload":{{"clazz":"org.openkilda.messaging.command.switches.DumpRulesRequest","switch_id":"{switch}"}}}}"#,
+                        classes.command_message,
+                        fl_router_actors::protocol::now_millis()
+                    );
+                    send(&producer, &topic, switch, &body, &cfg.reply_topic);
+                    stats.sent.fetch_add(1, Relaxed);
+                    next += 1;
+                }
+            }
+        }
+    }
+    let sent_for = start.elapsed();
+    let deadline = Instant::now() + cfg.grace;
+    while stats.unanswered() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A short look for late duplicates once everything is accounted for.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = receiver.1.send(true);
+    let _ = receiver.0.await;
+    report::build(&stats, cfg.rate, sent_for)
+}
+
+fn send(
+    p: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    key: &str,
+    body: &str,
+    reply_to: &str,
+) {
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "reply_to",
+        value: Some(reply_to),
+    });
+    let mut rec = BaseRecord::to(topic)
+        .key(key)
+        .payload(body)
+        .headers(headers);
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            // Counted as lost in the report: a command that never left is one without an answer.
+            Err((e, _)) => return warn!(error = %e, "load: send failed"),
+        }
+    }
+}
+
+/// Builds the one-a-second status line from the live figures.
+#[derive(Default)]
+pub struct Status {
+    prev_sent: u64,
+}
+
+impl Status {
+    /// `t=…s rate=…/s sent=… answered=… router_errors=… unanswered=… p99_ms=… [fls_online=a/b]`;
+    /// p99 is over the first answers since the previous line.
+    pub fn line(
+        &mut self,
+        elapsed: Duration,
+        stats: &LoadStats,
+        fls: Option<(usize, usize)>,
+    ) -> String {
+        let sent = stats.sent.load(Relaxed);
+        let rate = sent.saturating_sub(self.prev_sent);
+        self.prev_sent = sent;
+        let p99 = stats
+            .window
+            .lock()
+            .map(|mut w| {
+                let v = report::ms(&w, 0.99);
+                w.reset();
+                v
+            })
+            .unwrap_or(0.0);
+        let mut line = format!(
+            "t={}s rate={rate}/s sent={sent} answered={} router_errors={} unanswered={} p99_ms={p99:.3}",
+            elapsed.as_secs(),
+            stats.answered.load(Relaxed),
+            stats.router_errors.load(Relaxed),
+            stats.unanswered(),
+        );
+        if let Some((online, total)) = fls {
+            line.push_str(&format!(" fls_online={online}/{total}"));
+        }
+        line
+    }
+}

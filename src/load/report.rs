@@ -1,0 +1,170 @@
+//! The load generator's results: the one-line summary (a fixed format that scripts parse), a
+//! JSON report, and an SVG plot of latency percentiles over time.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+use serde::Serialize;
+
+use super::LoadStats;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub sent: u64,
+    pub answered: u64,
+    pub router_errors: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub rate: f64,
+    pub duration_s: f64,
+    pub errors_by_type: BTreeMap<String, u64>,
+    /// Latency per second of intended send time.
+    pub windows: Vec<Window>,
+}
+
+/// A plotted line: its name, colour and which percentile of a window it shows.
+type Series = (&'static str, RGBColor, fn(&Window) -> f64);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    pub second: usize,
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+pub fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        return 0.0;
+    }
+    (h.value_at_quantile(q) as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+pub(super) fn build(stats: &LoadStats, rate: f64, sent_for: Duration) -> LoadReport {
+    let sent = stats.sent.load(Relaxed);
+    let answered = stats.answered.load(Relaxed);
+    let router_errors = stats.router_errors.load(Relaxed);
+    let total = stats
+        .total
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_else(|_| super::histogram());
+    let windows = stats
+        .per_second
+        .lock()
+        .map(|ps| {
+            ps.iter()
+                .enumerate()
+                .map(|(second, h)| Window {
+                    second,
+                    count: h.len(),
+                    p50_ms: ms(h, 0.5),
+                    p99_ms: ms(h, 0.99),
+                    p999_ms: ms(h, 0.999),
+                    max_ms: ms(h, 1.0),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    LoadReport {
+        sent,
+        answered,
+        router_errors,
+        lost: sent.saturating_sub(answered + router_errors),
+        duplicates: stats.duplicates.load(Relaxed),
+        p50_ms: ms(&total, 0.5),
+        p99_ms: ms(&total, 0.99),
+        p999_ms: ms(&total, 0.999),
+        max_ms: ms(&total, 1.0),
+        rate,
+        duration_s: sent_for.as_secs_f64(),
+        errors_by_type: stats
+            .errors_by_type
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default(),
+        windows,
+    }
+}
+
+impl LoadReport {
+    /// `summary: sent=… answered=… router_errors=… lost=… duplicates=… p50_ms=… p99_ms=… p999_ms=…`
+    pub fn summary_line(&self) -> String {
+        format!(
+            "summary: sent={} answered={} router_errors={} lost={} duplicates={} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3}",
+            self.sent, self.answered, self.router_errors, self.lost, self.duplicates, self.p50_ms, self.p99_ms, self.p999_ms
+        )
+    }
+
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, serde_json::to_vec_pretty(self)?)?;
+        Ok(())
+    }
+
+    /// Latency percentiles per second of the run, as an SVG image.
+    pub fn write_plot(&self, path: &Path) -> anyhow::Result<()> {
+        let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let max_x = self.windows.len().max(1) as f64;
+        let max_y = self
+            .windows
+            .iter()
+            .map(|w| w.p999_ms)
+            .fold(0.0f64, f64::max)
+            .max(1.0)
+            * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "fl-router latency at {:.0} commands/s (from intended send time)",
+                    self.rate
+                ),
+                ("sans-serif", 20),
+            )
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..max_x, 0f64..max_y)?;
+        chart
+            .configure_mesh()
+            .x_desc("second of run")
+            .y_desc("latency (ms)")
+            .draw()?;
+        let series: [Series; 3] = [
+            ("p50", BLUE, |w| w.p50_ms),
+            ("p99", RGBColor(230, 120, 0), |w| w.p99_ms),
+            ("p99.9", RED, |w| w.p999_ms),
+        ];
+        for (name, color, f) in series {
+            chart
+                .draw_series(LineSeries::new(
+                    self.windows
+                        .iter()
+                        .filter(|w| w.count > 0)
+                        .map(|w| (w.second as f64, f(w))),
+                    color.stroke_width(2),
+                ))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()?;
+        root.present()?;
+        Ok(())
+    }
+}

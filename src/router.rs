@@ -1,0 +1,185 @@
+//! [`Router`]: the running service — engine, consumers, producer — and its orderly shutdown:
+//! stop reading commands, let pending commands finish (FL answers are still read), flush the
+//! producer, commit.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fl_router_actors::Engine;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::kafka;
+use crate::kafka::consumer::{self, LoopParams, Role};
+use crate::kafka::offsets::OffsetTracker;
+use crate::kafka::producer::KafkaOutbox;
+
+pub struct Router {
+    engine: Engine,
+    outbox: Arc<KafkaOutbox>,
+    cmd_tracker: Arc<OffsetTracker>,
+    fl_tracker: Arc<OffsetTracker>,
+    stop_cmd: watch::Sender<bool>,
+    stop_fl: watch::Sender<bool>,
+    finish: watch::Sender<bool>,
+    loops: Vec<JoinHandle<()>>,
+    status: JoinHandle<()>,
+    ready: watch::Receiver<bool>,
+    drain_timeout: Duration,
+}
+
+impl Router {
+    /// Creates topics, starts the engine, the producer and both consumers.
+    /// Must be called inside an actix `System` (the engine's actors live there).
+    pub async fn start(config: &Config) -> anyhow::Result<Router> {
+        let k = &config.kafka;
+        kafka::topics::ensure(config, &kafka::base_config(k)).await?;
+
+        let outbox = KafkaOutbox::start(
+            &kafka::producer_config(k),
+            config.topics.dead_letter.clone(),
+            k.produce_retries,
+        )?;
+        let engine = Engine::start(config.settings(), outbox.clone())?;
+
+        let write_topics: Vec<String> = config
+            .fls
+            .iter()
+            .map(|f| config.topics.fl_write_topic(&f.id))
+            .collect();
+        let cmd_tracker = OffsetTracker::new();
+        let fl_tracker = OffsetTracker::new();
+        let fl_group = format!("{}-fl", k.group_id);
+        let cmd_consumer = Arc::new(consumer::create(
+            &kafka::consumer_config(k, &k.group_id),
+            "commands",
+            &config.topics.commands,
+            cmd_tracker.clone(),
+        )?);
+        let fl_consumer = Arc::new(consumer::create(
+            &kafka::consumer_config(k, &fl_group),
+            "fl",
+            &write_topics,
+            fl_tracker.clone(),
+        )?);
+        let targets =
+            consumer::catch_up_targets(&fl_consumer, &write_topics, Duration::from_secs(5));
+        info!(
+            brokers = %k.brokers, fls = config.fls.len(), backlog_partitions = targets.len(),
+            "fl-router started"
+        );
+
+        let (stop_cmd, stop_cmd_rx) = watch::channel(false);
+        let (stop_fl, stop_fl_rx) = watch::channel(false);
+        let (finish, finish_rx) = watch::channel(false);
+        let (caught_up_tx, caught_up_rx) = watch::channel(false);
+        let (ready_tx, ready) = watch::channel(false);
+        let cmd_loop = tokio::spawn(consumer::run_loop(LoopParams {
+            consumer: cmd_consumer,
+            tracker: cmd_tracker.clone(),
+            engine: engine.clone(),
+            role: Role::Commands,
+            name: "commands",
+            commit_interval: k.commit_interval,
+            stop_reading: stop_cmd_rx,
+            finish: finish_rx.clone(),
+            gate: Some(caught_up_rx),
+            catch_up_timeout: k.catch_up_timeout,
+            catch_up: None,
+            ready: Some(ready_tx),
+        }));
+        let fl_loop = tokio::spawn(consumer::run_loop(LoopParams {
+            consumer: fl_consumer,
+            tracker: fl_tracker.clone(),
+            engine: engine.clone(),
+            role: Role::FlOutput,
+            name: "fl",
+            commit_interval: k.commit_interval,
+            stop_reading: stop_fl_rx,
+            finish: finish_rx,
+            gate: None,
+            catch_up_timeout: k.catch_up_timeout,
+            catch_up: Some((targets, caught_up_tx)),
+            ready: None,
+        }));
+        let status = tokio::spawn(status_log(engine.clone(), outbox.clone()));
+        Ok(Router {
+            engine,
+            outbox,
+            cmd_tracker,
+            fl_tracker,
+            stop_cmd,
+            stop_fl,
+            finish,
+            loops: vec![cmd_loop, fl_loop],
+            status,
+            ready,
+            drain_timeout: k.drain_timeout,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Turns true once commands are being routed (FL backlog read, command partitions assigned).
+    pub fn ready(&self) -> watch::Receiver<bool> {
+        self.ready.clone()
+    }
+
+    /// Stops reading commands, waits for pending ones (up to the drain timeout), flushes, commits.
+    pub async fn shutdown(self) {
+        info!("shutting down: no new commands; waiting for pending ones");
+        let _ = self.stop_cmd.send(true);
+        let deadline = Instant::now() + self.drain_timeout;
+        // FL output is still read here, so pending commands can get their answers.
+        while self.cmd_tracker.outstanding() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.stop_fl.send(true);
+        if !self.outbox.flush(Duration::from_secs(5)) {
+            warn!("producer flush timed out");
+        }
+        let (c, f) = (
+            self.cmd_tracker.outstanding(),
+            self.fl_tracker.outstanding(),
+        );
+        if c + f > 0 {
+            warn!(
+                commands = c,
+                fl = f,
+                "inputs still in flight at shutdown; they will be read again on restart"
+            );
+        }
+        let _ = self.finish.send(true);
+        for l in self.loops {
+            let _ = l.await;
+        }
+        self.status.abort();
+        info!("fl-router stopped");
+    }
+}
+
+async fn status_log(engine: Engine, outbox: Arc<KafkaOutbox>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let c = engine.counters().snapshot();
+        let get = |n: &str| c.iter().find(|(k, _)| *k == n).map_or(0, |(_, v)| *v);
+        info!(
+            commands = get("commands_received"),
+            forwarded = get("commands_forwarded"),
+            answers = get("answers_routed"),
+            timeouts = get("errors_timed_out"),
+            not_found = get("errors_not_found"),
+            invalid = get("errors_invalid"),
+            delivered = outbox.counters.delivered.load(Relaxed),
+            delivery_failures = outbox.counters.failed.load(Relaxed),
+            "status"
+        );
+    }
+}
