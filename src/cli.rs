@@ -40,6 +40,9 @@ pub enum Command {
     },
     /// Simulate the configured FLs (section `sim`) against the configured Kafka.
     Sim,
+    /// Benchmark baseline: copy commands to the first FL and its output to the load's reply
+    /// topic, with no routing logic.
+    Pipe,
     /// Send an open-loop command load (section `load`) through a running router and simulator.
     Load {
         /// Commands per second (overrides load.rate).

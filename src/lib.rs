@@ -8,6 +8,7 @@ pub mod config;
 pub mod embedded;
 pub mod kafka;
 pub mod load;
+pub mod pipe;
 pub mod router;
 pub mod sim;
 

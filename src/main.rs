@@ -47,6 +47,14 @@ fn main() -> ExitCode {
             system.block_on(fl_router::run(config, stop_signal(cli.duration)))
         }
         Command::Sim => run_sim(config, cli.duration),
+        Command::Pipe => real_kafka(&config, "pipe").and_then(|()| {
+            let reply = config.load.reply_topic.clone();
+            runtime()?.block_on(fl_router::pipe::run(
+                &config,
+                &reply,
+                stop_signal(cli.duration),
+            ))
+        }),
         Command::Load { rate, report, plot } => run_load(config, cli.duration, rate, report, plot),
     };
     match result {
@@ -110,6 +118,8 @@ fn run_load(
         .collect();
     let rt = runtime()?;
     let report_data = rt.block_on(async {
+        let reply = std::iter::once(config.load.reply_topic.clone()).collect();
+        kafka::topics::ensure(&config, &kafka::base_config(&config.kafka), &reply).await?;
         let run = load::LoadRun::start(
             kafka::base_config(&config.kafka),
             config.topics.commands[0].clone(),

@@ -36,7 +36,12 @@ impl Router {
     /// Must be called inside an actix `System` (the engine's actors live there).
     pub async fn start(config: &Config) -> anyhow::Result<Router> {
         let k = &config.kafka;
-        kafka::topics::ensure(config, &kafka::base_config(k)).await?;
+        kafka::topics::ensure(
+            config,
+            &kafka::base_config(k),
+            &kafka::topics::all_topics(config),
+        )
+        .await?;
 
         let outbox = KafkaOutbox::start(
             &kafka::producer_config(k),

@@ -210,6 +210,7 @@ pub async fn run_loop(mut p: LoopParams) {
             _ = ready_tick.tick(), if p.ready.is_some() => {
                 if p.consumer.assignment().map(|a| a.count() > 0).unwrap_or(false) {
                     if let Some(r) = p.ready.take() {
+                        info!("router ready: routing commands");
                         let _ = r.send(true);
                     }
                 }

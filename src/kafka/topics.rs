@@ -27,9 +27,13 @@ pub fn all_topics(config: &Config) -> BTreeSet<String> {
     set
 }
 
-pub async fn ensure(config: &Config, client: &ClientConfig) -> anyhow::Result<()> {
+/// Creates (or, with `kafka.create_topics: false`, checks) `wanted`.
+pub async fn ensure(
+    config: &Config,
+    client: &ClientConfig,
+    wanted: &BTreeSet<String>,
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client.create()?;
-    let wanted = all_topics(config);
     let md = admin
         .inner()
         .fetch_metadata(None, Duration::from_secs(10))

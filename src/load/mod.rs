@@ -262,6 +262,7 @@ async fn drive(
         let (stats, run_id, error_class) =
             (stats.clone(), run_id.clone(), classes.error_message.clone());
         let (done_tx, mut done_rx) = watch::channel(false);
+        let ack_class = classes.fl_receive_ack.clone();
         let handle = tokio::spawn(async move {
             let prefix = format!("{run_id}-");
             loop {
@@ -275,6 +276,10 @@ async fn drive(
                 let Ok(head) = Head::parse(payload) else {
                     continue;
                 };
+                // An ack is not an answer (the router consumes them; the benchmark pipe does not).
+                if head.payload_class().as_deref() == Some(ack_class.as_str()) {
+                    continue;
+                }
                 let Some(i) = head
                     .correlation()
                     .and_then(|c| c.strip_prefix(&prefix))
