@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use fl_router_actors::settings::{
-    FlSettings, Limits, ProtocolSettings, Settings, Timeouts, TopicSettings,
+    FlSettings, Limits, ProtocolSettings, Settings, SyncSettings, Timeouts, TopicSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,8 @@ pub struct Config {
     pub fls: Vec<FlSettings>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    #[serde(default)]
+    pub sync: SyncSettings,
     #[serde(default)]
     pub protocol: ProtocolSettings,
     #[serde(default)]
@@ -231,6 +233,7 @@ impl Config {
             topics: self.topics.clone(),
             fls: self.fls.clone(),
             timeouts: self.timeouts.clone(),
+            sync: self.sync.clone(),
             protocol: self.protocol.clone(),
             limits: self.limits.clone(),
         }

@@ -206,8 +206,8 @@ async fn router_killed_hard_and_restarted_loses_no_command() {
     .expect("the FL saw commands");
     router.kill_hard();
     let at_kill = seen.load(Ordering::SeqCst);
-    // Until the start-up sync (issue 4) exists, the FL re-announces its switch so the new
-    // router learns the map; the router reads that backlog before it routes commands.
+    // This test FL does not speak sync (startup sync is off in routing tests), so it
+    // re-announces its switch; the new router reads that backlog before it routes commands.
     send(
         &p,
         &w.fl_write("fl1"),

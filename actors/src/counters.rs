@@ -31,6 +31,15 @@ counters! {
     blacklist_drops: "FL messages dropped because their correlation id was blacklisted.",
     dead_letters: "Messages sent to the dead-letter topic.",
     acked_unanswered: "Commands acked by an FL whose answer never came within timeouts.answer.",
+    fl_outages: "FL outages declared (no evidence, or lost writes reported).",
+    failed_fast: "Pending commands answered at once because their FL went offline.",
+    sync_sessions_started: "Sync sessions started.",
+    sync_fl_complete: "FL chains completed in sync sessions.",
+    sync_fl_failed: "FLs whose chain never completed, retries exhausted.",
+    sync_retries: "SyncRequests re-sent to an FL whose chain was missing or incomplete.",
+    sync_chain_messages: "Chain messages proxied to the events topic by sync sessions.",
+    switch_offline_notifications: "Switches a completed chain no longer reported.",
+    unmanaged_notifications: "UnmanagedSwitchNotifications sent (outage or failed chain).",
 }
 
 impl Counters {

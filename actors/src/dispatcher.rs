@@ -11,12 +11,14 @@ use bytes::Bytes;
 use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
-use crate::fl_proxy::{FlProxy, Forward};
+use crate::fl_proxy::Forward;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::outbox::Inbound;
 use crate::protocol::{self, ErrorType, Head, ProtocolError, Target};
 use crate::shared::{Shared, Source};
+use crate::supervisor::{StartSync, SyncTrigger};
 use crate::switch_map::{Change, FlIndex, SwitchMap};
+use crate::sync_session::{ChainApplied, SyncSession};
 
 /// A message read from an inbound command topic.
 #[derive(Message)]
@@ -37,10 +39,23 @@ pub struct SwitchEvent {
 #[rtype(result = "Option<String>")]
 pub struct LookupSwitch(pub String);
 
-/// The proxies are created after the dispatcher's address exists (they hold it), then handed over.
+/// Tell the controller that FL `fl`'s switches are unmanaged (outage, or its chain failed).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct NotifyUnmanaged {
+    pub fl: usize,
+    pub reason: String,
+}
+
+/// FL `fl`'s sync chain is complete and reported exactly `switches`: its other switches are gone.
+/// The dispatcher confirms with [`ChainApplied`] so the session's summary follows the changes.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetProxies(pub Vec<Mailbox<FlProxy>>);
+pub struct SyncComplete {
+    pub fl: usize,
+    pub switches: Vec<String>,
+    pub session: Mailbox<SyncSession>,
+}
 
 pub const MAILBOX_CAPACITY: usize = 1024;
 
@@ -48,7 +63,6 @@ pub struct Dispatcher {
     shared: Arc<Shared>,
     stats: Arc<MailboxStats>,
     map: SwitchMap,
-    proxies: Vec<Mailbox<FlProxy>>,
 }
 
 impl Dispatcher {
@@ -57,7 +71,6 @@ impl Dispatcher {
             shared,
             stats,
             map: SwitchMap::default(),
-            proxies: Vec::new(),
         }
     }
 
@@ -83,6 +96,17 @@ impl Dispatcher {
             return self.invalid(&msg, None, ProtocolError::NoCorrelationId);
         };
         let class = head.payload_class();
+        if class.as_deref() == Some(s.settings.protocol.classes.sync_request.as_str()) {
+            // A controller's SyncRequest: a sync session over every FL.
+            if let Some(a) = s.actors() {
+                let _ = a.supervisor.tell(StartSync {
+                    fls: (0..s.settings.fls.len()).collect(),
+                    trigger: SyncTrigger::Controller,
+                    request: Some((cid.to_string(), msg.clone())),
+                });
+            }
+            return;
+        }
         let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
         let switch_id = match protocol::switch_target(text, class.as_deref(), &s.settings.protocol)
         {
@@ -112,12 +136,8 @@ impl Dispatcher {
             switch_id,
             msg: msg.clone(),
         };
-        if self
-            .proxies
-            .get(fl)
-            .map(|p| p.tell(fwd))
-            .is_none_or(|r| r.is_err())
-        {
+        let proxy = s.actors().and_then(|a| a.proxies.get(fl));
+        if proxy.map(|p| p.tell(fwd)).is_none_or(|r| r.is_err()) {
             // Only possible while the system shuts down; answer rather than lose the command.
             s.send_error(
                 msg.reply_to.as_deref(),
@@ -179,6 +199,46 @@ impl Dispatcher {
     }
 }
 
+impl Dispatcher {
+    fn notify_unmanaged(&self, fl: FlIndex, reason: &str) {
+        let s = &self.shared;
+        let switches = self.map.switches_of(fl);
+        info!(fl = %s.fl_id(fl), switches = switches.len(), reason, "switches unmanaged");
+        for sw in switches {
+            Counters::inc(&s.counters.unmanaged_notifications);
+            s.send_event(
+                &sw,
+                protocol::unmanaged_switch_notification(&s.settings.protocol.classes, &sw),
+                &[],
+            );
+        }
+    }
+
+    fn sync_complete(&mut self, fl: FlIndex, reported: Vec<String>) {
+        let s = self.shared.clone();
+        let keep: std::collections::HashSet<&String> = reported.iter().collect();
+        for sw in self.map.switches_of(fl) {
+            if !keep.contains(&sw) {
+                self.map.disconnect(&sw, fl);
+                Counters::inc(&s.counters.switch_offline_notifications);
+                info!(switch = %sw, fl = %s.fl_id(fl), "switch no longer reported by its FL");
+                s.send_event(
+                    &sw,
+                    protocol::switch_offline_notification(
+                        &s.settings.protocol.classes,
+                        &sw,
+                        s.fl_id(fl),
+                    ),
+                    &[],
+                );
+            }
+        }
+        for sw in &reported {
+            self.map.connect(sw, fl);
+        }
+    }
+}
+
 impl Actor for Dispatcher {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -215,14 +275,26 @@ impl Handler<Envelope<LookupSwitch>> for Dispatcher {
     }
 }
 
-impl Handler<Envelope<SetProxies>> for Dispatcher {
+impl Handler<Envelope<NotifyUnmanaged>> for Dispatcher {
     type Result = ();
-    fn handle(&mut self, env: Envelope<SetProxies>, _: &mut Self::Context) {
-        let _g = self.stats.receive(env.sent_at);
-        if !self.proxies.is_empty() {
-            warn!("proxies set twice; keeping the first set");
-            return;
-        }
-        self.proxies = env.msg.0;
+    fn handle(&mut self, env: Envelope<NotifyUnmanaged>, _: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        self.notify_unmanaged(env.msg.fl, &env.msg.reason);
+    }
+}
+
+impl Handler<Envelope<SyncComplete>> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<SyncComplete>, _: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        let SyncComplete {
+            fl,
+            switches,
+            session,
+        } = env.msg;
+        self.sync_complete(fl, switches);
+        let _ = session.tell(ChainApplied { fl });
     }
 }

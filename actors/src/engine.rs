@@ -8,12 +8,15 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::counters::Counters;
-use crate::dispatcher::{self, Command, Dispatcher, LookupSwitch, SetProxies};
-use crate::fl_proxy::{self, FlOutput, FlProxy, GetStatus, ProxyStatus, Restart};
+use crate::dispatcher::{self, Command, Dispatcher, LookupSwitch};
+use crate::fl_proxy::{FlOutput, FlProxy, GetStatus, ProxyStatus, Restart};
+use crate::liveness::FlStatus;
 use crate::mailbox::{Mailbox, MailboxSnapshot, MailboxStats, SendRejected};
+use crate::outage_monitor::{self, OutageMonitor, RestartMonitor};
 use crate::outbox::{Inbound, Outbox};
 use crate::settings::{SettingError, Settings};
-use crate::shared::{Shared, Source};
+use crate::shared::{Actors, Shared, Source};
+use crate::supervisor::{self, Supervisor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -41,25 +44,45 @@ impl Engine {
             return Err(EngineError::Settings(problems));
         }
         let shared = Shared::new(settings, outbox);
-        let dstats = MailboxStats::new("dispatcher", "dispatcher", dispatcher::MAILBOX_CAPACITY);
-        shared.mailboxes.register(&dstats);
-        let daddr = Dispatcher::new(shared.clone(), dstats.clone()).start();
-        let dispatcher = Mailbox::new(daddr, dstats);
+        let stats = |kind, id: &str, cap| {
+            let st = MailboxStats::new(kind, id, cap);
+            shared.mailboxes.register(&st);
+            st
+        };
+        let dstats = stats("dispatcher", "dispatcher", dispatcher::MAILBOX_CAPACITY);
+        let dispatcher = Mailbox::new(
+            Dispatcher::new(shared.clone(), dstats.clone()).start(),
+            dstats,
+        );
+        let list = Supervisor::start_proxies(&shared, &dispatcher);
+        let mstats = stats(
+            "outage_monitor",
+            "outage_monitor",
+            outage_monitor::MAILBOX_CAPACITY,
+        );
+        let (sh, st) = (shared.clone(), mstats.clone());
+        let monitor = Mailbox::new(
+            actix::Supervisor::start(move |_| OutageMonitor::new(sh, st)),
+            mstats,
+        );
+        let sstats = stats("supervisor", "supervisor", supervisor::MAILBOX_CAPACITY);
+        let supervisor = Mailbox::new(
+            Supervisor::new(shared.clone(), sstats.clone()).start(),
+            sstats,
+        );
 
-        let mut list = Vec::new();
         let mut proxies = HashMap::new();
         let mut write_topics = HashMap::new();
-        for (index, fl) in shared.settings.fls.iter().enumerate() {
-            let stats = MailboxStats::new("fl_proxy", fl.id.clone(), fl_proxy::MAILBOX_CAPACITY);
-            shared.mailboxes.register(&stats);
-            let (sh, d, st) = (shared.clone(), dispatcher.clone(), stats.clone());
-            let addr = actix::Supervisor::start(move |_| FlProxy::new(index, sh, d, st));
-            let mbox = Mailbox::new(addr, stats);
-            list.push(mbox.clone());
-            proxies.insert(fl.id.clone(), mbox);
+        for (fl, mbox) in shared.settings.fls.iter().zip(&list) {
+            proxies.insert(fl.id.clone(), mbox.clone());
             write_topics.insert(shared.settings.topics.fl_write_topic(&fl.id), fl.id.clone());
         }
-        dispatcher.tell(SetProxies(list))?;
+        shared.set_actors(Actors {
+            dispatcher: dispatcher.clone(),
+            proxies: list,
+            monitor,
+            supervisor,
+        });
         Ok(Engine {
             shared,
             dispatcher,
@@ -133,6 +156,21 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// Liveness status of FL `fl` (as decided by the outage monitor).
+    pub fn fl_liveness(&self, fl: &str) -> Option<FlStatus> {
+        let i = self.shared.settings.fls.iter().position(|f| f.id == fl)?;
+        Some(self.shared.liveness.status(i))
+    }
+
+    /// Stops the outage monitor; its supervisor restarts it with its state.
+    pub fn restart_outage_monitor(&self) -> Result<(), EngineError> {
+        let a = self
+            .shared
+            .actors()
+            .ok_or(EngineError::Rejected(SendRejected::Closed))?;
+        Ok(a.monitor.tell(RestartMonitor)?)
     }
 
     /// Stops FL `fl`'s proxy; its supervisor restarts it with its pending commands.

@@ -6,6 +6,7 @@
 //! Started under `actix::Supervisor`: the actor value (and so its pending table) survives a
 //! restart; `started` re-arms the deadline tick.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -15,12 +16,15 @@ use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
 use crate::dispatcher::{Dispatcher, SwitchEvent};
+use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
+use crate::outage_monitor::WriteErrors;
 use crate::outbox::{Inbound, Outgoing};
 use crate::pending::{Blacklist, Expiry, PendingTable};
 use crate::protocol::{self, ErrorType, Head};
 use crate::shared::{Shared, Source};
 use crate::switch_map::FlIndex;
+use crate::sync_session::{ChainItem, SyncSession};
 
 /// A command the dispatcher resolved to this FL.
 #[derive(Message)]
@@ -40,6 +44,27 @@ pub struct FlOutput(pub Inbound);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Restart;
+
+/// Hand every message with this correlation id to a sync session (until unwatched).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchSync {
+    pub correlation_id: String,
+    pub session: Mailbox<SyncSession>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnwatchSync {
+    pub correlation_id: String,
+}
+
+/// The FL went offline: answer every pending command now instead of letting each time out.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FailPending {
+    pub reason: String,
+}
 
 /// A snapshot of the proxy for the admin API and tests.
 #[derive(Message)]
@@ -69,6 +94,8 @@ pub struct FlProxy {
     blacklist: Blacklist,
     /// When the FL last wrote anything: evidence that it is alive.
     last_seen: Option<Instant>,
+    /// Correlation ids of running sync sessions that include this FL.
+    sync_watch: HashMap<String, Mailbox<SyncSession>>,
 }
 
 impl FlProxy {
@@ -90,12 +117,30 @@ impl FlProxy {
             pending: PendingTable::default(),
             blacklist: Blacklist::default(),
             last_seen: None,
+            sync_watch: HashMap::new(),
         }
     }
 
     fn forward(&mut self, f: Forward) {
         let s = &self.shared;
         let now = Instant::now();
+        if s.liveness.status(self.index) == FlStatus::Offline {
+            s.send_error(
+                f.msg.reply_to.as_deref(),
+                &f.correlation_id,
+                Some(Bytes::from(f.switch_id.clone())),
+                ErrorType::NotFound,
+                "FL is offline",
+                &format!(
+                    "switch {} is managed by FL {}, which is offline (no message from it for {})",
+                    f.switch_id,
+                    self.id,
+                    humantime::format_duration(s.settings.timeouts.alive_timeout)
+                ),
+                &[&f.msg.ticket],
+            );
+            return;
+        }
         self.pending.insert(
             &f.correlation_id,
             f.msg.reply_to.clone(),
@@ -120,6 +165,7 @@ impl FlProxy {
         Counters::inc(&c.fl_messages_received);
         let now = Instant::now();
         self.last_seen = Some(now);
+        s.liveness.evidence(self.index);
         let head = match Head::parse(&msg.payload) {
             Ok(h) => h,
             Err(e) => {
@@ -137,6 +183,31 @@ impl FlProxy {
         let cid = head.correlation();
         let class = head.payload_class();
         let classes = &s.settings.protocol.classes;
+
+        if let Some(session) = cid.and_then(|c| self.sync_watch.get(c)) {
+            let item = ChainItem {
+                fl: self.index,
+                msg: msg.clone(),
+            };
+            if session.tell(item).is_ok() {
+                return;
+            }
+        }
+        if class.as_deref() == Some(classes.alive_response.as_str()) {
+            let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
+            let failed = protocol::lookup(text, "/payload/failed_messages")
+                .and_then(|v| v.get().parse::<u64>().ok())
+                .unwrap_or(0);
+            if failed > 0 {
+                if let Some(a) = s.actors() {
+                    let _ = a.monitor.tell(WriteErrors {
+                        fl: self.index,
+                        failed,
+                    });
+                }
+            }
+            return; // consumed: evidence is all it is for
+        }
 
         if let Some(cid) = cid {
             if !self.pending.contains(cid) && self.blacklist.contains(cid, now) {
@@ -292,6 +363,31 @@ impl FlProxy {
     }
 }
 
+impl FlProxy {
+    fn fail_pending(&mut self, reason: &str) {
+        let s = self.shared.clone();
+        let now = Instant::now();
+        let entries = self.pending.drain();
+        if !entries.is_empty() {
+            warn!(fl = %self.id, pending = entries.len(), "failing pending commands of an offline FL");
+        }
+        for e in entries {
+            Counters::inc(&s.counters.failed_fast);
+            self.blacklist
+                .insert(&e.correlation_id, now, s.settings.timeouts.blacklist_ttl);
+            s.send_error(
+                e.reply_to.as_deref(),
+                &e.correlation_id,
+                Some(Bytes::from(e.switch_id.clone())),
+                ErrorType::OperationTimedOut,
+                "FL went offline",
+                &format!("FL {} went offline before answering: {reason}", self.id),
+                &[&e.ticket],
+            );
+        }
+    }
+}
+
 impl Actor for FlProxy {
     type Context = Context<Self>;
 
@@ -331,6 +427,32 @@ impl Handler<Envelope<Restart>> for FlProxy {
     fn handle(&mut self, env: Envelope<Restart>, ctx: &mut Self::Context) {
         let _g = self.stats.receive(env.sent_at);
         ctx.stop();
+    }
+}
+
+impl Handler<Envelope<WatchSync>> for FlProxy {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<WatchSync>, _: &mut Self::Context) {
+        let _g = self.stats.receive(env.sent_at);
+        self.sync_watch
+            .insert(env.msg.correlation_id, env.msg.session);
+    }
+}
+
+impl Handler<Envelope<UnwatchSync>> for FlProxy {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<UnwatchSync>, _: &mut Self::Context) {
+        let _g = self.stats.receive(env.sent_at);
+        self.sync_watch.remove(&env.msg.correlation_id);
+    }
+}
+
+impl Handler<Envelope<FailPending>> for FlProxy {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<FailPending>, _: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        self.fail_pending(&env.msg.reason);
     }
 }
 

@@ -8,13 +8,17 @@ pub mod counters;
 pub mod dispatcher;
 pub mod engine;
 pub mod fl_proxy;
+pub mod liveness;
 pub mod mailbox;
+pub mod outage_monitor;
 pub mod outbox;
 pub mod pending;
 pub mod protocol;
 pub mod settings;
 pub mod shared;
+pub mod supervisor;
 pub mod switch_map;
+pub mod sync_session;
 pub mod testkit;
 
 pub use engine::{Engine, EngineError};

@@ -316,6 +316,70 @@ pub fn error_message(
     Bytes::from(serde_json::to_vec(&env).unwrap_or_default())
 }
 
+fn envelope(class: &str, correlation_id: &str, payload: serde_json::Value) -> Bytes {
+    let v = serde_json::json!({
+        "clazz": class,
+        "timestamp": now_millis(),
+        "correlation_id": correlation_id,
+        "payload": payload,
+    });
+    Bytes::from(v.to_string())
+}
+
+/// A CommandMessage the router originates (AliveRequest, SyncRequest).
+pub fn command_message(
+    classes: &Classes,
+    correlation_id: &str,
+    payload: serde_json::Value,
+) -> Bytes {
+    envelope(&classes.command_message, correlation_id, payload)
+}
+
+/// An InfoMessage the router originates (notifications, the sync summary).
+pub fn info_message(classes: &Classes, correlation_id: &str, payload: serde_json::Value) -> Bytes {
+    envelope(&classes.info_message, correlation_id, payload)
+}
+
+pub fn alive_request(classes: &Classes, correlation_id: &str) -> Bytes {
+    command_message(
+        classes,
+        correlation_id,
+        serde_json::json!({"clazz": classes.alive_request}),
+    )
+}
+
+pub fn sync_request(classes: &Classes, correlation_id: &str, dump_id: &str) -> Bytes {
+    command_message(
+        classes,
+        correlation_id,
+        serde_json::json!({"clazz": classes.sync_request, "dump_id": dump_id}),
+    )
+}
+
+pub fn fl_outage_notification(classes: &Classes, fl: &str, reason: &str) -> Bytes {
+    info_message(
+        classes,
+        &format!("flrouter-outage-{}", uuid::Uuid::new_v4().simple()),
+        serde_json::json!({"clazz": classes.fl_outage_notification, "fl_id": fl, "reason": reason}),
+    )
+}
+
+pub fn unmanaged_switch_notification(classes: &Classes, switch: &str) -> Bytes {
+    info_message(
+        classes,
+        &format!("flrouter-unmanaged-{}", uuid::Uuid::new_v4().simple()),
+        serde_json::json!({"clazz": classes.unmanaged_switch_notification, "switch_id": switch}),
+    )
+}
+
+pub fn switch_offline_notification(classes: &Classes, switch: &str, fl: &str) -> Bytes {
+    info_message(
+        classes,
+        &format!("flrouter-offline-{}", uuid::Uuid::new_v4().simple()),
+        serde_json::json!({"clazz": classes.switch_offline_notification, "switch_id": switch, "fl_id": fl}),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

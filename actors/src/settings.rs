@@ -17,6 +17,7 @@ pub struct Settings {
     pub topics: TopicSettings,
     pub fls: Vec<FlSettings>,
     pub timeouts: Timeouts,
+    pub sync: SyncSettings,
     pub protocol: ProtocolSettings,
     pub limits: Limits,
 }
@@ -88,6 +89,15 @@ pub struct Timeouts {
     /// Resolution of the engine's deadline checks; deadlines fire at most this late.
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
+    /// How often the router sends AliveRequest to every FL.
+    #[serde(with = "humantime_serde")]
+    pub alive_interval: Duration,
+    /// No message at all from an FL for this long is an outage.
+    #[serde(with = "humantime_serde")]
+    pub alive_timeout: Duration,
+    /// An FL's sync chain must be complete this long after its SyncRequest.
+    #[serde(with = "humantime_serde")]
+    pub sync_chain: Duration,
 }
 
 impl Default for Timeouts {
@@ -97,6 +107,32 @@ impl Default for Timeouts {
             answer: Duration::from_secs(30),
             blacklist_ttl: Duration::from_secs(60),
             tick: Duration::from_millis(50),
+            alive_interval: Duration::from_secs(2),
+            alive_timeout: Duration::from_secs(10),
+            sync_chain: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Sync sessions: when the router starts one itself, and how hard it tries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    /// Send a SyncRequest to every FL at start, to learn the switch map without waiting for events.
+    pub at_start: bool,
+    /// Times a SyncRequest is re-sent to an FL whose chain is missing or incomplete.
+    pub retries: u32,
+    /// Wait before the first re-send; doubled for each further one.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            at_start: true,
+            retries: 3,
+            retry_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -338,6 +374,9 @@ impl Settings {
             ("timeouts.answer", to.answer),
             ("timeouts.blacklist_ttl", to.blacklist_ttl),
             ("timeouts.tick", to.tick),
+            ("timeouts.alive_interval", to.alive_interval),
+            ("timeouts.alive_timeout", to.alive_timeout),
+            ("timeouts.sync_chain", to.sync_chain),
         ] {
             if d.is_zero() {
                 push(Err(SettingError::new(key, "must be greater than zero")));
@@ -347,6 +386,12 @@ impl Settings {
             push(Err(SettingError::new(
                 "timeouts.tick",
                 "must not exceed timeouts.ack",
+            )));
+        }
+        if to.alive_timeout <= to.alive_interval {
+            push(Err(SettingError::new(
+                "timeouts.alive_timeout",
+                "must be longer than timeouts.alive_interval (several intervals, to allow lost requests)",
             )));
         }
         if self.limits.max_message_bytes == 0 {

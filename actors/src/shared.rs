@@ -1,21 +1,36 @@
 //! What every engine actor shares: settings, the outbox, counters, the mailbox registry; and
 //! the outputs several actors produce (router errors, dead letters), written once here.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
 use crate::counters::Counters;
-use crate::mailbox::MailboxRegistry;
+use crate::dispatcher::Dispatcher;
+use crate::fl_proxy::FlProxy;
+use crate::liveness::Liveness;
+use crate::mailbox::{Mailbox, MailboxRegistry};
+use crate::outage_monitor::OutageMonitor;
 use crate::outbox::{headers, Outbox, Outgoing, Ticket};
 use crate::protocol::{self, ErrorType};
 use crate::settings::Settings;
+use crate::supervisor::Supervisor;
 
 pub struct Shared {
     pub settings: Settings,
     pub outbox: Arc<dyn Outbox>,
     pub counters: Counters,
     pub mailboxes: MailboxRegistry,
+    pub liveness: Liveness,
+    actors: OnceLock<Actors>,
+}
+
+/// The long-lived actors' mailboxes, set once at start so every actor can reach the others.
+pub struct Actors {
+    pub dispatcher: Mailbox<Dispatcher>,
+    pub proxies: Vec<Mailbox<FlProxy>>,
+    pub monitor: Mailbox<OutageMonitor>,
+    pub supervisor: Mailbox<Supervisor>,
 }
 
 /// Where a dead-lettered message was read.
@@ -27,12 +42,39 @@ pub enum Source<'a> {
 
 impl Shared {
     pub fn new(settings: Settings, outbox: Arc<dyn Outbox>) -> Arc<Self> {
+        let fls = settings.fls.len();
         Arc::new(Self {
             settings,
             outbox,
             counters: Counters::default(),
             mailboxes: MailboxRegistry::default(),
+            liveness: Liveness::new(fls),
+            actors: OnceLock::new(),
         })
+    }
+
+    /// Set once by `Engine::start`, before any actor handles a message.
+    pub fn set_actors(&self, actors: Actors) {
+        let _ = self.actors.set(actors);
+    }
+
+    /// The other actors. `None` only while the engine is being wired up.
+    pub fn actors(&self) -> Option<&Actors> {
+        self.actors.get()
+    }
+
+    pub fn fl_id(&self, fl: usize) -> &str {
+        self.settings.fls.get(fl).map_or("?", |f| f.id.as_str())
+    }
+
+    /// Sends a router-originated event (notification, summary) to the events topic.
+    pub fn send_event(&self, key: &str, payload: Bytes, tickets: &[&Ticket]) {
+        let mut out = Outgoing::new(self.settings.topics.events.clone(), payload)
+            .key(Bytes::from(key.to_string()));
+        for t in tickets {
+            out = out.ticket(t);
+        }
+        self.outbox.send(out);
     }
 
     /// The topic for an error the router answers a command with.

@@ -34,6 +34,34 @@ impl Recorded {
         }
     }
 
+    /// Reads until a message matches `pred`; returns everything read, the match last. Panics
+    /// (failing the test) if no match comes within `within`.
+    pub async fn until(
+        &mut self,
+        within: Duration,
+        mut pred: impl FnMut(&Outgoing) -> bool,
+    ) -> Vec<Outgoing> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.0.recv()).await {
+                Ok(Some(m)) => {
+                    let hit = pred(&m);
+                    seen.push(m);
+                    if hit {
+                        return seen;
+                    }
+                }
+                Ok(None) => panic!("outbox closed"),
+                Err(_) => panic!(
+                    "no matching message within {within:?}; saw {} others",
+                    seen.len()
+                ),
+            }
+        }
+    }
+
     /// Everything produced so far, without waiting.
     pub fn drain(&mut self) -> Vec<Outgoing> {
         let mut v = Vec::new();

@@ -44,6 +44,8 @@ pub struct Knobs {
     pub failed_since_alive: AtomicU64,
     /// While set and in the future, the FL is down: it reads nothing and writes nothing.
     pub crashed_until: Mutex<Option<Instant>>,
+    /// The next this-many sync chains are sent with one message missing (a gap).
+    pub chain_gaps: AtomicU32,
 }
 
 impl Knobs {
@@ -227,9 +229,17 @@ impl SimFl {
                 payload: msg(0, Value::Null),
             }];
         }
+        // A gap: the second message (or the only one) goes missing, as if its write were lost.
+        let gap = self
+            .knobs
+            .chain_gaps
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+            .then_some(if total > 1 { 1 } else { 0 });
         self.switches
             .iter()
             .enumerate()
+            .filter(|(i, _)| Some(*i) != gap)
             .map(|(i, s)| Reply {
                 delay: Duration::ZERO,
                 key: s.clone(),
@@ -313,6 +323,29 @@ mod tests {
         assert_eq!(json_of(&out[0])["payload"]["region"], "r1");
         let again = f.on_message(req.as_bytes());
         assert_eq!(json_of(&again[0])["payload"]["failed_messages"], 0);
+    }
+
+    #[test]
+    fn a_chain_gap_leaves_out_one_message_once() {
+        let f = fl(3);
+        f.knobs.chain_gaps.store(1, Relaxed);
+        let req = json!({"clazz":"C","correlation_id":"s1","payload":{"clazz": Classes::default().sync_request}}).to_string();
+        let first = f.on_message(req.as_bytes());
+        let idx: Vec<u64> = first
+            .iter()
+            .map(|r| Head::parse(&r.payload).unwrap().chain_position().unwrap().0)
+            .collect();
+        assert_eq!(idx, vec![0, 2]);
+        assert_eq!(f.on_message(req.as_bytes()).len(), 3, "only once");
+    }
+
+    #[test]
+    fn a_crashed_fl_is_down_until_its_time_is_up() {
+        let f = fl(1);
+        assert!(!f.knobs.is_crashed(Instant::now()));
+        f.knobs.crash_for(Duration::from_secs(60));
+        assert!(f.knobs.is_crashed(Instant::now()));
+        assert!(!f.knobs.is_crashed(Instant::now() + Duration::from_secs(61)));
     }
 
     #[test]

@@ -69,6 +69,14 @@ pub struct FaultConfig {
     pub drop_answers: f64,
     /// The first this-many writes fail and are reported in AliveResponse.
     pub failed_writes: u32,
+    /// Crash (read and write nothing) every this often; 0s = never.
+    #[serde(with = "humantime_serde")]
+    pub crash_every: Duration,
+    /// How long each crash lasts; the FL then reconnects its switches.
+    #[serde(with = "humantime_serde")]
+    pub crash_for: Duration,
+    /// The first this-many sync chains have a gap (one message missing).
+    pub chain_gaps: u32,
 }
 
 impl SimConfig {
@@ -77,6 +85,11 @@ impl SimConfig {
         for (id, f) in &self.faults {
             if !fl_ids.contains(id) {
                 out.push(format!("sim.faults.{id}: no FL with this id in fls"));
+            }
+            if !f.crash_every.is_zero() && f.crash_for >= f.crash_every {
+                out.push(format!(
+                    "sim.faults.{id}.crash_for: must be shorter than crash_every"
+                ));
             }
             if !(0.0..=1.0).contains(&f.drop_answers) {
                 out.push(format!(
@@ -126,6 +139,7 @@ impl Simulator {
                         .store(fault.extra_delay.as_micros() as u64, Relaxed);
                     s.knobs.set_drop_fraction(fault.drop_answers);
                     s.knobs.fail_next_writes.store(fault.failed_writes, Relaxed);
+                    s.knobs.chain_gaps.store(fault.chain_gaps, Relaxed);
                 }
                 Arc::new(s)
             })
@@ -156,11 +170,23 @@ impl Simulator {
         crate::kafka::assign_at_end(&consumer, &read)?;
 
         let (stop, stop_rx) = watch::channel(false);
+        let crashes = settings
+            .fls
+            .iter()
+            .map(|f| {
+                sim.faults
+                    .get(&f.id)
+                    .map_or((Duration::ZERO, Duration::ZERO), |c| {
+                        (c.crash_every, c.crash_for)
+                    })
+            })
+            .collect();
         let world = Arc::new(World {
             fls: fls.clone(),
             write,
             producer,
             churn: (sim.churn_interval, sim.churn_down),
+            crashes,
         });
         let by_topic: HashMap<String, usize> =
             read.into_iter().enumerate().map(|(i, t)| (t, i)).collect();
@@ -215,6 +241,8 @@ struct World {
     write: Vec<String>,
     producer: ThreadedProducer<DefaultProducerContext>,
     churn: (Duration, Duration),
+    /// Per FL: (crash every, crash for); zero = never.
+    crashes: Vec<(Duration, Duration)>,
 }
 
 impl World {
@@ -266,12 +294,23 @@ async fn serve(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let (churn_every, churn_down) = world.churn;
     let mut next_churn = Instant::now() + churn_every;
+    let mut next_crash: Vec<Instant> = world
+        .crashes
+        .iter()
+        .map(|(every, _)| Instant::now() + *every)
+        .collect();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = tick.tick() => {
                 let now = Instant::now();
                 for (i, f) in world.fls.iter().enumerate() {
+                    let (every, lasts) = world.crashes[i];
+                    if !every.is_zero() && now >= next_crash[i] {
+                        next_crash[i] = now + every;
+                        info!(fl = %f.id, for_ms = lasts.as_millis() as u64, "simulated FL crashes");
+                        f.knobs.crash_for(lasts);
+                    }
                     let down = f.knobs.is_crashed(now);
                     if was_down[i] && !down {
                         // A restarted FL reconnects its switches.

@@ -39,9 +39,34 @@ pub struct World {
     pub reply: String,
 }
 
+/// Merges `extra` into `base` (objects recursively; anything else replaces).
+fn merge(base: &mut Value, extra: Value) {
+    match (base, extra) {
+        (Value::Object(b), Value::Object(e)) => {
+            for (k, v) in e {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, e) => *b = e,
+    }
+}
+
 impl World {
-    /// Creates the topics and writes a config with FLs `fls` and the given ack timeout.
+    /// For routing tests: FLs `fls`, the given ack timeout, and no startup sync or liveness
+    /// traffic on the FL topics (those have their own tests).
     pub async fn new(fls: &[&str], ack_timeout: &str) -> World {
+        Self::with(
+            fls,
+            json!({
+                "timeouts": {"ack": ack_timeout, "alive_interval": "1h", "alive_timeout": "2h"},
+                "sync": {"at_start": false},
+            }),
+        )
+        .await
+    }
+
+    /// Creates the topics and writes a config with FLs `fls`, `extra` merged over the defaults.
+    pub async fn with(fls: &[&str], extra: Value) -> World {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let p = format!("t{id}");
         let dir = tempfile::tempdir().expect("temp dir");
@@ -73,8 +98,10 @@ impl World {
                 "dead_letter": w.dead_letter,
             },
             "fls": fl_list,
-            "timeouts": {"ack": ack_timeout, "tick": "20ms"},
+            "timeouts": {"tick": "20ms"},
         });
+        let mut config = config;
+        merge(&mut config, extra);
         // JSON is YAML; the router reads it through its YAML loader.
         fs::write(
             &w.config_path,
@@ -221,6 +248,7 @@ pub struct Reader {
 }
 
 pub struct Received {
+    pub offset: i64,
     pub payload: Vec<u8>,
     pub key: Option<Vec<u8>>,
     pub headers: Vec<(String, Vec<u8>)>,
@@ -240,6 +268,15 @@ impl Received {
 
 impl Reader {
     pub fn new(topic: &str) -> Reader {
+        Self::at(topic, Offset::Beginning)
+    }
+
+    /// A reader of what is written to `topic` from now on.
+    pub fn at_end(topic: &str) -> Reader {
+        Self::at(topic, Offset::End)
+    }
+
+    fn at(topic: &str, offset: Offset) -> Reader {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers())
             .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
@@ -248,8 +285,7 @@ impl Reader {
             .create()
             .expect("consumer");
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning)
-            .unwrap();
+        tpl.add_partition_offset(topic, 0, offset).unwrap();
         consumer.assign(&tpl).expect("assign");
         Reader {
             consumer,
@@ -264,6 +300,7 @@ impl Reader {
             .ok()?
             .expect("consume");
         Some(Received {
+            offset: m.offset(),
             payload: m.payload().unwrap_or_default().to_vec(),
             key: m.key().map(<[u8]>::to_vec),
             headers: m
@@ -275,6 +312,37 @@ impl Reader {
                 })
                 .unwrap_or_default(),
         })
+    }
+
+    /// Everything up to the topic's current end (its end offset is read now).
+    pub async fn read_to_end(&self) -> Vec<Received> {
+        let (_, high) = self
+            .consumer
+            .fetch_watermarks(&self.topic, 0, Duration::from_secs(10))
+            .expect("watermarks");
+        let mut out: Vec<Received> = Vec::new();
+        while high > 0 && out.last().is_none_or(|m| m.offset + 1 < high) {
+            match self.next(LONG).await {
+                Some(m) => out.push(m),
+                None => panic!("{} did not reach offset {high}", self.topic),
+            }
+        }
+        out
+    }
+
+    /// Reads until a message satisfies `pred`; returns it. Fails the test after `within`.
+    pub async fn until(&self, within: Duration, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let m = self.next(left).await.unwrap_or_else(|| {
+                panic!("no matching message on {} within {within:?}", self.topic)
+            });
+            let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
+            if pred(&v) {
+                return v;
+            }
+        }
     }
 
     /// The next message; fails the test if none arrives within `within`.

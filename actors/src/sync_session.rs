@@ -1,0 +1,375 @@
+//! `SyncSession`: one actor per sync. It sends a SyncRequest to each of its FLs, has their proxies
+//! hand it every message carrying its correlation id, proxies each chain message to the events
+//! topic at once and unmodified (nothing is buffered), and checks each FL's chain for
+//! completeness (distinct indexes = `total_messages`; duplicates ignored; an empty chain is one
+//! message with total 0).
+//!
+//! The map follows the chain: each reported switch is mapped to the FL as it arrives (so it is
+//! routable at once), and on completion the dispatcher drops the FL's switches the chain did not
+//! report, with a switch-offline notification each. A chain still missing or incomplete at its
+//! deadline gets that FL's switches an UnmanagedSwitchNotification and the SyncRequest re-sent to
+//! that FL alone, with doubling backoff, up to `sync.retries` times. The session ends with one
+//! summary event and stops. Several sessions may run at once; a one-FL session (recovery, lost
+//! writes) is the same actor.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use serde_json::json;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::counters::Counters;
+use crate::dispatcher::{NotifyUnmanaged, SwitchEvent, SyncComplete};
+use crate::fl_proxy::{UnwatchSync, WatchSync};
+use crate::mailbox::{Envelope, Mailbox, MailboxStats};
+use crate::outbox::{Inbound, Outgoing, Ticket};
+use crate::protocol::{self, Head, Target};
+use crate::shared::Shared;
+use crate::supervisor::SyncTrigger;
+
+/// A message from FL `fl` with this session's correlation id (handed over by its proxy).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ChainItem {
+    pub fl: usize,
+    pub msg: Inbound,
+}
+
+/// The dispatcher has applied FL `fl`'s complete chain to the map.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ChainApplied {
+    pub fl: usize,
+}
+
+pub const MAILBOX_CAPACITY: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Outcome {
+    Pending,
+    /// Chain complete; waiting for the dispatcher to apply it.
+    Applying,
+    Complete,
+    Failed,
+}
+
+struct FlSync {
+    fl: usize,
+    outcome: Outcome,
+    /// Re-sends so far.
+    retries: u32,
+    seen: HashSet<u64>,
+    total: Option<u64>,
+    switches: Vec<String>,
+    deadline: Instant,
+    /// Set while waiting out the backoff before a re-send.
+    resend_at: Option<Instant>,
+}
+
+pub struct SyncSession {
+    shared: Arc<Shared>,
+    stats: Arc<MailboxStats>,
+    id: String,
+    trigger: SyncTrigger,
+    /// The controller's SyncRequest (forwarded unchanged) and its reply-to and ticket.
+    request: Option<Inbound>,
+    fls: Vec<FlSync>,
+    started_at: Instant,
+    done: bool,
+    me: Option<Mailbox<SyncSession>>,
+}
+
+impl SyncSession {
+    pub fn new(
+        shared: Arc<Shared>,
+        stats: Arc<MailboxStats>,
+        id: String,
+        trigger: SyncTrigger,
+        fls: Vec<usize>,
+        request: Option<(String, Inbound)>,
+    ) -> Self {
+        let now = Instant::now();
+        let fls = fls
+            .into_iter()
+            .map(|fl| FlSync {
+                fl,
+                outcome: Outcome::Pending,
+                retries: 0,
+                seen: HashSet::new(),
+                total: None,
+                switches: Vec::new(),
+                deadline: now + shared.settings.timeouts.sync_chain,
+                resend_at: None,
+            })
+            .collect();
+        Self {
+            shared,
+            stats,
+            id,
+            trigger,
+            request: request.map(|(_, r)| r),
+            fls,
+            started_at: now,
+            done: false,
+            me: None,
+        }
+    }
+
+    fn send_request(&self, fl: usize) {
+        let s = &self.shared;
+        let id = s.fl_id(fl);
+        let payload = match &self.request {
+            Some(r) => r.payload.clone(),
+            None => protocol::sync_request(&s.settings.protocol.classes, &self.id, &self.id),
+        };
+        let ticket = self
+            .request
+            .as_ref()
+            .map(|r| r.ticket.clone())
+            .unwrap_or_default();
+        s.outbox.send(
+            Outgoing::new(s.settings.topics.fl_read_topic(id), payload)
+                .key(Bytes::from(id.to_string()))
+                .ticket(&ticket),
+        );
+    }
+
+    fn on_item(&mut self, fl: usize, msg: Inbound, ctx: &mut Context<Self>) {
+        let s = self.shared.clone();
+        let head = Head::parse(&msg.payload).ok();
+        let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
+        let switch = head.as_ref().and_then(|h| {
+            match protocol::switch_target(text, h.payload_class().as_deref(), &s.settings.protocol)
+            {
+                Ok(Target::One(sw)) => Some(sw),
+                _ => None,
+            }
+        });
+        // Proxied at once and unmodified, whatever the state of the chain.
+        let key = switch.clone().unwrap_or_else(|| s.fl_id(fl).to_string());
+        s.outbox.send(
+            Outgoing::new(s.settings.topics.events.clone(), msg.payload.clone())
+                .key(Bytes::from(key))
+                .ticket(&msg.ticket),
+        );
+        Counters::inc(&s.counters.sync_chain_messages);
+
+        let Some(f) = self.fls.iter_mut().find(|f| f.fl == fl) else {
+            return;
+        };
+        if f.outcome != Outcome::Pending || f.resend_at.is_some() {
+            return; // late or duplicate chain after the FL was settled, or before its re-send
+        }
+        let (index, total) = head
+            .as_ref()
+            .and_then(Head::chain_position)
+            .unwrap_or((0, 1));
+        f.total = Some(total);
+        if f.seen.insert(index) {
+            if let Some(sw) = switch {
+                if !f.switches.contains(&sw) {
+                    if let Some(a) = s.actors() {
+                        let _ = a.dispatcher.tell(SwitchEvent {
+                            fl,
+                            switch_id: sw.clone(),
+                            up: true,
+                        });
+                    }
+                    f.switches.push(sw);
+                }
+            }
+        }
+        if f.seen.len() as u64 >= total {
+            f.outcome = Outcome::Applying;
+            Counters::inc(&s.counters.sync_fl_complete);
+            let applied = match (s.actors(), self.me.clone()) {
+                (Some(a), Some(session)) => a
+                    .dispatcher
+                    .tell(SyncComplete {
+                        fl,
+                        switches: f.switches.clone(),
+                        session,
+                    })
+                    .is_ok(),
+                _ => false,
+            };
+            if !applied {
+                f.outcome = Outcome::Complete; // nobody to apply it (shutting down)
+                self.finish_if_done(ctx);
+            }
+        }
+    }
+
+    fn check(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let s = self.shared.clone();
+        let (retries, backoff, chain) = (
+            s.settings.sync.retries,
+            s.settings.sync.retry_backoff,
+            s.settings.timeouts.sync_chain,
+        );
+        let mut resend = Vec::new();
+        for f in self
+            .fls
+            .iter_mut()
+            .filter(|f| f.outcome == Outcome::Pending)
+        {
+            if let Some(at) = f.resend_at {
+                if now >= at {
+                    f.resend_at = None;
+                    f.deadline = now + chain;
+                    resend.push(f.fl);
+                }
+                continue;
+            }
+            if now < f.deadline {
+                continue;
+            }
+            let got = match f.total {
+                None => "no chain".to_string(),
+                Some(t) => format!("{} of {t} chain messages", f.seen.len()),
+            };
+            let reason = format!(
+                "sync {}: {got} from FL {} by the deadline",
+                self.id,
+                s.fl_id(f.fl)
+            );
+            warn!(fl = %s.fl_id(f.fl), session = %self.id, retries = f.retries, "{reason}");
+            if let Some(a) = s.actors() {
+                let _ = a.dispatcher.tell(NotifyUnmanaged {
+                    fl: f.fl,
+                    reason: reason.clone(),
+                });
+            }
+            if f.retries < retries {
+                f.retries += 1;
+                Counters::inc(&s.counters.sync_retries);
+                f.seen.clear();
+                f.total = None;
+                f.switches.clear();
+                f.resend_at = Some(now + backoff * 2u32.saturating_pow(f.retries - 1));
+            } else {
+                f.outcome = Outcome::Failed;
+                Counters::inc(&s.counters.sync_fl_failed);
+            }
+        }
+        for fl in resend {
+            info!(fl = %s.fl_id(fl), session = %self.id, "re-sending SyncRequest");
+            self.send_request(fl);
+        }
+        self.finish_if_done(ctx);
+    }
+
+    fn finish_if_done(&mut self, ctx: &mut Context<Self>) {
+        if self.done
+            || self
+                .fls
+                .iter()
+                .any(|f| matches!(f.outcome, Outcome::Pending | Outcome::Applying))
+        {
+            return;
+        }
+        self.done = true;
+        let s = &self.shared;
+        let fls: Vec<_> = self
+            .fls
+            .iter()
+            .map(|f| {
+                json!({"fl_id": s.fl_id(f.fl), "status": f.outcome, "retries": f.retries,
+                       "switches": f.switches.len()})
+            })
+            .collect();
+        let complete = self.fls.iter().all(|f| f.outcome == Outcome::Complete);
+        let payload = json!({
+            "clazz": s.settings.protocol.classes.sync_summary,
+            "dump_id": self.id,
+            "trigger": self.trigger,
+            "complete": complete,
+            "duration_ms": self.started_at.elapsed().as_millis() as u64,
+            "fls": fls,
+        });
+        let body = protocol::info_message(&s.settings.protocol.classes, &self.id, payload);
+        let ticket = self
+            .request
+            .as_ref()
+            .map(|r| r.ticket.clone())
+            .unwrap_or_else(Ticket::none);
+        s.send_event(&self.id, body.clone(), &[&ticket]);
+        if let Some(reply_to) = self.request.as_ref().and_then(|r| r.reply_to.clone()) {
+            s.outbox.send(Outgoing::new(reply_to, body).ticket(&ticket));
+        }
+        info!(session = %self.id, complete, "sync session finished");
+        ctx.stop();
+    }
+}
+
+impl Actor for SyncSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        let me = Mailbox::new(ctx.address(), self.stats.clone());
+        self.me = Some(me.clone());
+        if let Some(a) = self.shared.actors() {
+            for f in &self.fls {
+                if let Some(p) = a.proxies.get(f.fl) {
+                    let _ = p.tell(WatchSync {
+                        correlation_id: self.id.clone(),
+                        session: me.clone(),
+                    });
+                }
+            }
+        }
+        for f in &self.fls {
+            self.send_request(f.fl);
+        }
+        ctx.run_interval(self.shared.settings.timeouts.tick, |act, ctx| {
+            act.check(ctx)
+        });
+        if self.fls.is_empty() {
+            self.finish_if_done(ctx);
+        }
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        if let Some(a) = self.shared.actors() {
+            for f in &self.fls {
+                if let Some(p) = a.proxies.get(f.fl) {
+                    let _ = p.tell(UnwatchSync {
+                        correlation_id: self.id.clone(),
+                    });
+                }
+            }
+        }
+        Running::Stop
+    }
+}
+
+impl Handler<Envelope<ChainApplied>> for SyncSession {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<ChainApplied>, ctx: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        if let Some(f) = self
+            .fls
+            .iter_mut()
+            .find(|f| f.fl == env.msg.fl && f.outcome == Outcome::Applying)
+        {
+            f.outcome = Outcome::Complete;
+        }
+        self.finish_if_done(ctx);
+    }
+}
+
+impl Handler<Envelope<ChainItem>> for SyncSession {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<ChainItem>, ctx: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        self.on_item(env.msg.fl, env.msg.msg, ctx);
+    }
+}

@@ -1,0 +1,502 @@
+//! Liveness, outages, recovery and sync sessions, in-process with virtual time: each timeline of
+//! issue 4 (outage and recovery; write errors; chains complete, with gaps, duplicated, empty,
+//! never started; retries exhausted).
+
+use std::time::Duration;
+
+use fl_router_actors::liveness::FlStatus;
+use fl_router_actors::settings::{Classes, FlSettings};
+use fl_router_actors::testkit::{recording_outbox, Recorded};
+use fl_router_actors::{Engine, Inbound, Outgoing, Settings};
+use serde_json::{json, Value};
+
+const S1: &str = "00:00:00:00:00:00:00:01";
+const S2: &str = "00:00:00:00:00:00:00:02";
+const S3: &str = "00:00:00:00:00:00:00:03";
+
+fn settings(at_start: bool) -> Settings {
+    let fl = |id: &str| FlSettings {
+        id: id.into(),
+        region: None,
+    };
+    let mut s = Settings {
+        fls: vec![fl("a"), fl("b"), fl("c")],
+        ..Settings::default()
+    };
+    s.sync.at_start = at_start;
+    s.timeouts.ack = Duration::from_secs(60); // so fail-fast is visible before any ack timeout
+    s
+}
+
+/// For sync-only timelines: liveness out of the way (quiet FLs must not be declared offline).
+fn sync_settings() -> Settings {
+    let mut s = settings(true);
+    s.timeouts.alive_interval = Duration::from_secs(3600);
+    s.timeouts.alive_timeout = Duration::from_secs(7200);
+    s
+}
+
+fn start(s: Settings) -> (Engine, Recorded) {
+    let (outbox, rec) = recording_outbox();
+    (Engine::start(s, outbox).expect("valid settings"), rec)
+}
+
+fn classes() -> Classes {
+    Classes::default()
+}
+
+fn body(o: &Outgoing) -> Value {
+    serde_json::from_slice(&o.payload).unwrap_or(Value::Null)
+}
+
+fn class_of(o: &Outgoing) -> String {
+    body(o)["payload"]["clazz"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn is(o: &Outgoing, topic: &str, class: &str) -> bool {
+    o.topic == topic && class_of(o) == class
+}
+
+fn info(cid: &str, payload: Value) -> Vec<u8> {
+    json!({"clazz": classes().info_message, "correlation_id": cid, "timestamp": 1, "payload": payload})
+        .to_string()
+        .into_bytes()
+}
+
+fn switch_up(sw: &str) -> Vec<u8> {
+    info(
+        "ev",
+        json!({"clazz":"org.openkilda.messaging.info.event.SwitchInfoData","switch_id":sw,"state":"ACTIVATED"}),
+    )
+}
+
+fn chain(cid: &str, index: u64, total: u64, sw: Option<&str>) -> Vec<u8> {
+    let payload = match sw {
+        Some(sw) => {
+            json!({"clazz": classes().network_dump_switch, "switch_id": sw, "state": "ACTIVATED"})
+        }
+        None => Value::Null,
+    };
+    json!({"clazz": classes().chunked_info_message, "correlation_id": cid, "timestamp": 1,
+           "message_id": format!("{index} : {cid}"), "total_messages": total, "payload": payload})
+    .to_string()
+    .into_bytes()
+}
+
+fn command(cid: &str, sw: &str) -> Vec<u8> {
+    json!({"clazz": classes().command_message, "correlation_id": cid, "timestamp": 1,
+           "payload": {"clazz": "X", "switch_id": sw}})
+    .to_string()
+    .into_bytes()
+}
+
+const EVENTS: &str = "kilda.topo.disco.storm";
+const LONG: Duration = Duration::from_secs(120);
+
+/// Waits for the SyncRequest on `fl`'s read topic and returns its correlation id.
+async fn sync_request_to(rec: &mut Recorded, fl: &str) -> String {
+    let topic = format!("kilda.speaker_{fl}");
+    let seen = rec
+        .until(LONG, |o| is(o, &topic, &classes().sync_request))
+        .await;
+    body(seen.last().unwrap())["correlation_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn summary(rec: &mut Recorded) -> Value {
+    let seen = rec
+        .until(LONG, |o| is(o, EVENTS, &classes().sync_summary))
+        .await;
+    body(seen.last().unwrap())["payload"].clone()
+}
+
+fn fl_entry<'a>(summary: &'a Value, fl: &str) -> &'a Value {
+    summary["fls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fl_id"] == fl)
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn alive_requests_go_out_every_interval_and_no_outage_before_a_full_timeout() {
+    tokio::time::pause();
+    let (engine, mut rec) = start(settings(false));
+    let t = engine.settings().timeouts.clone();
+    tokio::time::sleep(t.alive_timeout - Duration::from_millis(500)).await;
+    let out = rec.drain();
+    let alive_a = out
+        .iter()
+        .filter(|o| is(o, "kilda.speaker_a", &classes().alive_request))
+        .count();
+    assert_eq!(
+        alive_a as u32,
+        (t.alive_timeout.as_secs() / t.alive_interval.as_secs() - 1) as u32
+    );
+    assert!(
+        out.iter()
+            .all(|o| class_of(o) != classes().fl_outage_notification),
+        "no outage yet"
+    );
+    assert_eq!(engine.fl_liveness("a"), Some(FlStatus::Starting));
+}
+
+#[actix_rt::test]
+async fn silent_fl_outage_notifies_unmanaged_switches_and_fails_pending_commands_fast() {
+    tokio::time::pause();
+    let (engine, mut rec) = start(settings(false));
+    engine
+        .fl_output("a", Inbound::new(switch_up(S1)))
+        .await
+        .unwrap();
+    engine
+        .fl_output("a", Inbound::new(switch_up(S2)))
+        .await
+        .unwrap();
+    engine
+        .command(Inbound::new(command("c1", S1)).reply_to("my.reply"))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+
+    let seen = rec
+        .until(LONG, |o| {
+            is(o, EVENTS, &classes().fl_outage_notification) && body(o)["payload"]["fl_id"] == "a"
+        })
+        .await;
+    let t = engine.settings().timeouts.clone();
+    assert!(
+        started.elapsed() <= t.alive_timeout + t.alive_interval,
+        "detected within timeout + one interval"
+    );
+    assert!(body(seen.last().unwrap())["payload"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no message from FL a"));
+    let mut rest = rec.drain();
+    rest.extend(seen);
+    let unmanaged: Vec<String> = rest
+        .iter()
+        .filter(|o| is(o, EVENTS, &classes().unmanaged_switch_notification))
+        .map(|o| {
+            body(o)["payload"]["switch_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        unmanaged.contains(&S1.to_string()) && unmanaged.contains(&S2.to_string()),
+        "{unmanaged:?}"
+    );
+    let failed = rest
+        .iter()
+        .find(|o| o.topic == "my.reply")
+        .expect("pending command answered at once");
+    assert_eq!(body(failed)["payload"]["error-type"], "OPERATION_TIMED_OUT");
+    assert!(
+        started.elapsed() < t.ack,
+        "failed fast, long before its ack timeout"
+    );
+    assert_eq!(engine.fl_liveness("a"), Some(FlStatus::Offline));
+
+    // New commands for its switches are refused with the reason.
+    engine
+        .command(Inbound::new(command("c2", S1)).reply_to("my.reply"))
+        .await
+        .unwrap();
+    let seen = rec.until(LONG, |o| o.topic == "my.reply").await;
+    let err = body(seen.last().unwrap());
+    assert_eq!(err["payload"]["error-type"], "NOT_FOUND");
+    assert!(err["payload"]["error-description"]
+        .as_str()
+        .unwrap()
+        .contains("offline"));
+}
+
+#[actix_rt::test]
+async fn recovered_fl_gets_a_sync_replayed_and_its_map_rebuilt_from_the_chain() {
+    tokio::time::pause();
+    let (engine, mut rec) = start(settings(false));
+    engine
+        .fl_output("a", Inbound::new(switch_up(S1)))
+        .await
+        .unwrap();
+    engine
+        .fl_output("a", Inbound::new(switch_up(S2)))
+        .await
+        .unwrap();
+    rec.until(LONG, |o| {
+        is(o, EVENTS, &classes().fl_outage_notification) && body(o)["payload"]["fl_id"] == "a"
+    })
+    .await;
+
+    // Evidence returns: any message will do.
+    engine
+        .fl_output("a", Inbound::new(info("hello", json!({"clazz":"Y"}))))
+        .await
+        .unwrap();
+    let cid = sync_request_to(&mut rec, "a").await;
+    assert_eq!(engine.fl_liveness("a"), Some(FlStatus::Online));
+
+    // The chain now reports S1 and S3: S2 is gone, S3 is new.
+    let c0 = chain(&cid, 0, 2, Some(S1));
+    let c1 = chain(&cid, 1, 2, Some(S3));
+    engine
+        .fl_output("a", Inbound::new(c0.clone()))
+        .await
+        .unwrap();
+    engine
+        .fl_output("a", Inbound::new(c1.clone()))
+        .await
+        .unwrap();
+    let seen = rec
+        .until(LONG, |o| is(o, EVENTS, &classes().sync_summary))
+        .await;
+    let proxied: Vec<&Outgoing> = seen
+        .iter()
+        .filter(|o| o.topic == EVENTS && class_of(o) == classes().network_dump_switch)
+        .collect();
+    assert_eq!(proxied.len(), 2);
+    assert_eq!(
+        proxied[0].payload.as_ref(),
+        c0.as_slice(),
+        "chain proxied unmodified"
+    );
+    let offline: Vec<&Outgoing> = seen
+        .iter()
+        .filter(|o| is(o, EVENTS, &classes().switch_offline_notification))
+        .collect();
+    assert_eq!(offline.len(), 1);
+    assert_eq!(body(offline[0])["payload"]["switch_id"], S2);
+    let s = body(seen.last().unwrap())["payload"].clone();
+    assert_eq!(s["trigger"], "recovery");
+    assert_eq!(s["complete"], true);
+    assert_eq!(
+        engine.lookup_switch(S3).await.unwrap().as_deref(),
+        Some("a")
+    );
+    assert_eq!(engine.lookup_switch(S2).await.unwrap(), None);
+    assert_eq!(
+        engine.lookup_switch(S1).await.unwrap().as_deref(),
+        Some("a")
+    );
+}
+
+#[actix_rt::test]
+async fn lost_writes_are_an_outage_notice_and_a_resync_of_that_fl() {
+    tokio::time::pause();
+    let (engine, mut rec) = start(settings(false));
+    let resp = info(
+        "alive-1",
+        json!({"clazz": classes().alive_response, "region": "r", "failed_messages": 3}),
+    );
+    engine.fl_output("b", Inbound::new(resp)).await.unwrap();
+    let seen = rec
+        .until(LONG, |o| is(o, "kilda.speaker_b", &classes().sync_request))
+        .await;
+    let note = seen
+        .iter()
+        .find(|o| is(o, EVENTS, &classes().fl_outage_notification))
+        .expect("outage notification");
+    assert_eq!(body(note)["payload"]["fl_id"], "b");
+    assert!(body(note)["payload"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("failed to write 3"));
+    assert!(
+        seen.iter()
+            .all(|o| o.topic != "kilda.speaker_a" || class_of(o) != classes().sync_request),
+        "b only"
+    );
+    // The AliveResponse itself is consumed, not forwarded.
+    assert!(seen.iter().all(|o| class_of(o) != classes().alive_response));
+}
+
+#[actix_rt::test]
+async fn controller_sync_reaches_every_fl_and_ends_with_one_summary() {
+    tokio::time::pause();
+    let mut s = sync_settings();
+    s.sync.at_start = false;
+    let (engine, mut rec) = start(s);
+    let req = json!({"clazz": classes().command_message, "correlation_id": "ctl-1", "timestamp": 1,
+                     "payload": {"clazz": classes().sync_request, "dump_id": "d1"}})
+    .to_string();
+    engine
+        .command(Inbound::new(req.clone()).reply_to("ctl.reply"))
+        .await
+        .unwrap();
+    for fl in ["a", "b", "c"] {
+        let seen = rec
+            .until(LONG, |o| o.topic == format!("kilda.speaker_{fl}"))
+            .await;
+        assert_eq!(
+            seen.last().unwrap().payload.as_ref(),
+            req.as_bytes(),
+            "forwarded unchanged to {fl}"
+        );
+    }
+    // a: complete; b: duplicated chunk; c: empty chain.
+    let chunks = [
+        ("a", chain("ctl-1", 0, 2, Some(S1))),
+        ("a", chain("ctl-1", 1, 2, Some(S2))),
+        ("b", chain("ctl-1", 0, 1, Some(S3))),
+        ("b", chain("ctl-1", 0, 1, Some(S3))),
+        ("c", chain("ctl-1", 0, 0, None)),
+    ];
+    for (fl, c) in &chunks {
+        engine.fl_output(fl, Inbound::new(c.clone())).await.unwrap();
+    }
+    let seen = rec
+        .until(LONG, |o| is(o, EVENTS, &classes().sync_summary))
+        .await;
+    let proxied = seen
+        .iter()
+        .filter(|o| {
+            o.topic == EVENTS
+                && chunks
+                    .iter()
+                    .any(|(_, c)| c.as_slice() == o.payload.as_ref())
+        })
+        .count();
+    assert_eq!(
+        proxied,
+        chunks.len(),
+        "every chain message proxied, duplicates too"
+    );
+    let s = body(seen.last().unwrap())["payload"].clone();
+    assert_eq!(s["complete"], true);
+    assert_eq!(s["trigger"], "controller");
+    assert_eq!(fl_entry(&s, "a")["switches"], 2);
+    assert_eq!(fl_entry(&s, "b")["switches"], 1);
+    assert_eq!(fl_entry(&s, "c")["status"], "complete");
+    let more = rec.until(LONG, |o| o.topic == "ctl.reply").await;
+    assert_eq!(
+        class_of(more.last().unwrap()),
+        classes().sync_summary,
+        "summary also to the reply-to"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        rec.drain()
+            .iter()
+            .filter(|o| is(o, EVENTS, &classes().sync_summary))
+            .count(),
+        0,
+        "exactly one summary"
+    );
+}
+
+#[actix_rt::test]
+async fn chain_with_a_gap_is_requested_again_from_that_fl_only() {
+    tokio::time::pause();
+    let (engine, mut rec) = start(sync_settings());
+    let t = engine.settings().timeouts.clone();
+    // The startup session asks a, b, c in that order: wait for the last initial request.
+    let cid = sync_request_to(&mut rec, "c").await;
+    engine
+        .fl_output("a", Inbound::new(chain(&cid, 0, 1, Some(S1))))
+        .await
+        .unwrap();
+    engine
+        .fl_output("c", Inbound::new(chain(&cid, 0, 0, None)))
+        .await
+        .unwrap();
+    engine
+        .fl_output("b", Inbound::new(chain(&cid, 0, 3, Some(S2))))
+        .await
+        .unwrap();
+    engine
+        .fl_output("b", Inbound::new(chain(&cid, 2, 3, Some(S3))))
+        .await
+        .unwrap(); // index 1 missing
+    let before = tokio::time::Instant::now();
+    let seen = rec
+        .until(LONG, |o| is(o, "kilda.speaker_b", &classes().sync_request))
+        .await;
+    assert!(
+        before.elapsed() >= t.sync_chain - Duration::from_secs(1),
+        "re-sent only after the deadline"
+    );
+    let unmanaged: Vec<Value> = seen
+        .iter()
+        .filter(|o| is(o, EVENTS, &classes().unmanaged_switch_notification))
+        .map(|o| body(o)["payload"]["switch_id"].clone())
+        .collect();
+    assert_eq!(
+        unmanaged.len(),
+        2,
+        "b's switches (mapped as the chain arrived) are unmanaged: {unmanaged:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|o| !(class_of(o) == classes().sync_request && o.topic != "kilda.speaker_b")),
+        "only b is asked again"
+    );
+    for i in 0..3 {
+        let sw = [S2, "00:00:00:00:00:00:00:09", S3][i as usize];
+        engine
+            .fl_output("b", Inbound::new(chain(&cid, i, 3, Some(sw))))
+            .await
+            .unwrap();
+    }
+    let s = summary(&mut rec).await;
+    assert_eq!(s["complete"], true);
+    assert_eq!(fl_entry(&s, "b")["retries"], 1);
+    assert_eq!(fl_entry(&s, "a")["retries"], 0);
+}
+
+#[actix_rt::test]
+async fn a_chain_that_never_starts_exhausts_the_retries_and_fails() {
+    tokio::time::pause();
+    let mut s = sync_settings();
+    s.sync.retries = 2;
+    let (engine, mut rec) = start(s);
+    let cid = sync_request_to(&mut rec, "c").await;
+    engine
+        .fl_output("a", Inbound::new(chain(&cid, 0, 0, None)))
+        .await
+        .unwrap();
+    engine
+        .fl_output("b", Inbound::new(chain(&cid, 0, 0, None)))
+        .await
+        .unwrap();
+    let seen = rec
+        .until(Duration::from_secs(600), |o| {
+            is(o, EVENTS, &classes().sync_summary)
+        })
+        .await;
+    let to_c = seen
+        .iter()
+        .filter(|o| is(o, "kilda.speaker_c", &classes().sync_request))
+        .count();
+    assert_eq!(to_c, 2, "re-sent twice after the first request");
+    let s = body(seen.last().unwrap())["payload"].clone();
+    assert_eq!(s["complete"], false);
+    assert_eq!(fl_entry(&s, "c")["status"], "failed");
+    assert_eq!(fl_entry(&s, "c")["retries"], 2);
+    assert_eq!(fl_entry(&s, "a")["status"], "complete");
+    drop(engine);
+}
+
+#[actix_rt::test]
+async fn startup_sync_learns_the_map_without_switch_events() {
+    tokio::time::pause();
+    let (engine, mut rec) = start(sync_settings());
+    let cid = sync_request_to(&mut rec, "c").await;
+    engine
+        .fl_output("c", Inbound::new(chain(&cid, 0, 1, Some(S3))))
+        .await
+        .unwrap();
+    // Mapped as soon as its chain message is read, before the session ends.
+    assert_eq!(
+        engine.lookup_switch(S3).await.unwrap().as_deref(),
+        Some("c")
+    );
+}
