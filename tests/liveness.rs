@@ -37,7 +37,7 @@ async fn world(at_start: bool) -> World {
         &FLS,
         json!({
             "timeouts": {"alive_interval": "500ms", "alive_timeout": "2s", "sync_chain": "3s"},
-            "sync": {"at_start": at_start, "retries": 3, "retry_backoff": "200ms"},
+            "sync": {"at_start": at_start, "retries": 3, "retry_backoff": "200ms", "periodic": "0s"},
         }),
     )
     .await

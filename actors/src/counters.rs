@@ -40,6 +40,9 @@ counters! {
     sync_chain_messages: "Chain messages proxied to the events topic by sync sessions.",
     switch_offline_notifications: "Switches a completed chain no longer reported.",
     unmanaged_notifications: "UnmanagedSwitchNotifications sent (outage or failed chain).",
+    multi_commands: "Multi-switch commands split and forwarded.",
+    multi_results: "Assembled multi-switch results sent.",
+    multi_late_answers: "FL answers for a multi-switch part that had already settled (dropped).",
 }
 
 impl Counters {

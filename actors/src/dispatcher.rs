@@ -12,7 +12,9 @@ use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
 use crate::fl_proxy::Forward;
+use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
+use crate::multi_switch::{self, Failure, MultiSwitchCommand, Part};
 use crate::outbox::Inbound;
 use crate::protocol::{self, ErrorType, Head, ProtocolError, Target};
 use crate::shared::{Shared, Source};
@@ -108,13 +110,16 @@ impl Dispatcher {
             return;
         }
         let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
-        let switch_id = match protocol::switch_target(text, class.as_deref(), &s.settings.protocol)
-        {
-            Ok(Target::One(sw)) => sw,
-            Ok(Target::Many(v)) => {
-                return self.invalid(&msg, Some(cid), ProtocolError::MultiSwitch(v.len()))
-            }
+        let located = match protocol::locate_target(text, class.as_deref(), &s.settings.protocol) {
+            Ok(l) => l,
             Err(e) => return self.invalid(&msg, Some(cid), e),
+        };
+        let switch_id = match located.target {
+            Target::One(sw) => sw,
+            target => {
+                let request_class = class.as_deref().unwrap_or_default().to_string();
+                return self.multi_switch(&msg, cid, request_class, text, target, located.span);
+            }
         };
         let Some(fl) = self.map.get(&switch_id) else {
             debug!(correlation_id = cid, switch = %switch_id, "no FL manages this switch");
@@ -135,6 +140,7 @@ impl Dispatcher {
             correlation_id: cid.to_string(),
             switch_id,
             msg: msg.clone(),
+            multi: None,
         };
         let proxy = s.actors().and_then(|a| a.proxies.get(fl));
         if proxy.map(|p| p.tell(fwd)).is_none_or(|r| r.is_err()) {
@@ -200,6 +206,73 @@ impl Dispatcher {
 }
 
 impl Dispatcher {
+    /// Splits a multi-switch command by FL and starts the actor that collects the parts.
+    fn multi_switch(
+        &self,
+        msg: &Inbound,
+        cid: &str,
+        request_class: String,
+        text: &str,
+        target: Target,
+        span: Option<std::ops::Range<usize>>,
+    ) {
+        let s = &self.shared;
+        Counters::inc(&s.counters.multi_commands);
+        let fls = s.settings.fls.len();
+        let mut by_fl: Vec<Vec<String>> = vec![Vec::new(); fls];
+        let mut unsent = Vec::new();
+        let all = target == Target::All;
+        match target {
+            Target::Many(ids) => {
+                for sw in ids {
+                    match self.map.get(&sw) {
+                        Some(fl) => by_fl[fl].push(sw),
+                        None => unsent.push((sw, Failure::NoFl, None)),
+                    }
+                }
+            }
+            _ => {
+                for (fl, list) in by_fl.iter_mut().enumerate() {
+                    *list = self.map.switches_of(fl);
+                }
+            }
+        }
+        let mut parts = Vec::new();
+        for (fl, switches) in by_fl.into_iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+            if s.liveness.status(fl) == FlStatus::Offline {
+                unsent.extend(
+                    switches
+                        .into_iter()
+                        .map(|sw| (sw, Failure::FlOffline, Some(fl))),
+                );
+                continue;
+            }
+            // "All" commands go unchanged (each FL serves all of its own switches); a list is
+            // replaced by the FL's subset, byte for byte at the matched value.
+            let payload = match (&span, all) {
+                (Some(span), false) => protocol::splice_switches(text, span, &switches),
+                _ => msg.payload.clone(),
+            };
+            parts.push(Part {
+                fl,
+                switches,
+                payload,
+            });
+        }
+        let stats = MailboxStats::new("multi_switch", cid, multi_switch::MAILBOX_CAPACITY);
+        s.mailboxes.register(&stats);
+        MultiSwitchCommand::new(
+            s.clone(),
+            stats,
+            cid.to_string(),
+            request_class,
+            msg,
+            parts,
+            unsent,
+        )
+        .start();
+    }
+
     fn notify_unmanaged(&self, fl: FlIndex, reason: &str) {
         let s = &self.shared;
         let switches = self.map.switches_of(fl);

@@ -18,6 +18,7 @@ use crate::counters::Counters;
 use crate::dispatcher::{Dispatcher, SwitchEvent};
 use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
+use crate::multi_switch::{Failure, MultiSwitchCommand, PartAnswer, PartFailed};
 use crate::outage_monitor::WriteErrors;
 use crate::outbox::{Inbound, Outgoing};
 use crate::pending::{Blacklist, Expiry, PendingTable};
@@ -33,6 +34,8 @@ pub struct Forward {
     pub correlation_id: String,
     pub switch_id: String,
     pub msg: Inbound,
+    /// Set when this is one FL's part of a multi-switch command: results go there.
+    pub multi: Option<Mailbox<MultiSwitchCommand>>,
 }
 
 /// A message read from this FL's write topic.
@@ -125,6 +128,13 @@ impl FlProxy {
         let s = &self.shared;
         let now = Instant::now();
         if s.liveness.status(self.index) == FlStatus::Offline {
+            if let Some(m) = &f.multi {
+                let _ = m.tell(PartFailed {
+                    fl: self.index,
+                    failure: Failure::FlOffline,
+                });
+                return;
+            }
             s.send_error(
                 f.msg.reply_to.as_deref(),
                 &f.correlation_id,
@@ -146,6 +156,7 @@ impl FlProxy {
             f.msg.reply_to.clone(),
             f.switch_id.clone(),
             f.msg.ticket.clone(),
+            f.multi,
             now,
             s.settings.timeouts.ack,
         );
@@ -239,6 +250,25 @@ impl FlProxy {
         }
         let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
         if let Some(route) = cid.and_then(|cid| self.pending.answer(cid, head.chain_position())) {
+            if let Some(m) = &route.multi {
+                let is_final = route.final_ticket.is_some();
+                let part = PartAnswer {
+                    fl: self.index,
+                    payload: msg.payload.clone(),
+                    is_final,
+                };
+                if m.tell(part).is_err() {
+                    Counters::inc(&c.multi_late_answers);
+                }
+                if is_final {
+                    // Duplicates of a settled part are late answers: dropped and counted.
+                    if let Some(cid) = cid {
+                        self.blacklist
+                            .insert(cid, now, s.settings.timeouts.blacklist_ttl);
+                    }
+                }
+                return;
+            }
             let topic = route
                 .reply_to
                 .unwrap_or_else(|| self.kind_topic(class.as_deref()).to_string());
@@ -262,7 +292,7 @@ impl FlProxy {
                 .ok()
                 .and_then(|t| match t {
                     protocol::Target::One(s) => Some(Bytes::from(s)),
-                    protocol::Target::Many(_) => None,
+                    _ => None,
                 })
         });
         let topic = self.kind_topic(class.as_deref()).to_string();
@@ -292,7 +322,7 @@ impl FlProxy {
             &s.settings.protocol,
         ) {
             Ok(protocol::Target::One(sw)) => sw,
-            Ok(protocol::Target::Many(_)) | Err(_) => {
+            _ => {
                 warn!(fl = %self.id, "switch event without a single valid switch id; dead-lettered");
                 s.dead_letter(
                     msg.payload.clone(),
@@ -334,6 +364,32 @@ impl FlProxy {
         let s = self.shared.clone();
         for (kind, entry) in self.pending.expire(now) {
             match kind {
+                Expiry::AckTimeout if entry.multi.is_some() => {
+                    self.blacklist.insert(
+                        &entry.correlation_id,
+                        now,
+                        s.settings.timeouts.blacklist_ttl,
+                    );
+                    if let Some(m) = &entry.multi {
+                        let _ = m.tell(PartFailed {
+                            fl: self.index,
+                            failure: Failure::TimedOut,
+                        });
+                    }
+                }
+                Expiry::AnswerTimeout if entry.multi.is_some() => {
+                    self.blacklist.insert(
+                        &entry.correlation_id,
+                        now,
+                        s.settings.timeouts.blacklist_ttl,
+                    );
+                    if let Some(m) = &entry.multi {
+                        let _ = m.tell(PartFailed {
+                            fl: self.index,
+                            failure: Failure::NoAnswer,
+                        });
+                    }
+                }
                 Expiry::AckTimeout => {
                     info!(fl = %self.id, correlation_id = %entry.correlation_id, switch = %entry.switch_id, "FL did not answer in time");
                     self.blacklist.insert(
@@ -375,6 +431,13 @@ impl FlProxy {
             Counters::inc(&s.counters.failed_fast);
             self.blacklist
                 .insert(&e.correlation_id, now, s.settings.timeouts.blacklist_ttl);
+            if let Some(m) = &e.multi {
+                let _ = m.tell(PartFailed {
+                    fl: self.index,
+                    failure: Failure::FlOffline,
+                });
+                continue;
+            }
             s.send_error(
                 e.reply_to.as_deref(),
                 &e.correlation_id,

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod fl_proxy;
 pub mod liveness;
 pub mod mailbox;
+pub mod multi_switch;
 pub mod outage_monitor;
 pub mod outbox;
 pub mod pending;

@@ -147,6 +147,12 @@ pub enum SendRejected {
     Closed,
 }
 
+impl<A: Actor> std::fmt::Debug for Mailbox<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mailbox({}:{})", self.stats.kind, self.stats.id)
+    }
+}
+
 impl<A: Actor> Mailbox<A> {
     pub fn new(addr: Addr<A>, stats: Arc<MailboxStats>) -> Self {
         Self { addr, stats }

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::mailbox::Mailbox;
+use crate::multi_switch::MultiSwitchCommand;
 use crate::outbox::Ticket;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -31,6 +33,8 @@ pub struct Entry {
     pub ticket: Ticket,
     pub state: State,
     pub since: Instant,
+    /// Set for one FL's part of a multi-switch command: answers and failures go there.
+    pub multi: Option<Mailbox<MultiSwitchCommand>>,
     deadline: Instant,
     chain_seen: Option<HashSet<u64>>,
 }
@@ -42,6 +46,7 @@ pub struct AnswerRoute {
     pub switch_id: String,
     /// Present when this answer is the command's final one: attach it to the output.
     pub final_ticket: Option<Ticket>,
+    pub multi: Option<Mailbox<MultiSwitchCommand>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,12 +83,14 @@ impl PendingTable {
         self.entries.values()
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn insert(
         &mut self,
         correlation_id: &str,
         reply_to: Option<String>,
         switch_id: String,
         ticket: Ticket,
+        multi: Option<Mailbox<MultiSwitchCommand>>,
         now: Instant,
         ack_timeout: Duration,
     ) {
@@ -99,6 +106,7 @@ impl PendingTable {
                 ticket,
                 state: State::AwaitingAck,
                 since: now,
+                multi,
                 deadline,
                 chain_seen: None,
             },
@@ -148,6 +156,7 @@ impl PendingTable {
                 reply_to: entry.reply_to.clone(),
                 switch_id: entry.switch_id.clone(),
                 final_ticket: None,
+                multi: entry.multi.clone(),
             });
         }
         let entry = self.remove(seq)?;
@@ -155,6 +164,7 @@ impl PendingTable {
             reply_to: entry.reply_to,
             switch_id: entry.switch_id,
             final_ticket: Some(entry.ticket),
+            multi: entry.multi,
         })
     }
 
@@ -273,6 +283,7 @@ mod tests {
                 Some(format!("reply.{c}")),
                 "s".into(),
                 Ticket::none(),
+                None,
                 now,
                 ACK,
             );
@@ -289,6 +300,7 @@ mod tests {
             Some("r1".into()),
             "s1".into(),
             Ticket::none(),
+            None,
             now,
             ACK,
         );
@@ -297,6 +309,7 @@ mod tests {
             Some("r2".into()),
             "s2".into(),
             Ticket::none(),
+            None,
             now,
             ACK,
         );

@@ -29,8 +29,6 @@ pub enum ProtocolError {
     NoSwitchId(String),
     #[error("invalid switch id {0:?}: expected 8 colon-separated hex bytes")]
     BadSwitchId(String),
-    #[error("multi-switch commands are not supported yet ({0} switches named)")]
-    MultiSwitch(usize),
 }
 
 /// The envelope fields the router reads; everything borrows from the input.
@@ -205,6 +203,76 @@ pub fn lookup_str<'a>(json: &'a str, pointer: &str) -> Option<Cow<'a, str>> {
 pub enum Target {
     One(String),
     Many(Vec<String>),
+    /// Every switch (an "all" marker value or payload class).
+    All,
+}
+
+/// A command's target and where in its text the switch ids were found (for the per-FL rewrite).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub target: Target,
+    /// Byte range of the matched JSON value in the message text; None for an "all" class.
+    pub span: Option<std::ops::Range<usize>>,
+}
+
+/// Like [`switch_target`], but also says where the value was and honours the multi-switch
+/// "all" rules.
+pub fn locate_target(
+    json: &str,
+    payload_class: Option<&str>,
+    rules: &ProtocolSettings,
+) -> Result<Located, ProtocolError> {
+    let ms = &rules.multi_switch;
+    if payload_class.is_some_and(|c| ms.all_classes.iter().any(|a| a == c)) {
+        return Ok(Located {
+            target: Target::All,
+            span: None,
+        });
+    }
+    let pointers = rules.switch_ids.pointers_for(payload_class);
+    for p in pointers {
+        let Some(raw) = lookup(json, p) else { continue };
+        // The raw value borrows from `json`, so its position is plain pointer arithmetic.
+        let start = raw.get().as_ptr() as usize - json.as_ptr() as usize;
+        let span = Some(start..start + raw.get().len());
+        if let Ok(s) = serde_json::from_str::<Cow<str>>(raw.get()) {
+            if ms.all_values.iter().any(|a| a == s.as_ref()) {
+                return Ok(Located {
+                    target: Target::All,
+                    span,
+                });
+            }
+            return Ok(Located {
+                target: Target::One(normalise_switch_id(&s)?),
+                span,
+            });
+        }
+        if let Ok(list) = serde_json::from_str::<Vec<Cow<str>>>(raw.get()) {
+            let mut ids = list
+                .iter()
+                .map(|s| normalise_switch_id(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            ids.dedup();
+            let target = match ids.len() {
+                0 => continue,
+                1 => Target::One(ids.remove(0)),
+                _ => Target::Many(ids),
+            };
+            return Ok(Located { target, span });
+        }
+    }
+    Err(ProtocolError::NoSwitchId(pointers.join(", ")))
+}
+
+/// The command with the value at `span` replaced by `switches` (a JSON list): the only bytes
+/// the router ever changes in a proxied message, and only for a multi-switch command's per-FL part.
+pub fn splice_switches(json: &str, span: &std::ops::Range<usize>, switches: &[String]) -> Bytes {
+    let list = serde_json::to_string(switches).unwrap_or_else(|_| "[]".into());
+    let mut out = String::with_capacity(json.len() + list.len());
+    out.push_str(&json[..span.start]);
+    out.push_str(&list);
+    out.push_str(&json[span.end..]);
+    Bytes::from(out)
 }
 
 /// Normalises a switch id to lower-case colon hex, or says why it is not one.
@@ -227,25 +295,7 @@ pub fn switch_target(
     payload_class: Option<&str>,
     rules: &ProtocolSettings,
 ) -> Result<Target, ProtocolError> {
-    let pointers = rules.switch_ids.pointers_for(payload_class);
-    for p in pointers {
-        let Some(raw) = lookup(json, p) else { continue };
-        if let Ok(s) = serde_json::from_str::<Cow<str>>(raw.get()) {
-            return Ok(Target::One(normalise_switch_id(&s)?));
-        }
-        if let Ok(list) = serde_json::from_str::<Vec<Cow<str>>>(raw.get()) {
-            let ids = list
-                .iter()
-                .map(|s| normalise_switch_id(s))
-                .collect::<Result<Vec<_>, _>>()?;
-            return match ids.len() {
-                0 => continue,
-                1 => Ok(Target::One(ids.into_iter().next().unwrap_or_default())),
-                _ => Ok(Target::Many(ids)),
-            };
-        }
-    }
-    Err(ProtocolError::NoSwitchId(pointers.join(", ")))
+    locate_target(json, payload_class, rules).map(|l| l.target)
 }
 
 /// Error types the router itself sends (ErrorData `error-type`).
@@ -466,6 +516,33 @@ mod tests {
         assert_eq!(
             switch_target(j, Some("K"), &rules).unwrap(),
             Target::One("00:00:00:00:00:00:00:02".into())
+        );
+    }
+
+    #[test]
+    fn locate_finds_lists_all_markers_and_their_span() {
+        let rules = ProtocolSettings::default();
+        let j = r#"{"a":1, "payload":{"clazz":"X","switch_id":["00:00:00:00:00:00:00:01","00:00:00:00:00:00:00:02"],"z":2}}"#;
+        let l = locate_target(j, Some("X"), &rules).unwrap();
+        assert!(matches!(l.target, Target::Many(ref v) if v.len() == 2));
+        let span = l.span.unwrap();
+        assert!(j[span.clone()].starts_with('[') && j[span.clone()].ends_with(']'));
+        let one = splice_switches(j, &span, &["00:00:00:00:00:00:00:02".to_string()]);
+        assert_eq!(
+            std::str::from_utf8(&one).unwrap(),
+            r#"{"a":1, "payload":{"clazz":"X","switch_id":["00:00:00:00:00:00:00:02"],"z":2}}"#,
+            "only the list changed, every other byte kept"
+        );
+        let all = r#"{"payload":{"switch_id":"*"}}"#;
+        assert_eq!(
+            locate_target(all, None, &rules).unwrap().target,
+            Target::All
+        );
+        let mut r2 = rules.clone();
+        r2.multi_switch.all_classes.push("DumpAll".into());
+        assert_eq!(
+            locate_target("{}", Some("DumpAll"), &r2).unwrap().target,
+            Target::All
         );
     }
 

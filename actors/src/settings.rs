@@ -120,6 +120,9 @@ impl Default for Timeouts {
 pub struct SyncSettings {
     /// Send a SyncRequest to every FL at start, to learn the switch map without waiting for events.
     pub at_start: bool,
+    /// Sync every FL this often (network sync); 0s turns it off.
+    #[serde(with = "humantime_serde")]
+    pub periodic: Duration,
     /// Times a SyncRequest is re-sent to an FL whose chain is missing or incomplete.
     pub retries: u32,
     /// Wait before the first re-send; doubled for each further one.
@@ -131,6 +134,7 @@ impl Default for SyncSettings {
     fn default() -> Self {
         Self {
             at_start: true,
+            periodic: Duration::from_secs(60),
             retries: 3,
             retry_backoff: Duration::from_secs(1),
         }
@@ -159,6 +163,29 @@ pub struct ProtocolSettings {
     pub classes: Classes,
     pub switch_ids: SwitchIdRules,
     pub switch_events: SwitchEventRules,
+    pub multi_switch: MultiSwitchRules,
+}
+
+/// Which commands target several switches, and what their assembled result is called.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MultiSwitchRules {
+    /// Payload classes that always mean "every switch" (no switch id needed).
+    pub all_classes: Vec<String>,
+    /// A switch-id field holding one of these strings means "every switch".
+    pub all_values: Vec<String>,
+    /// Payload class of the assembled result.
+    pub result_class: String,
+}
+
+impl Default for MultiSwitchRules {
+    fn default() -> Self {
+        Self {
+            all_classes: Vec::new(),
+            all_values: vec!["*".into(), "ALL".into()],
+            result_class: "org.openkilda.flrouter.MultiSwitchResult".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -99,6 +99,17 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        let periodic = self.shared.settings.sync.periodic;
+        if !periodic.is_zero() {
+            // Network sync: covers whatever events were lost without anyone noticing.
+            ctx.run_interval(periodic, |act, _| {
+                act.start_sync(StartSync {
+                    fls: (0..act.shared.settings.fls.len()).collect(),
+                    trigger: SyncTrigger::Periodic,
+                    request: None,
+                })
+            });
+        }
         if self.shared.settings.sync.at_start {
             self.start_sync(StartSync {
                 fls: (0..self.shared.settings.fls.len()).collect(),

@@ -24,6 +24,7 @@ fn settings(at_start: bool) -> Settings {
         ..Settings::default()
     };
     s.sync.at_start = at_start;
+    s.sync.periodic = Duration::ZERO; // its own test below
     s.timeouts.ack = Duration::from_secs(60); // so fail-fast is visible before any ack timeout
     s
 }
@@ -498,5 +499,42 @@ async fn startup_sync_learns_the_map_without_switch_events() {
     assert_eq!(
         engine.lookup_switch(S3).await.unwrap().as_deref(),
         Some("c")
+    );
+}
+
+#[actix_rt::test]
+async fn periodic_network_sync_runs_over_every_fl_and_can_be_switched_off() {
+    tokio::time::pause();
+    let mut s = sync_settings();
+    s.sync.at_start = false;
+    s.sync.periodic = Duration::from_secs(60);
+    let (_engine, mut rec) = start(s);
+    let started = tokio::time::Instant::now();
+    // The session asks a, b, c in order: once c is asked, all were.
+    let seen = rec
+        .until(LONG, |o| is(o, "kilda.speaker_c", &classes().sync_request))
+        .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(60),
+        "not before the first period"
+    );
+    for fl in ["a", "b"] {
+        let topic = format!("kilda.speaker_{fl}");
+        assert!(
+            seen.iter().any(|o| is(o, &topic, &classes().sync_request)),
+            "{fl} asked too"
+        );
+    }
+
+    let mut off = sync_settings();
+    off.sync.at_start = false;
+    off.sync.periodic = Duration::ZERO;
+    let (_engine, mut rec) = start(off);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(
+        rec.drain()
+            .iter()
+            .all(|o| class_of(o) != classes().sync_request),
+        "switched off: no sync in 10 minutes"
     );
 }

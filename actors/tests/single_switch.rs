@@ -29,6 +29,7 @@ fn settings() -> Settings {
         .insert("org.example.PortInfoData".into(), "kinds.port".into());
     // Routing only here: liveness and sync have their own tests (liveness_sync.rs).
     s.sync.at_start = false;
+    s.sync.periodic = Duration::ZERO;
     s.timeouts.alive_interval = Duration::from_secs(3600);
     s.timeouts.alive_timeout = Duration::from_secs(7200);
     s

@@ -59,7 +59,7 @@ impl World {
             fls,
             json!({
                 "timeouts": {"ack": ack_timeout, "alive_interval": "1h", "alive_timeout": "2h"},
-                "sync": {"at_start": false},
+                "sync": {"at_start": false, "periodic": "0s"},
             }),
         )
         .await

@@ -1,0 +1,291 @@
+//! `MultiSwitchCommand`: one actor per in-flight command that names several switches (or all).
+//!
+//! The dispatcher splits the command by FL (each FL gets one command carrying only the switches
+//! it manages: the switch list is replaced byte-for-byte at the matched pointer, nothing else
+//! changes; an "all switches" command goes unchanged to every FL that has switches) and starts
+//! this actor with the parts. It forwards each part through the FL's proxy — which keeps doing
+//! ack deadlines and the blacklist — and the proxy hands the FL's answers (acks, results, chain
+//! chunks), timeouts and outages back here instead of to a reply topic. When every part has
+//! answered or failed, it sends exactly one assembled result naming each switch's outcome, so a
+//! partial failure never hides the rest, and stops: its state is gone. A deadline (ack + answer
+//! timeouts) bounds its life even if a proxy never reports back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tracing::debug;
+
+use crate::counters::Counters;
+use crate::fl_proxy::Forward;
+use crate::mailbox::{Envelope, Mailbox, MailboxStats};
+use crate::outbox::{Inbound, Outgoing, Ticket};
+use crate::protocol::{self, Head};
+use crate::shared::Shared;
+
+/// Why a switch of a multi-switch command failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// No FL manages the switch.
+    NoFl,
+    /// Its FL is offline.
+    FlOffline,
+    /// Its FL sent neither an ack nor an answer within the ack timeout.
+    TimedOut,
+    /// Its FL acked but sent no answer within the answer timeout.
+    NoAnswer,
+    /// Its FL answered with an ErrorMessage.
+    FlError,
+}
+
+/// An FL's answer to its part (one message; chains arrive as several).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PartAnswer {
+    pub fl: usize,
+    pub payload: Bytes,
+    pub is_final: bool,
+}
+
+/// An FL's part failed before any final answer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PartFailed {
+    pub fl: usize,
+    pub failure: Failure,
+}
+
+pub const MAILBOX_CAPACITY: usize = 64;
+
+/// One FL's share of the command.
+pub struct Part {
+    pub fl: usize,
+    pub switches: Vec<String>,
+    pub payload: Bytes,
+}
+
+enum State {
+    Waiting,
+    Answered,
+    Failed(Failure, Option<String>),
+}
+
+struct PartState {
+    part: Part,
+    state: State,
+    data: Vec<Value>,
+}
+
+pub struct MultiSwitchCommand {
+    shared: Arc<Shared>,
+    stats: Arc<MailboxStats>,
+    correlation_id: String,
+    request_class: String,
+    reply_to: Option<String>,
+    /// Holds the command's offset until the assembled result is delivered.
+    ticket: Ticket,
+    parts: Vec<PartState>,
+    /// Switches that could not be sent anywhere (no FL, FL offline), decided at dispatch.
+    unsent: Vec<(String, Failure, Option<usize>)>,
+    done: bool,
+}
+
+impl MultiSwitchCommand {
+    pub fn new(
+        shared: Arc<Shared>,
+        stats: Arc<MailboxStats>,
+        correlation_id: String,
+        request_class: String,
+        command: &Inbound,
+        parts: Vec<Part>,
+        unsent: Vec<(String, Failure, Option<usize>)>,
+    ) -> Self {
+        Self {
+            shared,
+            stats,
+            correlation_id,
+            request_class,
+            reply_to: command.reply_to.clone(),
+            ticket: command.ticket.clone(),
+            parts: parts
+                .into_iter()
+                .map(|part| PartState {
+                    part,
+                    state: State::Waiting,
+                    data: Vec::new(),
+                })
+                .collect(),
+            unsent,
+            done: false,
+        }
+    }
+
+    fn answer(&mut self, fl: usize, payload: Bytes, is_final: bool, ctx: &mut Context<Self>) {
+        let s = self.shared.clone();
+        let Some(p) = self.parts.iter_mut().find(|p| p.part.fl == fl) else {
+            return;
+        };
+        if !matches!(p.state, State::Waiting) {
+            Counters::inc(&s.counters.multi_late_answers);
+            return;
+        }
+        let head = Head::parse(&payload).ok();
+        let is_error = head.as_ref().and_then(|h| h.clazz.as_deref())
+            == Some(s.settings.protocol.classes.error_message.as_str());
+        let body: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+        if is_error {
+            let detail = body["payload"]["error-message"]
+                .as_str()
+                .map(str::to_string);
+            p.data.push(body["payload"].clone());
+            p.state = State::Failed(Failure::FlError, detail);
+        } else {
+            p.data.push(body["payload"].clone());
+            if is_final {
+                p.state = State::Answered;
+            }
+        }
+        self.assemble_if_done(ctx);
+    }
+
+    fn failed(&mut self, fl: usize, failure: Failure, ctx: &mut Context<Self>) {
+        if let Some(p) = self.parts.iter_mut().find(|p| p.part.fl == fl) {
+            if matches!(p.state, State::Waiting) {
+                p.state = State::Failed(failure, None);
+            }
+        }
+        self.assemble_if_done(ctx);
+    }
+
+    fn assemble_if_done(&mut self, ctx: &mut Context<Self>) {
+        if self.done || self.parts.iter().any(|p| matches!(p.state, State::Waiting)) {
+            return;
+        }
+        self.assemble(ctx);
+    }
+
+    /// Sends the one result: per switch success or failure, the FLs' data once per FL.
+    fn assemble(&mut self, ctx: &mut Context<Self>) {
+        self.done = true;
+        let s = &self.shared;
+        let mut switches = Vec::new();
+        let mut results = BTreeMap::new();
+        let mut complete = true;
+        for p in &mut self.parts {
+            let fl_id = s.fl_id(p.part.fl);
+            let (status, reason, detail) = match &p.state {
+                State::Answered => ("success", None, None),
+                State::Failed(f, d) => ("failed", Some(*f), d.clone()),
+                // The deadline passed with the proxy silent: report it as a timeout.
+                State::Waiting => ("failed", Some(Failure::TimedOut), None),
+            };
+            complete &= status == "success";
+            for sw in &p.part.switches {
+                let mut e = json!({"switch_id": sw, "fl_id": fl_id, "status": status});
+                if let Some(r) = reason {
+                    e["reason"] = json!(r);
+                }
+                if let Some(d) = &detail {
+                    e["detail"] = json!(d);
+                }
+                switches.push(e);
+            }
+            if !p.data.is_empty() {
+                results.insert(fl_id.to_string(), Value::Array(std::mem::take(&mut p.data)));
+            }
+        }
+        for (sw, f, fl) in &self.unsent {
+            complete = false;
+            let mut e = json!({"switch_id": sw, "status": "failed", "reason": f});
+            if let Some(fl) = fl {
+                e["fl_id"] = json!(s.fl_id(*fl));
+            }
+            switches.push(e);
+        }
+        switches.sort_by(|a, b| a["switch_id"].as_str().cmp(&b["switch_id"].as_str()));
+        let payload = json!({
+            "clazz": s.settings.protocol.multi_switch.result_class,
+            "request": self.request_class,
+            "complete": complete,
+            "switches": switches,
+            "results": results,
+        });
+        let body =
+            protocol::info_message(&s.settings.protocol.classes, &self.correlation_id, payload);
+        let topic = s.reply_topic(self.reply_to.as_deref()).to_string();
+        s.outbox.send(
+            Outgoing::new(topic, body)
+                .key(Bytes::from(self.correlation_id.clone()))
+                .ticket(&self.ticket),
+        );
+        Counters::inc(&s.counters.multi_results);
+        debug!(correlation_id = %self.correlation_id, complete, "multi-switch result sent");
+        ctx.stop();
+    }
+}
+
+impl Actor for MultiSwitchCommand {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        let s = self.shared.clone();
+        let me = Mailbox::new(ctx.address(), self.stats.clone());
+        let mut unreachable = Vec::new();
+        for p in &self.parts {
+            let forward = Forward {
+                correlation_id: self.correlation_id.clone(),
+                switch_id: p.part.switches.first().cloned().unwrap_or_default(),
+                msg: Inbound::new(p.part.payload.clone()),
+                multi: Some(me.clone()),
+            };
+            let sent = s
+                .actors()
+                .and_then(|a| a.proxies.get(p.part.fl))
+                .map(|px| px.tell(forward).is_ok());
+            if sent != Some(true) {
+                unreachable.push(p.part.fl); // only while the engine shuts down
+            }
+        }
+        for p in self
+            .parts
+            .iter_mut()
+            .filter(|p| unreachable.contains(&p.part.fl))
+        {
+            p.state = State::Failed(Failure::FlOffline, None);
+        }
+        let t = &s.settings.timeouts;
+        ctx.run_later(t.ack + t.answer + t.tick * 2, |act, ctx| {
+            if !act.done {
+                act.assemble(ctx);
+            }
+        });
+        self.assemble_if_done(ctx);
+    }
+}
+
+impl Handler<Envelope<PartAnswer>> for MultiSwitchCommand {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<PartAnswer>, ctx: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        let PartAnswer {
+            fl,
+            payload,
+            is_final,
+        } = env.msg;
+        self.answer(fl, payload, is_final, ctx);
+    }
+}
+
+impl Handler<Envelope<PartFailed>> for MultiSwitchCommand {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<PartFailed>, ctx: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        self.failed(env.msg.fl, env.msg.failure, ctx);
+    }
+}
