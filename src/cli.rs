@@ -25,6 +25,12 @@ pub struct Cli {
     /// Stop after this long (humantime: 20s, 5m); default: until Ctrl-C/SIGTERM.
     #[arg(long, global = true, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// Run: also simulate the configured FLs in this process (section `sim`; staging, chaos).
+    #[arg(long)]
+    pub with_sim: bool,
+    /// Run: also send the configured load (section `load`) once the router is ready.
+    #[arg(long)]
+    pub with_load: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -43,6 +49,11 @@ pub enum Command {
     /// Benchmark baseline: copy commands to the first FL and its output to the load's reply
     /// topic, with no routing logic.
     Pipe,
+    /// Scripted fault injection against a running router (see scenarios/).
+    Chaos {
+        #[command(subcommand)]
+        command: ChaosCommand,
+    },
     /// Send an open-loop command load (section `load`) through a running router and simulator.
     Load {
         /// Commands per second (overrides load.rate).
@@ -54,5 +65,20 @@ pub enum Command {
         /// Write the latency-over-time plot (SVG) here.
         #[arg(long)]
         plot: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChaosCommand {
+    /// Apply a scenario and check its expectations; exits non-zero when one fails.
+    Run {
+        /// The scenario file (YAML).
+        scenario: PathBuf,
+        /// The router's admin API.
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        admin: String,
+        /// Bearer token for the fault endpoint.
+        #[arg(long, env = "FLROUTER_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }

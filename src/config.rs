@@ -13,6 +13,7 @@ use fl_router_actors::settings::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::admin::AdminConfig;
 use crate::load::LoadConfig;
 use crate::sim::SimConfig;
 
@@ -45,6 +46,9 @@ pub struct Config {
     /// The load generator (embedded default and `fl-router load`).
     #[serde(default)]
     pub load: LoadConfig,
+    /// The admin HTTP API and dashboard.
+    #[serde(default)]
+    pub admin: AdminConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

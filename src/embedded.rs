@@ -15,6 +15,9 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::kafka;
+use std::sync::Arc;
+
+use crate::admin::LoadSlot;
 use crate::load::{self, LoadReport, LoadRun};
 use crate::router::Router;
 use crate::sim::Simulator;
@@ -63,6 +66,12 @@ pub fn run(
             config.load.clone(),
             settings.protocol.classes.clone(),
         )?;
+        let stats = load.stats().clone();
+        let slot = Arc::new(LoadSlot::default());
+        if let Ok(mut r) = slot.run.lock() {
+            *r = Some(load);
+        }
+        let admin = crate::start_admin(&config, &router, Some(&sim), Some(slot.clone()))?;
         println!(
             "embedded: router ready; {} simulated FLs x {} switches; load {:.0} commands/s{}",
             sim.fls.len(),
@@ -89,11 +98,24 @@ pub fn run(
                 _ = tick.tick() => {
                     let fls = router.engine().fl_statuses().await;
                     let online = fls.iter().filter(|f| f.last_seen_ms_ago.is_some_and(|ms| ms < 10_000)).count();
-                    println!("{}", status.line(started.elapsed(), load.stats(), Some((online, fls.len()))));
+                    println!("{}", status.line(started.elapsed(), &stats, Some((online, fls.len()))));
                 }
             }
         }
-        let report = tokio::task::spawn_blocking(move || load.finish()).await??;
+        if let Some(h) = admin {
+            h.stop(true).await;
+        }
+        // The load may have been stopped through the admin API already.
+        let run = slot.run.lock().ok().and_then(|mut r| r.take());
+        let report = match run {
+            Some(run) => tokio::task::spawn_blocking(move || run.finish()).await??,
+            None => slot
+                .report
+                .lock()
+                .ok()
+                .and_then(|r| r.clone())
+                .ok_or_else(|| anyhow::anyhow!("the load was stopped without a report"))?,
+        };
         router.shutdown().await;
         drop(sim);
         anyhow::Ok(report)

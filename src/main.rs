@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use fl_router::cli::{Cli, Command};
+use fl_router::cli::{ChaosCommand, Cli, Command};
 use fl_router::config::Config;
 use fl_router::{embedded, kafka, load, sim};
 use tracing_subscriber::EnvFilter;
@@ -21,6 +21,18 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // The chaos runner is only an HTTP client of a running router: it needs no configuration.
+    if let Some(Command::Chaos {
+        command:
+            ChaosCommand::Run {
+                scenario,
+                admin,
+                token,
+            },
+    }) = &cli.command
+    {
+        return run_chaos(scenario, admin, token.clone());
+    }
     let path = match &cli.command {
         Some(Command::CheckConfig { file: Some(f) }) => f.clone(),
         _ => cli.config.clone(),
@@ -43,9 +55,14 @@ fn main() -> ExitCode {
                 .map(|r| println!("{}", r.summary_line()))
         }
         Command::Run => {
+            let opts = fl_router::RunOptions {
+                with_sim: cli.with_sim,
+                with_load: cli.with_load,
+            };
             let system = actix_rt::System::new();
-            system.block_on(fl_router::run(config, stop_signal(cli.duration)))
+            system.block_on(fl_router::run_with(config, stop_signal(cli.duration), opts))
         }
+        Command::Chaos { .. } => Ok(()), // handled above
         Command::Sim => run_sim(config, cli.duration),
         Command::Pipe => real_kafka(&config, "pipe").and_then(|()| {
             let reply = config.load.reply_topic.clone();
@@ -62,6 +79,34 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_chaos(path: &std::path::Path, admin: &str, token: Option<String>) -> ExitCode {
+    let result = fl_router::chaos::load(path).and_then(|s| fl_router::chaos::run(&s, admin, token));
+    match result {
+        Ok((lines, ok)) => {
+            for l in lines {
+                println!("{l}");
+            }
+            println!(
+                "{}",
+                if ok {
+                    "chaos: all expectations met"
+                } else {
+                    "chaos: expectations FAILED"
+                }
+            );
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
         }
     }
 }
@@ -113,9 +158,7 @@ fn run_load(
     }
     let problems = config.load.validate();
     anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
-    let switches: Vec<String> = (0..config.fls.len())
-        .flat_map(|i| (0..config.sim.switches_per_fl).map(move |j| sim::fl::switch_id(i, j)))
-        .collect();
+    let switches = sim::switches_of(&config);
     let rt = runtime()?;
     let report_data = rt.block_on(async {
         let reply = std::iter::once(config.load.reply_topic.clone()).collect();

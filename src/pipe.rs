@@ -38,6 +38,7 @@ pub async fn run(
         &kafka::producer_config(k),
         config.topics.dead_letter.clone(),
         k.produce_retries,
+        None,
     )?;
     let (stop_tx, stop) = watch::channel(false);
     let mut loops = Vec::new();
@@ -59,6 +60,7 @@ pub async fn run(
             "pipe",
             &from,
             tracker.clone(),
+            None,
         )?;
         loops.push(tokio::spawn(copy(
             Arc::new(c),

@@ -16,6 +16,7 @@ use crate::kafka;
 use crate::kafka::consumer::{self, LoopParams, Role};
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::producer::KafkaOutbox;
+use crate::kafka::stats::KafkaStats;
 
 pub struct Router {
     engine: Engine,
@@ -29,6 +30,7 @@ pub struct Router {
     status: JoinHandle<()>,
     ready: watch::Receiver<bool>,
     drain_timeout: Duration,
+    kafka_stats: Arc<KafkaStats>,
 }
 
 impl Router {
@@ -43,10 +45,12 @@ impl Router {
         )
         .await?;
 
+        let kafka_stats = Arc::new(KafkaStats::default());
         let outbox = KafkaOutbox::start(
             &kafka::producer_config(k),
             config.topics.dead_letter.clone(),
             k.produce_retries,
+            Some(kafka_stats.clone()),
         )?;
         let engine = Engine::start(config.settings(), outbox.clone())?;
 
@@ -63,12 +67,14 @@ impl Router {
             "commands",
             &config.topics.commands,
             cmd_tracker.clone(),
+            Some(kafka_stats.clone()),
         )?);
         let fl_consumer = Arc::new(consumer::create(
             &kafka::consumer_config(k, &fl_group),
             "fl",
             &write_topics,
             fl_tracker.clone(),
+            Some(kafka_stats.clone()),
         )?);
         let targets =
             consumer::catch_up_targets(&fl_consumer, &write_topics, Duration::from_secs(5));
@@ -123,11 +129,20 @@ impl Router {
             status,
             ready,
             drain_timeout: k.drain_timeout,
+            kafka_stats,
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub fn outbox(&self) -> &Arc<KafkaOutbox> {
+        &self.outbox
+    }
+
+    pub fn kafka_stats(&self) -> &Arc<KafkaStats> {
+        &self.kafka_stats
     }
 
     /// Turns true once commands are being routed (FL backlog read, command partitions assigned).

@@ -41,6 +41,11 @@ pub struct SwitchEvent {
 #[rtype(result = "Option<String>")]
 pub struct LookupSwitch(pub String);
 
+/// How many switches each FL manages (admin API, metrics).
+#[derive(Message)]
+#[rtype(result = "Vec<usize>")]
+pub struct SwitchCounts;
+
 /// Tell the controller that FL `fl`'s switches are unmanaged (outage, or its chain failed).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -345,6 +350,14 @@ impl Handler<Envelope<LookupSwitch>> for Dispatcher {
         self.map
             .get(&sw)
             .map(|fl| self.shared.settings.fls[fl].id.clone())
+    }
+}
+
+impl Handler<Envelope<SwitchCounts>> for Dispatcher {
+    type Result = Vec<usize>;
+    fn handle(&mut self, env: Envelope<SwitchCounts>, _: &mut Self::Context) -> Vec<usize> {
+        let _g = self.stats.receive(env.sent_at);
+        self.map.counts(self.shared.settings.fls.len())
     }
 }
 

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::counters::Counters;
-use crate::dispatcher::{self, Command, Dispatcher, LookupSwitch};
-use crate::fl_proxy::{FlOutput, FlProxy, GetStatus, ProxyStatus, Restart};
+use crate::dispatcher::{self, Command, Dispatcher, LookupSwitch, SwitchCounts};
+use crate::fl_proxy::{
+    FlOutput, FlProxy, GetInflight, GetStatus, InflightRow, ProxyStatus, Restart,
+};
 use crate::liveness::FlStatus;
 use crate::mailbox::{Mailbox, MailboxSnapshot, MailboxStats, SendRejected};
 use crate::outage_monitor::{self, OutageMonitor, RestartMonitor};
@@ -156,6 +158,38 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// How many switches each FL manages, in configuration order.
+    pub async fn switch_counts(&self) -> Result<Vec<(String, usize)>, EngineError> {
+        let counts = self.dispatcher.ask(SwitchCounts).await?;
+        Ok(self
+            .shared
+            .settings
+            .fls
+            .iter()
+            .map(|f| f.id.clone())
+            .zip(counts)
+            .collect())
+    }
+
+    /// Pending commands per FL (at most `limit` per FL, oldest first).
+    pub async fn inflight(&self, limit: usize) -> Vec<(String, Vec<InflightRow>)> {
+        let mut out = Vec::new();
+        for fl in &self.shared.settings.fls {
+            if let Some(p) = self.proxies.get(&fl.id) {
+                if let Ok(rows) = p.ask(GetInflight { limit }).await {
+                    out.push((fl.id.clone(), rows));
+                }
+            }
+        }
+        out
+    }
+
+    /// When FL `fl` last wrote anything, as time ago.
+    pub fn fl_last_evidence(&self, fl: &str) -> Option<std::time::Duration> {
+        let i = self.shared.settings.fls.iter().position(|f| f.id == fl)?;
+        self.shared.liveness.last_evidence(i).map(|t| t.elapsed())
     }
 
     /// Liveness status of FL `fl` (as decided by the outage monitor).

@@ -69,6 +69,22 @@ pub struct FailPending {
     pub reason: String,
 }
 
+/// Up to `limit` pending commands of this FL, oldest first (admin API).
+#[derive(Message)]
+#[rtype(result = "Vec<InflightRow>")]
+pub struct GetInflight {
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InflightRow {
+    pub correlation_id: String,
+    pub switch_id: String,
+    pub state: crate::pending::State,
+    pub age_ms: u64,
+    pub multi_switch: bool,
+}
+
 /// A snapshot of the proxy for the admin API and tests.
 #[derive(Message)]
 #[rtype(result = "ProxyStatus")]
@@ -391,6 +407,7 @@ impl FlProxy {
                     }
                 }
                 Expiry::AckTimeout => {
+                    Counters::inc(&s.counters.ack_timeouts);
                     info!(fl = %self.id, correlation_id = %entry.correlation_id, switch = %entry.switch_id, "FL did not answer in time");
                     self.blacklist.insert(
                         &entry.correlation_id,
@@ -412,7 +429,30 @@ impl FlProxy {
                         &[&entry.ticket],
                     );
                 }
-                Expiry::AnswerTimeout => Counters::inc(&s.counters.acked_unanswered),
+                Expiry::AnswerTimeout => {
+                    // Acked but never answered: the controller still gets its one final answer.
+                    Counters::inc(&s.counters.acked_unanswered);
+                    info!(fl = %self.id, correlation_id = %entry.correlation_id, "FL acked but never answered");
+                    self.blacklist.insert(
+                        &entry.correlation_id,
+                        now,
+                        s.settings.timeouts.blacklist_ttl,
+                    );
+                    s.send_error(
+                        entry.reply_to.as_deref(),
+                        &entry.correlation_id,
+                        Some(Bytes::from(entry.switch_id.clone())),
+                        ErrorType::OperationTimedOut,
+                        "FL acknowledged but did not answer in time",
+                        &format!(
+                            "FL {} acknowledged the command for switch {} but sent no answer within {}",
+                            self.id,
+                            entry.switch_id,
+                            humantime::format_duration(s.settings.timeouts.answer)
+                        ),
+                        &[&entry.ticket],
+                    );
+                }
             }
         }
         self.blacklist.purge(now);
@@ -516,6 +556,27 @@ impl Handler<Envelope<FailPending>> for FlProxy {
         let stats = self.stats.clone();
         let _g = stats.receive(env.sent_at);
         self.fail_pending(&env.msg.reason);
+    }
+}
+
+impl Handler<Envelope<GetInflight>> for FlProxy {
+    type Result = MessageResult<Envelope<GetInflight>>;
+    fn handle(&mut self, env: Envelope<GetInflight>, _: &mut Self::Context) -> Self::Result {
+        let _g = self.stats.receive(env.sent_at);
+        let mut rows: Vec<_> = self
+            .pending
+            .iter()
+            .map(|e| InflightRow {
+                correlation_id: e.correlation_id.clone(),
+                switch_id: e.switch_id.clone(),
+                state: e.state,
+                age_ms: e.since.elapsed().as_millis() as u64,
+                multi_switch: e.multi.is_some(),
+            })
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.age_ms));
+        rows.truncate(env.msg.limit);
+        MessageResult(rows)
     }
 }
 

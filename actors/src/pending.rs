@@ -53,7 +53,7 @@ pub struct AnswerRoute {
 pub enum Expiry {
     /// No ack and no answer in time: the router answers OPERATION_TIMED_OUT.
     AckTimeout,
-    /// Acked but never answered: the reply route is dropped quietly.
+    /// Acked but never answered: the router answers OPERATION_TIMED_OUT too.
     AnswerTimeout,
 }
 

@@ -80,7 +80,7 @@ pub struct Timeouts {
     /// An FL must ack or answer a command within this time, else OPERATION_TIMED_OUT.
     #[serde(with = "humantime_serde")]
     pub ack: Duration,
-    /// After an ack, how long the router keeps the reply-to of a command for its answer.
+    /// After an ack, how long the FL has to answer before the router answers OPERATION_TIMED_OUT.
     #[serde(with = "humantime_serde")]
     pub answer: Duration,
     /// How long a timed-out correlation id stays blacklisted (late answers dropped).

@@ -61,6 +61,17 @@ impl SwitchMap {
         v
     }
 
+    /// How many switches each of `fls` FLs manages, in one pass.
+    pub fn counts(&self, fls: usize) -> Vec<usize> {
+        let mut c = vec![0; fls];
+        for &fl in self.owner.values() {
+            if let Some(n) = c.get_mut(fl) {
+                *n += 1;
+            }
+        }
+        c
+    }
+
     pub fn len(&self) -> usize {
         self.owner.len()
     }

@@ -550,3 +550,35 @@ async fn mailboxes_count_every_send_and_receive() {
         .unwrap();
     assert_eq!((a.sent, a.received), (2, 2));
 }
+
+#[actix_rt::test]
+async fn an_ack_without_an_answer_still_ends_in_one_timeout_answer() {
+    tokio::time::pause();
+    let (engine, mut rec) = start();
+    let t = engine.settings().timeouts.clone();
+    connect(&engine, &mut rec, "a", SW1).await;
+    engine
+        .command(Inbound::new(command("c14", SW1)).reply_to("my.reply"))
+        .await
+        .unwrap();
+    rec.next_within(WAIT).await;
+    engine
+        .fl_output("a", Inbound::new(ack("c14")))
+        .await
+        .unwrap();
+    tokio::time::sleep(t.answer - Duration::from_millis(100)).await;
+    assert!(rec.drain().is_empty(), "nothing before the answer deadline");
+    let err = rec.next_within(Duration::from_millis(500)).await;
+    assert_eq!(err.topic, "my.reply");
+    assert_eq!(error_type(&err), "OPERATION_TIMED_OUT");
+    assert!(body(&err)["payload"]["error-description"]
+        .as_str()
+        .unwrap()
+        .contains("acknowledged"));
+    engine
+        .fl_output("a", Inbound::new(answer("c14", "org.example.R")))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(rec.drain().is_empty(), "the late answer is dropped");
+}

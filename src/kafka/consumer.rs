@@ -21,13 +21,21 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::offsets::OffsetTracker;
+use super::stats::KafkaStats;
 
 pub struct TrackingContext {
     tracker: Arc<OffsetTracker>,
     name: &'static str,
+    stats: Option<Arc<KafkaStats>>,
 }
 
-impl ClientContext for TrackingContext {}
+impl ClientContext for TrackingContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(s) = &self.stats {
+            s.consumer(self.name, &statistics);
+        }
+    }
+}
 
 impl ConsumerContext for TrackingContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -70,9 +78,13 @@ pub fn create(
     name: &'static str,
     topics: &[String],
     tracker: Arc<OffsetTracker>,
+    stats: Option<Arc<KafkaStats>>,
 ) -> anyhow::Result<TrackedConsumer> {
-    let consumer: TrackedConsumer =
-        config.create_with_context(TrackingContext { tracker, name })?;
+    let consumer: TrackedConsumer = config.create_with_context(TrackingContext {
+        tracker,
+        name,
+        stats,
+    })?;
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;
     Ok(consumer)

@@ -4,6 +4,7 @@
 pub mod consumer;
 pub mod offsets;
 pub mod producer;
+pub mod stats;
 pub mod topics;
 
 use rdkafka::ClientConfig;
@@ -13,7 +14,8 @@ use crate::config::KafkaConfig;
 /// Settings every client shares: brokers plus `kafka.options`.
 pub fn base_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &k.brokers);
+    c.set("bootstrap.servers", &k.brokers)
+        .set("statistics.interval.ms", stats::INTERVAL_MS);
     for (name, value) in &k.options {
         c.set(name, value);
     }

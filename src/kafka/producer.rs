@@ -20,6 +20,8 @@ use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::mpsc;
 use tracing::{error, warn};
 
+use super::stats::KafkaStats;
+
 /// What the producer did, for status lines and metrics.
 #[derive(Debug, Default)]
 pub struct ProducerCounters {
@@ -43,9 +45,16 @@ struct Failure {
 pub struct DeliveryContext {
     failures: mpsc::UnboundedSender<Failure>,
     counters: Arc<ProducerCounters>,
+    stats: Option<Arc<KafkaStats>>,
 }
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(s) = &self.stats {
+            s.producer(&statistics);
+        }
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<InFlight>;
@@ -81,12 +90,14 @@ impl KafkaOutbox {
         config: &ClientConfig,
         dead_letter: String,
         max_retries: u32,
+        stats: Option<Arc<KafkaStats>>,
     ) -> anyhow::Result<Arc<Self>> {
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(ProducerCounters::default());
         let ctx = DeliveryContext {
             failures: tx.clone(),
             counters: counters.clone(),
+            stats,
         };
         let producer: ThreadedProducer<DeliveryContext> = config.create_with_context(ctx)?;
         let outbox = Arc::new(Self {

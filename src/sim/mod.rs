@@ -104,6 +104,13 @@ impl SimConfig {
     }
 }
 
+/// The switch ids the simulator gives the configured FLs (for a load run in another process).
+pub fn switches_of(config: &crate::config::Config) -> Vec<String> {
+    (0..config.fls.len())
+        .flat_map(|i| (0..config.sim.switches_per_fl).map(move |j| fl::switch_id(i, j)))
+        .collect()
+}
+
 /// The running simulator; stops (and joins its thread) when dropped.
 pub struct Simulator {
     pub fls: Vec<Arc<SimFl>>,

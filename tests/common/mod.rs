@@ -99,6 +99,8 @@ impl World {
             },
             "fls": fl_list,
             "timeouts": {"tick": "20ms"},
+            // Many routers run at once: let the OS pick each admin port (read from the log).
+            "admin": {"bind": "127.0.0.1:0"},
         });
         let mut config = config;
         merge(&mut config, extra);
@@ -131,10 +133,16 @@ impl World {
     }
 
     pub fn start_router(&self, name: &str) -> Router {
+        self.start_router_with(name, &[])
+    }
+
+    /// The router with extra command-line arguments (e.g. `--with-sim`).
+    pub fn start_router_with(&self, name: &str, args: &[&str]) -> Router {
         let log = self.dir.path().join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_fl-router"))
             .arg("--config")
             .arg(&self.config_path)
+            .args(args)
             .env("RUST_LOG", "info,librdkafka=warn")
             .env_remove("FLROUTER_KAFKA_BROKERS")
             .stdout(Stdio::null())
@@ -196,6 +204,26 @@ impl Router {
 
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The admin API's base URL, from the router's log line (waits up to `LONG`).
+    pub async fn admin_url(&self) -> String {
+        let deadline = tokio::time::Instant::now() + LONG;
+        loop {
+            let text = self.log_text();
+            if let Some(url) = text
+                .lines()
+                .find_map(|l| l.split("admin API listening on ").nth(1))
+                .map(|u| u.trim().to_string())
+            {
+                return url;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no admin URL in the router log:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -1,0 +1,373 @@
+//! The admin HTTP API (actix-web), bound to 127.0.0.1 unless configured otherwise: health and
+//! readiness, Prometheus `/metrics`, FL status, switch lookup, in-flight commands, per-actor
+//! mailbox figures, engine counters, the in-process load (if any), the dashboard at `/`, and the
+//! fault-injection endpoint. Mutating endpoints need `Authorization: Bearer <token>` with the
+//! token from `admin.token` or `FLROUTER_ADMIN_TOKEN`; without a configured token they refuse
+//! every request (there is no default token).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use fl_router_actors::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::kafka::producer::ProducerCounters;
+use crate::kafka::stats::KafkaStats;
+use crate::load::{LoadReport, LoadRun};
+use crate::metrics;
+use crate::sim::fl::SimFl;
+
+/// Overrides `admin.token` when set.
+pub const TOKEN_ENV: &str = "FLROUTER_ADMIN_TOKEN";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub enabled: bool,
+    /// Address to listen on; loopback by default.
+    pub bind: SocketAddr,
+    /// Bearer token for mutating endpoints; none = they are refused.
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            token: None,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The token in force: the environment's, else the configured one (empty = none).
+    pub fn effective_token(&self) -> Option<String> {
+        std::env::var(TOKEN_ENV)
+            .ok()
+            .or_else(|| self.token.clone())
+            .filter(|t| !t.trim().is_empty())
+    }
+}
+
+/// The in-process load generator, when the router runs with one (embedded, `--with-load`).
+#[derive(Default)]
+pub struct LoadSlot {
+    pub run: Mutex<Option<LoadRun>>,
+    pub report: Mutex<Option<LoadReport>>,
+}
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub engine: Engine,
+    pub producer: Option<Arc<ProducerCounters>>,
+    pub kafka: Option<Arc<KafkaStats>>,
+    pub ready: watch::Receiver<bool>,
+    pub token: Option<String>,
+    pub sim: Vec<Arc<SimFl>>,
+    pub load: Option<Arc<LoadSlot>>,
+}
+
+/// Starts the server on the current actix system; returns its handle (stop it at shutdown).
+pub fn serve(
+    config: &AdminConfig,
+    state: AdminState,
+) -> anyhow::Result<actix_web::dev::ServerHandle> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/", web::get().to(dashboard))
+            .route("/health", web::get().to(health))
+            .route("/ready", web::get().to(ready))
+            .route("/metrics", web::get().to(metrics_text))
+            .route("/api/fls", web::get().to(fls))
+            .route("/api/switches/{id}", web::get().to(switch))
+            .route("/api/inflight", web::get().to(inflight))
+            .route("/api/mailboxes", web::get().to(mailboxes))
+            .route("/api/stats", web::get().to(stats))
+            .route("/api/load", web::get().to(load))
+            .route("/api/faults", web::post().to(fault))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind(config.bind)
+    .map_err(|e| anyhow::anyhow!("admin.bind: cannot listen on {}: {e}", config.bind))?;
+    let addrs = server.addrs();
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    for a in addrs {
+        // Tests and scripts read this line to find a port chosen by the OS (bind to port 0).
+        info!("admin API listening on http://{a}");
+    }
+    Ok(handle)
+}
+
+async fn dashboard() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(include_str!("dashboard.html"))
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn ready(s: web::Data<AdminState>) -> HttpResponse {
+    if *s.ready.borrow() {
+        HttpResponse::Ok().json(json!({"ready": true}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(
+            json!({"ready": false, "reason": "consumers not assigned or FL backlog not read yet"}),
+        )
+    }
+}
+
+async fn snapshot(s: &AdminState) -> metrics::Snapshot {
+    let fls = s
+        .engine
+        .settings()
+        .fls
+        .iter()
+        .filter_map(|f| s.engine.fl_liveness(&f.id).map(|st| (f.id.clone(), st)))
+        .collect();
+    metrics::Snapshot {
+        counters: s.engine.counters().snapshot(),
+        mailboxes: s.engine.mailboxes(false),
+        fls,
+        producer: s.producer.clone(),
+        kafka: s.kafka.clone(),
+    }
+}
+
+async fn metrics_text(s: web::Data<AdminState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics::render(snapshot(&s).await))
+}
+
+async fn fls(s: web::Data<AdminState>) -> HttpResponse {
+    let counts = s.engine.switch_counts().await.unwrap_or_default();
+    let statuses = s.engine.fl_statuses().await;
+    let rows: Vec<_> = s
+        .engine
+        .settings()
+        .fls
+        .iter()
+        .map(|f| {
+            let st = statuses.iter().find(|p| p.fl == f.id);
+            json!({
+                "fl": f.id,
+                "region": f.region,
+                "status": s.engine.fl_liveness(&f.id),
+                "last_evidence_ms_ago": s.engine.fl_last_evidence(&f.id).map(|d| d.as_millis() as u64),
+                "switches": counts.iter().find(|(id, _)| *id == f.id).map_or(0, |(_, n)| *n),
+                "pending": st.map_or(0, |p| p.pending),
+                "restarts": st.map_or(0, |p| p.restarts),
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(rows)
+}
+
+async fn switch(s: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+    if let Err(e) = fl_router_actors::protocol::normalise_switch_id(&id) {
+        return HttpResponse::BadRequest().json(json!({"error": e.to_string()}));
+    }
+    match s.engine.lookup_switch(&id).await {
+        Ok(Some(fl)) => {
+            HttpResponse::Ok().json(json!({"switch_id": id.to_ascii_lowercase(), "fl_id": fl}))
+        }
+        Ok(None) => HttpResponse::NotFound()
+            .json(json!({"error": "no FL manages this switch", "switch_id": *id})),
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"error": e.to_string()})),
+    }
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn inflight(s: web::Data<AdminState>, q: web::Query<Limit>) -> HttpResponse {
+    let rows = s.engine.inflight(q.limit.unwrap_or(100).min(10_000)).await;
+    let map: serde_json::Map<String, serde_json::Value> =
+        rows.into_iter().map(|(fl, r)| (fl, json!(r))).collect();
+    HttpResponse::Ok().json(map)
+}
+
+async fn mailboxes(s: web::Data<AdminState>) -> HttpResponse {
+    HttpResponse::Ok().json(s.engine.mailboxes(false))
+}
+
+async fn stats(s: web::Data<AdminState>) -> HttpResponse {
+    let map: serde_json::Map<String, serde_json::Value> = s
+        .engine
+        .counters()
+        .snapshot()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    HttpResponse::Ok().json(map)
+}
+
+async fn load(s: web::Data<AdminState>) -> HttpResponse {
+    let Some(slot) = &s.load else {
+        return HttpResponse::NotFound().json(
+            json!({"error": "no in-process load (run with --with-load or the embedded default)"}),
+        );
+    };
+    if let Some(r) = slot.report.lock().ok().and_then(|r| r.clone()) {
+        return HttpResponse::Ok()
+            .json(json!({"running": false, "report": r, "summary": r.summary_line()}));
+    }
+    let live = slot.run.lock().ok().and_then(|r| {
+        r.as_ref().map(|run| {
+            let st = run.stats();
+            use std::sync::atomic::Ordering::Relaxed;
+            json!({"sent": st.sent.load(Relaxed), "answered": st.answered.load(Relaxed),
+                   "router_errors": st.router_errors.load(Relaxed), "duplicates": st.duplicates.load(Relaxed),
+                   "unanswered": st.unanswered()})
+        })
+    });
+    HttpResponse::Ok().json(json!({"running": live.is_some(), "live": live}))
+}
+
+/// A fault to inject. Simulator faults need simulated FLs in this process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// The FL reads but says nothing (`on: false` ends it).
+    SilenceFl {
+        fl: String,
+        #[serde(default = "yes")]
+        on: bool,
+    },
+    /// Every answer of the FL is delayed this much more.
+    DelayFl { fl: String, ms: u64 },
+    /// This fraction of the FL's acks and answers is dropped.
+    DropFl { fl: String, fraction: f64 },
+    /// The FL's next `count` writes fail (reported in its AliveResponse).
+    FailWrites { fl: String, count: u32 },
+    /// The FL is down for `ms`, then reconnects its switches.
+    CrashFl { fl: String, ms: u64 },
+    /// All of the FL's fault knobs back to normal.
+    RestoreFl { fl: String },
+    /// Stop the FL's proxy actor; the supervisor restarts it with its state.
+    KillProxy { fl: String },
+    /// Stop the outage monitor; its supervisor restarts it.
+    KillOutageMonitor,
+    /// Stop the in-process load and keep its final report (`GET /api/load`).
+    StopLoad,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Why a mutating request is refused, if it is.
+fn refusal(req: &HttpRequest, token: &Option<String>) -> Option<HttpResponse> {
+    let Some(token) = token else {
+        return Some(HttpResponse::Unauthorized().json(json!({"error": "fault injection is disabled: no admin token configured (admin.token or FLROUTER_ADMIN_TOKEN)"})));
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given == Some(token.as_str()) {
+        None
+    } else {
+        Some(
+            HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+                .json(json!({"error": "missing or wrong bearer token"})),
+        )
+    }
+}
+
+async fn fault(req: HttpRequest, s: web::Data<AdminState>, body: web::Bytes) -> HttpResponse {
+    if let Some(r) = refusal(&req, &s.token) {
+        return r;
+    }
+    let fault: Fault = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            return HttpResponse::BadRequest().json(json!({"error": format!("bad fault: {e}")}))
+        }
+    };
+    warn!(?fault, "fault injected");
+    match apply(&s, fault.clone()).await {
+        Ok(()) => HttpResponse::Ok().json(json!({"ok": true, "applied": fault})),
+        Err((status, msg)) => HttpResponse::build(status).json(json!({"error": msg})),
+    }
+}
+
+type Refusal = (actix_web::http::StatusCode, String);
+
+fn sim_fl<'a>(s: &'a AdminState, fl: &str) -> Result<&'a Arc<SimFl>, Refusal> {
+    use actix_web::http::StatusCode;
+    if s.sim.is_empty() {
+        return Err((
+            StatusCode::CONFLICT,
+            "no simulated FLs in this process".into(),
+        ));
+    }
+    s.sim
+        .iter()
+        .find(|f| f.id == fl)
+        .ok_or((StatusCode::BAD_REQUEST, format!("unknown FL {fl:?}")))
+}
+
+async fn apply(s: &AdminState, fault: Fault) -> Result<(), Refusal> {
+    use actix_web::http::StatusCode;
+    use std::sync::atomic::Ordering::Relaxed;
+    let bad = |e: fl_router_actors::EngineError| (StatusCode::BAD_REQUEST, e.to_string());
+    match fault {
+        Fault::SilenceFl { fl, on } => sim_fl(s, &fl)?.knobs.silent.store(on, Relaxed),
+        Fault::DelayFl { fl, ms } => sim_fl(s, &fl)?
+            .knobs
+            .extra_delay_us
+            .store(ms * 1000, Relaxed),
+        Fault::DropFl { fl, fraction } => sim_fl(s, &fl)?.knobs.set_drop_fraction(fraction),
+        Fault::FailWrites { fl, count } => {
+            sim_fl(s, &fl)?.knobs.fail_next_writes.store(count, Relaxed)
+        }
+        Fault::CrashFl { fl, ms } => sim_fl(s, &fl)?.knobs.crash_for(Duration::from_millis(ms)),
+        Fault::RestoreFl { fl } => {
+            let k = &sim_fl(s, &fl)?.knobs;
+            k.silent.store(false, Relaxed);
+            k.extra_delay_us.store(0, Relaxed);
+            k.set_drop_fraction(0.0);
+            k.fail_next_writes.store(0, Relaxed);
+            k.crash_for(Duration::ZERO);
+        }
+        Fault::KillProxy { fl } => s.engine.restart_fl_proxy(&fl).map_err(bad)?,
+        Fault::KillOutageMonitor => s.engine.restart_outage_monitor().map_err(bad)?,
+        Fault::StopLoad => {
+            let slot = s
+                .load
+                .clone()
+                .ok_or((StatusCode::CONFLICT, "no in-process load".to_string()))?;
+            let run = slot.run.lock().ok().and_then(|mut r| r.take());
+            if let Some(run) = run {
+                let report = web::block(move || run.finish())
+                    .await
+                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+                if let Ok(mut r) = slot.report.lock() {
+                    *r = Some(report);
+                }
+            }
+        }
+    }
+    Ok(())
+}

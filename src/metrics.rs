@@ -1,0 +1,321 @@
+//! Prometheus metrics, named from one spec ([`SPEC`]): `flrouter_<thing>_<unit>`, counters end in
+//! `_total` (added by the encoder), label values from bounded sets (actor kinds, error types,
+//! directions, and the FL ids of the configuration). Correlation and switch ids appear in logs,
+//! never in labels. Values are read at scrape time from the engine's counters and mailbox
+//! figures, the producer's counters and librdkafka's statistics.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use fl_router_actors::liveness::FlStatus;
+use fl_router_actors::mailbox::MailboxSnapshot;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::kafka::producer::ProducerCounters;
+use crate::kafka::stats::KafkaStats;
+
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// One exported metric: name (without `_total`), type, help, label names.
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+    pub labels: &'static [&'static str],
+}
+
+const fn counter(
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+) -> Metric {
+    Metric {
+        name,
+        kind: Kind::Counter,
+        help,
+        labels,
+    }
+}
+
+const fn gauge(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Metric {
+    Metric {
+        name,
+        kind: Kind::Gauge,
+        help,
+        labels,
+    }
+}
+
+/// Every metric the router exports.
+pub const SPEC: &[Metric] = &[
+    counter("flrouter_commands_received", "Commands read from the inbound topics.", &[]),
+    counter("flrouter_fl_messages_received", "Messages read from FL write topics.", &[]),
+    counter(
+        "flrouter_messages_routed",
+        "Messages the router produced on, by direction: command_to_fl, answer_to_controller, event_to_controller, sync_chain.",
+        &["direction"],
+    ),
+    counter("flrouter_router_errors", "Errors the router answered commands with, by type.", &["type"]),
+    counter("flrouter_command_timeouts", "Commands whose FL missed a deadline: ack (answered OPERATION_TIMED_OUT) or answer (acked, never answered).", &["deadline"]),
+    counter("flrouter_commands_failed_fast", "Pending commands answered at once because their FL went offline.", &[]),
+    counter("flrouter_blacklist_drops", "FL messages dropped because their command was already answered by a timeout.", &[]),
+    counter("flrouter_dead_letters", "Messages sent to the dead-letter topic.", &[]),
+    counter("flrouter_fl_outages", "FL outages declared (silence or lost writes).", &[]),
+    counter("flrouter_sync_sessions", "Sync sessions started.", &[]),
+    counter("flrouter_sync_fl_chains", "FL chains of sync sessions by outcome: complete or failed.", &["outcome"]),
+    counter("flrouter_sync_retries", "SyncRequests re-sent for a missing or incomplete chain.", &[]),
+    counter("flrouter_multi_switch_commands", "Multi-switch commands split and forwarded.", &[]),
+    counter("flrouter_multi_switch_late_answers", "Answers for a multi-switch part that had already settled.", &[]),
+    gauge("flrouter_fl_online", "1 when the FL is online (evidence within the alive timeout), else 0.", &["fl", "status"]),
+    counter("flrouter_mailbox_messages_sent", "Messages sent to actors' mailboxes, by actor kind.", &["kind"]),
+    counter("flrouter_mailbox_messages_received", "Messages handled by actors, by actor kind.", &["kind"]),
+    counter("flrouter_mailbox_messages_rejected", "Sends refused (mailbox closed), by actor kind.", &["kind"]),
+    gauge("flrouter_mailbox_pending_messages", "Messages waiting in actors' mailboxes (sent - received - rejected), by actor kind.", &["kind"]),
+    gauge("flrouter_mailbox_capacity_messages", "Mailbox capacity of the kind's busiest actor.", &["kind"]),
+    gauge("flrouter_mailbox_max_wait_microseconds", "Longest time a message waited in a mailbox of this kind in the last window.", &["kind"]),
+    gauge("flrouter_mailbox_max_handle_microseconds", "Longest handling time of a message by an actor of this kind in the last window.", &["kind"]),
+    counter("flrouter_actor_restarts", "Actor restarts by the supervisor, by actor kind.", &["kind"]),
+    gauge("flrouter_actors", "Live actor instances by kind.", &["kind"]),
+    counter("flrouter_kafka_messages_delivered", "Messages Kafka acknowledged to the producer.", &[]),
+    counter("flrouter_kafka_delivery_failures", "Failed delivery attempts (retried, then dead-lettered).", &[]),
+    gauge("flrouter_kafka_producer_queue_messages", "Messages in the producer's queue (librdkafka statistics).", &[]),
+    gauge("flrouter_kafka_consumer_lag_messages", "Consumer lag summed over partitions (librdkafka statistics).", &["consumer"]),
+];
+
+/// A snapshot of everything exported, taken before encoding (the engine is asked asynchronously).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub counters: Vec<(&'static str, u64)>,
+    pub mailboxes: Vec<MailboxSnapshot>,
+    pub fls: Vec<(String, FlStatus)>,
+    pub producer: Option<Arc<ProducerCounters>>,
+    pub kafka: Option<Arc<KafkaStats>>,
+}
+
+impl Snapshot {
+    fn counter(&self, name: &str) -> u64 {
+        self.counters
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, v)| *v)
+    }
+
+    /// The values of one metric: (label values, value).
+    fn values(&self, m: &Metric) -> Vec<(Vec<String>, f64)> {
+        let one = |v: u64| vec![(Vec::new(), v as f64)];
+        let by = |pairs: &[(&str, &str)]| -> Vec<(Vec<String>, f64)> {
+            pairs
+                .iter()
+                .map(|(l, c)| (vec![l.to_string()], self.counter(c) as f64))
+                .collect()
+        };
+        match m.name {
+            "flrouter_commands_received" => one(self.counter("commands_received")),
+            "flrouter_fl_messages_received" => one(self.counter("fl_messages_received")),
+            "flrouter_messages_routed" => by(&[
+                ("command_to_fl", "commands_forwarded"),
+                ("answer_to_controller", "answers_routed"),
+                ("event_to_controller", "events_forwarded"),
+                ("sync_chain", "sync_chain_messages"),
+            ]),
+            "flrouter_router_errors" => by(&[
+                ("not_found", "errors_not_found"),
+                ("operation_timed_out", "errors_timed_out"),
+                ("request_invalid", "errors_invalid"),
+            ]),
+            "flrouter_command_timeouts" => {
+                by(&[("ack", "ack_timeouts"), ("answer", "acked_unanswered")])
+            }
+            "flrouter_commands_failed_fast" => one(self.counter("failed_fast")),
+            "flrouter_blacklist_drops" => one(self.counter("blacklist_drops")),
+            "flrouter_dead_letters" => one(self.counter("dead_letters")),
+            "flrouter_fl_outages" => one(self.counter("fl_outages")),
+            "flrouter_sync_sessions" => one(self.counter("sync_sessions_started")),
+            "flrouter_sync_fl_chains" => by(&[
+                ("complete", "sync_fl_complete"),
+                ("failed", "sync_fl_failed"),
+            ]),
+            "flrouter_sync_retries" => one(self.counter("sync_retries")),
+            "flrouter_multi_switch_commands" => one(self.counter("multi_commands")),
+            "flrouter_multi_switch_late_answers" => one(self.counter("multi_late_answers")),
+            "flrouter_fl_online" => self
+                .fls
+                .iter()
+                .map(|(fl, st)| {
+                    let status = serde_json::to_value(st)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    (
+                        vec![fl.clone(), status],
+                        if *st == FlStatus::Online { 1.0 } else { 0.0 },
+                    )
+                })
+                .collect(),
+            "flrouter_kafka_messages_delivered" => one(self
+                .producer
+                .as_ref()
+                .map_or(0, |p| p.delivered.load(Relaxed))),
+            "flrouter_kafka_delivery_failures" => {
+                one(self.producer.as_ref().map_or(0, |p| p.failed.load(Relaxed)))
+            }
+            "flrouter_kafka_producer_queue_messages" => {
+                vec![(
+                    vec![],
+                    self.kafka
+                        .as_ref()
+                        .map_or(0, |k| k.producer_queue.load(Relaxed)) as f64,
+                )]
+            }
+            "flrouter_kafka_consumer_lag_messages" => {
+                let k = self.kafka.as_ref();
+                vec![
+                    (
+                        vec!["commands".into()],
+                        k.map_or(0, |k| k.commands_lag.load(Relaxed)) as f64,
+                    ),
+                    (
+                        vec!["fl".into()],
+                        k.map_or(0, |k| k.fl_lag.load(Relaxed)) as f64,
+                    ),
+                ]
+            }
+            name => self.mailbox_values(name),
+        }
+    }
+
+    /// Mailbox figures aggregated by actor kind (a bounded label; instance ids are in /api/mailboxes).
+    fn mailbox_values(&self, name: &str) -> Vec<(Vec<String>, f64)> {
+        let mut kinds: Vec<&str> = self.mailboxes.iter().map(|m| m.kind).collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+            .into_iter()
+            .map(|kind| {
+                let rows = self.mailboxes.iter().filter(|m| m.kind == kind);
+                let sum = |f: fn(&MailboxSnapshot) -> u64| rows.clone().map(f).sum::<u64>() as f64;
+                let max =
+                    |f: fn(&MailboxSnapshot) -> u64| rows.clone().map(f).max().unwrap_or(0) as f64;
+                let v = match name {
+                    "flrouter_mailbox_messages_sent" => sum(|m| m.sent),
+                    "flrouter_mailbox_messages_received" => sum(|m| m.received),
+                    "flrouter_mailbox_messages_rejected" => sum(|m| m.rejected),
+                    "flrouter_mailbox_pending_messages" => sum(|m| m.pending),
+                    "flrouter_mailbox_capacity_messages" => max(|m| m.capacity as u64),
+                    "flrouter_mailbox_max_wait_microseconds" => max(|m| m.max_wait_us),
+                    "flrouter_mailbox_max_handle_microseconds" => max(|m| m.max_handle_us),
+                    "flrouter_actor_restarts" => sum(|m| m.restarts),
+                    "flrouter_actors" => rows.clone().count() as f64,
+                    _ => 0.0,
+                };
+                (vec![kind.to_string()], v)
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct Exporter(Snapshot);
+
+impl Collector for Exporter {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for m in SPEC {
+            let ty = match m.kind {
+                Kind::Counter => MetricType::Counter,
+                Kind::Gauge => MetricType::Gauge,
+            };
+            let mut family = encoder.encode_descriptor(m.name, m.help, None, ty)?;
+            let values = self.0.values(m);
+            if m.labels.is_empty() {
+                let v = values.first().map_or(0.0, |(_, v)| *v);
+                match m.kind {
+                    Kind::Counter => ConstCounter::new(v as u64).encode(family)?,
+                    Kind::Gauge => ConstGauge::new(v as i64).encode(family)?,
+                }
+                continue;
+            }
+            for (label_values, v) in &values {
+                let labels: Vec<(&str, &str)> = m
+                    .labels
+                    .iter()
+                    .copied()
+                    .zip(label_values.iter().map(String::as_str))
+                    .collect();
+                let enc = family.encode_family(&labels)?;
+                match m.kind {
+                    Kind::Counter => ConstCounter::new(*v as u64).encode(enc)?,
+                    Kind::Gauge => ConstGauge::new(*v as i64).encode(enc)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The Prometheus text exposition of `snapshot`.
+pub fn render(snapshot: Snapshot) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Exporter(snapshot)));
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_spec_rules() {
+        for m in SPEC {
+            assert!(m.name.starts_with("flrouter_"), "{}", m.name);
+            assert!(
+                !m.name.ends_with("_total"),
+                "{}: the encoder adds _total to counters",
+                m.name
+            );
+            assert!(
+                m.labels.iter().all(|l| !l.contains("id")),
+                "{}: no ids as labels",
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn renders_counters_with_total_and_labelled_families() {
+        let snap = Snapshot {
+            counters: vec![("commands_received", 7), ("errors_not_found", 2)],
+            fls: vec![("fl1".into(), FlStatus::Online)],
+            ..Snapshot::default()
+        };
+        let text = render(snap);
+        assert!(
+            text.contains("flrouter_commands_received_total 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"flrouter_router_errors_total{type="not_found"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"flrouter_fl_online{fl="fl1",status="online"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE flrouter_mailbox_pending_messages gauge"),
+            "{text}"
+        );
+    }
+}

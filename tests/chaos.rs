@@ -1,0 +1,106 @@
+//! Every shipped chaos scenario, run by the real `fl-router chaos run` against the router binary
+//! with simulated FLs and load in its process, on a real Kafka broker; and a scenario that must
+//! fail, so a passing run means something.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::json;
+
+const TOKEN: &str = "chaos-test-token";
+
+async fn world() -> World {
+    let w = World::with(
+        &["fl1", "fl2", "fl3"],
+        json!({
+            "timeouts": {"ack": "1s", "answer": "2s", "alive_interval": "500ms", "alive_timeout": "2s", "sync_chain": "3s"},
+            "sync": {"at_start": true, "periodic": "0s", "retry_backoff": "200ms"},
+            "sim": {"switches_per_fl": 3},
+            "load": {"rate": 100, "grace": "5s"},
+            "admin": {"token": TOKEN},
+        }),
+    )
+    .await;
+    // The load's reply topic is the world's reply topic.
+    let text = std::fs::read_to_string(&w.config_path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["load"]["reply_topic"] = json!(w.reply);
+    std::fs::write(&w.config_path, v.to_string()).unwrap();
+    w
+}
+
+/// Runs `scenario` against a fresh router; returns (success, output).
+async fn chaos(scenario: &str) -> (bool, String) {
+    let w = world().await;
+    let router = w.start_router_with("router", &["--with-sim", "--with-load"]);
+    let admin = router.admin_url().await;
+    let path = scenario.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_fl-router"))
+            .args(["chaos", "run", &path, "--admin", &admin, "--token", TOKEN])
+            .env_remove("FLROUTER_ADMIN_TOKEN")
+            .output()
+            .expect("run chaos")
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    drop(router);
+    (out.status.success(), text)
+}
+
+async fn scenario_passes(name: &str) {
+    let (ok, text) = chaos(&format!(
+        "{}/scenarios/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .await;
+    assert!(ok, "scenario {name} failed:\n{text}");
+    assert!(text.contains("chaos: all expectations met"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_silent_fl() {
+    scenario_passes("silent-fl").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_proxy_restart() {
+    scenario_passes("proxy-restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_outage_monitor_restart() {
+    scenario_passes("outage-monitor-restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_lost_writes() {
+    scenario_passes("lost-writes").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_slow_lossy_fl() {
+    scenario_passes("slow-lossy-fl").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmet_expectation_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("impossible.yaml");
+    std::fs::write(
+        &path,
+        "name: impossible\nduration: 2s\nexpect:\n  - fl_offline: {fl: fl1, within: 1s}\n",
+    )
+    .unwrap();
+    let (ok, text) = chaos(path.to_str().unwrap()).await;
+    assert!(!ok, "a healthy fl1 is not offline:\n{text}");
+    assert!(text.contains("FAIL fl1 offline never seen"), "{text}");
+}
