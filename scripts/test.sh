@@ -9,6 +9,7 @@ cd "$ROOT"
 export KAFKA_PORT="${KAFKA_PORT:-39092}"
 export FLROUTER_TEST_BROKERS="${FLROUTER_TEST_BROKERS:-127.0.0.1:$KAFKA_PORT}"
 start=$(date +%s)
+scripts/deps.sh
 
 started=0
 if ! scripts/kafka.sh status 2>/dev/null; then

@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::kafka::producer::ProducerCounters;
+use crate::kafka::producer::{KafkaOutbox, ProducerCounters};
 use crate::kafka::stats::KafkaStats;
 use crate::load::{LoadReport, LoadRun};
 use crate::metrics;
@@ -66,6 +66,7 @@ pub struct LoadSlot {
 #[derive(Clone)]
 pub struct AdminState {
     pub engine: Engine,
+    pub outbox: Option<Arc<KafkaOutbox>>,
     pub producer: Option<Arc<ProducerCounters>>,
     pub kafka: Option<Arc<KafkaStats>>,
     pub ready: watch::Receiver<bool>,
@@ -265,6 +266,8 @@ pub enum Fault {
     KillProxy { fl: String },
     /// Stop the outage monitor; its supervisor restarts it.
     KillOutageMonitor,
+    /// The router's producer holds every message for `ms`, then sends them in order.
+    PauseProducer { ms: u64 },
     /// Stop the in-process load and keep its final report (`GET /api/load`).
     StopLoad,
 }
@@ -352,6 +355,17 @@ async fn apply(s: &AdminState, fault: Fault) -> Result<(), Refusal> {
         }
         Fault::KillProxy { fl } => s.engine.restart_fl_proxy(&fl).map_err(bad)?,
         Fault::KillOutageMonitor => s.engine.restart_outage_monitor().map_err(bad)?,
+        Fault::PauseProducer { ms } => {
+            let outbox = s
+                .outbox
+                .clone()
+                .ok_or((StatusCode::CONFLICT, "no producer".to_string()))?;
+            outbox.pause();
+            actix_rt::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                outbox.resume();
+            });
+        }
         Fault::StopLoad => {
             let slot = s
                 .load

@@ -98,6 +98,7 @@ pub fn start_admin(
     }
     let state = admin::AdminState {
         engine: router.engine().clone(),
+        outbox: Some(router.outbox().clone()),
         producer: Some(router.outbox().counters.clone()),
         kafka: Some(router.kafka_stats().clone()),
         ready: router.ready(),

@@ -117,6 +117,7 @@ impl Router {
             ready: None,
         }));
         let status = tokio::spawn(status_log(engine.clone(), outbox.clone()));
+        tokio::spawn(mailbox_watch(engine.clone()));
         Ok(Router {
             engine,
             outbox,
@@ -201,5 +202,37 @@ async fn status_log(engine: Engine, outbox: Arc<KafkaOutbox>) {
             delivery_failures = outbox.counters.failed.load(Relaxed),
             "status"
         );
+    }
+}
+
+/// Window of the mailboxes' "longest wait / handling time" figures.
+pub const MAILBOX_WINDOW: Duration = Duration::from_secs(10);
+
+/// Warns (at most every 30 s per actor) when an actor's pending messages pass 80 % of its
+/// mailbox capacity, and starts a new window for the maxima every [`MAILBOX_WINDOW`].
+async fn mailbox_watch(engine: Engine) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_warned: std::collections::HashMap<(String, String), Instant> = Default::default();
+    let mut window_started = Instant::now();
+    loop {
+        tick.tick().await;
+        let reset = window_started.elapsed() >= MAILBOX_WINDOW;
+        if reset {
+            window_started = Instant::now();
+        }
+        for m in engine.mailboxes(reset) {
+            if m.capacity == 0 || m.pending * 5 <= m.capacity as u64 * 4 {
+                continue;
+            }
+            let key = (m.kind.to_string(), m.id.clone());
+            if last_warned
+                .get(&key)
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(30))
+            {
+                continue;
+            }
+            last_warned.insert(key, Instant::now());
+            warn!(kind = m.kind, id = %m.id, pending = m.pending, capacity = m.capacity, "actor mailbox above 80% of its capacity");
+        }
     }
 }

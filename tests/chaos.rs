@@ -104,3 +104,8 @@ async fn an_unmet_expectation_fails_the_run() {
     assert!(!ok, "a healthy fl1 is not offline:\n{text}");
     assert!(text.contains("FAIL fl1 offline never seen"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_producer_pause() {
+    scenario_passes("producer-pause").await;
+}

@@ -82,6 +82,8 @@ pub struct KafkaOutbox {
     pub counters: Arc<ProducerCounters>,
     /// Dead letters that could not be delivered: their tickets are held on purpose.
     stuck: Mutex<Vec<Outgoing>>,
+    /// Fault injection: while paused, messages are held here in order.
+    paused: Mutex<Option<Vec<Outgoing>>>,
 }
 
 impl KafkaOutbox {
@@ -105,6 +107,7 @@ impl KafkaOutbox {
             failures: tx,
             counters,
             stuck: Mutex::new(Vec::new()),
+            paused: Mutex::new(None),
         });
         tokio::spawn(retry_loop(
             Arc::downgrade(&outbox),
@@ -152,6 +155,24 @@ impl KafkaOutbox {
         }
     }
 
+    /// Holds every message (in order) until [`KafkaOutbox::resume`]: a stalled producer, for
+    /// fault injection. Their tickets stay held, so nothing is committed meanwhile.
+    pub fn pause(&self) {
+        if let Ok(mut p) = self.paused.lock() {
+            p.get_or_insert_with(Vec::new);
+        }
+    }
+
+    /// Sends what was held, in order, and stops holding.
+    pub fn resume(&self) {
+        if let Ok(mut p) = self.paused.lock() {
+            // Produced under the lock so no new message overtakes a held one.
+            for out in p.take().unwrap_or_default() {
+                self.produce(InFlight { out, attempt: 0 });
+            }
+        }
+    }
+
     /// Waits until every queued message has a delivery report (or the timeout passes).
     pub fn flush(&self, timeout: Duration) -> bool {
         self.producer.flush(timeout).is_ok()
@@ -168,6 +189,12 @@ impl KafkaOutbox {
 
 impl Outbox for KafkaOutbox {
     fn send(&self, out: Outgoing) {
+        if let Ok(mut p) = self.paused.lock() {
+            if let Some(held) = p.as_mut() {
+                held.push(out);
+                return;
+            }
+        }
         self.produce(InFlight { out, attempt: 0 });
     }
 }

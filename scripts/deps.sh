@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the tests need and a fresh machine may lack, from Debian's packages:
+# a JDK and Maven (the Kafka broker), Chromium (the dashboard test), a C toolchain (librdkafka).
+# Does nothing when everything is there. Needs root (or sudo) only when it installs something.
+set -euo pipefail
+need=()
+command -v java >/dev/null || need+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null || need+=(maven)
+command -v make >/dev/null || need+=(make)
+command -v cc >/dev/null || need+=(gcc g++)
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+echo "deps.sh: installing ${need[*]}" >&2
+sudo=""
+if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
