@@ -73,6 +73,8 @@ pub struct AdminState {
     pub token: Option<String>,
     pub sim: Vec<Arc<SimFl>>,
     pub load: Option<Arc<LoadSlot>>,
+    /// Requests to take the embedded broker down for a while (the runner owns the mock cluster).
+    pub broker: Option<tokio::sync::mpsc::UnboundedSender<Duration>>,
 }
 
 /// Starts the server on the current actix system; returns its handle (stop it at shutdown).
@@ -268,6 +270,8 @@ pub enum Fault {
     KillOutageMonitor,
     /// The router's producer holds every message for `ms`, then sends them in order.
     PauseProducer { ms: u64 },
+    /// The embedded Kafka's broker goes down for `ms` (embedded default only).
+    BrokerDown { ms: u64 },
     /// Stop the in-process load and keep its final report (`GET /api/load`).
     StopLoad,
 }
@@ -365,6 +369,18 @@ async fn apply(s: &AdminState, fault: Fault) -> Result<(), Refusal> {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 outbox.resume();
             });
+        }
+        Fault::BrokerDown { ms } => {
+            let tx = s.broker.as_ref().ok_or((
+                StatusCode::CONFLICT,
+                "no embedded broker in this process".to_string(),
+            ))?;
+            tx.send(Duration::from_millis(ms)).map_err(|_| {
+                (
+                    StatusCode::CONFLICT,
+                    "the embedded broker is gone".to_string(),
+                )
+            })?;
         }
         Fault::StopLoad => {
             let slot = s

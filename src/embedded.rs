@@ -45,6 +45,7 @@ pub fn run(
     info!(brokers = %config.kafka.brokers, topics = topics.len(), "embedded Kafka (mock cluster) started");
 
     let system = actix_rt::System::new();
+    let cluster_ref = &cluster;
     let report = system.block_on(async move {
         let mut client = kafka::base_config(&config.kafka);
         for (k, v) in &config.kafka.consumer {
@@ -71,7 +72,9 @@ pub fn run(
         if let Ok(mut r) = slot.run.lock() {
             *r = Some(load);
         }
-        let admin = crate::start_admin(&config, &router, Some(&sim), Some(slot.clone()))?;
+        let (broker_tx, mut broker_rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
+        let admin = crate::start_admin(&config, &router, Some(&sim), Some(slot.clone()), Some(broker_tx))?;
+        let mut broker_back: Option<tokio::time::Instant> = None;
         println!(
             "embedded: router ready; {} simulated FLs x {} switches; load {:.0} commands/s{}",
             sim.fls.len(),
@@ -95,6 +98,17 @@ pub fn run(
             tokio::select! {
                 _ = &mut end => break,
                 _ = &mut interrupt => break,
+                Some(down_for) = broker_rx.recv() => {
+                    // Fault injection: the mock cluster's only broker goes down, then comes back.
+                    tracing::warn!(ms = down_for.as_millis() as u64, "embedded broker down");
+                    let _ = cluster_ref.broker_down(1);
+                    broker_back = Some(tokio::time::Instant::now() + down_for);
+                }
+                _ = async { if let Some(t) = broker_back { tokio::time::sleep_until(t).await } else { std::future::pending().await } } => {
+                    broker_back = None;
+                    tracing::warn!("embedded broker up");
+                    let _ = cluster_ref.broker_up(1);
+                }
                 _ = tick.tick() => {
                     let fls = router.engine().fl_statuses().await;
                     let online = fls.iter().filter(|f| f.last_seen_ms_ago.is_some_and(|ms| ms < 10_000)).count();

@@ -72,7 +72,7 @@ pub async fn run_with(
             *r = Some(run);
         }
     }
-    let admin = start_admin(&config, &router, sim.as_ref(), slot.clone())?;
+    let admin = start_admin(&config, &router, sim.as_ref(), slot.clone(), None)?;
     shutdown.await;
     if let Some(h) = admin {
         h.stop(true).await;
@@ -92,6 +92,7 @@ pub fn start_admin(
     router: &Router,
     sim: Option<&sim::Simulator>,
     load: Option<Arc<admin::LoadSlot>>,
+    broker: Option<tokio::sync::mpsc::UnboundedSender<std::time::Duration>>,
 ) -> anyhow::Result<Option<actix_web::dev::ServerHandle>> {
     if !config.admin.enabled {
         return Ok(None);
@@ -105,6 +106,7 @@ pub fn start_admin(
         token: config.admin.effective_token(),
         sim: sim.map(|s| s.fls.clone()).unwrap_or_default(),
         load,
+        broker,
     };
     admin::serve(&config.admin, state).map(Some)
 }

@@ -59,3 +59,71 @@ fn shipped_config_runs_the_embedded_demo_and_loses_nothing() {
         "status lines:\n{stdout}"
     );
 }
+
+/// The embedded default with its admin API on an OS-chosen port and a token, for chaos.
+fn embedded_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml")).unwrap();
+    let mut v: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    v["admin"] = serde_json::json!({"enabled": true, "bind": "127.0.0.1:0", "token": "t0k"});
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn embedded_broker_down_scenario_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = embedded_config(dir.path());
+    let log = dir.path().join("router.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_fl-router"))
+        .args(["--duration", "25s", "--config"])
+        .arg(&config)
+        .env_remove("FLROUTER_KAFKA_BROKERS")
+        .env_remove("FLROUTER_ADMIN_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("run fl-router");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let admin = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(u) = text
+            .lines()
+            .find_map(|l| l.split("admin API listening on ").nth(1))
+        {
+            break u.trim().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no admin URL:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/embedded-broker-down.yaml"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_fl-router"))
+        .args([
+            "chaos", "run", scenario, "--admin", &admin, "--token", "t0k",
+        ])
+        .output()
+        .expect("run chaos");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let run = child.wait_with_output().expect("router output");
+    let summary = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        summary.starts_with("summary: ") && summary.contains(" lost=0 "),
+        "{summary}"
+    );
+}
