@@ -1,0 +1,167 @@
+//! The admin API of a running router (binary, real broker): every read endpoint, and the fault
+//! endpoint's refusals without the right token.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn get(base: &str, path: &str) -> (u16, String) {
+    let mut r = agent()
+        .get(format!("{base}{path}"))
+        .call()
+        .expect("admin reachable");
+    (
+        r.status().as_u16(),
+        r.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+fn post_fault(base: &str, token: Option<&str>) -> u16 {
+    let mut req = agent().post(format!("{base}/api/faults"));
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    req.send_json(json!({"action": "kill_outage_monitor"}))
+        .expect("admin reachable")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_endpoints_report_the_running_router() {
+    let w = World::new(&["fl1"], "30s").await;
+    let router = w.start_router("router");
+    let base = router.admin_url().await;
+    let p = producer();
+    let events = Reader::new(&w.events);
+    send(
+        &p,
+        &w.fl_write("fl1"),
+        Some(SW1),
+        &switch_event(SW1, "ACTIVATED"),
+        None,
+    )
+    .await;
+    events.expect(LONG).await;
+    // A command the (test) FL never answers: it stays in flight.
+    send(
+        &p,
+        &w.commands,
+        None,
+        &command("c-pending", SW1),
+        Some(&w.reply),
+    )
+    .await;
+    Reader::new(&w.fl_read("fl1")).expect(LONG).await;
+
+    let b = base.clone();
+    tokio::task::spawn_blocking(move || {
+        assert_eq!(get(&b, "/health").0, 200);
+        let deadline = std::time::Instant::now() + LONG;
+        while get(&b, "/ready").0 != 200 {
+            assert!(std::time::Instant::now() < deadline, "never ready");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let (s, metrics) = get(&b, "/metrics");
+        assert_eq!(s, 200);
+        assert!(
+            metrics.contains("flrouter_commands_received_total 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(r#"flrouter_messages_routed_total{direction="command_to_fl"} 1"#),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(r#"flrouter_actors{kind="fl_proxy"} 1"#),
+            "{metrics}"
+        );
+
+        let (s, body) = get(&b, &format!("/api/switches/{SW1}"));
+        assert_eq!(
+            (
+                s,
+                serde_json::from_str::<Value>(&body).unwrap()["fl_id"].clone()
+            ),
+            (200, json!("fl1"))
+        );
+        assert_eq!(get(&b, &format!("/api/switches/{SW2}")).0, 404);
+        assert_eq!(get(&b, "/api/switches/not-a-switch").0, 400);
+
+        let inflight: Value = serde_json::from_str(&get(&b, "/api/inflight").1).unwrap();
+        assert_eq!(
+            inflight["fl1"][0]["correlation_id"], "c-pending",
+            "{inflight}"
+        );
+        assert_eq!(inflight["fl1"][0]["state"], "AwaitingAck");
+
+        let fls: Value = serde_json::from_str(&get(&b, "/api/fls").1).unwrap();
+        assert_eq!(
+            (
+                fls[0]["fl"].clone(),
+                fls[0]["switches"].clone(),
+                fls[0]["pending"].clone()
+            ),
+            (json!("fl1"), json!(1), json!(1))
+        );
+
+        let boxes: Value = serde_json::from_str(&get(&b, "/api/mailboxes").1).unwrap();
+        assert!(boxes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["kind"] == "dispatcher" && m["received"].as_u64() >= Some(2)));
+
+        // No token configured: faults are refused, whatever the request says.
+        assert_eq!(post_fault(&b, None), 401);
+        assert_eq!(post_fault(&b, Some("guess")), 401);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_need_the_configured_bearer_token() {
+    let w = World::with(
+        &["fl1"],
+        json!({"admin": {"token": "right"}, "sync": {"at_start": false}}),
+    )
+    .await;
+    let router = w.start_router("router");
+    let base = router.admin_url().await;
+    tokio::task::spawn_blocking(move || {
+        assert_eq!(post_fault(&base, None), 401);
+        assert_eq!(post_fault(&base, Some("wrong")), 401);
+        assert_eq!(post_fault(&base, Some("right")), 200);
+        // The restart it asked for happened.
+        let deadline = std::time::Instant::now() + LONG;
+        loop {
+            let boxes: Value = serde_json::from_str(&get(&base, "/api/mailboxes").1).unwrap();
+            let restarts = boxes
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["kind"] == "outage_monitor")
+                .unwrap()["restarts"]
+                .clone();
+            if restarts == json!(1) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "outage monitor not restarted"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+}
