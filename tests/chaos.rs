@@ -11,6 +11,10 @@ use serde_json::json;
 
 const TOKEN: &str = "chaos-test-token";
 
+/// Scenarios have second-scale time windows: one at a time, so seven routers with their
+/// simulators and loads do not compete for two cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn world() -> World {
     let w = World::with(
         &["fl1", "fl2", "fl3"],
@@ -33,6 +37,7 @@ async fn world() -> World {
 
 /// Runs `scenario` against a fresh router; returns (success, output).
 async fn chaos(scenario: &str) -> (bool, String) {
+    let _one_at_a_time = SERIAL.lock().await;
     let w = world().await;
     let router = w.start_router_with("router", &["--with-sim", "--with-load"]);
     let admin = router.admin_url().await;

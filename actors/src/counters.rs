@@ -31,7 +31,7 @@ counters! {
     blacklist_drops: "FL messages dropped because their correlation id was blacklisted.",
     dead_letters: "Messages sent to the dead-letter topic.",
     acked_unanswered: "Commands acked by an FL whose answer never came within timeouts.answer (answered OPERATION_TIMED_OUT).",
-    ack_timeouts: "Single-switch commands neither acked nor answered within timeouts.ack.",
+    ack_timeouts: "Commands (or multi-switch parts) neither acked nor answered within timeouts.ack.",
     fl_outages: "FL outages declared (no evidence, or lost writes reported).",
     failed_fast: "Pending commands answered at once because their FL went offline.",
     sync_sessions_started: "Sync sessions started.",

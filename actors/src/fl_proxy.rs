@@ -378,82 +378,50 @@ impl FlProxy {
     fn tick(&mut self) {
         let now = Instant::now();
         let s = self.shared.clone();
+        let t = &s.settings.timeouts;
         for (kind, entry) in self.pending.expire(now) {
-            match kind {
-                Expiry::AckTimeout if entry.multi.is_some() => {
-                    self.blacklist.insert(
-                        &entry.correlation_id,
-                        now,
-                        s.settings.timeouts.blacklist_ttl,
-                    );
-                    if let Some(m) = &entry.multi {
-                        let _ = m.tell(PartFailed {
-                            fl: self.index,
-                            failure: Failure::TimedOut,
-                        });
-                    }
-                }
-                Expiry::AnswerTimeout if entry.multi.is_some() => {
-                    self.blacklist.insert(
-                        &entry.correlation_id,
-                        now,
-                        s.settings.timeouts.blacklist_ttl,
-                    );
-                    if let Some(m) = &entry.multi {
-                        let _ = m.tell(PartFailed {
-                            fl: self.index,
-                            failure: Failure::NoAnswer,
-                        });
-                    }
-                }
-                Expiry::AckTimeout => {
-                    Counters::inc(&s.counters.ack_timeouts);
-                    info!(fl = %self.id, correlation_id = %entry.correlation_id, switch = %entry.switch_id, "FL did not answer in time");
-                    self.blacklist.insert(
-                        &entry.correlation_id,
-                        now,
-                        s.settings.timeouts.blacklist_ttl,
-                    );
-                    s.send_error(
-                        entry.reply_to.as_deref(),
-                        &entry.correlation_id,
-                        Some(Bytes::from(entry.switch_id.clone())),
-                        ErrorType::OperationTimedOut,
-                        "FL did not answer in time",
-                        &format!(
-                            "no ack or answer from FL {} for switch {} within {}",
-                            self.id,
-                            entry.switch_id,
-                            humantime::format_duration(s.settings.timeouts.ack)
-                        ),
-                        &[&entry.ticket],
-                    );
-                }
-                Expiry::AnswerTimeout => {
-                    // Acked but never answered: the controller still gets its one final answer.
-                    Counters::inc(&s.counters.acked_unanswered);
-                    info!(fl = %self.id, correlation_id = %entry.correlation_id, "FL acked but never answered");
-                    self.blacklist.insert(
-                        &entry.correlation_id,
-                        now,
-                        s.settings.timeouts.blacklist_ttl,
-                    );
-                    s.send_error(
-                        entry.reply_to.as_deref(),
-                        &entry.correlation_id,
-                        Some(Bytes::from(entry.switch_id.clone())),
-                        ErrorType::OperationTimedOut,
-                        "FL acknowledged but did not answer in time",
-                        &format!(
-                            "FL {} acknowledged the command for switch {} but sent no answer within {}",
-                            self.id,
-                            entry.switch_id,
-                            humantime::format_duration(s.settings.timeouts.answer)
-                        ),
-                        &[&entry.ticket],
-                    );
-                }
+            // Whatever the FL says about this command from now on is late: dropped and counted.
+            self.blacklist
+                .insert(&entry.correlation_id, now, t.blacklist_ttl);
+            let (failure, counter, message, missed, deadline) = match kind {
+                Expiry::AckTimeout => (
+                    Failure::TimedOut,
+                    &s.counters.ack_timeouts,
+                    "FL did not answer in time",
+                    "no ack or answer",
+                    t.ack,
+                ),
+                Expiry::AnswerTimeout => (
+                    Failure::NoAnswer,
+                    &s.counters.acked_unanswered,
+                    "FL acknowledged but did not answer in time",
+                    "acknowledged, then no answer",
+                    t.answer,
+                ),
+            };
+            Counters::inc(counter);
+            if let Some(m) = &entry.multi {
+                let _ = m.tell(PartFailed {
+                    fl: self.index,
+                    failure,
+                });
+                continue;
             }
+            info!(fl = %self.id, correlation_id = %entry.correlation_id, switch = %entry.switch_id, "{message}");
+            s.send_error(
+                entry.reply_to.as_deref(),
+                &entry.correlation_id,
+                Some(Bytes::from(entry.switch_id.clone())),
+                ErrorType::OperationTimedOut,
+                message,
+                &format!(
+                    "{missed} from FL {} for switch {} within {}",
+                    self.id,
+                    entry.switch_id,
+                    humantime::format_duration(deadline)
+                ),
+                &[&entry.ticket],
+            );
         }
         self.blacklist.purge(now);
     }
