@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 mode="${1:?router|pipe}"; rate="${2:?rate}"; duration="${3:?duration}"; switches="${4:-100}"
-export KAFKA_PORT="${KAFKA_PORT:-39092}"
+export KAFKA_PORT="${KAFKA_PORT:-19092}"
 mkdir -p out
 cargo build --release --locked -q
 bin="$ROOT/target/release/fl-router"

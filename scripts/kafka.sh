@@ -6,14 +6,15 @@
 #   scripts/kafka.sh stop    stop the broker started by `start` and remove its data
 #   scripts/kafka.sh status  exit 0 when the broker answers metadata requests
 #
-# Environment: KAFKA_PORT (default 39092), KAFKA_CONTROLLER_PORT (default KAFKA_PORT+1),
+# Environment: KAFKA_PORT (default 19092: below Linux's ephemeral port range, so no client
+# connection can be holding it), KAFKA_CONTROLLER_PORT (default KAFKA_PORT+1),
 # KAFKA_CACHE (default <repo>/.cache/kafka), KAFKA_START_TIMEOUT seconds (default 120).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${KAFKA_CACHE:-$ROOT/.cache/kafka}"
 LIB="$CACHE/lib"
-PORT="${KAFKA_PORT:-39092}"
+PORT="${KAFKA_PORT:-19092}"
 CPORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
 RUN="$CACHE/run-$PORT"
 PIDFILE="$RUN/broker.pid"
@@ -79,7 +80,7 @@ PROPS
   local waited=0
   until status; do
     if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-      log "broker exited during start-up; last log lines:"; tail -30 "$RUN/stdout.log" "$RUN/server.log" >&2 || true
+      log "broker exited during start-up; last log lines:"; tail -n 30 "$RUN/stdout.log" "$RUN/server.log" >&2 || true
       exit 1
     fi
     waited=$((waited + 2))

@@ -6,7 +6,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export KAFKA_PORT="${KAFKA_PORT:-39092}"
+export KAFKA_PORT="${KAFKA_PORT:-19092}"
 export FLROUTER_TEST_BROKERS="${FLROUTER_TEST_BROKERS:-127.0.0.1:$KAFKA_PORT}"
 start=$(date +%s)
 scripts/deps.sh

@@ -74,6 +74,9 @@ pub struct KafkaConfig {
     pub catch_up_timeout: Duration,
     /// Attempts for a message whose delivery failed before it is dead-lettered.
     pub produce_retries: u32,
+    /// Commands in the router's care (read, final answer not yet delivered) at which it stops
+    /// reading more until answers drain; 0 = no bound.
+    pub max_inflight_commands: usize,
     /// librdkafka options for every client (passed through unchanged).
     pub options: BTreeMap<String, String>,
     /// librdkafka options for the consumers only.
@@ -94,6 +97,7 @@ impl Default for KafkaConfig {
             drain_timeout: Duration::from_secs(10),
             catch_up_timeout: Duration::from_secs(10),
             produce_retries: 5,
+            max_inflight_commands: 20_000,
             options: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),

@@ -101,6 +101,7 @@ impl Router {
             catch_up_timeout: k.catch_up_timeout,
             catch_up: None,
             ready: Some(ready_tx),
+            max_outstanding: k.max_inflight_commands,
         }));
         let fl_loop = tokio::spawn(consumer::run_loop(LoopParams {
             consumer: fl_consumer,
@@ -115,6 +116,7 @@ impl Router {
             catch_up_timeout: k.catch_up_timeout,
             catch_up: Some((targets, caught_up_tx)),
             ready: None,
+            max_outstanding: 0,
         }));
         let status = tokio::spawn(status_log(engine.clone(), outbox.clone()));
         tokio::spawn(mailbox_watch(engine.clone()));

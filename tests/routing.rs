@@ -245,3 +245,55 @@ async fn router_killed_hard_and_restarted_loses_no_command() {
     assert_eq!(answers.keys().cloned().collect::<HashSet<_>>(), want);
     eprintln!("killed after the FL saw {at_kill} commands; {N} answered, {dups} duplicates");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_in_flight_bound_reading_pauses_until_answers_free_room() {
+    let w = World::with(
+        &["fl1"],
+        serde_json::json!({
+            "kafka": {"max_inflight_commands": 5},
+            "timeouts": {"ack": "2s", "alive_interval": "1h", "alive_timeout": "2h"},
+            "sync": {"at_start": false, "periodic": "0s"},
+        }),
+    )
+    .await;
+    let p = producer();
+    let _router = w.start_router("router");
+    let events = Reader::new(&w.events);
+    let fl_in = Reader::new(&w.fl_read("fl1"));
+    let replies = Reader::new(&w.reply);
+    send(
+        &p,
+        &w.fl_write("fl1"),
+        Some(SW1),
+        &switch_event(SW1, "ACTIVATED"),
+        None,
+    )
+    .await;
+    events.expect(LONG).await;
+    for i in 0..20 {
+        send(
+            &p,
+            &w.commands,
+            Some(SW1),
+            &command(&format!("b-{i}"), SW1),
+            Some(&w.reply),
+        )
+        .await;
+    }
+    // The FL stays silent: five commands reach it, then the router stops reading...
+    for _ in 0..5 {
+        fl_in.expect(LONG).await;
+    }
+    assert!(
+        fl_in.next(Duration::from_millis(1500)).await.is_none(),
+        "no sixth command before any answer"
+    );
+    // ...until the router's own answers (timeouts) free room; in the end all 20 are answered.
+    let mut answered = HashSet::new();
+    while answered.len() < 20 {
+        let v = replies.expect(LONG).await.json();
+        assert_eq!(error_type(&v), Some("OPERATION_TIMED_OUT"));
+        answered.insert(cid_of(&v));
+    }
+}

@@ -176,6 +176,8 @@ pub struct LoopParams {
     pub catch_up_timeout: Duration,
     /// Set to true once this loop reads with partitions assigned (router readiness).
     pub ready: Option<watch::Sender<bool>>,
+    /// Stop reading while this many inputs are still in the engine's care (0 = no bound).
+    pub max_outstanding: usize,
     /// For the FL loop: end offsets to reach, then `caught_up` is set.
     pub catch_up: Option<(EndOffsets, watch::Sender<bool>)>,
 }
@@ -195,6 +197,9 @@ pub async fn run_loop(mut p: LoopParams) {
     }
     let mut commit_tick = tokio::time::interval(p.commit_interval);
     let mut ready_tick = tokio::time::interval(Duration::from_millis(50));
+    // While at the in-flight bound, look again this often.
+    let mut throttle_tick = tokio::time::interval(Duration::from_millis(5));
+    let mut throttled = false;
     let mut assigned_at: Option<tokio::time::Instant> = None;
     let mut reading = true;
     loop {
@@ -231,7 +236,13 @@ pub async fn run_loop(mut p: LoopParams) {
                 reading = false;
                 info!(consumer = p.name, "stopped reading; draining");
             }
-            m = p.consumer.recv(), if reading => match m {
+            _ = throttle_tick.tick(), if throttled => {
+                if p.tracker.outstanding() < p.max_outstanding {
+                    throttled = false;
+                    info!(consumer = p.name, "below the in-flight bound again; reading");
+                }
+            }
+            m = p.consumer.recv(), if reading && !throttled => match m {
                 Ok(m) => {
                     let ticket = p.tracker.track(m.topic(), m.partition(), m.offset());
                     let reply_to = m.headers().and_then(|h| {
@@ -249,6 +260,12 @@ pub async fn run_loop(mut p: LoopParams) {
                     };
                     let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
                     drop(m);
+                    if p.max_outstanding > 0 && p.tracker.outstanding() >= p.max_outstanding {
+                        // Overload: let the answers drain (they would otherwise queue behind
+                        // new commands and miss their deadlines); the backlog waits in Kafka.
+                        throttled = true;
+                        warn!(consumer = p.name, bound = p.max_outstanding, "in-flight bound reached; pausing reads");
+                    }
                     let r = match p.role {
                         Role::Commands => p.engine.command(msg).await,
                         Role::FlOutput => match p.engine.fl_of_write_topic(&topic).map(str::to_string) {

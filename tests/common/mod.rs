@@ -1,5 +1,5 @@
 //! Harness for tests against a real Apache Kafka broker (started by `scripts/kafka.sh start`;
-//! address in `FLROUTER_TEST_BROKERS`, default 127.0.0.1:39092). Each test gets its own topics
+//! address in `FLROUTER_TEST_BROKERS`, default 127.0.0.1:19092). Each test gets its own topics
 //! and consumer groups, runs the real `fl-router` binary as a child process, and plays the
 //! controller and the FL itself with plain Kafka clients.
 //!
@@ -24,7 +24,7 @@ pub const SW1: &str = "00:00:00:00:00:00:00:01";
 pub const SW2: &str = "00:00:00:00:00:00:00:02";
 
 pub fn brokers() -> String {
-    std::env::var("FLROUTER_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:39092".into())
+    std::env::var("FLROUTER_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
 }
 
 /// One test's world: unique topic names, a config file, a temp dir for logs.
