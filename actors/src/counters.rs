@@ -50,7 +50,4 @@ impl Counters {
     pub fn inc(c: &AtomicU64) {
         c.fetch_add(1, Relaxed);
     }
-    pub fn get(c: &AtomicU64) -> u64 {
-        c.load(Relaxed)
-    }
 }

@@ -17,7 +17,8 @@ pub enum FlStatus {
 
 pub struct Liveness {
     epoch: Instant,
-    /// Milliseconds since `epoch` of the last evidence, plus one (0 = never).
+    /// Milliseconds since `epoch` of the last evidence, rounded up, plus one (0 = never).
+    /// Rounding up means evidence is never reported older than it was.
     last_evidence: Vec<AtomicU64>,
     status: Vec<AtomicU8>,
 }
@@ -31,13 +32,9 @@ impl Liveness {
         }
     }
 
-    pub fn epoch(&self) -> Instant {
-        self.epoch
-    }
-
     /// FL `fl` said something just now.
     pub fn evidence(&self, fl: usize) {
-        let ms = self.epoch.elapsed().as_millis() as u64 + 1;
+        let ms = self.epoch.elapsed().as_micros().div_ceil(1000) as u64 + 1;
         if let Some(a) = self.last_evidence.get(fl) {
             a.store(ms, Relaxed);
         }

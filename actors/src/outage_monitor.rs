@@ -85,9 +85,7 @@ impl OutageMonitor {
             match s.liveness.status(fl) {
                 FlStatus::Offline => {
                     let since = self.offline_since[fl].unwrap_or(self.started_at);
-                    // Evidence is kept at millisecond resolution (floored): a message in the
-                    // same millisecond as the declaration counts as coming after it.
-                    if evidence.is_some_and(|e| e + std::time::Duration::from_millis(1) > since) {
+                    if evidence.is_some_and(|e| e >= since) {
                         self.recovered(fl);
                     }
                 }

@@ -177,14 +177,6 @@ impl KafkaOutbox {
     pub fn flush(&self, timeout: Duration) -> bool {
         self.producer.flush(timeout).is_ok()
     }
-
-    pub fn in_flight(&self) -> i32 {
-        self.producer.in_flight_count()
-    }
-
-    pub fn stuck(&self) -> usize {
-        self.stuck.lock().map(|s| s.len()).unwrap_or(0)
-    }
 }
 
 impl Outbox for KafkaOutbox {
