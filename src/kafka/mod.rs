@@ -100,3 +100,33 @@ pub fn assign_at_end<C: rdkafka::consumer::Consumer<X>, X: rdkafka::consumer::Co
     consumer.assign(&tpl)?;
     Ok(())
 }
+
+/// Enqueues `record`, waiting while librdkafka's local queue is full (backpressure on the
+/// caller instead of an error); any other error returns the record with it.
+#[allow(clippy::result_large_err, clippy::type_complexity)] // the same result type as rdkafka's own `send`
+pub fn send_waiting<'a, K, P, C>(
+    producer: &rdkafka::producer::ThreadedProducer<C>,
+    mut record: rdkafka::producer::BaseRecord<'a, K, P, C::DeliveryOpaque>,
+) -> Result<
+    (),
+    (
+        rdkafka::error::KafkaError,
+        rdkafka::producer::BaseRecord<'a, K, P, C::DeliveryOpaque>,
+    ),
+>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+    C: rdkafka::producer::ProducerContext + 'static,
+{
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    loop {
+        match producer.send(record) {
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            other => return other,
+        }
+    }
+}

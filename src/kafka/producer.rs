@@ -13,7 +13,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use fl_router_actors::outbox::headers;
 use fl_router_actors::{Outbox, Outgoing};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
@@ -135,23 +134,13 @@ impl KafkaOutbox {
         if let Some(k) = key.as_deref() {
             record = record.key(k);
         }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return,
-                // Local queue full: wait for deliveries to make room (backpressure on the engine).
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, r)) => {
-                    self.counters.failed.fetch_add(1, Relaxed);
-                    let _ = self.failures.send(Failure {
-                        inflight: *r.delivery_opaque,
-                        error: e.to_string(),
-                    });
-                    return;
-                }
-            }
+        // A full local queue waits for deliveries to make room: backpressure on the engine.
+        if let Err((e, r)) = super::send_waiting(&self.producer, record) {
+            self.counters.failed.fetch_add(1, Relaxed);
+            let _ = self.failures.send(Failure {
+                inflight: *r.delivery_opaque,
+                error: e.to_string(),
+            });
         }
     }
 

@@ -19,7 +19,6 @@ use fl_router_actors::protocol::{lookup_str, Head};
 use fl_router_actors::settings::Classes;
 use hdrhistogram::Histogram;
 use rdkafka::consumer::StreamConsumer;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 use rdkafka::ClientConfig;
@@ -364,20 +363,13 @@ fn send(
         key: "reply_to",
         value: Some(reply_to),
     });
-    let mut rec = BaseRecord::to(topic)
+    let rec = BaseRecord::to(topic)
         .key(key)
         .payload(body)
         .headers(headers);
-    loop {
-        match p.send(rec) {
-            Ok(()) => return,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                rec = r;
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            // Counted as lost in the report: a command that never left is one without an answer.
-            Err((e, _)) => return warn!(error = %e, "load: send failed"),
-        }
+    // Counted as lost in the report: a command that never left is one without an answer.
+    if let Err((e, _)) = crate::kafka::send_waiting(p, rec) {
+        warn!(error = %e, "load: send failed");
     }
 }
 

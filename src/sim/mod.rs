@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use fl_router_actors::settings::Settings;
 use rdkafka::consumer::StreamConsumer;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 use rdkafka::ClientConfig;
@@ -258,18 +257,11 @@ impl World {
         if f.knobs.is_crashed(Instant::now()) || f.knobs.take_write_failure() {
             return;
         }
-        let mut rec = BaseRecord::to(&self.write[fl])
+        let rec = BaseRecord::to(&self.write[fl])
             .key(reply.key.as_bytes())
             .payload(reply.payload.as_ref());
-        loop {
-            match self.producer.send(rec) {
-                Ok(()) => return,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    rec = r;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => return warn!(fl = %f.id, error = %e, "simulator write failed"),
-            }
+        if let Err((e, _)) = crate::kafka::send_waiting(&self.producer, rec) {
+            warn!(fl = %f.id, error = %e, "simulator write failed");
         }
     }
 
