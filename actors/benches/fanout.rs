@@ -9,9 +9,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use fl_router_actors::settings::FlSettings;
-use fl_router_actors::testkit::{recording_outbox, Recorded};
-use fl_router_actors::{Engine, Inbound, Settings};
+use fl_router_actors::testkit::{quiet_settings, recording_outbox, Recorded};
+use fl_router_actors::{Engine, Inbound};
 use serde_json::json;
 
 struct Counting;
@@ -47,19 +46,8 @@ fn info(cid: &str, payload: serde_json::Value) -> Vec<u8> {
 }
 
 async fn setup() -> (Engine, Recorded, Vec<String>) {
-    let mut s = Settings {
-        fls: (0..FLS)
-            .map(|i| FlSettings {
-                id: format!("fl{i}"),
-                region: None,
-            })
-            .collect(),
-        ..Settings::default()
-    };
-    s.sync.at_start = false;
-    s.sync.periodic = Duration::ZERO;
-    s.timeouts.alive_interval = Duration::from_secs(3600);
-    s.timeouts.alive_timeout = Duration::from_secs(7200);
+    let ids: Vec<String> = (0..FLS).map(|i| format!("fl{i}")).collect();
+    let s = quiet_settings(&ids.iter().map(String::as_str).collect::<Vec<_>>());
     let (outbox, mut rec) = recording_outbox();
     let engine = Engine::start(s, outbox).expect("settings");
     let mut all = Vec::new();

@@ -6,6 +6,27 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::outbox::{Outbox, Outgoing};
+use crate::settings::{FlSettings, Settings};
+
+/// Settings with FLs `ids` and nothing the engine starts on its own: no startup or periodic
+/// sync, liveness out of the way. Tests of one behaviour switch back on what they test.
+pub fn quiet_settings(ids: &[&str]) -> Settings {
+    let mut s = Settings {
+        fls: ids
+            .iter()
+            .map(|id| FlSettings {
+                id: id.to_string(),
+                region: None,
+            })
+            .collect(),
+        ..Settings::default()
+    };
+    s.sync.at_start = false;
+    s.sync.periodic = Duration::ZERO;
+    s.timeouts.alive_interval = Duration::from_secs(3600);
+    s.timeouts.alive_timeout = Duration::from_secs(7200);
+    s
+}
 
 /// Sends every produced message into a channel.
 pub struct RecordingOutbox(mpsc::UnboundedSender<Outgoing>);

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use fl_router_actors::liveness::FlStatus;
-use fl_router_actors::settings::{Classes, FlSettings};
-use fl_router_actors::testkit::{recording_outbox, Recorded};
+use fl_router_actors::settings::{Classes, Timeouts};
+use fl_router_actors::testkit::{quiet_settings, recording_outbox, Recorded};
 use fl_router_actors::{Engine, Inbound, Outgoing, Settings};
 use serde_json::{json, Value};
 
@@ -14,26 +14,22 @@ const S1: &str = "00:00:00:00:00:00:00:01";
 const S2: &str = "00:00:00:00:00:00:00:02";
 const S3: &str = "00:00:00:00:00:00:00:03";
 
+/// For liveness timelines: the default alive interval and timeout.
 fn settings(at_start: bool) -> Settings {
-    let fl = |id: &str| FlSettings {
-        id: id.into(),
-        region: None,
-    };
-    let mut s = Settings {
-        fls: vec![fl("a"), fl("b"), fl("c")],
-        ..Settings::default()
-    };
+    let mut s = sync_settings();
     s.sync.at_start = at_start;
-    s.sync.periodic = Duration::ZERO; // its own test below
-    s.timeouts.ack = Duration::from_secs(60); // so fail-fast is visible before any ack timeout
+    let defaults = Timeouts::default();
+    s.timeouts.alive_interval = defaults.alive_interval;
+    s.timeouts.alive_timeout = defaults.alive_timeout;
     s
 }
 
-/// For sync-only timelines: liveness out of the way (quiet FLs must not be declared offline).
+/// For sync-only timelines: liveness out of the way (quiet FLs must not be declared offline);
+/// periodic sync off (its own test below).
 fn sync_settings() -> Settings {
-    let mut s = settings(true);
-    s.timeouts.alive_interval = Duration::from_secs(3600);
-    s.timeouts.alive_timeout = Duration::from_secs(7200);
+    let mut s = quiet_settings(&["a", "b", "c"]);
+    s.sync.at_start = true;
+    s.timeouts.ack = Duration::from_secs(60); // so fail-fast is visible before any ack timeout
     s
 }
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use fl_router_actors::settings::{Classes, FlSettings};
-use fl_router_actors::testkit::{recording_outbox, Recorded};
+use fl_router_actors::settings::Classes;
+use fl_router_actors::testkit::{quiet_settings, recording_outbox, Recorded};
 use fl_router_actors::{Engine, Inbound, Outgoing, Settings};
 use serde_json::{json, Value};
 
@@ -17,19 +17,7 @@ const REPLY: &str = "my.reply";
 const WAIT: Duration = Duration::from_secs(120);
 
 fn settings() -> Settings {
-    let fl = |id: &str| FlSettings {
-        id: id.into(),
-        region: None,
-    };
-    let mut s = Settings {
-        fls: vec![fl("a"), fl("b"), fl("c")],
-        ..Settings::default()
-    };
-    s.sync.at_start = false;
-    s.sync.periodic = Duration::ZERO;
-    s.timeouts.alive_interval = Duration::from_secs(3600);
-    s.timeouts.alive_timeout = Duration::from_secs(7200);
-    s
+    quiet_settings(&["a", "b", "c"])
 }
 
 fn classes() -> Classes {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fl_router_actors::outbox::headers;
-use fl_router_actors::settings::FlSettings;
-use fl_router_actors::testkit::{recording_outbox, Recorded};
+
+use fl_router_actors::testkit::{quiet_settings, recording_outbox, Recorded};
 use fl_router_actors::{Engine, Inbound, Outgoing, Settings, Ticket};
 use serde_json::{json, Value};
 
@@ -16,22 +16,11 @@ const SW2: &str = "00:00:00:00:00:00:00:02";
 const WAIT: Duration = Duration::from_secs(1);
 
 fn settings() -> Settings {
-    let fl = |id: &str| FlSettings {
-        id: id.into(),
-        region: None,
-    };
-    let mut s = Settings {
-        fls: vec![fl("a"), fl("b")],
-        ..Settings::default()
-    };
+    // Routing only here: liveness and sync have their own tests (liveness_sync.rs).
+    let mut s = quiet_settings(&["a", "b"]);
     s.topics
         .by_class
         .insert("org.example.PortInfoData".into(), "kinds.port".into());
-    // Routing only here: liveness and sync have their own tests (liveness_sync.rs).
-    s.sync.at_start = false;
-    s.sync.periodic = Duration::ZERO;
-    s.timeouts.alive_interval = Duration::from_secs(3600);
-    s.timeouts.alive_timeout = Duration::from_secs(7200);
     s
 }
 
