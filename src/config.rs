@@ -58,6 +58,11 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// Consumer group of the command consumer; the FL consumer uses `<group_id>-fl`.
     pub group_id: String,
+    /// This router instance's stable identity in its groups (static membership,
+    /// `group.instance.id`): a restarted router takes its partitions back at once instead of
+    /// waiting for its old member's session to expire. Default: the host name. Two running
+    /// instances of one group must not share it (the broker fences the older one).
+    pub instance_id: Option<String>,
     /// Create missing topics at start; when false, a missing topic is a start-up error.
     pub create_topics: bool,
     pub topic_partitions: i32,
@@ -90,6 +95,7 @@ impl Default for KafkaConfig {
         Self {
             brokers: "127.0.0.1:9092".into(),
             group_id: "fl-router".into(),
+            instance_id: None,
             create_topics: true,
             topic_partitions: 1,
             topic_replication: 1,
@@ -134,6 +140,7 @@ const RESERVED: &[(&str, &str)] = &[
         "offsets are stored by the router after delivery",
     ),
     ("group.id", "use kafka.group_id"),
+    ("group.instance.id", "use kafka.instance_id"),
     (
         "bootstrap.servers",
         "use kafka.brokers or FLROUTER_KAFKA_BROKERS",
@@ -203,6 +210,11 @@ impl Config {
         if k.group_id.trim().is_empty() {
             out.push("kafka.group_id: must not be empty".into());
         }
+        if let Some(id) = &k.instance_id {
+            if id.trim().is_empty() || id.len() > 249 {
+                out.push("kafka.instance_id: must be 1 to 249 characters".into());
+            }
+        }
         if k.topic_partitions < 1 {
             out.push("kafka.topic_partitions: must be at least 1".into());
         }
@@ -229,6 +241,19 @@ impl Config {
             }
         }
         out
+    }
+
+    /// `kafka.instance_id`, else the host name (`fl-router` if it cannot be read).
+    pub fn instance_id(&self) -> String {
+        if let Some(id) = &self.kafka.instance_id {
+            return id.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "fl-router".into())
     }
 
     pub fn is_embedded(&self) -> bool {

@@ -56,7 +56,7 @@ pub async fn run(
     ] {
         let tracker = OffsetTracker::new();
         let c = consumer::create(
-            &kafka::consumer_config(k, &format!("{}-{name}", k.group_id)),
+            &kafka::consumer_config(k, &format!("{}-{name}", k.group_id), None),
             "pipe",
             &from,
             tracker.clone(),

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::kafka;
 use crate::kafka::consumer::{self, LoopParams, Role};
+use crate::kafka::freshness;
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::producer::KafkaOutbox;
 use crate::kafka::stats::KafkaStats;
@@ -28,6 +29,7 @@ pub struct Router {
     finish: watch::Sender<bool>,
     loops: Vec<JoinHandle<()>>,
     status: JoinHandle<()>,
+    freshness: JoinHandle<()>,
     ready: watch::Receiver<bool>,
     drain_timeout: Duration,
     kafka_stats: Arc<KafkaStats>,
@@ -53,6 +55,7 @@ impl Router {
             Some(kafka_stats.clone()),
         )?;
         let engine = Engine::start(config.settings(), outbox.clone())?;
+        restore_switch_map(config, &engine).await;
 
         let write_topics: Vec<String> = config
             .fls
@@ -62,26 +65,22 @@ impl Router {
         let cmd_tracker = OffsetTracker::new();
         let fl_tracker = OffsetTracker::new();
         let fl_group = format!("{}-fl", k.group_id);
+        let instance = config.instance_id();
         let cmd_consumer = Arc::new(consumer::create(
-            &kafka::consumer_config(k, &k.group_id),
+            &kafka::consumer_config(k, &k.group_id, Some(&instance)),
             "commands",
             &config.topics.commands,
             cmd_tracker.clone(),
             Some(kafka_stats.clone()),
         )?);
         let fl_consumer = Arc::new(consumer::create(
-            &kafka::consumer_config(k, &fl_group),
+            &kafka::consumer_config(k, &fl_group, Some(&instance)),
             "fl",
             &write_topics,
             fl_tracker.clone(),
             Some(kafka_stats.clone()),
         )?);
-        let targets =
-            consumer::catch_up_targets(&fl_consumer, &write_topics, Duration::from_secs(5));
-        info!(
-            brokers = %k.brokers, fls = config.fls.len(), backlog_partitions = targets.len(),
-            "fl-router started"
-        );
+        info!(brokers = %k.brokers, fls = config.fls.len(), instance = %instance, "fl-router started");
 
         let (stop_cmd, stop_cmd_rx) = watch::channel(false);
         let (stop_fl, stop_fl_rx) = watch::channel(false);
@@ -98,10 +97,20 @@ impl Router {
             stop_reading: stop_cmd_rx,
             finish: finish_rx.clone(),
             gate: Some(caught_up_rx),
-            catch_up_timeout: k.catch_up_timeout,
-            catch_up: None,
             ready: Some(ready_tx),
             max_outstanding: k.max_inflight_commands,
+        }));
+        let freshness = tokio::spawn(freshness::run(freshness::Params {
+            consumer: fl_consumer.clone(),
+            tracker: fl_tracker.clone(),
+            engine: engine.clone(),
+            fl_topics: config
+                .fls
+                .iter()
+                .map(|f| (f.id.clone(), config.topics.fl_write_topic(&f.id)))
+                .collect(),
+            catch_up_timeout: k.catch_up_timeout,
+            caught_up: caught_up_tx,
         }));
         let fl_loop = tokio::spawn(consumer::run_loop(LoopParams {
             consumer: fl_consumer,
@@ -113,8 +122,6 @@ impl Router {
             stop_reading: stop_fl_rx,
             finish: finish_rx,
             gate: None,
-            catch_up_timeout: k.catch_up_timeout,
-            catch_up: Some((targets, caught_up_tx)),
             ready: None,
             max_outstanding: 0,
         }));
@@ -130,6 +137,7 @@ impl Router {
             finish,
             loops: vec![cmd_loop, fl_loop],
             status,
+            freshness,
             ready,
             drain_timeout: k.drain_timeout,
             kafka_stats,
@@ -182,7 +190,48 @@ impl Router {
             let _ = l.await;
         }
         self.status.abort();
+        self.freshness.abort();
         info!("fl-router stopped");
+    }
+}
+
+/// Reads the switch map stored before a restart (`topics.switch_map`) into the engine, so
+/// commands for known switches are routed at once, with or without a startup sync.
+async fn restore_switch_map(config: &Config, engine: &Engine) {
+    let client = kafka::base_config(&config.kafka);
+    let topic = config.topics.switch_map.clone();
+    let started = Instant::now();
+    let read = tokio::task::spawn_blocking(move || {
+        kafka::table::read(&client, &topic, Duration::from_secs(30))
+    })
+    .await;
+    let table = match read {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            warn!(error = %e, "cannot read the stored switch map; starting with an empty one");
+            return;
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read the stored switch map; starting with an empty one");
+            return;
+        }
+    };
+    let entries: Vec<(String, String)> = table
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let switch = String::from_utf8(k).ok()?;
+            let v: serde_json::Value = serde_json::from_slice(&v).ok()?;
+            Some((switch, v["fl"].as_str()?.to_string()))
+        })
+        .collect();
+    match engine.restore_switch_map(entries).await {
+        Ok(r) => info!(
+            switches = r.restored,
+            skipped = r.skipped,
+            ms = started.elapsed().as_millis() as u64,
+            "switch map restored"
+        ),
+        Err(e) => warn!(error = %e, "switch map not restored"),
     }
 }
 

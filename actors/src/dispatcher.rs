@@ -15,7 +15,7 @@ use crate::fl_proxy::Forward;
 use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{self, Failure, MultiSwitchCommand, Part};
-use crate::outbox::Inbound;
+use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::protocol::{self, ErrorType, Head, ProtocolError, Target};
 use crate::shared::{Shared, Source};
 use crate::supervisor::{StartSync, SyncTrigger};
@@ -27,13 +27,38 @@ use crate::sync_session::{ChainApplied, SyncSession};
 #[rtype(result = "()")]
 pub struct Command(pub Inbound);
 
-/// An FL reported a switch up (connect/activate) or down (disconnect/deactivate).
+/// An FL reported a switch up (connect/activate) or down (disconnect/deactivate), in an event
+/// or a sync chain. `ticket` is the FL message's: its offset is committed only once the map
+/// change is stored.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct SwitchEvent {
     pub fl: FlIndex,
     pub switch_id: String,
     pub up: bool,
+    pub via: Via,
+    pub ticket: Ticket,
+}
+
+/// How a switch's FL was learned (stored with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    Event,
+    Sync,
+}
+
+/// The switch map as stored in `topics.switch_map` before a restart: (switch id, FL id).
+/// Applied before any FL message or command is read; nothing is written back.
+#[derive(Message)]
+#[rtype(result = "RestoreReport")]
+pub struct RestoreMap(pub Vec<(String, String)>);
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    pub restored: usize,
+    /// Entries naming an FL that is no longer configured, or a malformed switch id.
+    pub skipped: usize,
 }
 
 /// Which FL manages a switch (admin API, tests).
@@ -168,13 +193,7 @@ impl Dispatcher {
         let s = &self.shared;
         let reason = err.to_string();
         warn!(correlation_id = cid.unwrap_or("-"), reason = %reason, "invalid command");
-        s.dead_letter(
-            msg.payload.clone(),
-            msg.key.clone(),
-            Source::Commands,
-            &reason,
-            &msg.ticket,
-        );
+        s.dead_letter(msg, Source::Commands, &reason);
         if msg.reply_to.is_some() || cid.is_some() {
             s.send_error(
                 msg.reply_to.as_deref(),
@@ -188,6 +207,23 @@ impl Dispatcher {
         }
     }
 
+    /// Writes a map change to the switch-map topic (a tombstone when unmapped).
+    fn store(&self, switch: &str, fl: Option<FlIndex>, via: Via, ticket: &Ticket) {
+        let s = &self.shared;
+        let topic = s.settings.topics.switch_map.clone();
+        let key = Bytes::from(switch.to_string());
+        let out = match fl {
+            Some(fl) => {
+                let value = serde_json::json!({
+                    "fl": s.fl_id(fl), "since": protocol::now_millis(), "via": via,
+                });
+                Outgoing::new(topic, value.to_string()).key(key)
+            }
+            None => Outgoing::tombstone(topic, key),
+        };
+        s.outbox.send(out.ticket(ticket));
+    }
+
     fn switch_event(&mut self, ev: SwitchEvent) {
         let fl_id = &self.shared.settings.fls[ev.fl].id;
         let change = if ev.up {
@@ -195,6 +231,13 @@ impl Dispatcher {
         } else {
             self.map.disconnect(&ev.switch_id, ev.fl)
         };
+        match change {
+            Change::Added | Change::Moved(_) => {
+                self.store(&ev.switch_id, Some(ev.fl), ev.via, &ev.ticket)
+            }
+            Change::Removed => self.store(&ev.switch_id, None, ev.via, &ev.ticket),
+            Change::NotOwner | Change::Unchanged => {}
+        }
         match change {
             Change::Added => debug!(switch = %ev.switch_id, fl = %fl_id, "switch connected"),
             Change::Moved(prev) => info!(
@@ -298,6 +341,7 @@ impl Dispatcher {
         for sw in self.map.switches_of(fl) {
             if !keep.contains(&sw) {
                 self.map.disconnect(&sw, fl);
+                self.store(&sw, None, Via::Sync, &Ticket::none());
                 Counters::inc(&s.counters.switch_offline_notifications);
                 info!(switch = %sw, fl = %s.fl_id(fl), "switch no longer reported by its FL");
                 s.send_event(
@@ -312,8 +356,29 @@ impl Dispatcher {
             }
         }
         for sw in &reported {
-            self.map.connect(sw, fl);
+            if matches!(self.map.connect(sw, fl), Change::Added | Change::Moved(_)) {
+                self.store(sw, Some(fl), Via::Sync, &Ticket::none());
+            }
         }
+    }
+
+    fn restore(&mut self, entries: Vec<(String, String)>) -> RestoreReport {
+        let fls = &self.shared.settings.fls;
+        let mut report = RestoreReport::default();
+        for (switch, fl_id) in entries {
+            let fl = fls.iter().position(|f| f.id == fl_id);
+            match (fl, protocol::normalise_switch_id(&switch)) {
+                (Some(fl), Ok(sw)) => {
+                    self.map.connect(&sw, fl);
+                    report.restored += 1;
+                }
+                _ => {
+                    warn!(switch = %switch, fl = %fl_id, "stored switch map entry skipped (unknown FL or bad switch id)");
+                    report.skipped += 1;
+                }
+            }
+        }
+        report
     }
 }
 
@@ -339,6 +404,15 @@ impl Handler<Envelope<SwitchEvent>> for Dispatcher {
         let stats = self.stats.clone();
         let _g = stats.receive(env.sent_at);
         self.switch_event(env.msg);
+    }
+}
+
+impl Handler<Envelope<RestoreMap>> for Dispatcher {
+    type Result = MessageResult<Envelope<RestoreMap>>;
+    fn handle(&mut self, env: Envelope<RestoreMap>, _: &mut Self::Context) -> Self::Result {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        MessageResult(self.restore(env.msg.0))
     }
 }
 

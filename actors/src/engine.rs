@@ -8,7 +8,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::counters::Counters;
-use crate::dispatcher::{self, Command, Dispatcher, LookupSwitch, SwitchCounts};
+use crate::dispatcher::{
+    self, Command, Dispatcher, LookupSwitch, RestoreMap, RestoreReport, SwitchCounts,
+};
 use crate::fl_proxy::{
     FlOutput, FlProxy, GetInflight, GetStatus, InflightRow, ProxyStatus, Restart,
 };
@@ -105,11 +107,9 @@ impl Engine {
             Some(p) => Ok(p.ask(FlOutput(msg)).await?),
             None => {
                 self.shared.dead_letter(
-                    msg.payload.clone(),
-                    msg.key.clone(),
+                    &msg,
                     Source::Fl(fl),
                     &format!("message from unknown FL {fl:?}"),
-                    &msg.ticket,
                 );
                 Err(EngineError::UnknownFl(fl.to_string()))
             }
@@ -131,6 +131,15 @@ impl Engine {
 
     pub fn mailboxes(&self, reset_window: bool) -> Vec<MailboxSnapshot> {
         self.shared.mailboxes.snapshot(reset_window)
+    }
+
+    /// Applies the switch map stored before a restart (see [`RestoreMap`]); call it before
+    /// feeding any message.
+    pub async fn restore_switch_map(
+        &self,
+        entries: Vec<(String, String)>,
+    ) -> Result<RestoreReport, EngineError> {
+        Ok(self.dispatcher.ask(RestoreMap(entries)).await?)
     }
 
     /// Which FL manages `switch` (normalised first), if any.
@@ -190,6 +199,19 @@ impl Engine {
     pub fn fl_last_evidence(&self, fl: &str) -> Option<std::time::Duration> {
         let i = self.shared.settings.fls.iter().position(|f| f.id == fl)?;
         self.shared.liveness.last_evidence(i).map(|t| t.elapsed())
+    }
+
+    /// From now on the shell reports how far it has read each FL's topics
+    /// ([`Engine::fl_read_up_to`]); until it does for an FL, nothing is judged against that FL.
+    pub fn track_fl_reads(&self) {
+        self.shared.liveness.track_reads();
+    }
+
+    /// The engine has handled everything FL `fl` wrote before `at` (see `liveness`).
+    pub fn fl_read_up_to(&self, fl: &str, at: tokio::time::Instant) {
+        if let Some(i) = self.shared.settings.fls.iter().position(|f| f.id == fl) {
+            self.shared.liveness.read_up_to(i, at);
+        }
     }
 
     /// Liveness status of FL `fl` (as decided by the outage monitor).

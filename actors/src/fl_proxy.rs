@@ -15,11 +15,11 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
-use crate::dispatcher::{Dispatcher, SwitchEvent};
+use crate::dispatcher::{Dispatcher, SwitchEvent, Via};
 use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{Failure, MultiSwitchCommand, PartAnswer, PartFailed};
-use crate::outage_monitor::WriteErrors;
+use crate::outage_monitor::{Evidence, WriteErrors};
 use crate::outbox::{Inbound, Outgoing};
 use crate::pending::{Blacklist, Expiry, PendingTable};
 use crate::protocol::{self, ErrorType, Head};
@@ -192,18 +192,17 @@ impl FlProxy {
         Counters::inc(&c.fl_messages_received);
         let now = Instant::now();
         self.last_seen = Some(now);
-        s.liveness.evidence(self.index);
+        if s.liveness.evidence(self.index) {
+            // An offline FL spoke: recovery is registered at once, not at the next tick.
+            if let Some(a) = s.actors() {
+                let _ = a.monitor.tell(Evidence { fl: self.index });
+            }
+        }
         let head = match Head::parse(&msg.payload) {
             Ok(h) => h,
             Err(e) => {
                 warn!(fl = %self.id, error = %e, "unreadable message from FL; dead-lettered");
-                s.dead_letter(
-                    msg.payload.clone(),
-                    msg.key.clone(),
-                    Source::Fl(&self.id),
-                    &e.to_string(),
-                    &msg.ticket,
-                );
+                s.dead_letter(&msg, Source::Fl(&self.id), &e.to_string());
                 return;
             }
         };
@@ -265,7 +264,12 @@ impl FlProxy {
             }
         }
         let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
-        if let Some(route) = cid.and_then(|cid| self.pending.answer(cid, head.chain_position())) {
+        let t = &s.settings.timeouts;
+        let answered = cid.and_then(|cid| {
+            self.pending
+                .answer(cid, head.chain_position(), now, t.ack, t.answer)
+        });
+        if let Some(route) = answered {
             if let Some(m) = &route.multi {
                 let is_final = route.final_ticket.is_some();
                 let part = PartAnswer {
@@ -341,11 +345,9 @@ impl FlProxy {
             _ => {
                 warn!(fl = %self.id, "switch event without a single valid switch id; dead-lettered");
                 s.dead_letter(
-                    msg.payload.clone(),
-                    msg.key.clone(),
+                    msg,
                     Source::Fl(&self.id),
                     "switch event without a valid switch id",
-                    &msg.ticket,
                 );
                 return;
             }
@@ -361,6 +363,8 @@ impl FlProxy {
                 fl: self.index,
                 switch_id: switch.clone(),
                 up,
+                via: Via::Event,
+                ticket: msg.ticket.clone(),
             };
             if self.dispatcher.tell(ev).is_err() {
                 warn!(fl = %self.id, "dispatcher gone; switch event not applied to the map");
@@ -379,7 +383,13 @@ impl FlProxy {
         let now = Instant::now();
         let s = self.shared.clone();
         let t = &s.settings.timeouts;
-        for (kind, entry) in self.pending.expire(now) {
+        // A deadline is judged only as far as the router has read the FL's answers: after a
+        // pause or with lag, the answer may be waiting unread in Kafka.
+        let judged_up_to = s.liveness.seen_up_to(self.index).map(|seen| seen.min(now));
+        let expired = judged_up_to
+            .map(|at| self.pending.expire(at))
+            .unwrap_or_default();
+        for (kind, entry) in expired {
             // Whatever the FL says about this command from now on is late: dropped and counted.
             self.blacklist
                 .insert(&entry.correlation_id, now, t.blacklist_ttl);

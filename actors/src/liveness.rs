@@ -1,50 +1,103 @@
-//! What the engine knows about each FL's liveness: when it last said anything (evidence) and
-//! its status. Shared atomics: every FL message stamps its FL's evidence (one store, no actor
-//! message per FL message); only the `OutageMonitor` changes a status; anyone may read.
+//! What the engine knows about each FL's liveness, and how far it can see.
+//!
+//! Shared atomics: every FL message stamps its FL's evidence (one store, no actor message per
+//! FL message); only the `OutageMonitor` changes a status; anyone may read.
+//!
+//! **Seeing.** The router must not blame an FL for its own blindness: after a pause (SIGSTOP, a
+//! VM stall), with lag on the FL topics, or before its FL consumer is even assigned, the FL's
+//! evidence may be waiting unread in Kafka. So every judgement against an FL (outage, a
+//! command's deadline) is made only up to [`Liveness::seen_up_to`]: the instant up to which the
+//! router has read *everything* that FL wrote. The shell reports it (it compares what it has
+//! handled with the partitions' end offsets, see `src/kafka/freshness.rs`) after calling
+//! [`Liveness::track_reads`]; an engine nobody reports to (in-process tests) sees up to now.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlStatus {
-    /// Not yet heard from since the router started; not declared offline before a full timeout.
+    /// Not yet heard from since the router started; commands are forwarded to it.
     Starting,
     Online,
     Offline,
 }
 
+/// An instant stored as milliseconds since the engine's epoch, rounded up, plus one (0 = never).
+/// Rounding up means evidence is never reported older than it was.
+#[derive(Debug, Default)]
+pub struct Stamp(AtomicU64);
+
+impl Stamp {
+    pub fn set(&self, epoch: Instant, at: Instant) {
+        let ms = at
+            .saturating_duration_since(epoch)
+            .as_micros()
+            .div_ceil(1000) as u64
+            + 1;
+        self.0.store(ms, Relaxed);
+    }
+    /// Moves the stamp forward only (concurrent reporters cannot move it back).
+    pub fn advance(&self, epoch: Instant, at: Instant) {
+        let ms = at
+            .saturating_duration_since(epoch)
+            .as_micros()
+            .div_ceil(1000) as u64
+            + 1;
+        self.0.fetch_max(ms, Relaxed);
+    }
+    pub fn get(&self, epoch: Instant) -> Option<Instant> {
+        match self.0.load(Relaxed) {
+            0 => None,
+            ms => Some(epoch + std::time::Duration::from_millis(ms - 1)),
+        }
+    }
+}
+
 pub struct Liveness {
     epoch: Instant,
-    /// Milliseconds since `epoch` of the last evidence, rounded up, plus one (0 = never).
-    /// Rounding up means evidence is never reported older than it was.
-    last_evidence: Vec<AtomicU64>,
+    last_evidence: Vec<Stamp>,
     status: Vec<AtomicU8>,
+    /// Set by the shell when it reports how far it has read each FL's topics.
+    tracked: AtomicBool,
+    seen_up_to: Vec<Stamp>,
+    /// An offline FL's proxy has told the monitor about new evidence (one message per outage).
+    recovery_reported: Vec<AtomicBool>,
 }
 
 impl Liveness {
     pub fn new(fls: usize) -> Self {
         Self {
             epoch: Instant::now(),
-            last_evidence: (0..fls).map(|_| AtomicU64::new(0)).collect(),
+            last_evidence: (0..fls).map(|_| Stamp::default()).collect(),
             status: (0..fls).map(|_| AtomicU8::new(0)).collect(),
+            tracked: AtomicBool::new(false),
+            seen_up_to: (0..fls).map(|_| Stamp::default()).collect(),
+            recovery_reported: (0..fls).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 
-    /// FL `fl` said something just now.
-    pub fn evidence(&self, fl: usize) {
-        let ms = self.epoch.elapsed().as_micros().div_ceil(1000) as u64 + 1;
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// FL `fl` said something just now. True when the FL is offline and nobody has reported
+    /// this evidence to the monitor yet (the caller should, once).
+    pub fn evidence(&self, fl: usize) -> bool {
         if let Some(a) = self.last_evidence.get(fl) {
-            a.store(ms, Relaxed);
+            a.set(self.epoch, Instant::now());
         }
+        self.status(fl) == FlStatus::Offline
+            && self
+                .recovery_reported
+                .get(fl)
+                .is_some_and(|r| !r.swap(true, Relaxed))
     }
 
     pub fn last_evidence(&self, fl: usize) -> Option<Instant> {
-        match self.last_evidence.get(fl)?.load(Relaxed) {
-            0 => None,
-            ms => Some(self.epoch + std::time::Duration::from_millis(ms - 1)),
-        }
+        self.last_evidence.get(fl)?.get(self.epoch)
     }
 
     pub fn status(&self, fl: usize) -> FlStatus {
@@ -66,5 +119,48 @@ impl Liveness {
                 Relaxed,
             );
         }
+        if let Some(r) = self.recovery_reported.get(fl) {
+            r.store(false, Relaxed);
+        }
+    }
+
+    /// From now on, [`Liveness::seen_up_to`] is what the shell reports, not "now".
+    pub fn track_reads(&self) {
+        self.tracked.store(true, Relaxed);
+    }
+
+    /// The shell has read (and the engine handled) everything FL `fl` wrote before `at`.
+    pub fn read_up_to(&self, fl: usize, at: Instant) {
+        if let Some(s) = self.seen_up_to.get(fl) {
+            s.advance(self.epoch, at);
+        }
+    }
+
+    /// Up to when the router has seen everything FL `fl` wrote; None: not read up to date yet.
+    pub fn seen_up_to(&self, fl: usize) -> Option<Instant> {
+        if !self.tracked.load(Relaxed) {
+            return Some(Instant::now());
+        }
+        self.seen_up_to.get(fl)?.get(self.epoch)
+    }
+}
+
+/// Stamps the time an AliveRequest was delivered to Kafka when dropped: it rides in the
+/// request's ticket, which the outbox drops only on a successful delivery report. An FL is
+/// judged on requests it could have read, not on requests stuck in the router's producer.
+pub struct DeliveryStamp {
+    epoch: Instant,
+    stamp: Arc<Stamp>,
+}
+
+impl DeliveryStamp {
+    pub fn new(epoch: Instant, stamp: Arc<Stamp>) -> Self {
+        Self { epoch, stamp }
+    }
+}
+
+impl Drop for DeliveryStamp {
+    fn drop(&mut self) {
+        self.stamp.set(self.epoch, Instant::now());
     }
 }

@@ -1,16 +1,23 @@
-//! `OutageMonitor`: FL liveness. Every alive interval it sends an AliveRequest to each FL and
-//! reads each FL's evidence (the time of its last message of any kind, stamped by its proxy).
-//! No evidence for the alive timeout is an outage: FlOutageNotification, an
-//! UnmanagedSwitchNotification per switch (via the dispatcher, which owns the map), and the FL's
-//! pending commands failed at once (via its proxy). Evidence after an outage is a recovery: the
-//! supervisor is told and replays a SyncRequest to that FL. An AliveResponse reporting failed
-//! writes is an outage of another kind (lost events): notified, and that FL is resynced.
+//! `OutageMonitor`: FL liveness. Every alive interval it sends an AliveRequest to each FL; any
+//! message from the FL read after a request was sent answers it (evidence, stamped by the FL's
+//! proxy). An outage is a request the FL could have read (delivered to Kafka) and left
+//! unanswered for the alive timeout *as far as the router can see*: the router must have read
+//! everything the FL wrote up to that moment ([`Liveness::seen_up_to`]). So a router that was
+//! paused, lags, or is not yet assigned its FL partitions declares nothing; and the clock starts
+//! at delivery, so requests stuck in the router's producer do not count against the FL.
+//!
+//! An outage: FlOutageNotification, an UnmanagedSwitchNotification per switch (via the
+//! dispatcher, which owns the map), and the FL's pending commands failed at once (via its proxy).
+//! Evidence after an outage is a recovery, registered at once (the proxy tells the monitor with
+//! [`Evidence`]): the supervisor replays a SyncRequest to that FL. An AliveResponse reporting
+//! failed writes is an outage of another kind (lost events): notified, and that FL is resynced.
 //!
 //! One monitor for all FLs rather than one per FL: it is one timer and a few bytes of state per
 //! FL, the status of all FLs is decided in one place, and "kill the outage monitor" in a chaos
 //! scenario is one restart. It runs under `actix::Supervisor`; its state survives a restart and
 //! `started` re-arms the timer.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -21,9 +28,9 @@ use tracing::{info, warn};
 use crate::counters::Counters;
 use crate::dispatcher::NotifyUnmanaged;
 use crate::fl_proxy::FailPending;
-use crate::liveness::FlStatus;
+use crate::liveness::{DeliveryStamp, FlStatus, Stamp};
 use crate::mailbox::{Envelope, MailboxStats};
-use crate::outbox::Outgoing;
+use crate::outbox::{Outgoing, Ticket};
 use crate::protocol;
 use crate::shared::Shared;
 use crate::supervisor::{StartSync, SyncTrigger};
@@ -36,6 +43,13 @@ pub struct WriteErrors {
     pub failed: u64,
 }
 
+/// An offline FL wrote something: it may have recovered (sent once per outage by its proxy).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Evidence {
+    pub fl: usize,
+}
+
 /// Stops the actor so its supervisor restarts it (fault injection).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -43,12 +57,23 @@ pub struct RestartMonitor;
 
 pub const MAILBOX_CAPACITY: usize = 256;
 
+/// Unanswered requests kept per FL; older ones are forgotten (they cannot matter more than the
+/// oldest kept, which is older than any alive timeout anyway).
+const MAX_OPEN_REQUESTS: usize = 64;
+
+/// An AliveRequest not yet answered.
+struct OpenRequest {
+    sent_at: Instant,
+    /// Set when Kafka acknowledged it.
+    delivered: Arc<Stamp>,
+}
+
 pub struct OutageMonitor {
     shared: Arc<Shared>,
     stats: Arc<MailboxStats>,
-    started_at: Instant,
     /// When each FL went offline (its evidence must be newer to count as recovery).
     offline_since: Vec<Option<Instant>>,
+    open: Vec<VecDeque<OpenRequest>>,
     alive_seq: u64,
 }
 
@@ -58,50 +83,92 @@ impl OutageMonitor {
         Self {
             shared,
             stats,
-            started_at: Instant::now(),
             offline_since: vec![None; n],
+            open: (0..n).map(|_| VecDeque::new()).collect(),
             alive_seq: 0,
         }
     }
 
-    fn tick(&mut self) {
-        let now = Instant::now();
+    /// Every alive interval: one AliveRequest per FL, remembered until answered.
+    fn send_requests(&mut self) {
         let s = self.shared.clone();
-        let timeout = s.settings.timeouts.alive_timeout;
+        let now = Instant::now();
         for fl in 0..s.settings.fls.len() {
-            let id = s.fl_id(fl).to_string();
+            let id = s.fl_id(fl);
             self.alive_seq += 1;
             let cid = format!("flrouter-alive-{id}-{}", self.alive_seq);
+            let delivered = Arc::new(Stamp::default());
+            let ticket = Ticket::new(DeliveryStamp::new(s.liveness.epoch(), delivered.clone()));
             s.outbox.send(
                 Outgoing::new(
-                    s.settings.topics.fl_read_topic(&id),
+                    s.settings.topics.fl_read_topic(id),
                     protocol::alive_request(&s.settings.protocol.classes, &cid),
                 )
-                .key(Bytes::from(id.clone())),
+                .key(Bytes::from(id.to_string()))
+                .ticket(&ticket),
             );
-            let evidence = s.liveness.last_evidence(fl);
-            // At start an FL gets a full timeout before it can be declared offline.
-            let last = evidence.unwrap_or(self.started_at).max(self.started_at);
-            match s.liveness.status(fl) {
-                FlStatus::Offline => {
-                    let since = self.offline_since[fl].unwrap_or(self.started_at);
-                    if evidence.is_some_and(|e| e >= since) {
-                        self.recovered(fl);
-                    }
+            let open = &mut self.open[fl];
+            if s.liveness.status(fl) != FlStatus::Offline {
+                open.push_back(OpenRequest {
+                    sent_at: now,
+                    delivered,
+                });
+                if open.len() > MAX_OPEN_REQUESTS {
+                    open.pop_front();
                 }
+            }
+        }
+    }
+
+    /// Every tick: statuses decided from evidence, open requests and what the router has seen.
+    fn check(&mut self) {
+        let s = self.shared.clone();
+        let timeout = s.settings.timeouts.alive_timeout;
+        let epoch = s.liveness.epoch();
+        for fl in 0..s.settings.fls.len() {
+            let evidence = s.liveness.last_evidence(fl);
+            let open = &mut self.open[fl];
+            // Anything the FL wrote that the router read after sending a request answers it.
+            while open
+                .front()
+                .is_some_and(|r| evidence.is_some_and(|e| e >= r.sent_at))
+            {
+                open.pop_front();
+            }
+            match s.liveness.status(fl) {
+                FlStatus::Offline => self.maybe_recovered(fl),
                 st => {
-                    if now.saturating_duration_since(last) >= timeout {
+                    if st == FlStatus::Starting && evidence.is_some() {
+                        info!(fl = %s.fl_id(fl), "FL online");
+                        s.liveness.set_status(fl, FlStatus::Online);
+                    }
+                    let overdue = open
+                        .front()
+                        .and_then(|r| r.delivered.get(epoch))
+                        .zip(s.liveness.seen_up_to(fl))
+                        .is_some_and(|(delivered, seen)| seen >= delivered + timeout);
+                    if overdue {
                         let reason = format!(
-                            "no message from FL {id} for {}",
+                            "no message from FL {} for {} after an AliveRequest",
+                            s.fl_id(fl),
                             humantime::format_duration(timeout)
                         );
-                        self.outage(fl, &reason, now);
-                    } else if st == FlStatus::Starting && evidence.is_some() {
-                        info!(fl = %id, "FL online");
-                        s.liveness.set_status(fl, FlStatus::Online);
+                        self.outage(fl, &reason, Instant::now());
                     }
                 }
             }
+        }
+    }
+
+    fn maybe_recovered(&mut self, fl: usize) {
+        let s = &self.shared;
+        let since = self.offline_since[fl];
+        if s.liveness.status(fl) == FlStatus::Offline
+            && s.liveness
+                .last_evidence(fl)
+                .is_some_and(|e| since.is_none_or(|since| e >= since))
+        {
+            self.recovered(fl);
         }
     }
 
@@ -111,6 +178,7 @@ impl OutageMonitor {
         warn!(fl = %id, reason, "FL outage");
         s.liveness.set_status(fl, FlStatus::Offline);
         self.offline_since[fl] = Some(now);
+        self.open[fl].clear();
         Counters::inc(&s.counters.fl_outages);
         s.send_event(
             id,
@@ -171,9 +239,9 @@ impl Actor for OutageMonitor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        ctx.run_interval(self.shared.settings.timeouts.alive_interval, |act, _| {
-            act.tick()
-        });
+        let t = &self.shared.settings.timeouts;
+        ctx.run_interval(t.alive_interval, |act, _| act.send_requests());
+        ctx.run_interval(t.tick, |act, _| act.check());
     }
 }
 
@@ -190,6 +258,20 @@ impl Handler<Envelope<WriteErrors>> for OutageMonitor {
         let stats = self.stats.clone();
         let _g = stats.receive(env.sent_at);
         self.write_errors(env.msg.fl, env.msg.failed);
+    }
+}
+
+impl Handler<Envelope<Evidence>> for OutageMonitor {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<Evidence>, _: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        self.maybe_recovered(env.msg.fl);
+        let s = &self.shared;
+        if s.liveness.status(env.msg.fl) == FlStatus::Offline {
+            // Evidence older than the outage: let the next message report again.
+            s.liveness.set_status(env.msg.fl, FlStatus::Offline);
+        }
     }
 }
 

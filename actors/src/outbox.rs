@@ -38,23 +38,42 @@ impl fmt::Debug for Ticket {
     }
 }
 
+/// Where an inbound message was read (for dead letters and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.topic, self.partition, self.offset)
+    }
+}
+
 /// One message read from Kafka, as the engine sees it.
 #[derive(Debug, Clone)]
 pub struct Inbound {
     pub payload: Bytes,
+    /// Kafka's null value (a tombstone), not an empty one; `payload` is empty then.
+    pub null_value: bool,
     pub key: Option<Bytes>,
     /// The `reply_to` header, when the sender set one.
     pub reply_to: Option<String>,
     pub ticket: Ticket,
+    pub origin: Option<Origin>,
 }
 
 impl Inbound {
     pub fn new(payload: impl Into<Bytes>) -> Self {
         Self {
             payload: payload.into(),
+            null_value: false,
             key: None,
             reply_to: None,
             ticket: Ticket::none(),
+            origin: None,
         }
     }
     pub fn reply_to(mut self, topic: impl Into<String>) -> Self {
@@ -74,6 +93,8 @@ pub struct Outgoing {
     pub key: Option<Bytes>,
     pub headers: Vec<(&'static str, Bytes)>,
     pub payload: Bytes,
+    /// Produce Kafka's null value (a tombstone) instead of `payload`.
+    pub null_value: bool,
     pub tickets: Vec<Ticket>,
 }
 
@@ -84,8 +105,15 @@ impl Outgoing {
             key: None,
             headers: Vec::new(),
             payload: payload.into(),
+            null_value: false,
             tickets: Vec::new(),
         }
+    }
+    /// A tombstone (null value) for `key` on a compacted topic.
+    pub fn tombstone(topic: impl Into<String>, key: impl Into<Bytes>) -> Self {
+        let mut out = Self::new(topic, Bytes::new()).key(key);
+        out.null_value = true;
+        out
     }
     pub fn key(mut self, key: impl Into<Bytes>) -> Self {
         self.key = Some(key.into());
@@ -120,4 +148,10 @@ pub mod headers {
     pub const DEAD_LETTER_REASON: &str = "flrouter_reason";
     /// Where a dead-lettered message came from: `commands` or `fl:<id>`.
     pub const DEAD_LETTER_SOURCE: &str = "flrouter_source";
+    /// Topic/partition/offset a dead-lettered message was read at.
+    pub const DEAD_LETTER_ORIGIN: &str = "flrouter_origin";
+    /// Size in bytes of the value as it was read (a reduced dead letter keeps only a prefix).
+    pub const DEAD_LETTER_SIZE: &str = "flrouter_original_size";
+    /// Set on a dead letter whose value was cut to fit the dead-letter topic: the bytes kept.
+    pub const DEAD_LETTER_REDUCED: &str = "flrouter_reduced_to";
 }

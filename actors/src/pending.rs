@@ -138,8 +138,16 @@ impl PendingTable {
     }
 
     /// Routes an answer to the oldest command with this id. `chain` is (index, total) for
-    /// chunked answers: the command is final once every index has arrived.
-    pub fn answer(&mut self, cid: &str, chain: Option<(u64, u64)>) -> Option<AnswerRoute> {
+    /// chunked answers: the command is final once every index has arrived, and each chunk
+    /// before that pushes its deadline out (a long dump is an FL at work, not a silent one).
+    pub fn answer(
+        &mut self,
+        cid: &str,
+        chain: Option<(u64, u64)>,
+        now: Instant,
+        ack_timeout: Duration,
+        answer_timeout: Duration,
+    ) -> Option<AnswerRoute> {
         let seq = *self.by_cid.get(cid)?.front()?;
         let entry = self.entries.get_mut(&seq)?;
         let is_final = match chain {
@@ -152,6 +160,14 @@ impl PendingTable {
             }
         };
         if !is_final {
+            // Re-armed deadlines are the latest in their FIFO, so it stays sorted; the stale
+            // row is skipped by `expire`.
+            let (queue, timeout) = match entry.state {
+                State::AwaitingAck => (&mut self.ack_deadlines, ack_timeout),
+                State::Acked => (&mut self.answer_deadlines, answer_timeout),
+            };
+            entry.deadline = now + timeout;
+            queue.push_back((entry.deadline, seq));
             return Some(AnswerRoute {
                 reply_to: entry.reply_to.clone(),
                 switch_id: entry.switch_id.clone(),
@@ -313,9 +329,21 @@ mod tests {
             now,
             ACK,
         );
-        assert_eq!(t.answer("c", None).unwrap().reply_to.as_deref(), Some("r1"));
-        assert_eq!(t.answer("c", None).unwrap().reply_to.as_deref(), Some("r2"));
-        assert!(t.answer("c", None).is_none());
+        assert_eq!(
+            t.answer("c", None, now, ACK, ANSWER)
+                .unwrap()
+                .reply_to
+                .as_deref(),
+            Some("r1")
+        );
+        assert_eq!(
+            t.answer("c", None, now, ACK, ANSWER)
+                .unwrap()
+                .reply_to
+                .as_deref(),
+            Some("r2")
+        );
+        assert!(t.answer("c", None, now, ACK, ANSWER).is_none());
         assert!(t.is_empty());
     }
 
@@ -339,13 +367,60 @@ mod tests {
     fn chain_answer_is_final_when_all_indexes_seen_duplicates_ignored() {
         let now = Instant::now();
         let mut t = table_with(&["c"], now);
-        assert!(t.answer("c", Some((0, 3))).unwrap().final_ticket.is_none());
-        assert!(t.answer("c", Some((0, 3))).unwrap().final_ticket.is_none());
-        assert!(t.answer("c", Some((2, 3))).unwrap().final_ticket.is_none());
-        assert!(t.answer("c", Some((1, 3))).unwrap().final_ticket.is_some());
+        assert!(t
+            .answer("c", Some((0, 3)), now, ACK, ANSWER)
+            .unwrap()
+            .final_ticket
+            .is_none());
+        assert!(t
+            .answer("c", Some((0, 3)), now, ACK, ANSWER)
+            .unwrap()
+            .final_ticket
+            .is_none());
+        assert!(t
+            .answer("c", Some((2, 3)), now, ACK, ANSWER)
+            .unwrap()
+            .final_ticket
+            .is_none());
+        assert!(t
+            .answer("c", Some((1, 3)), now, ACK, ANSWER)
+            .unwrap()
+            .final_ticket
+            .is_some());
         assert!(t.is_empty());
         let mut t = table_with(&["e"], now);
-        assert!(t.answer("e", Some((0, 0))).unwrap().final_ticket.is_some());
+        assert!(t
+            .answer("e", Some((0, 0)), now, ACK, ANSWER)
+            .unwrap()
+            .final_ticket
+            .is_some());
+    }
+
+    #[test]
+    fn each_chain_chunk_pushes_the_deadline_out() {
+        let now = Instant::now();
+        let mut t = table_with(&["c"], now);
+        let step = ACK - Duration::from_millis(1);
+        // 20 chunks, each within the ack timeout of the previous one: 20 x ~5 s in total.
+        for i in 0..19 {
+            let at = now + step * (i + 1);
+            assert!(t.expire(at).is_empty(), "chunk {i} kept the command alive");
+            assert!(t
+                .answer("c", Some((i as u64, 20)), at, ACK, ANSWER)
+                .is_some());
+        }
+        let last = now + step * 20;
+        assert!(t.expire(last).is_empty());
+        let done = t.answer("c", Some((19, 20)), last, ACK, ANSWER).unwrap();
+        assert!(done.final_ticket.is_some(), "the complete chain is final");
+        assert!(t.is_empty());
+        // A chain that stops: the deadline runs from its last chunk.
+        let mut t = table_with(&["d"], now);
+        t.answer("d", Some((0, 3)), now + step, ACK, ANSWER);
+        assert!(t
+            .expire(now + step + ACK - Duration::from_millis(1))
+            .is_empty());
+        assert_eq!(t.expire(now + step + ACK).len(), 1);
     }
 
     #[test]

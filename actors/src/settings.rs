@@ -49,6 +49,9 @@ pub struct TopicSettings {
     pub dead_letter: String,
     /// Routes by payload class (message kind) for answers with no stored reply-to.
     pub by_class: BTreeMap<String, String>,
+    /// The router's own compacted topic holding the switch → FL map (key: switch id), read
+    /// back at start so the map survives restarts.
+    pub switch_map: String,
 }
 
 impl Default for TopicSettings {
@@ -61,6 +64,7 @@ impl Default for TopicSettings {
             default_reply: "kilda.northbound.storm".into(),
             dead_letter: "kilda.flrouter.dead-letter".into(),
             by_class: BTreeMap::new(),
+            switch_map: "kilda.flrouter.switch-map".into(),
         }
     }
 }
@@ -368,6 +372,7 @@ impl Settings {
             ("topics.events", &t.events),
             ("topics.default_reply", &t.default_reply),
             ("topics.dead_letter", &t.dead_letter),
+            ("topics.switch_map", &t.switch_map),
         ] {
             push(check_topic_name(key, v));
         }

@@ -11,7 +11,7 @@ use crate::fl_proxy::FlProxy;
 use crate::liveness::Liveness;
 use crate::mailbox::{Mailbox, MailboxRegistry};
 use crate::outage_monitor::OutageMonitor;
-use crate::outbox::{headers, Outbox, Outgoing, Ticket};
+use crate::outbox::{headers, Inbound, Outbox, Outgoing, Ticket};
 use crate::protocol::{self, ErrorType};
 use crate::settings::Settings;
 use crate::supervisor::Supervisor;
@@ -114,26 +114,30 @@ impl Shared {
         self.outbox.send(out);
     }
 
-    /// Keeps an unprocessable input byte for byte, with why and where from in headers.
-    pub fn dead_letter(
-        &self,
-        payload: Bytes,
-        key: Option<Bytes>,
-        source: Source,
-        reason: &str,
-        ticket: &Ticket,
-    ) {
+    /// Keeps an unprocessable input byte for byte (a null value stays null), with why, where
+    /// from and its size in headers.
+    pub fn dead_letter(&self, msg: &Inbound, source: Source, reason: &str) {
         Counters::inc(&self.counters.dead_letters);
         let source = match source {
             Source::Commands => Bytes::from_static(b"commands"),
             Source::Fl(id) => Bytes::from(format!("fl:{id}")),
         };
-        self.outbox.send(
-            Outgoing::new(self.settings.topics.dead_letter.clone(), payload)
-                .key_opt(key)
-                .header(headers::DEAD_LETTER_REASON, Bytes::from(reason.to_string()))
-                .header(headers::DEAD_LETTER_SOURCE, source)
-                .ticket(ticket),
-        );
+        let mut out = Outgoing::new(
+            self.settings.topics.dead_letter.clone(),
+            msg.payload.clone(),
+        )
+        .key_opt(msg.key.clone())
+        .header(headers::DEAD_LETTER_REASON, Bytes::from(reason.to_string()))
+        .header(headers::DEAD_LETTER_SOURCE, source)
+        .header(
+            headers::DEAD_LETTER_SIZE,
+            Bytes::from(msg.payload.len().to_string()),
+        )
+        .ticket(&msg.ticket);
+        if let Some(o) = &msg.origin {
+            out = out.header(headers::DEAD_LETTER_ORIGIN, Bytes::from(o.to_string()));
+        }
+        out.null_value = msg.null_value;
+        self.outbox.send(out);
     }
 }

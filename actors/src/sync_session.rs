@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::counters::Counters;
-use crate::dispatcher::{NotifyUnmanaged, SwitchEvent, SyncComplete};
+use crate::dispatcher::{NotifyUnmanaged, SwitchEvent, SyncComplete, Via};
 use crate::fl_proxy::{UnwatchSync, WatchSync};
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::outbox::{Inbound, Outgoing, Ticket};
@@ -177,6 +177,8 @@ impl SyncSession {
                             fl,
                             switch_id: sw.clone(),
                             up: true,
+                            via: Via::Sync,
+                            ticket: msg.ticket.clone(),
                         });
                     }
                     f.switches.push(sw);

@@ -28,12 +28,21 @@ pub fn quiet_settings(ids: &[&str]) -> Settings {
     s
 }
 
-/// Sends every produced message into a channel.
-pub struct RecordingOutbox(mpsc::UnboundedSender<Outgoing>);
+/// Sends every produced message into a channel. By default delivery is instant: the tickets
+/// are released as the message is recorded, as a Kafka producer releases them on its delivery
+/// report. With [`recording_outbox_held`] the recorded message keeps them, and dropping it is
+/// its delivery (for tests of when an input's offset is released).
+pub struct RecordingOutbox {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    hold_tickets: bool,
+}
 
 impl Outbox for RecordingOutbox {
-    fn send(&self, msg: Outgoing) {
-        let _ = self.0.send(msg);
+    fn send(&self, mut msg: Outgoing) {
+        if !self.hold_tickets {
+            msg.tickets.clear();
+        }
+        let _ = self.tx.send(msg);
     }
 }
 
@@ -42,7 +51,21 @@ pub struct Recorded(mpsc::UnboundedReceiver<Outgoing>);
 
 pub fn recording_outbox() -> (std::sync::Arc<RecordingOutbox>, Recorded) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (std::sync::Arc::new(RecordingOutbox(tx)), Recorded(rx))
+    let outbox = RecordingOutbox {
+        tx,
+        hold_tickets: false,
+    };
+    (std::sync::Arc::new(outbox), Recorded(rx))
+}
+
+/// Like [`recording_outbox`], but a recorded message is delivered when the test drops it.
+pub fn recording_outbox_held() -> (std::sync::Arc<RecordingOutbox>, Recorded) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let outbox = RecordingOutbox {
+        tx,
+        hold_tickets: true,
+    };
+    (std::sync::Arc::new(outbox), Recorded(rx))
 }
 
 impl Recorded {

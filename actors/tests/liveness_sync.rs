@@ -168,9 +168,12 @@ async fn silent_fl_outage_notifies_unmanaged_switches_and_fails_pending_commands
         })
         .await;
     let t = engine.settings().timeouts.clone();
+    // The first AliveRequest after the FL fell silent (within one interval), plus the
+    // timeout, judged at the next tick.
     assert!(
-        started.elapsed() <= t.alive_timeout + t.alive_interval,
-        "detected within timeout + one interval"
+        started.elapsed() <= t.alive_interval + t.alive_timeout + t.tick,
+        "detected within one interval + timeout + one tick: {:?}",
+        started.elapsed()
     );
     assert!(body(seen.last().unwrap())["payload"]["reason"]
         .as_str()
@@ -215,6 +218,105 @@ async fn silent_fl_outage_notifies_unmanaged_switches_and_fails_pending_commands
         .as_str()
         .unwrap()
         .contains("offline"));
+}
+
+#[actix_rt::test]
+async fn a_router_that_cannot_see_an_fl_declares_no_outage_and_no_timeout() {
+    tokio::time::pause();
+    let (engine, mut rec) = start(settings(false));
+    // The shell reports reads: nothing was read up to date yet (not assigned, or paused).
+    engine.track_fl_reads();
+    let t = engine.settings().timeouts.clone();
+    engine
+        .fl_output("a", Inbound::new(switch_up(S1)))
+        .await
+        .unwrap();
+    engine
+        .command(Inbound::new(command("c1", S1)).reply_to("my.reply"))
+        .await
+        .unwrap();
+    tokio::time::sleep((t.alive_timeout + t.ack) * 3).await;
+    let out = rec.drain();
+    assert!(
+        out.iter()
+            .all(|o| class_of(o) != classes().fl_outage_notification && o.topic != "my.reply"),
+        "blind: no outage, no timeout"
+    );
+    assert_ne!(engine.fl_liveness("a"), Some(FlStatus::Offline));
+
+    // The router catches up: the FL's answer was waiting in Kafka.
+    engine
+        .fl_output("a", Inbound::new(info("c1", json!({"clazz": "R"}))))
+        .await
+        .unwrap();
+    let now = tokio::time::Instant::now();
+    for fl in ["a", "b", "c"] {
+        engine.fl_read_up_to(fl, now);
+    }
+    let seen = rec.until(LONG, |o| o.topic == "my.reply").await;
+    assert_eq!(
+        body(seen.last().unwrap())["payload"]["clazz"],
+        "R",
+        "the FL's own answer, not the router's timeout"
+    );
+    tokio::time::sleep(t.tick * 4).await;
+    assert!(rec.drain().iter().all(|o| o.topic != "my.reply"));
+    assert_ne!(engine.fl_liveness("a"), Some(FlStatus::Offline));
+
+    // Seen up to date, an FL that stays silent is declared offline, once the requests it
+    // could read have waited a full timeout; and a command to it times out.
+    engine
+        .command(Inbound::new(command("c2", S1)).reply_to("my.reply"))
+        .await
+        .unwrap();
+    let fresh = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                for fl in ["a", "b", "c"] {
+                    engine.fl_read_up_to(fl, tokio::time::Instant::now());
+                }
+            }
+        }
+    });
+    rec.until(LONG, |o| {
+        is(o, EVENTS, &classes().fl_outage_notification) && body(o)["payload"]["fl_id"] == "a"
+    })
+    .await;
+    let seen = rec.until(LONG, |o| o.topic == "my.reply").await;
+    assert_eq!(
+        body(seen.last().unwrap())["payload"]["error-type"],
+        "OPERATION_TIMED_OUT"
+    );
+    fresh.abort();
+}
+
+#[actix_rt::test]
+async fn recovery_is_registered_at_once_not_at_the_next_tick() {
+    tokio::time::pause();
+    let (engine, mut rec) = start(settings(false));
+    engine
+        .fl_output("a", Inbound::new(switch_up(S1)))
+        .await
+        .unwrap();
+    rec.until(LONG, |o| {
+        is(o, EVENTS, &classes().fl_outage_notification) && body(o)["payload"]["fl_id"] == "a"
+    })
+    .await;
+    assert_eq!(engine.fl_liveness("a"), Some(FlStatus::Offline));
+    let back = tokio::time::Instant::now();
+    engine
+        .fl_output("a", Inbound::new(info("hello", json!({"clazz":"Y"}))))
+        .await
+        .unwrap();
+    sync_request_to(&mut rec, "a").await;
+    assert_eq!(engine.fl_liveness("a"), Some(FlStatus::Online));
+    assert!(
+        back.elapsed() < engine.settings().timeouts.tick,
+        "online {:?} after the evidence",
+        back.elapsed()
+    );
 }
 
 #[actix_rt::test]

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use fl_router_actors::outbox::headers;
 
-use fl_router_actors::testkit::{quiet_settings, recording_outbox, Recorded};
+use fl_router_actors::testkit::{
+    quiet_settings, recording_outbox, recording_outbox_held, Recorded,
+};
 use fl_router_actors::{Engine, Inbound, Outgoing, Settings, Ticket};
 use serde_json::{json, Value};
 
@@ -78,7 +80,9 @@ fn header<'a>(o: &'a Outgoing, name: &str) -> Option<&'a [u8]> {
         .map(|(_, v)| v.as_ref())
 }
 
-/// Connects `switch` to FL `fl` and consumes the forwarded event.
+const SWITCH_MAP: &str = "kilda.flrouter.switch-map";
+
+/// Connects `switch` to FL `fl` and consumes the forwarded event and the stored map change.
 async fn connect(engine: &Engine, rec: &mut Recorded, fl: &str, switch: &str) {
     engine
         .fl_output(fl, Inbound::new(switch_event(switch, "ACTIVATED")))
@@ -86,6 +90,8 @@ async fn connect(engine: &Engine, rec: &mut Recorded, fl: &str, switch: &str) {
         .unwrap();
     let ev = rec.next_within(WAIT).await;
     assert_eq!(ev.topic, "kilda.topo.disco.storm");
+    let stored = rec.next_within(WAIT).await;
+    assert_eq!(stored.topic, SWITCH_MAP);
 }
 
 #[actix_rt::test]
@@ -104,6 +110,33 @@ async fn switch_event_maps_switch_and_is_forwarded_unchanged() {
         engine.lookup_switch(SW1).await.unwrap().as_deref(),
         Some("a")
     );
+    // The map change is stored, keyed by switch, so it survives a restart.
+    let stored = rec.next_within(WAIT).await;
+    assert_eq!(stored.topic, SWITCH_MAP);
+    assert_eq!(stored.key.as_deref(), Some(SW1.as_bytes()));
+    assert_eq!(body(&stored)["fl"], "a");
+    assert_eq!(body(&stored)["via"], "event");
+    // A disconnect stores a tombstone; a restart restores what is stored.
+    engine
+        .fl_output("a", Inbound::new(switch_event(SW1, "DEACTIVATED")))
+        .await
+        .unwrap();
+    let out = rec.until(WAIT, |o| o.topic == SWITCH_MAP).await;
+    let tomb = out.last().unwrap();
+    assert!(tomb.null_value && tomb.key.as_deref() == Some(SW1.as_bytes()));
+    let r = engine
+        .restore_switch_map(vec![
+            (SW2.to_string(), "b".to_string()),
+            (SW1.to_string(), "gone".to_string()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((r.restored, r.skipped), (1, 1));
+    assert_eq!(
+        engine.lookup_switch(SW2).await.unwrap().as_deref(),
+        Some("b")
+    );
+    assert!(rec.drain().is_empty(), "restoring writes nothing back");
 }
 
 #[actix_rt::test]
@@ -168,7 +201,7 @@ async fn disconnect_unmaps_only_from_the_owner() {
         .fl_output("b", Inbound::new(switch_event(SW1, "REMOVED")))
         .await
         .unwrap();
-    rec.next_within(WAIT).await;
+    rec.until(WAIT, |o| o.topic == SWITCH_MAP).await; // the event, then the tombstone
     assert_eq!(engine.lookup_switch(SW1).await.unwrap(), None);
     engine
         .command(Inbound::new(command("c4", SW1)))
@@ -327,7 +360,8 @@ impl Drop for Flag {
 
 #[actix_rt::test]
 async fn command_offset_is_held_until_its_final_answer_is_out() {
-    let (engine, mut rec) = start();
+    let (outbox, mut rec) = recording_outbox_held();
+    let engine = Engine::start(settings(), outbox).expect("valid settings");
     connect(&engine, &mut rec, "a", SW1).await;
     let released = Arc::new(AtomicBool::new(false));
     let ticket = Ticket::new(Flag(released.clone()));

@@ -4,12 +4,12 @@
 //! is handed to the engine with backpressure (the loop awaits the actor). Offsets are committed
 //! periodically up to the tracker's low-watermark, on partition revocation and at shutdown.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use fl_router_actors::outbox::headers;
+use fl_router_actors::outbox::Origin;
 use fl_router_actors::{Engine, Inbound};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -119,45 +119,6 @@ pub fn commit<C: Consumer<X>, X: ConsumerContext>(
     }
 }
 
-/// End offset per (topic, partition).
-pub type EndOffsets = HashMap<(String, i32), i64>;
-
-/// The FL topics' end offsets at start, for partitions this group has not read to the end:
-/// command routing waits until these are read so the switch map is warm.
-pub fn catch_up_targets(
-    consumer: &TrackedConsumer,
-    topics: &[String],
-    timeout: Duration,
-) -> EndOffsets {
-    let ends = match super::end_offsets(consumer, topics, timeout) {
-        Ok(e) => e,
-        Err(e) => {
-            warn!(error = %e, "cannot read the FL topics' end offsets; commands will not wait for the backlog");
-            return EndOffsets::new();
-        }
-    };
-    let mut tpl = TopicPartitionList::new();
-    for (t, p, _) in &ends {
-        tpl.add_partition(t, *p);
-    }
-    let committed = consumer.committed_offsets(tpl, timeout).ok();
-    let mut targets = EndOffsets::new();
-    for (t, p, high) in ends {
-        let start = committed
-            .as_ref()
-            .and_then(|c| c.find_partition(&t, p))
-            .and_then(|c| match c.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            })
-            .unwrap_or(0);
-        if start < high {
-            targets.insert((t, p), high);
-        }
-    }
-    targets
-}
-
 /// Everything a consume loop needs.
 pub struct LoopParams {
     pub consumer: Arc<TrackedConsumer>,
@@ -172,14 +133,10 @@ pub struct LoopParams {
     pub finish: watch::Receiver<bool>,
     /// Start reading only when this turns true (the FL catch-up gate), or at once if None.
     pub gate: Option<watch::Receiver<bool>>,
-    /// For the FL loop: how long after assignment to wait for the backlog at most.
-    pub catch_up_timeout: Duration,
     /// Set to true once this loop reads with partitions assigned (router readiness).
     pub ready: Option<watch::Sender<bool>>,
     /// Stop reading while this many inputs are still in the engine's care (0 = no bound).
     pub max_outstanding: usize,
-    /// For the FL loop: end offsets to reach, then `caught_up` is set.
-    pub catch_up: Option<(EndOffsets, watch::Sender<bool>)>,
 }
 
 pub async fn run_loop(mut p: LoopParams) {
@@ -189,18 +146,12 @@ pub async fn run_loop(mut p: LoopParams) {
             _ = p.finish.changed() => {}
         }
     }
-    let mut catch_up = p.catch_up.take();
-    if let Some((targets, done)) = &catch_up {
-        if targets.is_empty() {
-            let _ = done.send(true);
-        }
-    }
     let mut commit_tick = tokio::time::interval(p.commit_interval);
     let mut ready_tick = tokio::time::interval(Duration::from_millis(50));
     // While at the in-flight bound, look again this often.
     let mut throttle_tick = tokio::time::interval(Duration::from_millis(5));
     let mut throttled = false;
-    let mut assigned_at: Option<tokio::time::Instant> = None;
+    let mut topic_names: std::collections::HashMap<String, Arc<str>> = Default::default();
     let mut reading = true;
     loop {
         tokio::select! {
@@ -208,21 +159,6 @@ pub async fn run_loop(mut p: LoopParams) {
             _ = p.finish.changed() => break,
             _ = commit_tick.tick() => {
                 commit(&*p.consumer, &p.tracker, p.name, false, CommitMode::Async);
-                // The catch-up timeout counts from assignment: a restarted router may wait a
-                // whole session timeout for its partitions, and that is not the backlog's fault.
-                if let Some((targets, done)) = &mut catch_up {
-                    if !*done.borrow() {
-                        let assigned = p.consumer.assignment().map(|a| a.count() > 0).unwrap_or(false);
-                        if assigned {
-                            let since = *assigned_at.get_or_insert_with(tokio::time::Instant::now);
-                            if since.elapsed() >= p.catch_up_timeout {
-                                warn!(partitions = targets.len(), "FL topics not caught up in time; routing commands anyway");
-                                targets.clear();
-                                let _ = done.send(true);
-                            }
-                        }
-                    }
-                }
             }
             _ = ready_tick.tick(), if p.ready.is_some() => {
                 if p.consumer.assignment().map(|a| a.count() > 0).unwrap_or(false) {
@@ -252,11 +188,25 @@ pub async fn run_loop(mut p: LoopParams) {
                             .and_then(|v| std::str::from_utf8(v).ok())
                             .map(str::to_string)
                     });
+                    let topic_name = match topic_names.get(m.topic()) {
+                        Some(t) => t.clone(),
+                        None => {
+                            let t: Arc<str> = Arc::from(m.topic());
+                            topic_names.insert(m.topic().to_string(), t.clone());
+                            t
+                        }
+                    };
                     let msg = Inbound {
                         payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+                        null_value: m.payload().is_none(),
                         key: m.key().map(Bytes::copy_from_slice),
                         reply_to,
                         ticket,
+                        origin: Some(Origin {
+                            topic: topic_name,
+                            partition: m.partition(),
+                            offset: m.offset(),
+                        }),
                     };
                     let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
                     drop(m);
@@ -276,16 +226,7 @@ pub async fn run_loop(mut p: LoopParams) {
                     if let Err(e) = r {
                         warn!(consumer = p.name, topic = %topic, error = %e, "message not routed");
                     }
-                    if let Some((targets, done)) = &mut catch_up {
-                        let key = (topic, partition);
-                        if targets.get(&key).is_some_and(|end| offset + 1 >= *end) {
-                            targets.remove(&key);
-                            if targets.is_empty() {
-                                info!("FL topics caught up; routing commands");
-                                let _ = done.send(true);
-                            }
-                        }
-                    }
+                    p.tracker.mark_handled(&topic, partition, offset);
                 }
                 Err(e) => {
                     warn!(consumer = p.name, error = %e, "consume error");

@@ -2,9 +2,11 @@
 //! offset tracking and topic set-up. Everything else in the router is Kafka-agnostic.
 
 pub mod consumer;
+pub mod freshness;
 pub mod offsets;
 pub mod producer;
 pub mod stats;
+pub mod table;
 pub mod topics;
 
 use rdkafka::ClientConfig;
@@ -22,14 +24,16 @@ pub fn base_config(k: &KafkaConfig) -> ClientConfig {
     c
 }
 
-pub fn consumer_config(k: &KafkaConfig, group: &str) -> ClientConfig {
+/// A consumer in `group`; with `instance` a static member of it (`group.instance.id`), so a
+/// restarted router gets its partitions back at once rather than after its old member's
+/// session expired.
+pub fn consumer_config(k: &KafkaConfig, group: &str, instance: Option<&str>) -> ClientConfig {
     let mut c = base_config(k);
     c.set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "100")
-        // A restarted router gets its partitions back after the old member's session expires.
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "3000");
     for (name, value) in &k.consumer {
@@ -38,6 +42,9 @@ pub fn consumer_config(k: &KafkaConfig, group: &str) -> ClientConfig {
     c.set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
+    if let Some(id) = instance {
+        c.set("group.instance.id", id);
+    }
     c
 }
 

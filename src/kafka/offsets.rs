@@ -19,6 +19,8 @@ struct Partition {
     next: i64,
     /// Last position returned by `commit_positions` (to commit only on change).
     committed: i64,
+    /// One past the highest offset the engine has finished handling (None: none yet).
+    handled: Option<i64>,
 }
 
 #[derive(Default)]
@@ -91,6 +93,21 @@ impl OffsetTracker {
             }
         }
         out
+    }
+
+    /// The engine has handled the message at `offset` (it is in the engine's state now).
+    pub fn mark_handled(&self, topic: &str, partition: i32, offset: i64) {
+        if let Ok(mut parts) = self.parts.lock() {
+            if let Some(p) = parts.get_mut(&(Arc::from(topic), partition)) {
+                p.handled = Some(p.handled.unwrap_or(0).max(offset + 1));
+            }
+        }
+    }
+
+    /// One past the highest offset of this partition the engine has handled, if any.
+    pub fn handled(&self, topic: &str, partition: i32) -> Option<i64> {
+        let parts = self.parts.lock().ok()?;
+        parts.get(&(Arc::from(topic), partition))?.handled
     }
 
     /// Offsets handed out and not yet released, over all partitions.

@@ -1,11 +1,25 @@
 //! The engine's [`Outbox`] on a Kafka producer: idempotent, many messages in flight, tickets
 //! released only by a successful delivery report (rust-rdkafka's `at_least_once` pattern).
 //!
-//! A failed delivery is retried with backoff; after `kafka.produce_retries` attempts the message
-//! goes to the dead-letter topic (with the reason), still holding its tickets, so nothing is
-//! lost and the input offset moves on. A dead letter that cannot be delivered keeps its
-//! tickets forever: the offset stays uncommitted and a restart replays the input.
+//! Failures are classified. librdkafka already retries transient errors itself (up to
+//! `delivery.timeout.ms`); what it reports back is either *fatal for this message* (too large,
+//! invalid, not authorised, no such topic: retrying cannot help) or a transient failure that
+//! outlived its retries (the broker unreachable for that long). A transient failure waits and
+//! is produced again, up to `kafka.produce_retries` times; a fatal one goes at once, and an
+//! exhausted one after its retries, to the dead-letter topic (with the reason), still holding
+//! its tickets, so nothing is lost and the input offset moves on.
+//!
+//! Nothing blocks the partition behind an input: a dead letter that the dead-letter topic
+//! refuses is *reduced* (its value cut to [`REDUCED_VALUE_BYTES`], then dropped, keeping the
+//! headers: reason, source, origin, original size) and produced again. Only when even the
+//! headers-only dead letter fails does it keep its tickets (its input stays uncommitted and is
+//! read again after a restart), with an error log and the `dead_letters_stuck` counter.
+//!
+//! A full local queue (`QueueFull`) never blocks the engine's thread: the message waits in an
+//! ordered overflow queue that a task drains as librdkafka makes room; while it is not empty,
+//! new messages queue behind it so none overtakes another.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,10 +27,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use fl_router_actors::outbox::headers;
 use fl_router_actors::{Outbox, Outgoing};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tracing::{error, warn};
 
 use super::stats::KafkaStats;
@@ -28,17 +43,61 @@ pub struct ProducerCounters {
     pub failed: AtomicU64,
     pub retried: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Dead letters cut down to fit the dead-letter topic.
+    pub reduced: AtomicU64,
+    /// Dead letters that could not be delivered even reduced: their inputs stay uncommitted.
+    pub stuck: AtomicU64,
+    /// Times a message waited for room in librdkafka's full queue.
+    pub queue_full: AtomicU64,
 }
+
+/// A dead letter's value is cut to this many bytes when the dead-letter topic refused it whole.
+pub const REDUCED_VALUE_BYTES: usize = 16 * 1024;
 
 /// A message on its way to Kafka; dropping it (after delivery) releases its tickets.
 pub struct InFlight {
     out: Outgoing,
     attempt: u32,
+    /// 0: as built; 1: value cut to REDUCED_VALUE_BYTES; 2: headers only (dead letters).
+    reduced: u8,
+}
+
+impl InFlight {
+    fn new(out: Outgoing) -> Self {
+        Self {
+            out,
+            attempt: 0,
+            reduced: 0,
+        }
+    }
 }
 
 struct Failure {
     inflight: InFlight,
-    error: String,
+    error: KafkaError,
+}
+
+/// Errors that producing the same message again cannot fix.
+fn is_fatal(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            MessageSizeTooLarge
+                | InvalidMessageSize
+                | InvalidMessage
+                | BadMessage
+                | InvalidRecord
+                | MessageBatchTooLarge
+                | TopicAuthorizationFailed
+                | ClusterAuthorizationFailed
+                | InvalidTopic
+                | UnknownTopic
+                | UnknownPartition
+                | PolicyViolation
+                | InvalidArgument
+        )
+    )
 }
 
 pub struct DeliveryContext {
@@ -68,7 +127,7 @@ impl ProducerContext for DeliveryContext {
                 self.counters.failed.fetch_add(1, Relaxed);
                 let _ = self.failures.send(Failure {
                     inflight: *inflight,
-                    error: e.to_string(),
+                    error: e.clone(),
                 });
             }
         }
@@ -83,6 +142,9 @@ pub struct KafkaOutbox {
     stuck: Mutex<Vec<Outgoing>>,
     /// Fault injection: while paused, messages are held here in order.
     paused: Mutex<Option<Vec<Outgoing>>>,
+    /// Messages waiting for room in librdkafka's queue, in order.
+    overflow: Mutex<VecDeque<InFlight>>,
+    room: Notify,
 }
 
 impl KafkaOutbox {
@@ -107,7 +169,10 @@ impl KafkaOutbox {
             counters,
             stuck: Mutex::new(Vec::new()),
             paused: Mutex::new(None),
+            overflow: Mutex::new(VecDeque::new()),
+            room: Notify::new(),
         });
+        tokio::spawn(drain_overflow(Arc::downgrade(&outbox)));
         tokio::spawn(retry_loop(
             Arc::downgrade(&outbox),
             rx,
@@ -117,30 +182,59 @@ impl KafkaOutbox {
         Ok(outbox)
     }
 
+    /// Produces `inflight`, or queues it behind messages waiting for room.
     fn produce(&self, inflight: InFlight) {
+        let Ok(mut overflow) = self.overflow.lock() else {
+            return;
+        };
+        if !overflow.is_empty() {
+            overflow.push_back(inflight);
+            return;
+        }
+        if let Some(back) = self.try_send(inflight) {
+            self.counters.queue_full.fetch_add(1, Relaxed);
+            overflow.push_back(back);
+            self.room.notify_one();
+        }
+    }
+
+    /// Hands the message to librdkafka; gives it back when the local queue is full.
+    fn try_send(&self, inflight: InFlight) -> Option<InFlight> {
         let topic = inflight.out.topic.clone();
         let payload = inflight.out.payload.clone();
+        let null = inflight.out.null_value;
         let key = inflight.out.key.clone();
-        let mut hdrs = OwnedHeaders::new_with_capacity(inflight.out.headers.len());
-        for (name, value) in &inflight.out.headers {
-            hdrs = hdrs.insert(Header {
-                key: name,
-                value: Some(value.as_ref()),
-            });
+        let mut record = BaseRecord::with_opaque_to(&topic, Box::new(inflight));
+        if !null {
+            record = record.payload(payload.as_ref());
         }
-        let mut record = BaseRecord::with_opaque_to(&topic, Box::new(inflight))
-            .payload(payload.as_ref())
-            .headers(hdrs);
+        if !record.delivery_opaque.out.headers.is_empty() {
+            let mut hdrs =
+                OwnedHeaders::new_with_capacity(record.delivery_opaque.out.headers.len());
+            for (name, value) in &record.delivery_opaque.out.headers {
+                hdrs = hdrs.insert(Header {
+                    key: name,
+                    value: Some(value.as_ref()),
+                });
+            }
+            record = record.headers(hdrs);
+        }
         if let Some(k) = key.as_deref() {
             record = record.key(k);
         }
-        // A full local queue waits for deliveries to make room: backpressure on the engine.
-        if let Err((e, r)) = super::send_waiting(&self.producer, record) {
-            self.counters.failed.fetch_add(1, Relaxed);
-            let _ = self.failures.send(Failure {
-                inflight: *r.delivery_opaque,
-                error: e.to_string(),
-            });
+        match self.producer.send(record) {
+            Ok(()) => None,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                Some(*r.delivery_opaque)
+            }
+            Err((e, r)) => {
+                self.counters.failed.fetch_add(1, Relaxed);
+                let _ = self.failures.send(Failure {
+                    inflight: *r.delivery_opaque,
+                    error: e,
+                });
+                None
+            }
         }
     }
 
@@ -157,7 +251,7 @@ impl KafkaOutbox {
         if let Ok(mut p) = self.paused.lock() {
             // Produced under the lock so no new message overtakes a held one.
             for out in p.take().unwrap_or_default() {
-                self.produce(InFlight { out, attempt: 0 });
+                self.produce(InFlight::new(out));
             }
         }
     }
@@ -176,7 +270,36 @@ impl Outbox for KafkaOutbox {
                 return;
             }
         }
-        self.produce(InFlight { out, attempt: 0 });
+        self.produce(InFlight::new(out));
+    }
+}
+
+/// Sends what waits in the overflow queue, in order, as librdkafka makes room.
+async fn drain_overflow(outbox: std::sync::Weak<KafkaOutbox>) {
+    loop {
+        let Some(o) = outbox.upgrade() else { return };
+        let full = {
+            let Ok(mut overflow) = o.overflow.lock() else {
+                return;
+            };
+            let mut full = false;
+            while let Some(next) = overflow.pop_front() {
+                if let Some(back) = o.try_send(next) {
+                    overflow.push_front(back);
+                    full = true;
+                    break;
+                }
+            }
+            full
+        };
+        if full {
+            // Room comes back as delivery reports arrive (librdkafka's own threads).
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        } else {
+            // Woken by the next full queue; every second it lets go of the outbox, so a
+            // dropped outbox ends this task.
+            let _ = tokio::time::timeout(Duration::from_secs(1), o.room.notified()).await;
+        }
     }
 }
 
@@ -195,7 +318,8 @@ async fn retry_loop(
             return;
         };
         let topic = inflight.out.topic.clone();
-        if inflight.attempt < max_retries {
+        let fatal = is_fatal(&error);
+        if !fatal && inflight.attempt < max_retries {
             inflight.attempt += 1;
             let backoff = Duration::from_millis(100 * 2u64.pow(inflight.attempt.min(6)))
                 .min(Duration::from_secs(5));
@@ -208,7 +332,7 @@ async fn retry_loop(
                 o.produce(inflight);
             });
         } else if topic != dead_letter {
-            error!(topic = %topic, error = %error, "delivery failed after retries; dead-lettered");
+            error!(topic = %topic, error = %error, fatal, "delivery failed; dead-lettered");
             outbox.counters.dead_lettered.fetch_add(1, Relaxed);
             let mut dl = Outgoing::new(dead_letter.clone(), inflight.out.payload.clone())
                 .key_opt(inflight.out.key.clone())
@@ -216,17 +340,49 @@ async fn retry_loop(
                     headers::DEAD_LETTER_REASON,
                     Bytes::from(format!("delivery to {topic} failed: {error}")),
                 )
-                .header(headers::DEAD_LETTER_SOURCE, Bytes::from_static(b"producer"));
+                .header(headers::DEAD_LETTER_SOURCE, Bytes::from_static(b"producer"))
+                .header(
+                    headers::DEAD_LETTER_SIZE,
+                    Bytes::from(inflight.out.payload.len().to_string()),
+                );
+            dl.null_value = inflight.out.null_value;
             dl.tickets = std::mem::take(&mut inflight.out.tickets);
-            outbox.produce(InFlight {
-                out: dl,
-                attempt: 0,
-            });
+            outbox.produce(InFlight::new(dl));
         } else {
-            error!(error = %error, "dead letter could not be delivered; its input will be replayed after restart");
-            if let Ok(mut s) = outbox.stuck.lock() {
-                s.push(inflight.out);
+            match reduce(inflight) {
+                Ok(smaller) => {
+                    warn!(error = %error, bytes = smaller.out.payload.len(), "dead letter refused; producing it reduced");
+                    outbox.counters.reduced.fetch_add(1, Relaxed);
+                    outbox.produce(smaller);
+                }
+                Err(stuck) => {
+                    outbox.counters.stuck.fetch_add(1, Relaxed);
+                    error!(error = %error, "dead letter could not be delivered even reduced to its headers; its input stays uncommitted and will be read again after a restart");
+                    if let Ok(mut s) = outbox.stuck.lock() {
+                        s.push(stuck.out);
+                    }
+                }
             }
         }
     }
+}
+
+/// The next smaller form of a refused dead letter; Err when even the headers-only form was
+/// refused.
+#[allow(clippy::result_large_err)]
+fn reduce(mut inflight: InFlight) -> Result<InFlight, InFlight> {
+    let out = &mut inflight.out;
+    let keep = match inflight.reduced {
+        0 if out.payload.len() > REDUCED_VALUE_BYTES => REDUCED_VALUE_BYTES,
+        0 | 1 if !out.payload.is_empty() => 0,
+        _ => return Err(inflight),
+    };
+    inflight.reduced = if keep > 0 { 1 } else { 2 };
+    out.payload = out.payload.slice(..keep);
+    out.headers
+        .retain(|(n, _)| *n != headers::DEAD_LETTER_REDUCED);
+    out.headers
+        .push((headers::DEAD_LETTER_REDUCED, Bytes::from(keep.to_string())));
+    inflight.attempt = 0;
+    Ok(inflight)
 }

@@ -23,6 +23,7 @@ pub fn all_topics(config: &Config) -> BTreeSet<String> {
     set.insert(t.events.clone());
     set.insert(t.default_reply.clone());
     set.insert(t.dead_letter.clone());
+    set.insert(t.switch_map.clone());
     set.extend(t.by_class.values().cloned());
     set
 }
@@ -56,11 +57,17 @@ pub async fn ensure(
     let new: Vec<NewTopic> = missing
         .iter()
         .map(|name| {
-            NewTopic::new(
+            let topic = NewTopic::new(
                 name,
                 config.kafka.topic_partitions,
                 TopicReplication::Fixed(config.kafka.topic_replication),
-            )
+            );
+            // The switch map is a table: the latest value per switch is all that matters.
+            if **name == config.topics.switch_map {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
         })
         .collect();
     let results = admin

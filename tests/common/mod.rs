@@ -96,6 +96,7 @@ impl World {
                 "events": w.events,
                 "default_reply": w.default_reply,
                 "dead_letter": w.dead_letter,
+                "switch_map": format!("{p}.switch-map"),
             },
             "fls": fl_list,
             "timeouts": {"tick": "20ms"},
@@ -299,9 +300,19 @@ impl Reader {
         Self::at(topic, Offset::Beginning)
     }
 
-    /// A reader of what is written to `topic` from now on.
+    /// A reader of what is written to `topic` from now on (the end offset is resolved now,
+    /// not when the first fetch happens to run).
     pub fn at_end(topic: &str) -> Reader {
-        Self::at(topic, Offset::End)
+        let r = Self::at(topic, Offset::End);
+        let (_, high) = r
+            .consumer
+            .fetch_watermarks(topic, 0, Duration::from_secs(10))
+            .expect("watermarks");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Offset(high))
+            .unwrap();
+        r.consumer.assign(&tpl).expect("assign");
+        r
     }
 
     fn at(topic: &str, offset: Offset) -> Reader {
