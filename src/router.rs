@@ -56,6 +56,7 @@ impl Router {
         )?;
         let engine = Engine::start(config.settings(), outbox.clone())?;
         restore_switch_map(config, &engine).await;
+        read_back_previous(config, &engine).await;
 
         let write_topics: Vec<String> = config
             .fls
@@ -232,6 +233,38 @@ async fn restore_switch_map(config: &Config, engine: &Engine) {
             "switch map restored"
         ),
         Err(e) => warn!(error = %e, "switch map not restored"),
+    }
+}
+
+/// Loads what the previous incarnation did with the commands this one reads again (see
+/// `kafka::replay`), so none gets a second, different outcome.
+async fn read_back_previous(config: &Config, engine: &Engine) {
+    let started = Instant::now();
+    let (cfg, client) = (config.clone(), kafka::base_config(&config.kafka));
+    let read = tokio::task::spawn_blocking(move || {
+        kafka::replay::read_back(&cfg, &client, Duration::from_secs(30))
+    })
+    .await;
+    match read {
+        Ok(Ok((records, window))) => {
+            let r = engine.load_previous(records);
+            info!(
+                forwarded = r.forwarded,
+                answered = r.answered,
+                router_errors = r.errors,
+                records_read = window.records,
+                since_ms_ago =
+                    fl_router_actors::protocol::now_millis().saturating_sub(window.from_ms),
+                ms = started.elapsed().as_millis() as u64,
+                "previous incarnation read back"
+            );
+        }
+        Ok(Err(e)) => {
+            warn!(error = %e, "cannot read back the previous incarnation's commands; replayed commands are judged anew")
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read back the previous incarnation's commands; replayed commands are judged anew")
+        }
     }
 }
 

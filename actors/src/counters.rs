@@ -44,6 +44,11 @@ counters! {
     multi_commands: "Multi-switch commands split and forwarded.",
     multi_results: "Assembled multi-switch results sent.",
     multi_late_answers: "FL answers for a multi-switch part that had already settled (dropped).",
+    replayed_answered: "Commands read again after a restart whose answer had been delivered (nothing sent again).",
+    replayed_repeated: "Commands read again after a restart that the router had answered itself (the same answer sent again).",
+    replayed_adopted: "Commands read again after a restart that were forwarded and not yet answered (pending again, not forwarded twice).",
+    previous_answers_routed: "FL answers to commands a previous incarnation forwarded, routed to their reply-to.",
+    duplicate_answers_dropped: "FL answers for commands that already had their outcome (dropped).",
 }
 
 impl Counters {

@@ -11,11 +11,12 @@ use bytes::Bytes;
 use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
-use crate::fl_proxy::Forward;
+use crate::fl_proxy::{Adopt, Forward};
 use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{self, Failure, MultiSwitchCommand, Part};
 use crate::outbox::{Inbound, Outgoing, Ticket};
+use crate::previous::Replay;
 use crate::protocol::{self, ErrorType, Head, ProtocolError, Target};
 use crate::shared::{Shared, Source};
 use crate::supervisor::{StartSync, SyncTrigger};
@@ -111,14 +112,14 @@ impl Dispatcher {
         Counters::inc(&s.counters.commands_received);
         let limit = s.settings.limits.max_message_bytes;
         if msg.payload.len() > limit {
-            return self.invalid(
-                &msg,
-                None,
-                ProtocolError::TooLarge {
-                    size: msg.payload.len(),
-                    limit,
-                },
-            );
+            // Never forwarded; but answered with its correlation id when it has one, so the
+            // requester can tell which of its commands was refused.
+            let head = Head::parse(&msg.payload).ok();
+            let err = ProtocolError::TooLarge {
+                size: msg.payload.len(),
+                limit,
+            };
+            return self.invalid(&msg, head.as_ref().and_then(Head::correlation), err);
         }
         let head = match Head::parse(&msg.payload) {
             Ok(h) => h,
@@ -151,6 +152,10 @@ impl Dispatcher {
                 return self.multi_switch(&msg, cid, request_class, text, target, located.span);
             }
         };
+        if let Some(replay) = s.previous.command(cid) {
+            let cid = cid.to_string();
+            return self.replayed(msg.clone(), &cid, switch_id, replay);
+        }
         let Some(fl) = self.map.get(&switch_id) else {
             debug!(correlation_id = cid, switch = %switch_id, "no FL manages this switch");
             s.send_error(
@@ -184,6 +189,49 @@ impl Dispatcher {
                 "the router is shutting down",
                 &[&msg.ticket],
             );
+        }
+    }
+
+    /// A command read again after a restart that a previous incarnation had dealt with: it
+    /// gets the outcome it already had, never a different one (see `previous`).
+    fn replayed(&self, msg: Inbound, cid: &str, switch_id: String, replay: Replay) {
+        let s = &self.shared;
+        match replay {
+            Replay::AlreadyAnswered => {
+                Counters::inc(&s.counters.replayed_answered);
+                debug!(
+                    correlation_id = cid,
+                    "command read again; its answer was delivered"
+                );
+            }
+            Replay::Repeat { topic, key, body } => {
+                Counters::inc(&s.counters.replayed_repeated);
+                debug!(
+                    correlation_id = cid,
+                    "command read again; the router's answer repeated"
+                );
+                s.outbox
+                    .send(Outgoing::new(topic, body).key_opt(key).ticket(&msg.ticket));
+            }
+            Replay::Adopt {
+                fl,
+                reply_to,
+                at_ms,
+            } => {
+                let mut msg = msg;
+                if msg.reply_to.is_none() {
+                    msg.reply_to = reply_to;
+                }
+                let adopt = Adopt {
+                    correlation_id: cid.to_string(),
+                    switch_id,
+                    msg,
+                    forwarded_at_ms: at_ms,
+                };
+                if let Some(p) = s.actors().and_then(|a| a.proxies.get(fl)) {
+                    let _ = p.tell(adopt);
+                }
+            }
         }
     }
 

@@ -18,6 +18,7 @@ use crate::liveness::FlStatus;
 use crate::mailbox::{Mailbox, MailboxSnapshot, MailboxStats, SendRejected};
 use crate::outage_monitor::{self, OutageMonitor, RestartMonitor};
 use crate::outbox::{Inbound, Outbox};
+use crate::previous::{LoadReport as PreviousReport, PriorRecord};
 use crate::settings::{SettingError, Settings};
 use crate::shared::{Actors, Shared, Source};
 use crate::supervisor::{self, Supervisor};
@@ -140,6 +141,16 @@ impl Engine {
         entries: Vec<(String, String)>,
     ) -> Result<RestoreReport, EngineError> {
         Ok(self.dispatcher.ask(RestoreMap(entries)).await?)
+    }
+
+    /// Loads what a previous incarnation did with recent commands (see [`crate::previous`]);
+    /// call it before feeding any message. Kept for the longest a command can be pending.
+    pub fn load_previous(&self, records: Vec<PriorRecord>) -> PreviousReport {
+        let s = &self.shared;
+        let t = &s.settings.timeouts;
+        let ids: Vec<&str> = s.settings.fls.iter().map(|f| f.id.as_str()).collect();
+        let keep = (t.ack + t.answer).max(t.blacklist_ttl);
+        s.previous.load(records, &ids, keep)
     }
 
     /// Which FL manages `switch` (normalised first), if any.

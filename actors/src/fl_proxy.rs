@@ -20,8 +20,9 @@ use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{Failure, MultiSwitchCommand, PartAnswer, PartFailed};
 use crate::outage_monitor::{Evidence, WriteErrors};
-use crate::outbox::{Inbound, Outgoing};
+use crate::outbox::{headers, Inbound, Outgoing};
 use crate::pending::{Blacklist, Expiry, PendingTable};
+use crate::previous::PriorAnswer;
 use crate::protocol::{self, ErrorType, Head};
 use crate::shared::{Shared, Source};
 use crate::switch_map::FlIndex;
@@ -36,6 +37,17 @@ pub struct Forward {
     pub msg: Inbound,
     /// Set when this is one FL's part of a multi-switch command: results go there.
     pub multi: Option<Mailbox<MultiSwitchCommand>>,
+}
+
+/// A command a previous incarnation of the router forwarded to this FL, read again after a
+/// restart: pending again (deadline from the original forward), not forwarded a second time.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Adopt {
+    pub correlation_id: String,
+    pub switch_id: String,
+    pub msg: Inbound,
+    pub forwarded_at_ms: u64,
 }
 
 /// A message read from this FL's write topic.
@@ -176,13 +188,33 @@ impl FlProxy {
             now,
             s.settings.timeouts.ack,
         );
-        // Bytes in = bytes out; the reply-to stays with the router, not on the FL's topic.
-        s.outbox.send(
-            Outgoing::new(self.read_topic.clone(), f.msg.payload)
-                .key(Bytes::from(f.switch_id))
-                .ticket(&f.msg.ticket),
-        );
+        // Bytes in = bytes out. The reply-to header travels along: the FL ignores it, and a
+        // restarted router reads it back to route answers to commands it forwarded before.
+        let mut out = Outgoing::new(self.read_topic.clone(), f.msg.payload)
+            .key(Bytes::from(f.switch_id))
+            .ticket(&f.msg.ticket);
+        if let Some(r) = f.msg.reply_to {
+            out = out.header(headers::REPLY_TO, Bytes::from(r));
+        }
+        s.outbox.send(out);
         Counters::inc(&s.counters.commands_forwarded);
+    }
+
+    fn adopt(&mut self, a: Adopt) {
+        let s = &self.shared;
+        Counters::inc(&s.counters.replayed_adopted);
+        let ack = s.settings.timeouts.ack.as_millis() as u64;
+        let left = (a.forwarded_at_ms + ack).saturating_sub(protocol::now_millis());
+        debug!(fl = %self.id, correlation_id = %a.correlation_id, left_ms = left, "command read again; pending again without a second forward");
+        self.pending.insert(
+            &a.correlation_id,
+            a.msg.reply_to.clone(),
+            a.switch_id,
+            a.msg.ticket.clone(),
+            None,
+            Instant::now(),
+            std::time::Duration::from_millis(left),
+        );
     }
 
     fn on_output(&mut self, msg: Inbound) {
@@ -289,6 +321,11 @@ impl FlProxy {
                 }
                 return;
             }
+            if route.final_ticket.is_some() {
+                if let Some(cid) = cid {
+                    s.previous.settled(cid);
+                }
+            }
             let topic = route
                 .reply_to
                 .unwrap_or_else(|| self.kind_topic(class.as_deref()).to_string());
@@ -305,6 +342,31 @@ impl FlProxy {
             s.outbox.send(out);
             Counters::inc(&c.answers_routed);
             return;
+        }
+        // An answer to a command the previous incarnation forwarded: to its reply-to, once.
+        if let Some(cid) = cid {
+            let is_final = head
+                .chain_position()
+                .is_none_or(|(i, total)| total == 0 || i + 1 >= total);
+            match s.previous.answer(cid, is_final) {
+                Some(PriorAnswer::Route { reply_to }) => {
+                    let topic =
+                        reply_to.unwrap_or_else(|| self.kind_topic(class.as_deref()).to_string());
+                    s.outbox.send(
+                        Outgoing::new(topic, msg.payload.clone())
+                            .key_opt(msg.key.clone())
+                            .ticket(&msg.ticket),
+                    );
+                    Counters::inc(&c.previous_answers_routed);
+                    return;
+                }
+                Some(PriorAnswer::Duplicate) => {
+                    Counters::inc(&c.duplicate_answers_dropped);
+                    debug!(fl = %self.id, correlation_id = cid, "answer for a command that has its outcome already; dropped");
+                    return;
+                }
+                None => {}
+            }
         }
         // Not an answer to anything we track: route by kind, keyed by switch where we can tell.
         let key = msg.key.clone().or_else(|| {
@@ -491,6 +553,15 @@ impl Handler<Envelope<Forward>> for FlProxy {
         let stats = self.stats.clone();
         let _g = stats.receive(env.sent_at);
         self.forward(env.msg);
+    }
+}
+
+impl Handler<Envelope<Adopt>> for FlProxy {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<Adopt>, _: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        self.adopt(env.msg);
     }
 }
 

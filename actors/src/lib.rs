@@ -14,6 +14,7 @@ pub mod multi_switch;
 pub mod outage_monitor;
 pub mod outbox;
 pub mod pending;
+pub mod previous;
 pub mod protocol;
 pub mod settings;
 pub mod shared;

@@ -142,8 +142,11 @@ pub trait Outbox: Send + Sync + 'static {
 
 /// Header names the router writes.
 pub mod headers {
-    /// Reply-to topic of a command (read on input, never written on forwarded bytes).
+    /// Reply-to topic of a command: read on input, kept on the forwarded command (so a
+    /// restarted router can find where the answer goes), and on journal records.
     pub const REPLY_TO: &str = "reply_to";
+    /// On a journal record: the Kafka key the router's error was sent with.
+    pub const JOURNAL_KEY: &str = "flrouter_key";
     /// Why a message went to the dead-letter topic.
     pub const DEAD_LETTER_REASON: &str = "flrouter_reason";
     /// Where a dead-lettered message came from: `commands` or `fl:<id>`.

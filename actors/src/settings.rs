@@ -52,6 +52,10 @@ pub struct TopicSettings {
     /// The router's own compacted topic holding the switch → FL map (key: switch id), read
     /// back at start so the map survives restarts.
     pub switch_map: String,
+    /// The router's journal of the errors it answered itself (key: correlation id, value: the
+    /// exact message sent, header `reply_to`: where), read back at start so a command read
+    /// again after a crash gets the same outcome (see `previous`).
+    pub journal: String,
 }
 
 impl Default for TopicSettings {
@@ -65,6 +69,7 @@ impl Default for TopicSettings {
             dead_letter: "kilda.flrouter.dead-letter".into(),
             by_class: BTreeMap::new(),
             switch_map: "kilda.flrouter.switch-map".into(),
+            journal: "kilda.flrouter.journal".into(),
         }
     }
 }
@@ -373,6 +378,7 @@ impl Settings {
             ("topics.default_reply", &t.default_reply),
             ("topics.dead_letter", &t.dead_letter),
             ("topics.switch_map", &t.switch_map),
+            ("topics.journal", &t.journal),
         ] {
             push(check_topic_name(key, v));
         }

@@ -12,6 +12,7 @@ use crate::liveness::Liveness;
 use crate::mailbox::{Mailbox, MailboxRegistry};
 use crate::outage_monitor::OutageMonitor;
 use crate::outbox::{headers, Inbound, Outbox, Outgoing, Ticket};
+use crate::previous::Previous;
 use crate::protocol::{self, ErrorType};
 use crate::settings::Settings;
 use crate::supervisor::Supervisor;
@@ -22,6 +23,8 @@ pub struct Shared {
     pub counters: Counters,
     pub mailboxes: MailboxRegistry,
     pub liveness: Liveness,
+    /// What a previous incarnation did with the commands read again after a restart.
+    pub previous: Previous,
     actors: OnceLock<Actors>,
 }
 
@@ -49,6 +52,7 @@ impl Shared {
             counters: Counters::default(),
             mailboxes: MailboxRegistry::default(),
             liveness: Liveness::new(fls),
+            previous: Previous::default(),
             actors: OnceLock::new(),
         })
     }
@@ -107,7 +111,22 @@ impl Shared {
             message,
             description,
         );
-        let mut out = Outgoing::new(self.reply_topic(reply_to), body).key_opt(key);
+        let topic = self.reply_topic(reply_to);
+        if !correlation_id.is_empty() {
+            // Journaled with the same tickets: a command read again after a crash is answered
+            // the same way, never differently (see `previous`).
+            let mut j = Outgoing::new(self.settings.topics.journal.clone(), body.clone())
+                .key(Bytes::from(correlation_id.to_string()))
+                .header(headers::REPLY_TO, Bytes::from(topic.to_string()));
+            if let Some(k) = &key {
+                j = j.header(headers::JOURNAL_KEY, k.clone());
+            }
+            for t in tickets {
+                j = j.ticket(t);
+            }
+            self.outbox.send(j);
+        }
+        let mut out = Outgoing::new(topic, body).key_opt(key);
         for t in tickets {
             out = out.ticket(t);
         }

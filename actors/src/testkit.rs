@@ -32,8 +32,13 @@ pub fn quiet_settings(ids: &[&str]) -> Settings {
 /// are released as the message is recorded, as a Kafka producer releases them on its delivery
 /// report. With [`recording_outbox_held`] the recorded message keeps them, and dropping it is
 /// its delivery (for tests of when an input's offset is released).
+///
+/// Records on the default journal topic go to their own stream ([`Recorded::journal`]): most
+/// tests are about what controllers and FLs see.
 pub struct RecordingOutbox {
     tx: mpsc::UnboundedSender<Outgoing>,
+    journal_tx: mpsc::UnboundedSender<Outgoing>,
+    journal_topic: String,
     hold_tickets: bool,
 }
 
@@ -42,30 +47,40 @@ impl Outbox for RecordingOutbox {
         if !self.hold_tickets {
             msg.tickets.clear();
         }
-        let _ = self.tx.send(msg);
+        let tx = if msg.topic == self.journal_topic {
+            &self.journal_tx
+        } else {
+            &self.tx
+        };
+        let _ = tx.send(msg);
     }
 }
 
 /// The receiving end: what the engine produced, in order.
-pub struct Recorded(mpsc::UnboundedReceiver<Outgoing>);
+pub struct Recorded(
+    mpsc::UnboundedReceiver<Outgoing>,
+    mpsc::UnboundedReceiver<Outgoing>,
+);
 
-pub fn recording_outbox() -> (std::sync::Arc<RecordingOutbox>, Recorded) {
+fn recording(hold_tickets: bool) -> (std::sync::Arc<RecordingOutbox>, Recorded) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (journal_tx, journal_rx) = mpsc::unbounded_channel();
     let outbox = RecordingOutbox {
         tx,
-        hold_tickets: false,
+        journal_tx,
+        journal_topic: crate::settings::TopicSettings::default().journal,
+        hold_tickets,
     };
-    (std::sync::Arc::new(outbox), Recorded(rx))
+    (std::sync::Arc::new(outbox), Recorded(rx, journal_rx))
+}
+
+pub fn recording_outbox() -> (std::sync::Arc<RecordingOutbox>, Recorded) {
+    recording(false)
 }
 
 /// Like [`recording_outbox`], but a recorded message is delivered when the test drops it.
 pub fn recording_outbox_held() -> (std::sync::Arc<RecordingOutbox>, Recorded) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let outbox = RecordingOutbox {
-        tx,
-        hold_tickets: true,
-    };
-    (std::sync::Arc::new(outbox), Recorded(rx))
+    recording(true)
 }
 
 impl Recorded {
@@ -104,6 +119,15 @@ impl Recorded {
                 ),
             }
         }
+    }
+
+    /// Journal records produced so far (see `previous`), without waiting.
+    pub fn journal(&mut self) -> Vec<Outgoing> {
+        let mut v = Vec::new();
+        while let Ok(m) = self.1.try_recv() {
+            v.push(m);
+        }
+        v
     }
 
     /// Everything produced so far, without waiting.

@@ -156,9 +156,10 @@ async fn command_is_forwarded_byte_for_byte_to_the_owning_fl() {
         Some(SW2.as_bytes()),
         "keyed by switch id"
     );
-    assert!(
-        header(&out, headers::REPLY_TO).is_none(),
-        "reply-to stays with the router"
+    assert_eq!(
+        header(&out, headers::REPLY_TO),
+        Some(&b"my.reply"[..]),
+        "the reply-to header travels with the command (a restarted router reads it back)"
     );
 }
 
@@ -173,6 +174,12 @@ async fn unknown_switch_gets_not_found_at_once_on_the_reply_topic() {
     assert_eq!(out.topic, "my.reply");
     assert_eq!(error_type(&out), "NOT_FOUND");
     assert_eq!(body(&out)["correlation_id"], "c2");
+    // The router's own answer is journaled, byte for byte, keyed by correlation id.
+    let j = rec.journal();
+    assert_eq!(j.len(), 1);
+    assert_eq!(j[0].key.as_deref(), Some(&b"c2"[..]));
+    assert_eq!(j[0].payload, out.payload);
+    assert_eq!(header(&j[0], headers::REPLY_TO), Some(&b"my.reply"[..]));
     // Without a reply-to header the default reply topic is used.
     engine
         .command(Inbound::new(command("c3", SW1)))

@@ -12,10 +12,11 @@ use fl_router_actors::outbox::headers;
 use fl_router_actors::outbox::Origin;
 use fl_router_actors::{Engine, Inbound};
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
 };
 use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -38,28 +39,70 @@ impl ClientContext for TrackingContext {
 }
 
 impl ConsumerContext for TrackingContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            // Commit what is done before the partitions go to someone else.
-            commit(consumer, &self.tracker, self.name, true, CommitMode::Sync);
-            for e in tpl.elements() {
-                self.tracker.forget(e.topic(), e.partition());
+    /// The default rebalance, plus: on revocation commit what is done; on assignment, a
+    /// partition this process has read before goes on after what it read (those commands are
+    /// answered or still in its care: reading them again would judge them twice, e.g. after
+    /// a pause longer than the session timeout made the group drop and re-admit this member).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let mut resumed = 0;
+                for (topic, partition) in tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect::<Vec<_>>()
+                {
+                    if let Some(next) = self.tracker.resume_at(&topic, partition) {
+                        resumed += 1;
+                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(next));
+                    }
+                }
+                info!(
+                    consumer = self.name,
+                    partitions = tpl.count(),
+                    resumed,
+                    "partitions assigned"
+                );
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
             }
-            info!(
-                consumer = self.name,
-                partitions = tpl.count(),
-                "partitions revoked"
-            );
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            info!(
-                consumer = self.name,
-                partitions = tpl.count(),
-                "partitions assigned"
-            );
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // Commit what is done before the partitions go to someone else.
+                commit(consumer, &self.tracker, self.name, true, CommitMode::Sync);
+                for e in tpl.elements() {
+                    self.tracker.revoke(e.topic(), e.partition());
+                }
+                info!(
+                    consumer = self.name,
+                    partitions = tpl.count(),
+                    "partitions revoked"
+                );
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                warn!(consumer = self.name, error = ?other, "rebalance error");
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            warn!(consumer = self.name, error = %e, "rebalance: (un)assign failed");
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod consumer;
 pub mod freshness;
 pub mod offsets;
 pub mod producer;
+pub mod replay;
 pub mod stats;
 pub mod table;
 pub mod topics;

@@ -21,6 +21,9 @@ struct Partition {
     committed: i64,
     /// One past the highest offset the engine has finished handling (None: none yet).
     handled: Option<i64>,
+    /// False after a revocation: its inputs may still be in the engine's care, but its
+    /// position is not committed until the partition is assigned here again.
+    assigned: bool,
 }
 
 #[derive(Default)]
@@ -57,6 +60,7 @@ impl OffsetTracker {
                 .or_insert_with(|| Partition {
                     next: offset,
                     committed: offset,
+                    assigned: true,
                     ..Partition::default()
                 });
             p.outstanding.insert(offset);
@@ -85,7 +89,7 @@ impl OffsetTracker {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for ((topic, partition), p) in parts.iter_mut() {
+        for ((topic, partition), p) in parts.iter_mut().filter(|(_, p)| p.assigned) {
             let low = p.outstanding.first().copied().unwrap_or(p.next);
             if low > p.committed || all {
                 p.committed = low;
@@ -118,11 +122,24 @@ impl OffsetTracker {
             .unwrap_or(0)
     }
 
-    /// Forgets partitions this consumer no longer owns (after a rebalance).
-    pub fn forget(&self, topic: &str, partition: i32) {
+    /// The partition was revoked: its position is no longer committed from here, but what
+    /// was read of it stays known (its inputs may still be in the engine's care).
+    pub fn revoke(&self, topic: &str, partition: i32) {
         if let Ok(mut parts) = self.parts.lock() {
-            parts.remove(&(Arc::from(topic), partition));
+            if let Some(p) = parts.get_mut(&(Arc::from(topic), partition)) {
+                p.assigned = false;
+            }
         }
+    }
+
+    /// The partition is assigned (again). If this process has read it before, the offset to
+    /// go on from: everything before it is answered or still in the engine's care, so reading
+    /// it again would only judge the same commands twice.
+    pub fn resume_at(&self, topic: &str, partition: i32) -> Option<i64> {
+        let mut parts = self.parts.lock().ok()?;
+        let p = parts.get_mut(&(Arc::from(topic), partition))?;
+        p.assigned = true;
+        Some(p.next)
     }
 }
 
@@ -145,6 +162,27 @@ mod tests {
         drop(a);
         assert_eq!(t.commit_positions(false), vec![(Arc::from("x"), 0, 13)]);
         assert!(t.commit_positions(false).is_empty(), "no change, no commit");
+    }
+
+    #[test]
+    fn a_revoked_partition_is_not_committed_and_resumes_after_what_was_read() {
+        let t = OffsetTracker::new();
+        let a = t.track("x", 0, 5);
+        let b = t.track("x", 0, 6);
+        drop(a);
+        t.revoke("x", 0);
+        assert!(
+            t.commit_positions(true).is_empty(),
+            "not ours to commit now"
+        );
+        assert_eq!(
+            t.resume_at("x", 0),
+            Some(7),
+            "6 is still in the engine's care"
+        );
+        assert_eq!(t.resume_at("y", 0), None);
+        drop(b);
+        assert_eq!(t.commit_positions(false), vec![(Arc::from("x"), 0, 7)]);
     }
 
     #[test]

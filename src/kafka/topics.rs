@@ -24,6 +24,7 @@ pub fn all_topics(config: &Config) -> BTreeSet<String> {
     set.insert(t.default_reply.clone());
     set.insert(t.dead_letter.clone());
     set.insert(t.switch_map.clone());
+    set.insert(t.journal.clone());
     set.extend(t.by_class.values().cloned());
     set
 }
@@ -65,6 +66,9 @@ pub async fn ensure(
             // The switch map is a table: the latest value per switch is all that matters.
             if **name == config.topics.switch_map {
                 topic.set("cleanup.policy", "compact")
+            } else if **name == config.topics.journal {
+                // Read back only for the last minutes after a restart.
+                topic.set("retention.ms", "3600000")
             } else {
                 topic
             }

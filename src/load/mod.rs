@@ -73,7 +73,15 @@ impl LoadConfig {
 
 const UNANSWERED: u8 = 0;
 const ANSWERED: u8 = 1;
-const ROUTER_ERROR: u8 = 2;
+/// Router errors: one code per error type, so two different outcomes can be told apart.
+fn error_code(error_type: Option<&str>) -> u8 {
+    match error_type {
+        Some("NOT_FOUND") => 2,
+        Some("OPERATION_TIMED_OUT") => 3,
+        Some("REQUEST_INVALID") => 4,
+        _ => 5,
+    }
+}
 
 /// Live figures, readable while the load runs (status lines).
 pub struct LoadStats {
@@ -81,6 +89,12 @@ pub struct LoadStats {
     pub answered: AtomicU64,
     pub router_errors: AtomicU64,
     pub duplicates: AtomicU64,
+    /// Later answers whose outcome differs from the command's first one (an FL answer, then a
+    /// router error; or two different errors).
+    pub conflicting: AtomicU64,
+    /// Longest time between two consecutive first answers, in ms (a restart's gap).
+    pub max_gap_ms: AtomicU64,
+    last_first_answer: Mutex<Option<Instant>>,
     /// Latency of first answers since the last status line (reset by the reader), in µs.
     pub window: Mutex<Histogram<u64>>,
     total: Mutex<Histogram<u64>>,
@@ -102,6 +116,9 @@ impl LoadStats {
             answered: AtomicU64::new(0),
             router_errors: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
+            conflicting: AtomicU64::new(0),
+            max_gap_ms: AtomicU64::new(0),
+            last_first_answer: Mutex::new(None),
             window: Mutex::new(histogram()),
             total: Mutex::new(histogram()),
             per_second: Mutex::new(Vec::new()),
@@ -133,13 +150,26 @@ impl LoadStats {
                     *s = outcome;
                     true
                 }
-                Some(_) => false,
+                Some(s) => {
+                    if *s != outcome {
+                        self.conflicting.fetch_add(1, Relaxed);
+                    }
+                    false
+                }
                 None => return, // not ours (an older run on the same topic)
             }
         };
         if !first {
             self.duplicates.fetch_add(1, Relaxed);
             return;
+        }
+        if let Ok(mut last) = self.last_first_answer.lock() {
+            let now = Instant::now();
+            if let Some(prev) = *last {
+                let gap = now.saturating_duration_since(prev).as_millis() as u64;
+                self.max_gap_ms.fetch_max(gap, Relaxed);
+            }
+            *last = Some(now);
         }
         match outcome {
             ANSWERED => self.answered.fetch_add(1, Relaxed),
@@ -186,7 +216,10 @@ impl LoadRun {
             "load: no switches to send commands to"
         );
         let mut pcfg = client.clone();
+        // Idempotent: a broker failover cannot write a command twice and pass for a router
+        // duplicate.
         pcfg.set("linger.ms", "1")
+            .set("enable.idempotence", "true")
             .set("queue.buffering.max.messages", "2000000");
         let producer: ThreadedProducer<DefaultProducerContext> = pcfg.create()?;
         let mut ccfg = client;
@@ -298,7 +331,11 @@ async fn drive(
                 let second = (i as f64 / cfg.rate) as usize;
                 stats.record(
                     i,
-                    if is_error { ROUTER_ERROR } else { ANSWERED },
+                    if is_error {
+                        error_code(error_type.as_deref())
+                    } else {
+                        ANSWERED
+                    },
                     latency,
                     second,
                     error_type,

@@ -19,6 +19,10 @@ pub struct LoadReport {
     pub router_errors: u64,
     pub lost: u64,
     pub duplicates: u64,
+    /// Answers whose outcome differs from their command's first answer.
+    pub conflicting_outcomes: u64,
+    /// Longest time between two consecutive first answers (ms).
+    pub max_answer_gap_ms: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
@@ -82,6 +86,8 @@ pub(super) fn build(stats: &LoadStats, rate: f64, sent_for: Duration) -> LoadRep
         router_errors,
         lost: sent.saturating_sub(answered + router_errors),
         duplicates: stats.duplicates.load(Relaxed),
+        conflicting_outcomes: stats.conflicting.load(Relaxed),
+        max_answer_gap_ms: stats.max_gap_ms.load(Relaxed),
         p50_ms: ms(&total, 0.5),
         p99_ms: ms(&total, 0.99),
         p999_ms: ms(&total, 0.999),

@@ -162,7 +162,9 @@ impl Simulator {
             .collect();
 
         let mut pcfg = client.clone();
+        // Idempotent, like a real FL should be: a broker failover cannot duplicate an answer.
         pcfg.set("linger.ms", "1")
+            .set("enable.idempotence", "true")
             .set("queue.buffering.max.messages", "1000000");
         let producer: ThreadedProducer<DefaultProducerContext> = pcfg.create()?;
         let mut ccfg = client;

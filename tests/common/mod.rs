@@ -37,6 +37,8 @@ pub struct World {
     pub default_reply: String,
     pub dead_letter: String,
     pub reply: String,
+    /// The router's consumer group for commands.
+    pub group: String,
 }
 
 /// Merges `extra` into `base` (objects recursively; anything else replaces).
@@ -77,6 +79,7 @@ impl World {
             dead_letter: format!("{p}.dead"),
             reply: format!("{p}.reply"),
             config_path: dir.path().join("config.yaml"),
+            group: format!("{p}-router"),
             id,
             dir,
         };
@@ -97,6 +100,7 @@ impl World {
                 "default_reply": w.default_reply,
                 "dead_letter": w.dead_letter,
                 "switch_map": format!("{p}.switch-map"),
+                "journal": format!("{p}.journal"),
             },
             "fls": fl_list,
             "timeouts": {"tick": "20ms"},
@@ -154,6 +158,43 @@ impl World {
     }
 }
 
+/// Sets a topic-level config (e.g. `max.message.bytes`) on an existing topic.
+pub async fn set_topic_config(topic: &str, name: &str, value: &str) {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let res = admin
+        .alter_configs(
+            &[AlterConfig::new(ResourceSpecifier::Topic(topic)).set(name, value)],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .expect("alter configs");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("alter {t:?}: {e}"));
+    }
+}
+
+/// The committed offset of `group` on partition 0 of `topic`, if any.
+pub fn committed_offset(group: &str, topic: &str) -> Option<i64> {
+    let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    match got.find_partition(topic, 0)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
+}
+
 async fn create_topics(names: &[String]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers())
@@ -194,6 +235,16 @@ impl Router {
         let _ = self.child.wait();
     }
 
+    /// SIGSTOP: the process freezes (a VM stall, a long pause), its sockets stay open.
+    pub fn pause(&self) {
+        signal(&self.child, "-STOP");
+    }
+
+    /// SIGCONT after [`Router::pause`].
+    pub fn resume(&self) {
+        signal(&self.child, "-CONT");
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
@@ -226,6 +277,16 @@ impl Router {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(sig)
+        .arg(child.id().to_string())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill {sig} {}", child.id());
 }
 
 impl Drop for Router {
@@ -278,6 +339,8 @@ pub struct Reader {
 
 pub struct Received {
     pub offset: i64,
+    /// Kafka's null value (then `payload` is empty).
+    pub null: bool,
     pub payload: Vec<u8>,
     pub key: Option<Vec<u8>>,
     pub headers: Vec<(String, Vec<u8>)>,
@@ -340,6 +403,7 @@ impl Reader {
             .expect("consume");
         Some(Received {
             offset: m.offset(),
+            null: m.payload().is_none(),
             payload: m.payload().unwrap_or_default().to_vec(),
             key: m.key().map(<[u8]>::to_vec),
             headers: m

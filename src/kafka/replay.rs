@@ -1,0 +1,238 @@
+//! At start, reads back from Kafka what the previous incarnation of the router did with the
+//! commands this one is about to read again (see `fl_router_actors::previous`):
+//!
+//! - the commands it forwarded: the FL read topics (with their `reply_to` header);
+//! - the FL answers it routed and committed: the FL write topics up to the FL group's
+//!   committed offset (it commits an FL message only after what it routed was delivered);
+//! - the errors it answered itself: its journal topic.
+//!
+//! How far back: from the oldest record either consumer group will read again (its first
+//! uncommitted command or FL message), minus the longest a command can stay pending
+//! (`timeouts.ack + timeouts.answer`) and one commit interval. After a clean shutdown nothing
+//! is uncommitted and the window is that length back from now. The records are found by
+//! timestamp (`offsets_for_times`), so the window costs what was written in it, not the
+//! topics' retention.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fl_router_actors::outbox::headers;
+use fl_router_actors::previous::PriorRecord;
+use fl_router_actors::protocol::{now_millis, Head};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::table::{self, Range};
+use crate::config::Config;
+
+/// What was read, for the start-up log.
+#[derive(Debug, Default)]
+pub struct Window {
+    pub from_ms: u64,
+    pub records: usize,
+}
+
+/// Reads the records. Blocking: call it from a blocking task.
+pub fn read_back(
+    config: &Config,
+    client: &ClientConfig,
+    timeout: Duration,
+) -> anyhow::Result<(Vec<PriorRecord>, Window)> {
+    let t = &config.topics;
+    let k = &config.kafka;
+    let commands: Vec<String> = t.commands.clone();
+    let fl_read: HashMap<String, String> = config
+        .fls
+        .iter()
+        .map(|f| (t.fl_read_topic(&f.id), f.id.clone()))
+        .collect();
+    let fl_write: Vec<String> = config.fls.iter().map(|f| t.fl_write_topic(&f.id)).collect();
+
+    let reader = table::reader(client)?;
+    let cmd_committed = committed(client, &k.group_id, &reader, &commands, timeout)?;
+    let fl_committed = committed(
+        client,
+        &format!("{}-fl", k.group_id),
+        &reader,
+        &fl_write,
+        timeout,
+    )?;
+    // The oldest record that will be read again, by its timestamp.
+    let mut oldest = now_millis();
+    let mut firsts = Vec::new();
+    for (topic, partition, committed, high) in cmd_committed.iter().chain(&fl_committed) {
+        if let Some(c) = committed.filter(|c| c < high) {
+            firsts.push(Range {
+                topic: topic.clone(),
+                partition: *partition,
+                start: c,
+                end: c + 1,
+            });
+        }
+    }
+    table::read_ranges(&reader, &firsts, timeout, |m| {
+        if let Some(ts) = m.timestamp().to_millis() {
+            oldest = oldest.min(ts.max(0) as u64);
+        }
+    })?;
+    let lookback = config.timeouts.ack + config.timeouts.answer + k.commit_interval;
+    let from_ms = oldest.saturating_sub(lookback.as_millis() as u64);
+
+    let mut ranges = Vec::new();
+    let read_topics: Vec<String> = fl_read.keys().cloned().collect();
+    for (topic, partition, start, high) in from_time(&reader, &read_topics, from_ms, timeout)? {
+        ranges.push(Range {
+            topic,
+            partition,
+            start,
+            end: high,
+        });
+    }
+    for (topic, partition, start, _) in from_time(&reader, &fl_write, from_ms, timeout)? {
+        // Only what was committed: that was routed and delivered.
+        let end = fl_committed
+            .iter()
+            .find(|(t, p, _, _)| *t == topic && *p == partition)
+            .and_then(|(_, _, c, _)| *c)
+            .unwrap_or(0);
+        ranges.push(Range {
+            topic,
+            partition,
+            start,
+            end,
+        });
+    }
+    for (topic, partition, start, high) in
+        from_time(&reader, std::slice::from_ref(&t.journal), from_ms, timeout)?
+    {
+        ranges.push(Range {
+            topic,
+            partition,
+            start,
+            end: high,
+        });
+    }
+
+    let classes = &config.protocol.classes;
+    let mut out = Vec::new();
+    let mut window = Window {
+        from_ms,
+        records: 0,
+    };
+    table::read_ranges(&reader, &ranges, timeout, |m| {
+        window.records += 1;
+        let header = |name: &str| {
+            m.headers().and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == name)
+                    .and_then(|h| h.value)
+                    .map(<[u8]>::to_vec)
+            })
+        };
+        if m.topic() == t.journal {
+            let (Some(cid), Some(topic)) = (
+                m.key().and_then(|k| std::str::from_utf8(k).ok()),
+                header(headers::REPLY_TO).and_then(|v| String::from_utf8(v).ok()),
+            ) else {
+                return;
+            };
+            out.push(PriorRecord::RouterError {
+                cid: cid.to_string(),
+                topic,
+                key: header(headers::JOURNAL_KEY).map(Bytes::from),
+                body: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+            });
+            return;
+        }
+        let Ok(head) = Head::parse(m.payload().unwrap_or_default()) else {
+            return;
+        };
+        let Some(cid) = head.correlation() else {
+            return;
+        };
+        if let Some(fl) = fl_read.get(m.topic()) {
+            if cid.starts_with("flrouter-") {
+                return; // the router's own AliveRequest / SyncRequest
+            }
+            out.push(PriorRecord::Forwarded {
+                fl: fl.clone(),
+                cid: cid.to_string(),
+                reply_to: header(headers::REPLY_TO).and_then(|v| String::from_utf8(v).ok()),
+                at_ms: m.timestamp().to_millis().unwrap_or(0).max(0) as u64,
+            });
+        } else {
+            let class = head.payload_class();
+            let class = class.as_deref();
+            if class == Some(classes.fl_receive_ack.as_str())
+                || class == Some(classes.alive_response.as_str())
+            {
+                return;
+            }
+            out.push(PriorRecord::Answered {
+                cid: cid.to_string(),
+            });
+        }
+    })?;
+    Ok((out, window))
+}
+
+/// (topic, partition, committed offset of `group` if any, end offset) for every partition.
+type Committed = Vec<(String, i32, Option<i64>, i64)>;
+
+fn committed(
+    client: &ClientConfig,
+    group: &str,
+    reader: &BaseConsumer,
+    topics: &[String],
+    timeout: Duration,
+) -> anyhow::Result<Committed> {
+    let mut c = client.clone();
+    c.set("group.id", group).set("enable.auto.commit", "false");
+    let group_client: BaseConsumer = c.create()?;
+    let ends = super::end_offsets(reader, topics, timeout)?;
+    let mut tpl = TopicPartitionList::new();
+    for (t, p, _) in &ends {
+        tpl.add_partition(t, *p);
+    }
+    let got = group_client.committed_offsets(tpl, timeout)?;
+    Ok(ends
+        .into_iter()
+        .map(|(t, p, high)| {
+            let c = got.find_partition(&t, p).and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+            (t, p, c, high)
+        })
+        .collect())
+}
+
+/// (topic, partition, first offset at or after `from_ms`, end offset) for every partition.
+fn from_time(
+    reader: &BaseConsumer,
+    topics: &[String],
+    from_ms: u64,
+    timeout: Duration,
+) -> anyhow::Result<Vec<(String, i32, i64, i64)>> {
+    let ends = super::end_offsets(reader, topics, timeout)?;
+    let mut tpl = TopicPartitionList::new();
+    for (t, p, _) in &ends {
+        tpl.add_partition_offset(t, *p, Offset::Offset(from_ms as i64))?;
+    }
+    let found = reader.offsets_for_times(tpl, timeout)?;
+    Ok(ends
+        .into_iter()
+        .map(|(t, p, high)| {
+            let start = found
+                .find_partition(&t, p)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .unwrap_or(high);
+            (t, p, start, high)
+        })
+        .collect())
+}
