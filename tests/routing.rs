@@ -34,7 +34,11 @@ async fn command_reaches_the_fl_unchanged_and_its_answer_the_reply_to_topic() {
         Some(SW1.as_bytes()),
         "keyed by switch id"
     );
-    assert!(got.header("reply_to").is_none());
+    assert_eq!(
+        got.header("reply_to"),
+        Some(w.reply.as_bytes()),
+        "the reply-to header travels with the command"
+    );
 
     send(&p, &w.fl_write("fl1"), Some(SW1), &ack("c-1"), None).await;
     let ans = answer("c-1");
@@ -296,4 +300,55 @@ async fn at_the_in_flight_bound_reading_pauses_until_answers_free_room() {
         assert_eq!(error_type(&v), Some("OPERATION_TIMED_OUT"));
         answered.insert(cid_of(&v));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_chained_answer_keeps_its_command_alive_until_the_chain_is_complete() {
+    const CHUNKS: u64 = 20;
+    let w = World::new(&["fl1"], "1s").await;
+    let p = producer();
+    let _router = w.start_router("router");
+    let events = Reader::new(&w.events);
+    let fl_in = Reader::new(&w.fl_read("fl1"));
+    let replies = Reader::new(&w.reply);
+    send(
+        &p,
+        &w.fl_write("fl1"),
+        Some(SW1),
+        &switch_event(SW1, "ACTIVATED"),
+        None,
+    )
+    .await;
+    events.expect(LONG).await;
+    send(&p, &w.commands, None, &command("dump", SW1), Some(&w.reply)).await;
+    fl_in.expect(LONG).await;
+    // 20 chunks 250 ms apart: 5 s in all, five times the ack timeout, each chunk within it.
+    let started = std::time::Instant::now();
+    for i in 0..CHUNKS {
+        let chunk = serde_json::json!({
+            "clazz": "org.openkilda.messaging.info.ChunkedInfoMessage", "correlation_id": "dump",
+            "timestamp": 3, "message_id": format!("{i} : dump"), "total_messages": CHUNKS,
+            "payload": {"clazz": "org.openkilda.messaging.info.rule.FlowEntry", "cookie": i},
+        });
+        send(
+            &p,
+            &w.fl_write("fl1"),
+            Some(SW1),
+            chunk.to_string().as_bytes(),
+            None,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(started.elapsed() > Duration::from_secs(4));
+    for i in 0..CHUNKS {
+        let v = replies.expect(LONG).await.json();
+        assert_eq!(error_type(&v), None, "chunk {i}, not a timeout: {v}");
+        assert_eq!(v["message_id"], format!("{i} : dump"));
+    }
+    // The chain is complete: the command is final, no timeout follows it.
+    assert!(
+        replies.next(Duration::from_secs(3)).await.is_none(),
+        "nothing after the complete chain"
+    );
 }

@@ -30,6 +30,10 @@ impl Ticket {
     pub fn holders(&self) -> usize {
         self.0.as_ref().map_or(0, Arc::strong_count)
     }
+    /// The guard inside, if it is a `T` (for tests that follow inputs to outputs).
+    pub fn guard<T: Any>(&self) -> Option<&T> {
+        self.0.as_deref()?.downcast_ref()
+    }
 }
 
 impl fmt::Debug for Ticket {
