@@ -6,6 +6,14 @@
 #   scripts/kafka.sh stop    stop the broker started by `start` and remove its data
 #   scripts/kafka.sh status  exit 0 when the broker answers metadata requests
 #
+# A three-node cluster for failover tests (KRaft, each node broker and controller, replication
+# 3, min.insync.replicas 2, short broker session timeout so a killed leader is replaced fast):
+#   scripts/kafka.sh cluster-start | cluster-stop | cluster-status
+#   scripts/kafka.sh node-kill N     SIGKILL node N (1..3)
+#   scripts/kafka.sh node-start N    start node N again (same data)
+# Nodes listen on 127.0.0.1:CLUSTER_PORT+100*(N-1) (default 29092, 29192, 29292), controllers
+# one port above each.
+#
 # Environment: KAFKA_PORT (default 19092: below Linux's ephemeral port range, so no client
 # connection can be holding it), KAFKA_CONTROLLER_PORT (default KAFKA_PORT+1),
 # KAFKA_CACHE (default <repo>/.cache/kafka), KAFKA_START_TIMEOUT seconds (default 120).
@@ -19,6 +27,9 @@ CPORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
 RUN="$CACHE/run-$PORT"
 PIDFILE="$RUN/broker.pid"
 TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
+
+CLUSTER_PORT="${KAFKA_CLUSTER_PORT:-29092}"
+CLUSTER_RUN="$CACHE/cluster-$CLUSTER_PORT"
 
 log() { echo "kafka.sh: $*" >&2; }
 
@@ -103,10 +114,104 @@ stop() {
   rm -rf "$RUN"
 }
 
+node_port() { echo $((CLUSTER_PORT + 100 * ($1 - 1))); }
+
+cluster_bootstrap() {
+  echo "127.0.0.1:$(node_port 1),127.0.0.1:$(node_port 2),127.0.0.1:$(node_port 3)"
+}
+
+node_start() {
+  local n="$1" port dir
+  port="$(node_port "$n")"
+  dir="$CLUSTER_RUN/node$n"
+  nohup java -Xms256m -Xmx384m -cp "$LIB/*" \
+    -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" -Dkafka.logs.dir="$dir" \
+    kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
+  echo $! >"$dir/pid"
+  log "node $n starting on 127.0.0.1:$port"
+}
+
+node_kill() {
+  local pidfile="$CLUSTER_RUN/node$1/pid"
+  if [ -f "$pidfile" ]; then kill -9 "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
+  log "node $1 killed"
+}
+
+cluster_status() {
+  timeout 30 java -Xmx128m -cp "$LIB/*" -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" \
+    -Dkafka.logs.dir="$CLUSTER_RUN" org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "$(cluster_bootstrap)" --list >/dev/null 2>&1
+}
+
+cluster_start() {
+  fetch
+  rm -rf "$CLUSTER_RUN"
+  mkdir -p "$CLUSTER_RUN"
+  local voters="" n cid
+  for n in 1 2 3; do voters="$voters${voters:+,}$n@127.0.0.1:$(( $(node_port "$n") + 1 ))"; done
+  cid="$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
+  for n in 1 2 3; do
+    local port dir
+    port="$(node_port "$n")"
+    dir="$CLUSTER_RUN/node$n"
+    mkdir -p "$dir/data"
+    cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$((port + 1))
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=3
+min.insync.replicas=2
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
+replica.lag.time.max.ms=3000
+PROPS
+    kafka_java -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" -Dkafka.logs.dir="$dir" \
+      kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" >"$dir/format.log" 2>&1
+  done
+  for n in 1 2 3; do node_start "$n"; done
+  local waited=0
+  until cluster_status; do
+    waited=$((waited + 2))
+    if [ "$waited" -ge "$TIMEOUT" ]; then log "cluster not ready after ${TIMEOUT}s"; cluster_stop; exit 1; fi
+    sleep 2
+  done
+  log "cluster ready on $(cluster_bootstrap)"
+}
+
+cluster_stop() {
+  for n in 1 2 3; do
+    local pidfile="$CLUSTER_RUN/node$n/pid"
+    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+  done
+  sleep 2
+  for n in 1 2 3; do node_kill "$n" >/dev/null 2>&1; done
+  rm -rf "$CLUSTER_RUN"
+  log "cluster stopped"
+}
+
 case "${1:-}" in
   fetch) fetch ;;
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
+  cluster-start) cluster_start ;;
+  cluster-stop) cluster_stop ;;
+  cluster-status) cluster_status ;;
+  cluster-bootstrap) cluster_bootstrap ;;
+  node-kill) node_kill "${2:?node 1..3}" ;;
+  node-start) node_start "${2:?node 1..3}" ;;
+  *) echo "usage: $0 fetch|start|stop|status|cluster-start|cluster-stop|cluster-status|cluster-bootstrap|node-kill N|node-start N" >&2; exit 2 ;;
 esac

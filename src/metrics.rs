@@ -75,6 +75,13 @@ pub const SPEC: &[Metric] = &[
     counter("flrouter_sync_retries", "SyncRequests re-sent for a missing or incomplete chain.", &[]),
     counter("flrouter_multi_switch_commands", "Multi-switch commands split and forwarded.", &[]),
     counter("flrouter_multi_switch_late_answers", "Answers for a multi-switch part that had already settled.", &[]),
+    counter(
+        "flrouter_replayed_commands",
+        "Commands read again after a restart that already had an outcome, by what was done: answered (nothing sent), repeated (the router's answer sent again), adopted (pending again, not forwarded twice).",
+        &["outcome"],
+    ),
+    counter("flrouter_previous_answers_routed", "FL answers to commands a previous incarnation forwarded, routed to their reply-to.", &[]),
+    counter("flrouter_duplicate_answers_dropped", "FL answers for commands that already had their outcome.", &[]),
     gauge("flrouter_fl_online", "1 when the FL is online (evidence within the alive timeout), else 0.", &["fl", "status"]),
     counter("flrouter_mailbox_messages_sent", "Messages sent to actors' mailboxes, by actor kind.", &["kind"]),
     counter("flrouter_mailbox_messages_received", "Messages handled by actors, by actor kind.", &["kind"]),
@@ -87,6 +94,8 @@ pub const SPEC: &[Metric] = &[
     gauge("flrouter_actors", "Live actor instances by kind.", &["kind"]),
     counter("flrouter_kafka_messages_delivered", "Messages Kafka acknowledged to the producer.", &[]),
     counter("flrouter_kafka_delivery_failures", "Failed delivery attempts (retried, then dead-lettered).", &[]),
+    counter("flrouter_dead_letters_reduced", "Dead letters the dead-letter topic refused whole, produced again cut down.", &[]),
+    counter("flrouter_dead_letters_stuck", "Dead letters refused even cut down to their headers: their inputs stay uncommitted. Alert on any.", &[]),
     gauge("flrouter_kafka_producer_queue_messages", "Messages in the producer's queue (librdkafka statistics).", &[]),
     gauge("flrouter_kafka_consumer_lag_messages", "Consumer lag summed over partitions (librdkafka statistics).", &["consumer"]),
 ];
@@ -147,6 +156,13 @@ impl Snapshot {
             "flrouter_sync_retries" => one(self.counter("sync_retries")),
             "flrouter_multi_switch_commands" => one(self.counter("multi_commands")),
             "flrouter_multi_switch_late_answers" => one(self.counter("multi_late_answers")),
+            "flrouter_replayed_commands" => by(&[
+                ("answered", "replayed_answered"),
+                ("repeated", "replayed_repeated"),
+                ("adopted", "replayed_adopted"),
+            ]),
+            "flrouter_previous_answers_routed" => one(self.counter("previous_answers_routed")),
+            "flrouter_duplicate_answers_dropped" => one(self.counter("duplicate_answers_dropped")),
             "flrouter_fl_online" => self
                 .fls
                 .iter()
@@ -167,6 +183,12 @@ impl Snapshot {
                 .map_or(0, |p| p.delivered.load(Relaxed))),
             "flrouter_kafka_delivery_failures" => {
                 one(self.producer.as_ref().map_or(0, |p| p.failed.load(Relaxed)))
+            }
+            "flrouter_dead_letters_reduced" => {
+                one(self.producer.as_ref().map_or(0, |p| p.reduced.load(Relaxed)))
+            }
+            "flrouter_dead_letters_stuck" => {
+                one(self.producer.as_ref().map_or(0, |p| p.stuck.load(Relaxed)))
             }
             "flrouter_kafka_producer_queue_messages" => {
                 vec![(

@@ -27,6 +27,15 @@ pub fn brokers() -> String {
     std::env::var("FLROUTER_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
 }
 
+/// Replication factor of the topics tests create (`FLROUTER_TEST_REPLICATION`, default 1; the
+/// three-node cluster step sets 3).
+pub fn replication() -> i32 {
+    std::env::var("FLROUTER_TEST_REPLICATION")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1)
+}
+
 /// One test's world: unique topic names, a config file, a temp dir for logs.
 pub struct World {
     pub id: String,
@@ -87,6 +96,7 @@ impl World {
         let config = json!({
             "kafka": {
                 "brokers": brokers(),
+                "topic_replication": replication(),
                 "group_id": format!("{p}-router"),
                 "commit_interval": "200ms",
                 "drain_timeout": "5s",
@@ -202,7 +212,7 @@ async fn create_topics(names: &[String]) {
         .expect("admin client");
     let new: Vec<NewTopic> = names
         .iter()
-        .map(|n| NewTopic::new(n, 1, TopicReplication::Fixed(1)))
+        .map(|n| NewTopic::new(n, 1, TopicReplication::Fixed(replication())))
         .collect();
     let res = admin
         .create_topics(

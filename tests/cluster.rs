@@ -1,0 +1,162 @@
+//! Broker failover under load on a three-node cluster (replication 3, min.insync.replicas 2):
+//! the leader of the command topic's partition is killed (-9), brought back, then the leader
+//! of an FL write topic's partition. Nothing is lost and the router answers nothing itself:
+//! no false NOT_FOUND, no timeout, no outage for FLs that were only waiting for a new leader.
+//!
+//! Needs the cluster of `scripts/kafka.sh cluster-start`: `scripts/test.sh` runs this file in
+//! its own step with `FLROUTER_TEST_BROKERS` pointing at it and `FLROUTER_TEST_REPLICATION=3`
+//! (`--ignored`, so the single-broker step leaves it out).
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fl_router::config::Config;
+use fl_router::load::{LoadConfig, LoadRun};
+use fl_router::sim::{SimConfig, Simulator};
+use fl_router_actors::settings::Classes;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use serde_json::json;
+
+const RATE: f64 = 300.0;
+
+fn client() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers())
+        .set("fetch.wait.max.ms", "20")
+        .set("topic.metadata.refresh.interval.ms", "1000");
+    c
+}
+
+fn kafka_sh(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh");
+    let ok = Command::new(script)
+        .args(args)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kafka.sh {args:?}");
+}
+
+/// (leader node id, in-sync replicas) of partition 0 of `topic`.
+fn leader(topic: &str) -> (i32, usize) {
+    let c: BaseConsumer = client().create().expect("metadata client");
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let p = &md.topics()[0].partitions()[0];
+    (p.leader(), p.isr().len())
+}
+
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    // A JVM broker restarting on two busy cores takes a while to rejoin.
+    const LONG: Duration = Duration::from_secs(120);
+    tokio::time::timeout(LONG, async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} within {LONG:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the three-node cluster: run by scripts/test.sh in its own step"]
+async fn killing_partition_leaders_under_load_loses_nothing_and_blames_no_fl() {
+    assert_eq!(replication(), 3, "run against the three-node cluster");
+    let w = World::with(
+        &["fl1", "fl2"],
+        json!({
+            // Leader failover takes a few seconds: commands wait for it, they do not time out.
+            "timeouts": {"alive_interval": "1s", "alive_timeout": "4s", "ack": "15s"},
+            "sync": {"at_start": true, "periodic": "0s"},
+        }),
+    )
+    .await;
+    let config = Config::load(&w.config_path).expect("test config");
+    let sim = Simulator::start(
+        client(),
+        &config.settings(),
+        &SimConfig {
+            switches_per_fl: 4,
+            ..SimConfig::default()
+        },
+    )
+    .expect("simulator");
+    let _router = w.start_router("router");
+    let events = Reader::new(&w.events);
+    let probe = Reader::new(&w.reply);
+    send(
+        &producer(),
+        &w.commands,
+        None,
+        &command("probe", &sim.switches()[0]),
+        Some(&w.reply),
+    )
+    .await;
+    assert_eq!(error_type(&probe.expect(LONG).await.json()), None);
+
+    let load = LoadRun::start(
+        client(),
+        w.commands.clone(),
+        sim.switches(),
+        LoadConfig {
+            rate: RATE,
+            grace: Duration::from_secs(30),
+            reply_topic: w.reply.clone(),
+            unknown_switch_fraction: 0.0,
+        },
+        Classes::default(),
+    )
+    .expect("load");
+    let stats = load.stats().clone();
+    let sent = move || stats.sent.load(Relaxed);
+    let started = Instant::now();
+    let mut killed = Vec::new();
+    for (topic, kill_at, back_at) in [
+        (w.commands.clone(), 2.0, 5.0),
+        (w.fl_write("fl1"), 8.0, 11.0),
+    ] {
+        until("the load runs", || sent() as f64 >= RATE * kill_at).await;
+        let (node, _) = leader(&topic);
+        kafka_sh(&["node-kill", &node.to_string()]);
+        killed.push((topic.clone(), node, started.elapsed()));
+        until("the load runs", || sent() as f64 >= RATE * back_at).await;
+        kafka_sh(&["node-start", &node.to_string()]);
+        until("the node is back in sync", || leader(&topic).1 == 3).await;
+    }
+    let report = tokio::task::spawn_blocking(move || load.finish())
+        .await
+        .unwrap()
+        .unwrap();
+    let outage_class = Classes::default().fl_outage_notification;
+    let outages = events
+        .read_to_end()
+        .await
+        .iter()
+        .filter(|m| m.json()["payload"]["clazz"] == outage_class.as_str())
+        .count();
+    let on_default_topic = Reader::new(&w.default_reply).read_to_end().await.len();
+    drop(sim);
+    eprintln!(
+        "killed {killed:?}: {} errors={:?} conflicting={} outages={outages} on_default_topic={on_default_topic} longest_answer_gap_ms={}",
+        report.summary_line(),
+        report.errors_by_type,
+        report.conflicting_outcomes,
+        report.max_answer_gap_ms,
+    );
+    assert_eq!(report.lost, 0, "{}", report.summary_line());
+    assert_eq!(
+        report.router_errors, 0,
+        "no false answers: {:?}",
+        report.errors_by_type
+    );
+    assert_eq!(report.conflicting_outcomes, 0);
+    assert_eq!(report.duplicates, 0, "idempotent producers everywhere");
+    assert_eq!(outages, 0, "no FL blamed for a broker failover");
+    assert_eq!(on_default_topic, 0);
+}
