@@ -184,9 +184,10 @@ impl Snapshot {
             "flrouter_kafka_delivery_failures" => {
                 one(self.producer.as_ref().map_or(0, |p| p.failed.load(Relaxed)))
             }
-            "flrouter_dead_letters_reduced" => {
-                one(self.producer.as_ref().map_or(0, |p| p.reduced.load(Relaxed)))
-            }
+            "flrouter_dead_letters_reduced" => one(self
+                .producer
+                .as_ref()
+                .map_or(0, |p| p.reduced.load(Relaxed))),
             "flrouter_dead_letters_stuck" => {
                 one(self.producer.as_ref().map_or(0, |p| p.stuck.load(Relaxed)))
             }

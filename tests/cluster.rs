@@ -14,23 +14,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use common::*;
-use fl_router::config::Config;
 use fl_router::load::{LoadConfig, LoadRun};
-use fl_router::sim::{SimConfig, Simulator};
 use fl_router_actors::settings::Classes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use serde_json::json;
 
 const RATE: f64 = 300.0;
-
-fn client() -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers())
-        .set("fetch.wait.max.ms", "20")
-        .set("topic.metadata.refresh.interval.ms", "1000");
-    c
-}
 
 fn kafka_sh(args: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh");
@@ -44,7 +33,7 @@ fn kafka_sh(args: &[&str]) {
 
 /// (leader node id, in-sync replicas) of partition 0 of `topic`.
 fn leader(topic: &str) -> (i32, usize) {
-    let c: BaseConsumer = client().create().expect("metadata client");
+    let c: BaseConsumer = sim_client().create().expect("metadata client");
     let md = c
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
@@ -77,31 +66,11 @@ async fn killing_partition_leaders_under_load_loses_nothing_and_blames_no_fl() {
         }),
     )
     .await;
-    let config = Config::load(&w.config_path).expect("test config");
-    let sim = Simulator::start(
-        client(),
-        &config.settings(),
-        &SimConfig {
-            switches_per_fl: 4,
-            ..SimConfig::default()
-        },
-    )
-    .expect("simulator");
-    let _router = w.start_router("router");
     let events = Reader::new(&w.events);
-    let probe = Reader::new(&w.reply);
-    send(
-        &producer(),
-        &w.commands,
-        None,
-        &command("probe", &sim.switches()[0]),
-        Some(&w.reply),
-    )
-    .await;
-    assert_eq!(error_type(&probe.expect(LONG).await.json()), None);
+    let (sim, _router) = simulated_network(&w, 4, "router").await;
 
     let load = LoadRun::start(
-        client(),
+        sim_client(),
         w.commands.clone(),
         sim.switches(),
         LoadConfig {

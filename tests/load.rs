@@ -7,46 +7,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use common::*;
-use fl_router::config::Config;
 use fl_router::load::{LoadConfig, LoadReport, LoadRun};
-use fl_router::sim::{SimConfig, Simulator};
-use rdkafka::ClientConfig;
-
-fn client() -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers())
-        .set("fetch.wait.max.ms", "20");
-    c
-}
 
 /// Starts sim and router, waits until a probe command has been answered end to end (router
 /// assigned, map warm, simulator answering), runs the load until `commands` were sent, and
 /// returns the report.
 async fn run(fls: &[&str], silent: Option<&str>, commands: u64) -> LoadReport {
     let w = World::new(fls, "2s").await;
-    let config = Config::load(&w.config_path).expect("test config");
-    let sim_cfg = SimConfig {
-        switches_per_fl: 3,
-        ..SimConfig::default()
-    };
-    let sim = Simulator::start(client(), &config.settings(), &sim_cfg).expect("simulator");
-    let _router = w.start_router("router");
-    let probe_replies = Reader::new(&w.reply);
-    let p = producer();
-    send(
-        &p,
-        &w.commands,
-        None,
-        &command("probe", &sim.switches()[0]),
-        Some(&w.reply),
-    )
-    .await;
-    let v = probe_replies.expect(LONG).await.json();
-    assert_eq!(
-        (cid_of(&v).as_str(), error_type(&v)),
-        ("probe", None),
-        "probe answered by the FL"
-    );
+    let (sim, _router) = simulated_network(&w, 3, "router").await;
     if let Some(fl) = silent {
         sim.fl(fl)
             .expect("silent FL")
@@ -55,7 +23,7 @@ async fn run(fls: &[&str], silent: Option<&str>, commands: u64) -> LoadReport {
             .store(true, Relaxed);
     }
     let load = LoadRun::start(
-        client(),
+        sim_client(),
         w.commands.clone(),
         sim.switches(),
         LoadConfig {
@@ -64,7 +32,7 @@ async fn run(fls: &[&str], silent: Option<&str>, commands: u64) -> LoadReport {
             reply_topic: w.reply.clone(),
             unknown_switch_fraction: 0.0,
         },
-        config.protocol.classes.clone(),
+        fl_router_actors::settings::Classes::default(),
     )
     .expect("load");
     tokio::time::timeout(LONG, async {

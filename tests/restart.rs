@@ -10,22 +10,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use common::*;
-use fl_router::config::Config;
 use fl_router::load::{LoadConfig, LoadReport, LoadRun};
-use fl_router::sim::{SimConfig, Simulator};
 use fl_router_actors::settings::Classes;
-use rdkafka::ClientConfig;
 use serde_json::json;
 
 const RATE: f64 = 500.0;
 const COMMANDS: u64 = 2000;
-
-fn client() -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers())
-        .set("fetch.wait.max.ms", "20");
-    c
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {
@@ -58,34 +48,13 @@ async fn run(fault: Fault, at_start: bool) -> Outcome {
         }),
     )
     .await;
-    let config = Config::load(&w.config_path).expect("test config");
-    let sim = Simulator::start(
-        client(),
-        &config.settings(),
-        &SimConfig {
-            switches_per_fl: 4,
-            ..SimConfig::default()
-        },
-    )
-    .expect("simulator");
-    let mut router = w.start_router("router-1");
     let events = Reader::new(&w.events);
-    // Ready and warm: a probe answered by its FL. Without a startup sync, the simulator's
-    // switch events (written at its start) are what the router learns the map from.
-    let probe_replies = Reader::new(&w.reply);
-    send(
-        &producer(),
-        &w.commands,
-        None,
-        &command("probe", &sim.switches()[0]),
-        Some(&w.reply),
-    )
-    .await;
-    let v = probe_replies.expect(LONG).await.json();
-    assert_eq!(error_type(&v), None, "probe answered by the FL: {v}");
+    // Without a startup sync, the simulator's switch events (written at its start) are what
+    // the router learns the map from.
+    let (sim, mut router) = simulated_network(&w, 4, "router-1").await;
 
     let load = LoadRun::start(
-        client(),
+        sim_client(),
         w.commands.clone(),
         sim.switches(),
         LoadConfig {

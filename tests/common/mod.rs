@@ -503,3 +503,48 @@ pub fn error_type(v: &Value) -> Option<&str> {
 }
 
 pub const LONG: Duration = Duration::from_secs(30);
+
+/// A client config for the simulator and the load generator on the test broker.
+pub fn sim_client() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers())
+        .set("fetch.wait.max.ms", "20")
+        .set("topic.metadata.refresh.interval.ms", "1000");
+    c
+}
+
+/// The simulator (`switches_per_fl` switches per FL of the world) and the router, started and
+/// warm: returns once a probe command was answered by its FL.
+pub async fn simulated_network(
+    w: &World,
+    switches_per_fl: usize,
+    router_name: &str,
+) -> (fl_router::sim::Simulator, Router) {
+    let config = fl_router::config::Config::load(&w.config_path).expect("test config");
+    let sim = fl_router::sim::Simulator::start(
+        sim_client(),
+        &config.settings(),
+        &fl_router::sim::SimConfig {
+            switches_per_fl,
+            ..Default::default()
+        },
+    )
+    .expect("simulator");
+    let router = w.start_router(router_name);
+    let probe = Reader::new(&w.reply);
+    send(
+        &producer(),
+        &w.commands,
+        None,
+        &command("probe", &sim.switches()[0]),
+        Some(&w.reply),
+    )
+    .await;
+    let v = probe.expect(LONG).await.json();
+    assert_eq!(
+        (cid_of(&v).as_str(), error_type(&v)),
+        ("probe", None),
+        "probe answered by the FL"
+    );
+    (sim, router)
+}
