@@ -73,7 +73,10 @@ pub async fn run_with(
         }
     }
     let admin = start_admin(&config, &router, sim.as_ref(), slot.clone(), None)?;
-    shutdown.await;
+    let fatal = tokio::select! {
+        _ = shutdown => None,
+        why = router.fatal() => Some(why),
+    };
     if let Some(h) = admin {
         h.stop(true).await;
     }
@@ -83,7 +86,11 @@ pub async fn run_with(
     }
     router.shutdown().await;
     drop(sim);
-    Ok(())
+    match fatal {
+        // A non-zero exit: the service manager restarts the router.
+        Some(why) => Err(anyhow::anyhow!("stopped on a fatal Kafka error: {why}")),
+        None => Ok(()),
+    }
 }
 
 /// Serves the admin API for `router` when `admin.enabled`.

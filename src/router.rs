@@ -31,6 +31,7 @@ pub struct Router {
     status: JoinHandle<()>,
     freshness: JoinHandle<()>,
     ready: watch::Receiver<bool>,
+    fatal: watch::Receiver<Option<String>>,
     drain_timeout: Duration,
     kafka_stats: Arc<KafkaStats>,
 }
@@ -88,6 +89,7 @@ impl Router {
         let (finish, finish_rx) = watch::channel(false);
         let (caught_up_tx, caught_up_rx) = watch::channel(false);
         let (ready_tx, ready) = watch::channel(false);
+        let (fatal_tx, fatal) = watch::channel(None);
         let cmd_loop = tokio::spawn(consumer::run_loop(LoopParams {
             consumer: cmd_consumer,
             tracker: cmd_tracker.clone(),
@@ -100,6 +102,7 @@ impl Router {
             gate: Some(caught_up_rx),
             ready: Some(ready_tx),
             max_outstanding: k.max_inflight_commands,
+            fatal: fatal_tx.clone(),
         }));
         let freshness = tokio::spawn(freshness::run(freshness::Params {
             consumer: fl_consumer.clone(),
@@ -125,6 +128,7 @@ impl Router {
             gate: None,
             ready: None,
             max_outstanding: 0,
+            fatal: fatal_tx,
         }));
         let status = tokio::spawn(status_log(engine.clone(), outbox.clone()));
         tokio::spawn(mailbox_watch(engine.clone()));
@@ -140,6 +144,7 @@ impl Router {
             status,
             freshness,
             ready,
+            fatal,
             drain_timeout: k.drain_timeout,
             kafka_stats,
         })
@@ -160,6 +165,20 @@ impl Router {
     /// Turns true once commands are being routed (FL backlog read, command partitions assigned).
     pub fn ready(&self) -> watch::Receiver<bool> {
         self.ready.clone()
+    }
+
+    /// Resolves with the reason when a consumer hit a fatal error (the router cannot go on and
+    /// must be restarted; a restart replays what was not committed).
+    pub async fn fatal(&self) -> String {
+        let mut f = self.fatal.clone();
+        let why = match f.wait_for(Option::is_some).await {
+            Ok(v) => v.clone(),
+            Err(_) => None,
+        };
+        match why {
+            Some(w) => w,
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops reading commands, waits for pending ones (up to the drain timeout), flushes, commits.

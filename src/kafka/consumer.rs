@@ -19,7 +19,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::offsets::OffsetTracker;
 use super::stats::KafkaStats;
@@ -80,8 +80,13 @@ impl ConsumerContext for TrackingContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                // Commit what is done before the partitions go to someone else.
-                commit(consumer, &self.tracker, self.name, true, CommitMode::Sync);
+                // Commit what is done before the partitions go to someone else; unless they
+                // are already lost (session timed out): a commit with the old member id would
+                // be fenced, which librdkafka treats as fatal for a static member. What was
+                // read is kept and resumed after on re-assignment instead.
+                if !consumer.assignment_lost() {
+                    commit(consumer, &self.tracker, self.name, true, CommitMode::Sync);
+                }
                 for e in tpl.elements() {
                     self.tracker.revoke(e.topic(), e.partition());
                 }
@@ -180,6 +185,8 @@ pub struct LoopParams {
     pub ready: Option<watch::Sender<bool>>,
     /// Stop reading while this many inputs are still in the engine's care (0 = no bound).
     pub max_outstanding: usize,
+    /// Set when the consumer hits a fatal error: it cannot go on, the process must restart.
+    pub fatal: watch::Sender<Option<String>>,
 }
 
 pub async fn run_loop(mut p: LoopParams) {
@@ -272,6 +279,12 @@ pub async fn run_loop(mut p: LoopParams) {
                     p.tracker.mark_handled(&topic, partition, offset);
                 }
                 Err(e) => {
+                    if let Some((code, reason)) = p.consumer.client().fatal_error() {
+                        let why = format!("{code:?}: {reason}");
+                        error!(consumer = p.name, error = %why, "fatal Kafka consumer error; the router stops so it can be restarted");
+                        let _ = p.fatal.send(Some(format!("consumer {}: {why}", p.name)));
+                        break;
+                    }
                     warn!(consumer = p.name, error = %e, "consume error");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
