@@ -289,9 +289,10 @@ mod tests {
     const MIN: &str = "fls: [{id: a}]\n";
 
     #[test]
-    fn minimal_config_gets_the_brief_defaults() {
+    fn minimal_config_gets_the_defaults() {
         let c = parse(MIN).unwrap();
-        assert_eq!(c.timeouts.ack, Duration::from_secs(5));
+        // OpenKilda's Floodlight sends no receive-ack: the first answer must come within this.
+        assert_eq!(c.timeouts.ack, Duration::from_secs(10));
         assert_eq!(c.timeouts.blacklist_ttl, Duration::from_secs(60));
         assert_eq!(c.topics.commands, vec!["kilda.speaker.storm"]);
         assert_eq!(c.topics.fl_read_topic("a"), "kilda.speaker_a");
@@ -340,7 +341,15 @@ mod tests {
     #[test]
     fn shipped_config_is_valid() {
         let text = include_str!("../config.yaml");
-        parse(text).unwrap();
+        let c = parse(text).unwrap();
+        assert_eq!(
+            c.timeouts.ack_for(Some(
+                "org.openkilda.messaging.command.switches.DumpRulesRequest"
+            )),
+            Duration::from_secs(60),
+            "a dump of a big switch gets longer than other commands"
+        );
+        assert_eq!(c.timeouts.ack_for(Some("other")), Duration::from_secs(10));
     }
 
     #[test]

@@ -55,6 +55,7 @@ impl Router {
             k.produce_retries,
             Some(kafka_stats.clone()),
         )?;
+        count_partitions(config, &outbox).await;
         let engine = Engine::start(config.settings(), outbox.clone())?;
         restore_switch_map(config, &engine).await;
         read_back_previous(config, &engine).await;
@@ -212,6 +213,34 @@ impl Router {
         self.status.abort();
         self.freshness.abort();
         info!("fl-router stopped");
+    }
+}
+
+/// Tells the outbox how many partitions each FL read topic has: forwarded commands keep the
+/// requester's key but are partitioned by switch, so one switch's commands stay in order.
+async fn count_partitions(config: &Config, outbox: &Arc<KafkaOutbox>) {
+    let client = kafka::base_config(&config.kafka);
+    let topics: Vec<String> = config
+        .fls
+        .iter()
+        .map(|f| config.topics.fl_read_topic(&f.id))
+        .collect();
+    let counted = tokio::task::spawn_blocking(move || {
+        let reader = kafka::table::reader(&client)?;
+        kafka::end_offsets(&reader, &topics, Duration::from_secs(20))
+    })
+    .await;
+    match counted {
+        Ok(Ok(parts)) => {
+            let mut n: std::collections::HashMap<String, i32> = Default::default();
+            for (t, _, _) in parts {
+                *n.entry(t).or_default() += 1;
+            }
+            for (t, count) in n {
+                outbox.set_partitions(&t, count);
+            }
+        }
+        _ => warn!("cannot count the FL read topics' partitions; commands are partitioned by key"),
     }
 }
 

@@ -14,8 +14,21 @@ use fl_router::load::{LoadConfig, LoadReport, LoadRun};
 use fl_router_actors::settings::Classes;
 use serde_json::json;
 
-const RATE: f64 = 500.0;
-const COMMANDS: u64 = 2000;
+/// 500 commands/s, 2,000 commands: the figures. `RESTART_RATE` / `RESTART_COMMANDS`
+/// override them for a measurement run (e.g. 2000 and 10000; docs/benchmarks.md).
+fn rate() -> f64 {
+    std::env::var("RESTART_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500.0)
+}
+
+fn commands() -> u64 {
+    std::env::var("RESTART_COMMANDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {
@@ -58,7 +71,7 @@ async fn run(fault: Fault, at_start: bool) -> Outcome {
         w.commands.clone(),
         sim.switches(),
         LoadConfig {
-            rate: RATE,
+            rate: rate(),
             grace: Duration::from_secs(20),
             reply_topic: w.reply.clone(),
             unknown_switch_fraction: 0.0,
@@ -78,7 +91,7 @@ async fn run(fault: Fault, at_start: bool) -> Outcome {
             .expect("the load sends")
         }
     };
-    sent_at_least(RATE as u64).await;
+    sent_at_least(rate() as u64).await;
     let mut restart_to_ready = None;
     let _second = match fault {
         Fault::KillAtOnce | Fault::KillAfterExpiry | Fault::CleanRestart => {
@@ -104,7 +117,7 @@ async fn run(fault: Fault, at_start: bool) -> Outcome {
             None
         }
     };
-    sent_at_least(COMMANDS).await;
+    sent_at_least(commands()).await;
     let report = tokio::task::spawn_blocking(move || load.finish())
         .await
         .unwrap()
@@ -156,7 +169,7 @@ async fn ready_after(r: &Router, started: Instant) -> Duration {
 fn assert_kept_the_promise(o: &Outcome) {
     let r = &o.report;
     let line = r.summary_line();
-    assert!(r.sent >= COMMANDS, "{line}");
+    assert!(r.sent >= commands(), "{line}");
     assert_eq!(r.lost, 0, "every command answered: {line}");
     assert_eq!(
         r.errors_by_type.get("NOT_FOUND"),
@@ -176,7 +189,7 @@ fn assert_kept_the_promise(o: &Outcome) {
     // Duplicates are bounded by what was in flight: at most about one commit interval plus
     // the time to the kill of commands (200 ms at 500/s), with room for a slow machine.
     assert!(
-        r.duplicates <= RATE as u64,
+        r.duplicates <= rate() as u64,
         "duplicates {} > in flight",
         r.duplicates
     );

@@ -26,13 +26,13 @@ async fn command_reaches_the_fl_unchanged_and_its_answer_the_reply_to_topic() {
     assert_eq!(fwd.key.as_deref(), Some(SW1.as_bytes()));
 
     let cmd = command("c-1", SW1);
-    send(&p, &w.commands, None, &cmd, Some(&w.reply)).await;
+    send(&p, &w.commands, Some("c-1"), &cmd, Some(&w.reply)).await;
     let got = fl_in.expect(LONG).await;
     assert_eq!(got.payload, cmd, "command forwarded byte for byte");
     assert_eq!(
         got.key.as_deref(),
-        Some(SW1.as_bytes()),
-        "keyed by switch id"
+        Some(&b"c-1"[..]),
+        "the requester's key kept"
     );
     assert_eq!(
         got.header("reply_to"),
@@ -40,14 +40,15 @@ async fn command_reaches_the_fl_unchanged_and_its_answer_the_reply_to_topic() {
         "the reply-to header travels with the command"
     );
 
-    send(&p, &w.fl_write("fl1"), Some(SW1), &ack("c-1"), None).await;
+    send(&p, &w.fl_write("fl1"), Some("c-1"), &ack("c-1"), None).await;
     let ans = answer("c-1");
-    send(&p, &w.fl_write("fl1"), Some(SW1), &ans, None).await;
+    send(&p, &w.fl_write("fl1"), Some("c-1"), &ans, None).await;
     let reply = replies.expect(LONG).await;
     assert_eq!(
         reply.payload, ans,
         "the FL's answer, not the ack, reaches the reply-to topic"
     );
+    assert_eq!(reply.key.as_deref(), Some(&b"c-1"[..]), "the FL's key kept");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

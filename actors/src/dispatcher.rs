@@ -17,7 +17,7 @@ use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{self, Failure, MultiSwitchCommand, Part};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::previous::Replay;
-use crate::protocol::{self, ErrorType, Head, ProtocolError, Target};
+use crate::protocol::{self, ErrorType, HubRequest, MessageView, ProtocolError, Requester, Target};
 use crate::shared::{Shared, Source};
 use crate::supervisor::{StartSync, SyncTrigger};
 use crate::switch_map::{Change, FlIndex, SwitchMap};
@@ -110,26 +110,27 @@ impl Dispatcher {
     fn command(&mut self, msg: Inbound) {
         let s = self.shared.clone();
         Counters::inc(&s.counters.commands_received);
+        let rules = &s.settings.protocol;
         let limit = s.settings.limits.max_message_bytes;
         if msg.payload.len() > limit {
-            // Never forwarded; but answered with its correlation id when it has one, so the
-            // requester can tell which of its commands was refused.
-            let head = Head::parse(&msg.payload).ok();
+            // Never forwarded; but answered with its correlation id (in its family) when it
+            // has one, so the requester can tell which of its commands was refused.
+            let view = MessageView::read(&msg.payload, &rules.envelope).ok();
             let err = ProtocolError::TooLarge {
                 size: msg.payload.len(),
                 limit,
             };
-            return self.invalid(&msg, head.as_ref().and_then(Head::correlation), err);
+            return self.invalid(&msg, view.as_ref(), err);
         }
-        let head = match Head::parse(&msg.payload) {
-            Ok(h) => h,
+        let view = match MessageView::read(&msg.payload, &rules.envelope) {
+            Ok(v) => v,
             Err(e) => return self.invalid(&msg, None, e),
         };
-        let Some(cid) = head.correlation() else {
-            return self.invalid(&msg, None, ProtocolError::NoCorrelationId);
+        let Some(cid) = view.correlation() else {
+            return self.invalid(&msg, Some(&view), ProtocolError::NoCorrelationId);
         };
-        let class = head.payload_class();
-        if class.as_deref() == Some(s.settings.protocol.classes.sync_request.as_str()) {
+        let class = view.class();
+        if class == Some(rules.classes.sync_request.as_str()) {
             // A controller's SyncRequest: a sync session over every FL.
             if let Some(a) = s.actors() {
                 let _ = a.supervisor.tell(StartSync {
@@ -140,28 +141,35 @@ impl Dispatcher {
             }
             return;
         }
-        let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
-        let located = match protocol::locate_target(text, class.as_deref(), &s.settings.protocol) {
+        let located = match protocol::locate_target(view.text, class, rules) {
             Ok(l) => l,
-            Err(e) => return self.invalid(&msg, Some(cid), e),
+            Err(e) => return self.invalid(&msg, Some(&view), e),
         };
         let switch_id = match located.target {
             Target::One(sw) => sw,
             target => {
-                let request_class = class.as_deref().unwrap_or_default().to_string();
-                return self.multi_switch(&msg, cid, request_class, text, target, located.span);
+                let request_class = class.unwrap_or_default().to_string();
+                return self.multi_switch(
+                    &msg,
+                    cid,
+                    request_class,
+                    view.text,
+                    target,
+                    located.span,
+                );
             }
         };
+        let requester = requester(&msg, Some(&view));
         if let Some(replay) = s.previous.command(cid) {
             let cid = cid.to_string();
-            return self.replayed(msg.clone(), &cid, switch_id, replay);
+            return self.replayed(msg.clone(), requester, &cid, switch_id, replay);
         }
         let Some(fl) = self.map.get(&switch_id) else {
             debug!(correlation_id = cid, switch = %switch_id, "no FL manages this switch");
             s.send_error(
-                msg.reply_to.as_deref(),
+                &requester,
                 cid,
-                Some(Bytes::from(switch_id.clone())),
+                Some(&switch_id),
                 ErrorType::NotFound,
                 "switch is not managed by any FL",
                 &format!(
@@ -174,6 +182,8 @@ impl Dispatcher {
         let fwd = Forward {
             correlation_id: cid.to_string(),
             switch_id,
+            requester: requester.clone(),
+            timeout: s.settings.timeouts.ack_for(class),
             msg: msg.clone(),
             multi: None,
         };
@@ -181,7 +191,7 @@ impl Dispatcher {
         if proxy.map(|p| p.tell(fwd)).is_none_or(|r| r.is_err()) {
             // Only possible while the system shuts down; answer rather than lose the command.
             s.send_error(
-                msg.reply_to.as_deref(),
+                &requester,
                 cid,
                 None,
                 ErrorType::NotFound,
@@ -194,7 +204,14 @@ impl Dispatcher {
 
     /// A command read again after a restart that a previous incarnation had dealt with: it
     /// gets the outcome it already had, never a different one (see `previous`).
-    fn replayed(&self, msg: Inbound, cid: &str, switch_id: String, replay: Replay) {
+    fn replayed(
+        &self,
+        msg: Inbound,
+        mut requester: Requester,
+        cid: &str,
+        switch_id: String,
+        replay: Replay,
+    ) {
         let s = &self.shared;
         match replay {
             Replay::AlreadyAnswered => {
@@ -218,13 +235,13 @@ impl Dispatcher {
                 reply_to,
                 at_ms,
             } => {
-                let mut msg = msg;
-                if msg.reply_to.is_none() {
-                    msg.reply_to = reply_to;
+                if requester.reply_to.is_none() {
+                    requester.reply_to = reply_to;
                 }
                 let adopt = Adopt {
                     correlation_id: cid.to_string(),
                     switch_id,
+                    requester,
                     msg,
                     forwarded_at_ms: at_ms,
                 };
@@ -237,16 +254,17 @@ impl Dispatcher {
 
     /// Bad input: kept on the dead-letter topic, and answered REQUEST_INVALID where someone
     /// is waiting (a reply-to header or a correlation id to answer to).
-    fn invalid(&self, msg: &Inbound, cid: Option<&str>, err: ProtocolError) {
+    fn invalid(&self, msg: &Inbound, view: Option<&MessageView<'_>>, err: ProtocolError) {
         let s = &self.shared;
         let reason = err.to_string();
+        let cid = view.and_then(MessageView::correlation);
         warn!(correlation_id = cid.unwrap_or("-"), reason = %reason, "invalid command");
         s.dead_letter(msg, Source::Commands, &reason);
         if msg.reply_to.is_some() || cid.is_some() {
             s.send_error(
-                msg.reply_to.as_deref(),
+                &requester(msg, view),
                 cid.unwrap_or(""),
-                msg.key.clone(),
+                None,
                 ErrorType::RequestInvalid,
                 "invalid command",
                 &reason,
@@ -427,6 +445,15 @@ impl Dispatcher {
             }
         }
         report
+    }
+}
+
+/// Who waits for this command's outcome, and how to answer them (see [`Requester`]).
+fn requester(msg: &Inbound, view: Option<&MessageView<'_>>) -> Requester {
+    Requester {
+        reply_to: msg.reply_to.clone(),
+        key: msg.key.clone(),
+        hub: view.and_then(HubRequest::of).map(Arc::new),
     }
 }
 

@@ -20,10 +20,10 @@ use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{Failure, MultiSwitchCommand, PartAnswer, PartFailed};
 use crate::outage_monitor::{Evidence, WriteErrors};
-use crate::outbox::{headers, Inbound, Outgoing};
+use crate::outbox::{Inbound, Outgoing};
 use crate::pending::{Blacklist, Expiry, PendingTable};
 use crate::previous::PriorAnswer;
-use crate::protocol::{self, ErrorType, Head};
+use crate::protocol::{self, ErrorType, MessageView, Requester};
 use crate::shared::{Shared, Source};
 use crate::switch_map::FlIndex;
 use crate::sync_session::{ChainItem, SyncSession};
@@ -34,6 +34,9 @@ use crate::sync_session::{ChainItem, SyncSession};
 pub struct Forward {
     pub correlation_id: String,
     pub switch_id: String,
+    pub requester: Requester,
+    /// The first-answer deadline for this command's class.
+    pub timeout: std::time::Duration,
     pub msg: Inbound,
     /// Set when this is one FL's part of a multi-switch command: results go there.
     pub multi: Option<Mailbox<MultiSwitchCommand>>,
@@ -46,6 +49,7 @@ pub struct Forward {
 pub struct Adopt {
     pub correlation_id: String,
     pub switch_id: String,
+    pub requester: Requester,
     pub msg: Inbound,
     pub forwarded_at_ms: u64,
 }
@@ -164,9 +168,9 @@ impl FlProxy {
                 return;
             }
             s.send_error(
-                f.msg.reply_to.as_deref(),
+                &f.requester,
                 &f.correlation_id,
-                Some(Bytes::from(f.switch_id.clone())),
+                Some(&f.switch_id),
                 ErrorType::NotFound,
                 "FL is offline",
                 &format!(
@@ -181,21 +185,21 @@ impl FlProxy {
         }
         self.pending.insert(
             &f.correlation_id,
-            f.msg.reply_to.clone(),
+            f.requester,
             f.switch_id.clone(),
             f.msg.ticket.clone(),
             f.multi,
             now,
-            s.settings.timeouts.ack,
+            f.timeout,
         );
-        // Bytes in = bytes out. The reply-to header travels along: the FL ignores it, and a
-        // restarted router reads it back to route answers to commands it forwarded before.
-        let mut out = Outgoing::new(self.read_topic.clone(), f.msg.payload)
-            .key(Bytes::from(f.switch_id))
+        // Bytes, key and headers in = bytes, key and headers out (OpenKilda's services match
+        // replies by key; the reply-to header lets a restarted router route the answer).
+        // Partitioned by switch so one switch's commands stay in order.
+        let out = Outgoing::new(self.read_topic.clone(), f.msg.payload)
+            .key_opt(f.msg.key)
+            .headers(f.msg.headers)
+            .partition_key(Bytes::from(f.switch_id))
             .ticket(&f.msg.ticket);
-        if let Some(r) = f.msg.reply_to {
-            out = out.header(headers::REPLY_TO, Bytes::from(r));
-        }
         s.outbox.send(out);
         Counters::inc(&s.counters.commands_forwarded);
     }
@@ -208,7 +212,7 @@ impl FlProxy {
         debug!(fl = %self.id, correlation_id = %a.correlation_id, left_ms = left, "command read again; pending again without a second forward");
         self.pending.insert(
             &a.correlation_id,
-            a.msg.reply_to.clone(),
+            a.requester,
             a.switch_id,
             a.msg.ticket.clone(),
             None,
@@ -230,16 +234,16 @@ impl FlProxy {
                 let _ = a.monitor.tell(Evidence { fl: self.index });
             }
         }
-        let head = match Head::parse(&msg.payload) {
-            Ok(h) => h,
+        let view = match MessageView::read(&msg.payload, &s.settings.protocol.envelope) {
+            Ok(v) => v,
             Err(e) => {
                 warn!(fl = %self.id, error = %e, "unreadable message from FL; dead-lettered");
                 s.dead_letter(&msg, Source::Fl(&self.id), &e.to_string());
                 return;
             }
         };
-        let cid = head.correlation();
-        let class = head.payload_class();
+        let cid = view.correlation();
+        let class = view.class();
         let classes = &s.settings.protocol.classes;
 
         if let Some(session) = cid.and_then(|c| self.sync_watch.get(c)) {
@@ -251,9 +255,8 @@ impl FlProxy {
                 return;
             }
         }
-        if class.as_deref() == Some(classes.alive_response.as_str()) {
-            let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
-            let failed = protocol::lookup(text, "/payload/failed_messages")
+        if class == Some(classes.alive_response.as_str()) {
+            let failed = protocol::lookup(view.text, "/payload/failed_messages")
                 .and_then(|v| v.get().parse::<u64>().ok())
                 .unwrap_or(0);
             if failed > 0 {
@@ -274,7 +277,7 @@ impl FlProxy {
                 return;
             }
         }
-        if class.as_deref() == Some(classes.fl_receive_ack.as_str()) {
+        if class == Some(classes.fl_receive_ack.as_str()) {
             Counters::inc(&c.acks_received);
             if let Some(cid) = cid {
                 if !self.pending.ack(cid, now, s.settings.timeouts.answer) {
@@ -283,7 +286,7 @@ impl FlProxy {
             }
             return;
         }
-        if let Some(class) = class.as_deref() {
+        if let Some(class) = class {
             if s.settings
                 .protocol
                 .switch_events
@@ -291,16 +294,13 @@ impl FlProxy {
                 .iter()
                 .any(|c| c == class)
             {
-                self.on_switch_event(&head, &msg);
+                self.on_switch_event(&view, &msg);
                 return;
             }
         }
-        let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
         let t = &s.settings.timeouts;
-        let answered = cid.and_then(|cid| {
-            self.pending
-                .answer(cid, head.chain_position(), now, t.ack, t.answer)
-        });
+        let chain = view.head.chain_position();
+        let answered = cid.and_then(|cid| self.pending.answer(cid, chain, now, t.ack, t.answer));
         if let Some(route) = answered {
             if let Some(m) = &route.multi {
                 let is_final = route.final_ticket.is_some();
@@ -328,13 +328,11 @@ impl FlProxy {
             }
             let topic = route
                 .reply_to
-                .unwrap_or_else(|| self.kind_topic(class.as_deref()).to_string());
-            let key = msg
-                .key
-                .clone()
-                .or_else(|| Some(Bytes::from(route.switch_id)));
+                .unwrap_or_else(|| self.kind_topic(class).to_string());
+            // Key and headers as the FL wrote them (the requester matches replies by key).
             let mut out = Outgoing::new(topic, msg.payload.clone())
-                .key_opt(key)
+                .key_opt(msg.key.clone())
+                .headers(msg.headers.clone())
                 .ticket(&msg.ticket);
             if let Some(t) = &route.final_ticket {
                 out = out.ticket(t);
@@ -345,16 +343,14 @@ impl FlProxy {
         }
         // An answer to a command the previous incarnation forwarded: to its reply-to, once.
         if let Some(cid) = cid {
-            let is_final = head
-                .chain_position()
-                .is_none_or(|(i, total)| total == 0 || i + 1 >= total);
+            let is_final = chain.is_none_or(|(i, total)| total == 0 || i + 1 >= total);
             match s.previous.answer(cid, is_final) {
                 Some(PriorAnswer::Route { reply_to }) => {
-                    let topic =
-                        reply_to.unwrap_or_else(|| self.kind_topic(class.as_deref()).to_string());
+                    let topic = reply_to.unwrap_or_else(|| self.kind_topic(class).to_string());
                     s.outbox.send(
                         Outgoing::new(topic, msg.payload.clone())
                             .key_opt(msg.key.clone())
+                            .headers(msg.headers.clone())
                             .ticket(&msg.ticket),
                     );
                     Counters::inc(&c.previous_answers_routed);
@@ -368,19 +364,12 @@ impl FlProxy {
                 None => {}
             }
         }
-        // Not an answer to anything we track: route by kind, keyed by switch where we can tell.
-        let key = msg.key.clone().or_else(|| {
-            protocol::switch_target(text, class.as_deref(), &s.settings.protocol)
-                .ok()
-                .and_then(|t| match t {
-                    protocol::Target::One(s) => Some(Bytes::from(s)),
-                    _ => None,
-                })
-        });
-        let topic = self.kind_topic(class.as_deref()).to_string();
+        // Not an answer to anything we track: route by kind, key and headers as they came.
+        let topic = self.kind_topic(class).to_string();
         s.outbox.send(
             Outgoing::new(topic, msg.payload.clone())
-                .key_opt(key)
+                .key_opt(msg.key.clone())
+                .headers(msg.headers.clone())
                 .ticket(&msg.ticket),
         );
         Counters::inc(&c.answers_routed);
@@ -388,21 +377,16 @@ impl FlProxy {
 
     fn kind_topic(&self, class: Option<&str>) -> &str {
         let t = &self.shared.settings.topics;
-        class
-            .and_then(|c| t.by_class.get(c))
+        crate::settings::by_class(&t.by_class, class)
             .map(String::as_str)
             .unwrap_or(&t.default_reply)
     }
 
-    fn on_switch_event(&mut self, head: &Head, msg: &Inbound) {
+    fn on_switch_event(&mut self, view: &MessageView<'_>, msg: &Inbound) {
         let s = &*self.shared;
-        let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
+        let text = view.text;
         let rules = &s.settings.protocol.switch_events;
-        let switch = match protocol::switch_target(
-            text,
-            head.payload_class().as_deref(),
-            &s.settings.protocol,
-        ) {
+        let switch = match protocol::switch_target(text, view.class(), &s.settings.protocol) {
             Ok(protocol::Target::One(sw)) => sw,
             _ => {
                 warn!(fl = %self.id, "switch event without a single valid switch id; dead-lettered");
@@ -432,10 +416,11 @@ impl FlProxy {
                 warn!(fl = %self.id, "dispatcher gone; switch event not applied to the map");
             }
         }
-        let key = Bytes::from(switch);
+        // Key and headers as the FL wrote them (Floodlight keys its switch events by switch).
         s.outbox.send(
             Outgoing::new(s.settings.topics.events.clone(), msg.payload.clone())
-                .key(key)
+                .key_opt(msg.key.clone())
+                .headers(msg.headers.clone())
                 .ticket(&msg.ticket),
         );
         Counters::inc(&s.counters.events_forwarded);
@@ -461,7 +446,7 @@ impl FlProxy {
                     &s.counters.ack_timeouts,
                     "FL did not answer in time",
                     "no ack or answer",
-                    t.ack,
+                    entry.timeout,
                 ),
                 Expiry::AnswerTimeout => (
                     Failure::NoAnswer,
@@ -481,9 +466,9 @@ impl FlProxy {
             }
             info!(fl = %self.id, correlation_id = %entry.correlation_id, switch = %entry.switch_id, "{message}");
             s.send_error(
-                entry.reply_to.as_deref(),
+                &entry.requester,
                 &entry.correlation_id,
-                Some(Bytes::from(entry.switch_id.clone())),
+                Some(&entry.switch_id),
                 ErrorType::OperationTimedOut,
                 message,
                 &format!(
@@ -519,9 +504,9 @@ impl FlProxy {
                 continue;
             }
             s.send_error(
-                e.reply_to.as_deref(),
+                &e.requester,
                 &e.correlation_id,
-                Some(Bytes::from(e.switch_id.clone())),
+                Some(&e.switch_id),
                 ErrorType::OperationTimedOut,
                 "FL went offline",
                 &format!("FL {} went offline before answering: {reason}", self.id),

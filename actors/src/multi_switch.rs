@@ -22,6 +22,7 @@ use crate::counters::Counters;
 use crate::fl_proxy::Forward;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::outbox::{Inbound, Outgoing, Ticket};
+use crate::protocol::Requester;
 use crate::protocol::{self, Head};
 use crate::shared::Shared;
 
@@ -239,6 +240,8 @@ impl Actor for MultiSwitchCommand {
             let forward = Forward {
                 correlation_id: self.correlation_id.clone(),
                 switch_id: p.part.switches.first().cloned().unwrap_or_default(),
+                requester: Requester::default(),
+                timeout: s.settings.timeouts.ack,
                 msg: Inbound::new(p.part.payload.clone()),
                 multi: Some(me.clone()),
             };

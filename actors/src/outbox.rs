@@ -8,6 +8,7 @@
 //! the command's final answer is out). That is the whole at-least-once contract in one type.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -56,6 +57,9 @@ impl fmt::Display for Origin {
     }
 }
 
+/// Kafka record headers, in order: the router's own names are static, passed-through ones owned.
+pub type Headers = Vec<(Cow<'static, str>, Bytes)>;
+
 /// One message read from Kafka, as the engine sees it.
 #[derive(Debug, Clone)]
 pub struct Inbound {
@@ -63,6 +67,8 @@ pub struct Inbound {
     /// Kafka's null value (a tombstone), not an empty one; `payload` is empty then.
     pub null_value: bool,
     pub key: Option<Bytes>,
+    /// Every header as it came (a forwarded message leaves with them).
+    pub headers: Headers,
     /// The `reply_to` header, when the sender set one.
     pub reply_to: Option<String>,
     pub ticket: Ticket,
@@ -75,13 +81,22 @@ impl Inbound {
             payload: payload.into(),
             null_value: false,
             key: None,
+            headers: Vec::new(),
             reply_to: None,
             ticket: Ticket::none(),
             origin: None,
         }
     }
+    /// Sets the `reply_to` header (and its parsed value).
     pub fn reply_to(mut self, topic: impl Into<String>) -> Self {
-        self.reply_to = Some(topic.into());
+        let topic = topic.into();
+        self.headers
+            .push((Cow::Borrowed(headers::REPLY_TO), Bytes::from(topic.clone())));
+        self.reply_to = Some(topic);
+        self
+    }
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
         self
     }
     pub fn ticket(mut self, ticket: Ticket) -> Self {
@@ -95,7 +110,11 @@ impl Inbound {
 pub struct Outgoing {
     pub topic: String,
     pub key: Option<Bytes>,
-    pub headers: Vec<(&'static str, Bytes)>,
+    /// Chooses the partition when the topic has several (the key does otherwise): a forwarded
+    /// command keeps the requester's key but is partitioned by its switch, so commands for one
+    /// switch stay in order.
+    pub partition_key: Option<Bytes>,
+    pub headers: Headers,
     pub payload: Bytes,
     /// Produce Kafka's null value (a tombstone) instead of `payload`.
     pub null_value: bool,
@@ -107,6 +126,7 @@ impl Outgoing {
         Self {
             topic: topic.into(),
             key: None,
+            partition_key: None,
             headers: Vec::new(),
             payload: payload.into(),
             null_value: false,
@@ -128,7 +148,16 @@ impl Outgoing {
         self
     }
     pub fn header(mut self, name: &'static str, value: impl Into<Bytes>) -> Self {
-        self.headers.push((name, value.into()));
+        self.headers.push((Cow::Borrowed(name), value.into()));
+        self
+    }
+    /// The headers of a message passed through, unchanged and in order.
+    pub fn headers(mut self, headers: Headers) -> Self {
+        self.headers = headers;
+        self
+    }
+    pub fn partition_key(mut self, key: impl Into<Bytes>) -> Self {
+        self.partition_key = Some(key.into());
         self
     }
     pub fn ticket(mut self, ticket: &Ticket) -> Self {

@@ -3,11 +3,13 @@
 //! survives a supervisor restart (actix keeps the actor value and restarts its context).
 //!
 //! Controllers reuse correlation ids (one operation, several switch commands), so an id maps to
-//! a queue of entries: an ack or answer settles the oldest one. Timeouts are constant, so
-//! deadlines are appended in order and expiry pops from the front: O(1) per command, no timer
-//! per command.
+//! a queue of entries: an ack or answer settles the oldest one. Deadlines differ by class
+//! (`timeouts.by_class`) and are re-armed by chunks, so they sit in a min-heap: O(log n) per
+//! command, no timer per command; a re-armed or settled entry leaves a stale heap row that
+//! expiry skips.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -15,6 +17,7 @@ use tokio::time::Instant;
 use crate::mailbox::Mailbox;
 use crate::multi_switch::MultiSwitchCommand;
 use crate::outbox::Ticket;
+use crate::protocol::Requester;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum State {
@@ -27,7 +30,7 @@ pub enum State {
 #[derive(Debug)]
 pub struct Entry {
     pub correlation_id: String,
-    pub reply_to: Option<String>,
+    pub requester: Requester,
     pub switch_id: String,
     /// Holds the command's offset until its final answer (or the router's error) is delivered.
     pub ticket: Ticket,
@@ -36,6 +39,8 @@ pub struct Entry {
     /// Set for one FL's part of a multi-switch command: answers and failures go there.
     pub multi: Option<Mailbox<MultiSwitchCommand>>,
     deadline: Instant,
+    /// The first-answer timeout this command was given (its class's, or `timeouts.ack`).
+    pub timeout: Duration,
     chain_seen: Option<HashSet<u64>>,
 }
 
@@ -62,8 +67,8 @@ pub struct PendingTable {
     next_seq: u64,
     entries: HashMap<u64, Entry>,
     by_cid: HashMap<String, VecDeque<u64>>,
-    ack_deadlines: VecDeque<(Instant, u64)>,
-    answer_deadlines: VecDeque<(Instant, u64)>,
+    ack_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    answer_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
 impl PendingTable {
@@ -87,7 +92,7 @@ impl PendingTable {
     pub fn insert(
         &mut self,
         correlation_id: &str,
-        reply_to: Option<String>,
+        requester: Requester,
         switch_id: String,
         ticket: Ticket,
         multi: Option<Mailbox<MultiSwitchCommand>>,
@@ -101,13 +106,14 @@ impl PendingTable {
             seq,
             Entry {
                 correlation_id: correlation_id.to_string(),
-                reply_to,
+                requester,
                 switch_id,
                 ticket,
                 state: State::AwaitingAck,
                 since: now,
                 multi,
                 deadline,
+                timeout: ack_timeout,
                 chain_seen: None,
             },
         );
@@ -115,7 +121,7 @@ impl PendingTable {
             .entry(correlation_id.to_string())
             .or_default()
             .push_back(seq);
-        self.ack_deadlines.push_back((deadline, seq));
+        self.ack_deadlines.push(Reverse((deadline, seq)));
     }
 
     /// Marks the oldest un-acked command with this id as acked. False when none was waiting.
@@ -132,7 +138,7 @@ impl PendingTable {
         if let Some(e) = self.entries.get_mut(&seq) {
             e.state = State::Acked;
             e.deadline = now + answer_timeout;
-            self.answer_deadlines.push_back((e.deadline, seq));
+            self.answer_deadlines.push(Reverse((e.deadline, seq)));
         }
         true
     }
@@ -160,16 +166,15 @@ impl PendingTable {
             }
         };
         if !is_final {
-            // Re-armed deadlines are the latest in their FIFO, so it stays sorted; the stale
-            // row is skipped by `expire`.
+            // The old heap row goes stale and is skipped by `expire`.
             let (queue, timeout) = match entry.state {
-                State::AwaitingAck => (&mut self.ack_deadlines, ack_timeout),
+                State::AwaitingAck => (&mut self.ack_deadlines, ack_timeout.max(entry.timeout)),
                 State::Acked => (&mut self.answer_deadlines, answer_timeout),
             };
             entry.deadline = now + timeout;
-            queue.push_back((entry.deadline, seq));
+            queue.push(Reverse((entry.deadline, seq)));
             return Some(AnswerRoute {
-                reply_to: entry.reply_to.clone(),
+                reply_to: entry.requester.reply_to.clone(),
                 switch_id: entry.switch_id.clone(),
                 final_ticket: None,
                 multi: entry.multi.clone(),
@@ -177,7 +182,7 @@ impl PendingTable {
         }
         let entry = self.remove(seq)?;
         Some(AnswerRoute {
-            reply_to: entry.reply_to,
+            reply_to: entry.requester.reply_to,
             switch_id: entry.switch_id,
             final_ticket: Some(entry.ticket),
             multi: entry.multi,
@@ -192,11 +197,11 @@ impl PendingTable {
             (&mut self.answer_deadlines, Expiry::AnswerTimeout),
         ] {
             let mut due = Vec::new();
-            while let Some(&(deadline, seq)) = queue.front() {
+            while let Some(&Reverse((deadline, seq))) = queue.peek() {
                 if deadline > now {
                     break;
                 }
-                queue.pop_front();
+                queue.pop();
                 due.push((deadline, seq));
             }
             for (deadline, seq) in due {
@@ -296,7 +301,10 @@ mod tests {
         for c in cids {
             t.insert(
                 c,
-                Some(format!("reply.{c}")),
+                Requester {
+                    reply_to: Some(format!("reply.{c}")),
+                    ..Requester::default()
+                },
                 "s".into(),
                 Ticket::none(),
                 None,
@@ -313,7 +321,10 @@ mod tests {
         let mut t = PendingTable::default();
         t.insert(
             "c",
-            Some("r1".into()),
+            Requester {
+                reply_to: Some("r1".into()),
+                ..Requester::default()
+            },
             "s1".into(),
             Ticket::none(),
             None,
@@ -322,7 +333,10 @@ mod tests {
         );
         t.insert(
             "c",
-            Some("r2".into()),
+            Requester {
+                reply_to: Some("r2".into()),
+                ..Requester::default()
+            },
             "s2".into(),
             Ticket::none(),
             None,

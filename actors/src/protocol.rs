@@ -14,7 +14,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use crate::settings::{Classes, ProtocolSettings};
+use crate::settings::{Classes, EnvelopeRules, ProtocolSettings};
 
 /// Why an input cannot be routed. The text goes into REQUEST_INVALID errors and dead-letter headers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +44,9 @@ pub struct Head<'a> {
     pub message_id: Option<Cow<'a, str>>,
     #[serde(default)]
     pub total_messages: Option<u64>,
+    /// The hub-and-spoke family's context (`correlation_id`, `create_time`).
+    #[serde(borrow, default)]
+    pub message_context: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +83,64 @@ impl<'a> Head<'a> {
             None => return None,
         };
         Some((index, total))
+    }
+}
+
+/// A message read once: its envelope fields and what the configured envelope rules find
+/// (correlation id and class in either envelope family). Borrows from the input bytes.
+pub struct MessageView<'a> {
+    pub text: &'a str,
+    pub head: Head<'a>,
+    /// `/correlation_id`, else `/message_context/correlation_id` (configurable); never empty.
+    pub correlation_id: Option<Cow<'a, str>>,
+    /// `/payload/clazz`, else `/clazz` (configurable): the class that decides what the message is.
+    pub class: Option<Cow<'a, str>>,
+}
+
+impl<'a> MessageView<'a> {
+    pub fn read(bytes: &'a [u8], rules: &EnvelopeRules) -> Result<Self, ProtocolError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| ProtocolError::Json(e.to_string()))?;
+        let head: Head<'a> =
+            serde_json::from_str(text).map_err(|e| ProtocolError::Json(e.to_string()))?;
+        let field = |p: &str| -> Option<Cow<'a, str>> {
+            match p {
+                "/correlation_id" => head.correlation_id.clone(),
+                "/clazz" => head.clazz.clone(),
+                "/payload/clazz" => head.payload_class(),
+                "/message_context/correlation_id" => {
+                    let raw = head.message_context?;
+                    lookup_str(raw.get(), "/correlation_id")
+                }
+                other => lookup_str(text, other),
+            }
+        };
+        let first = |pointers: &[String]| {
+            pointers
+                .iter()
+                .find_map(|p| field(p).filter(|v| !v.is_empty()))
+        };
+        let correlation_id = first(&rules.correlation_id);
+        let class = first(&rules.class);
+        Ok(Self {
+            text,
+            head,
+            correlation_id,
+            class,
+        })
+    }
+
+    pub fn correlation(&self) -> Option<&str> {
+        self.correlation_id.as_deref()
+    }
+
+    pub fn class(&self) -> Option<&str> {
+        self.class.as_deref()
+    }
+
+    /// True for the hub-and-spoke family (no `payload` wrapper; the class is the top-level
+    /// `clazz`): such a request is answered with a response of its own family.
+    pub fn is_hub_and_spoke(&self) -> bool {
+        self.head.payload.is_none() && self.head.message_context.is_some()
     }
 }
 
@@ -275,18 +336,43 @@ pub fn splice_switches(json: &str, span: &std::ops::Range<usize>, switches: &[St
     Bytes::from(out)
 }
 
-/// Normalises a switch id to lower-case colon hex, or says why it is not one.
+/// Normalises a switch id to lower-case colon hex (`00:00:b0:d2:f5:00:5a:b8`), or says why it
+/// is not one. Accepted: 8 bytes as hex pairs separated by colons or dashes, or 16 hex digits
+/// with no separator; any case. Only for lookup: the bytes of a message are never rewritten.
 pub fn normalise_switch_id(raw: &str) -> Result<String, ProtocolError> {
-    let s = raw.trim().to_ascii_lowercase();
-    let ok = s.len() == 23
-        && s.split(':').count() == 8
-        && s.split(':')
-            .all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()));
-    if ok {
-        Ok(s)
-    } else {
-        Err(ProtocolError::BadSwitchId(raw.to_string()))
+    let s = raw.trim();
+    let bad = || ProtocolError::BadSwitchId(raw.to_string());
+    let digits: Vec<u8> = match s.len() {
+        16 => s.bytes().collect(),
+        23 => {
+            let sep = s.as_bytes()[2];
+            if sep != b':' && sep != b'-' {
+                return Err(bad());
+            }
+            let mut d = Vec::with_capacity(16);
+            for (i, pair) in s.split(sep as char).enumerate() {
+                if i >= 8 || pair.len() != 2 {
+                    return Err(bad());
+                }
+                d.extend_from_slice(pair.as_bytes());
+            }
+            d
+        }
+        _ => return Err(bad()),
+    };
+    if digits.len() != 16 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return Err(bad());
     }
+    let mut out = String::with_capacity(23);
+    for (i, pair) in digits.chunks(2).enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        for c in pair {
+            out.push(c.to_ascii_lowercase() as char);
+        }
+    }
+    Ok(out)
 }
 
 /// Finds the switch id(s) of a message by the configured pointers (first pointer that hits wins).
@@ -341,6 +427,108 @@ struct ErrorData<'a> {
     message: &'a str,
     #[serde(rename = "error-description")]
     description: &'a str,
+}
+
+/// Who waits for a command's outcome and how the router answers them itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requester {
+    /// The `reply_to` header, when the sender set one.
+    pub reply_to: Option<String>,
+    /// The command's Kafka key: the router's own answer carries it (OpenKilda's services match
+    /// replies to requests by key); without one, the correlation id.
+    pub key: Option<Bytes>,
+    /// A hub-and-spoke request is answered with a response of its own family.
+    pub hub: Option<std::sync::Arc<HubRequest>>,
+}
+
+/// A hub-and-spoke request's own parts, kept to answer it in its family when the router has to
+/// answer it itself (raw JSON, copied byte for byte into the response).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubRequest {
+    pub class: String,
+    pub message_context: String,
+    pub command_id: Option<String>,
+    pub metadata: Option<String>,
+    /// `command_data[*].data.uuid` of a speaker-commands request.
+    pub command_uuids: Vec<String>,
+}
+
+impl HubRequest {
+    /// The parts of a hub-and-spoke request, or None for the message family.
+    pub fn of(view: &MessageView<'_>) -> Option<Self> {
+        if !view.is_hub_and_spoke() {
+            return None;
+        }
+        let raw = |p: &str| lookup(view.text, p).map(|v| v.get().to_string());
+        let command_uuids = lookup(view.text, "/command_data")
+            .and_then(|v| serde_json::from_str::<Vec<serde_json::Value>>(v.get()).ok())
+            .map(|cmds| {
+                cmds.iter()
+                    .filter_map(|c| c.pointer("/data/uuid")?.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Self {
+            class: view.class()?.to_string(),
+            message_context: view.head.message_context?.get().to_string(),
+            command_id: raw("/command_id"),
+            metadata: raw("/metadata"),
+            command_uuids,
+        })
+    }
+}
+
+/// The router's own answer to a hub-and-spoke request, in that family: a
+/// `SpeakerCommandResponse` (success false, every command failed) for a speaker-commands
+/// request, else a `FlowErrorResponse` whose `error_code` says why (`SWITCH_UNAVAILABLE` for
+/// NOT_FOUND, `OPERATION_TIMED_OUT`, `BAD_COMMAND` for REQUEST_INVALID). The request's
+/// `message_context` (so its correlation id), `command_id` and `metadata` are copied unchanged.
+pub fn hub_error(
+    classes: &Classes,
+    req: &HubRequest,
+    switch: Option<&str>,
+    error_type: ErrorType,
+    description: &str,
+) -> Bytes {
+    let text = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let switch = switch.map_or_else(|| "null".to_string(), text);
+    let command_id = req.command_id.as_deref().unwrap_or("null");
+    let mut out = String::with_capacity(256 + req.message_context.len());
+    if req.class.ends_with("SpeakerCommandsRequest") {
+        let failed: Vec<String> = req
+            .command_uuids
+            .iter()
+            .map(|u| format!("{}:{}", text(u), text(description)))
+            .collect();
+        out.push_str(&format!(
+            r#"{{"clazz":{},"message_context":{},"command_id":{command_id},"switch_id":{switch},"success":false,"failed_command_ids":{{{}}}}}"#,
+            text(&classes.hub_speaker_commands_error),
+            req.message_context,
+            failed.join(",")
+        ));
+    } else {
+        let code = match error_type {
+            ErrorType::NotFound => "SWITCH_UNAVAILABLE",
+            ErrorType::OperationTimedOut => "OPERATION_TIMED_OUT",
+            ErrorType::RequestInvalid => "BAD_COMMAND",
+        };
+        let create_time = lookup(&req.message_context, "/create_time")
+            .map(|v| v.get().to_string())
+            .unwrap_or_else(|| "0".into());
+        out.push_str(&format!(
+            r#"{{"clazz":{},"message_context":{},"command_id":{command_id},"switch_id":{switch},"#,
+            text(&classes.hub_flow_error),
+            req.message_context,
+        ));
+        if let Some(m) = &req.metadata {
+            out.push_str(&format!(r#""metadata":{m},"#));
+        }
+        out.push_str(&format!(
+            r#""error_code":"{code}","description":{},"request_create_time":{create_time},"execution_time":0}}"#,
+            text(description)
+        ));
+    }
+    Bytes::from(out)
 }
 
 /// An ErrorMessage the router originates (NOT_FOUND, OPERATION_TIMED_OUT, REQUEST_INVALID).
@@ -470,6 +658,53 @@ mod tests {
     }
 
     #[test]
+    fn switch_ids_normalise_from_colon_dash_or_plain_hex_in_any_case() {
+        for raw in [
+            "00:00:B0:d2:f5:00:5a:b8",
+            "00-00-b0-D2-f5-00-5a-b8",
+            "0000b0d2f5005aB8",
+            " 00:00:b0:d2:f5:00:5a:b8 ",
+        ] {
+            assert_eq!(
+                normalise_switch_id(raw).unwrap(),
+                "00:00:b0:d2:f5:00:5a:b8",
+                "{raw}"
+            );
+        }
+        for bad in [
+            "00:00:b0:d2:f5:00:5a",
+            "00:00-b0:d2:f5:00:5a:b8",
+            "0000b0d2f5005ab",
+            "zz:00:b0:d2:f5:00:5a:b8",
+            "00:00:b0:d2:f5:00:5a:b8:00",
+            "SW0000b0d2f5005ab8",
+        ] {
+            assert!(normalise_switch_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn both_envelope_families_give_correlation_id_and_class() {
+        let rules = EnvelopeRules::default();
+        let msg = br#"{"clazz":"org.openkilda.messaging.command.CommandMessage","correlation_id":"c1","payload":{"clazz":"P"}}"#;
+        let e = MessageView::read(msg, &rules).unwrap();
+        assert_eq!((e.correlation(), e.class()), (Some("c1"), Some("P")));
+        assert!(!e.is_hub_and_spoke());
+        let hs = br#"{"clazz":"org.openkilda.floodlight.api.request.IngressFlowSegmentInstallRequest","message_context":{"correlation_id":"5d6e : { switch-validate : 0a1b }","create_time":5},"endpoint":{"switch_id":"00:00:00:00:00:00:00:01"}}"#;
+        let e = MessageView::read(hs, &rules).unwrap();
+        assert_eq!(e.correlation(), Some("5d6e : { switch-validate : 0a1b }"));
+        assert_eq!(
+            e.class(),
+            Some("org.openkilda.floodlight.api.request.IngressFlowSegmentInstallRequest")
+        );
+        assert!(e.is_hub_and_spoke());
+        let none = br#"{"clazz":"X","correlation_id":"","payload":{}}"#;
+        let e = MessageView::read(none, &rules).unwrap();
+        assert_eq!(e.correlation(), None, "empty is absent");
+        assert_eq!(e.class(), Some("X"), "falls back to the top-level clazz");
+    }
+
+    #[test]
     fn head_rejects_malformed_json() {
         assert!(matches!(
             Head::parse(b"{not json"),
@@ -544,6 +779,56 @@ mod tests {
             locate_target("{}", Some("DumpAll"), &r2).unwrap().target,
             Target::All
         );
+    }
+
+    #[test]
+    fn a_hub_and_spoke_request_is_answered_in_its_family_with_its_context() {
+        let classes = Classes::default();
+        let rules = EnvelopeRules::default();
+        let req = br#"{"clazz":"org.openkilda.floodlight.api.request.IngressFlowSegmentInstallRequest","message_context":{"correlation_id":"c : {x}","create_time":42},"command_id":"9c1f","metadata":{"flow_id":"f1","cookie":-5},"endpoint":{"switch_id":"00:00:00:00:00:00:00:01"}}"#;
+        let view = MessageView::read(req, &rules).unwrap();
+        let hub = HubRequest::of(&view).unwrap();
+        let b = hub_error(
+            &classes,
+            &hub,
+            Some("00:00:00:00:00:00:00:01"),
+            ErrorType::NotFound,
+            "no FL",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(
+            v["clazz"],
+            "org.openkilda.floodlight.flow.response.FlowErrorResponse"
+        );
+        assert_eq!(v["message_context"]["correlation_id"], "c : {x}");
+        assert_eq!(v["command_id"], "9c1f");
+        assert_eq!(v["metadata"]["cookie"], -5);
+        assert_eq!(v["error_code"], "SWITCH_UNAVAILABLE");
+        assert_eq!(v["request_create_time"], 42);
+        assert_eq!(v["switch_id"], "00:00:00:00:00:00:00:01");
+
+        let req = br#"{"clazz":"org.openkilda.floodlight.api.request.rulemanager.InstallSpeakerCommandsRequest","message_context":{"correlation_id":"c2","create_time":1},"command_id":"77","switch_id":"00:00:00:00:00:00:00:02","command_data":[{"clazz":"x.FlowCommand","data":{"uuid":"u1"}},{"data":{"uuid":"u2"}}]}"#;
+        let view = MessageView::read(req, &rules).unwrap();
+        let hub = HubRequest::of(&view).unwrap();
+        assert_eq!(hub.command_uuids, ["u1", "u2"]);
+        let b = hub_error(
+            &classes,
+            &hub,
+            Some("00:00:00:00:00:00:00:02"),
+            ErrorType::OperationTimedOut,
+            "late",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(
+            v["clazz"],
+            "org.openkilda.floodlight.api.response.rulemanager.SpeakerCommandResponse"
+        );
+        assert_eq!(v["success"], false);
+        assert_eq!(v["failed_command_ids"]["u2"], "late");
+        assert_eq!(v["message_context"]["correlation_id"], "c2");
+        // The message family has no such parts.
+        let msg = br#"{"clazz":"C","correlation_id":"c","payload":{"clazz":"P"}}"#;
+        assert!(HubRequest::of(&MessageView::read(msg, &rules).unwrap()).is_none());
     }
 
     #[test]

@@ -107,18 +107,33 @@ pub struct Timeouts {
     /// An FL's sync chain must be complete this long after its SyncRequest.
     #[serde(with = "humantime_serde")]
     pub sync_chain: Duration,
+    /// The first-answer deadline (`ack`) per command class, for commands that take longer
+    /// (dumps of a big switch). Keys are class names or `*` patterns; the most specific wins.
+    pub by_class: BTreeMap<String, humantime_serde::Serde<Duration>>,
+}
+
+impl Timeouts {
+    /// The first-answer deadline of a command of this class.
+    pub fn ack_for(&self, class: Option<&str>) -> Duration {
+        by_class(&self.by_class, class).map_or(self.ack, |d| **d)
+    }
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
-            ack: Duration::from_secs(5),
+            // OpenKilda's Floodlight sends no receive-ack: its first answer stops this deadline,
+            // so it is the time to a full answer, not to an ack.
+            ack: Duration::from_secs(10),
             answer: Duration::from_secs(30),
             blacklist_ttl: Duration::from_secs(60),
             tick: Duration::from_millis(50),
             alive_interval: Duration::from_secs(2),
             alive_timeout: Duration::from_secs(10),
             sync_chain: Duration::from_secs(30),
+            // Empty, so a configured `ack` means what it says; the shipped profiles give
+            // OpenKilda's dumps longer (config.yaml, config/openkilda.yaml).
+            by_class: BTreeMap::new(),
         }
     }
 }
@@ -169,10 +184,32 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProtocolSettings {
+    pub envelope: EnvelopeRules,
     pub classes: Classes,
     pub switch_ids: SwitchIdRules,
     pub switch_events: SwitchEventRules,
     pub multi_switch: MultiSwitchRules,
+}
+
+/// Where the correlation id and the class are, in either envelope family: JSON pointers tried
+/// in order, the first non-empty string wins.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnvelopeRules {
+    pub correlation_id: Vec<String>,
+    pub class: Vec<String>,
+}
+
+impl Default for EnvelopeRules {
+    fn default() -> Self {
+        Self {
+            correlation_id: vec![
+                "/correlation_id".into(),
+                "/message_context/correlation_id".into(),
+            ],
+            class: vec!["/payload/clazz".into(), "/clazz".into()],
+        }
+    }
 }
 
 /// Which commands target several switches, and what their assembled result is called.
@@ -215,6 +252,10 @@ pub struct Classes {
     pub sync_summary: String,
     /// Payload class of one switch in an FL's sync chain (network dump).
     pub network_dump_switch: String,
+    /// The router's answer to a hub-and-spoke flow-segment (or other) request it cannot deliver.
+    pub hub_flow_error: String,
+    /// The router's answer to a `*SpeakerCommandsRequest` it cannot deliver.
+    pub hub_speaker_commands_error: String,
 }
 
 impl Default for Classes {
@@ -239,11 +280,17 @@ impl Default for Classes {
             fl_outage_notification: s("org.openkilda.messaging.info.event.FlOutageNotification"),
             sync_summary: s("org.openkilda.messaging.info.event.SyncSessionSummary"),
             network_dump_switch: s("org.openkilda.messaging.info.discovery.NetworkDumpSwitchData"),
+            hub_flow_error: s("org.openkilda.floodlight.flow.response.FlowErrorResponse"),
+            hub_speaker_commands_error: s(
+                "org.openkilda.floodlight.api.response.rulemanager.SpeakerCommandResponse",
+            ),
         }
     }
 }
 
-/// Where switch ids are found: JSON pointers tried in order, per payload class, else the defaults.
+/// Where the target switch id is: JSON pointers tried in order, per class, else the generic
+/// fallback. A class key may hold `*` wildcards (`org.openkilda.floodlight.api.request.Transit*`);
+/// an exact key wins, then the most specific pattern (most literal characters).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SwitchIdRules {
@@ -251,23 +298,137 @@ pub struct SwitchIdRules {
     pub by_class: BTreeMap<String, Vec<String>>,
 }
 
+/// OpenKilda's classes and where each keeps the switch it targets (shared/OPENKILDA.md).
+fn openkilda_switch_rules() -> BTreeMap<String, Vec<String>> {
+    let mut m = BTreeMap::new();
+    let mut put = |classes: &[&str], pointers: &[&str]| {
+        for c in classes {
+            m.insert(
+                c.to_string(),
+                pointers.iter().map(|p| p.to_string()).collect(),
+            );
+        }
+    };
+    put(
+        &[
+            "org.openkilda.messaging.command.discovery.DiscoverIslCommandData",
+            "org.openkilda.messaging.command.switches.DumpRulesRequest",
+            "org.openkilda.messaging.command.switches.DumpMetersRequest",
+            "org.openkilda.messaging.command.flow.DeleteMeterRequest",
+            "org.openkilda.messaging.command.switches.PortConfigurationRequest",
+            "org.openkilda.messaging.command.switches.DumpSwitchPortsDescriptionRequest",
+            "org.openkilda.messaging.command.switches.DumpPortDescriptionRequest",
+            "org.openkilda.messaging.command.flow.MeterModifyCommandRequest",
+            "org.openkilda.messaging.command.switches.SwitchRulesDeleteRequest",
+            "org.openkilda.messaging.command.switches.Dump*ForSwitchManagerRequest",
+            "org.openkilda.messaging.command.switches.Dump*ForFlowHsRequest",
+        ],
+        &["/payload/switch_id"],
+    );
+    put(
+        &[
+            "org.openkilda.messaging.floodlight.request.SetupBfdSession",
+            "org.openkilda.messaging.floodlight.request.RemoveBfdSession",
+        ],
+        &["/payload/bfd-session/target/datapath"],
+    );
+    put(
+        &["org.openkilda.messaging.floodlight.request.PingRequest"],
+        &["/payload/ping/source/switch-id"],
+    );
+    // Flow segments: ingress, egress, one-switch, loops and mirrors keep the target in their
+    // endpoint; transit segments have it top-level.
+    put(
+        &["org.openkilda.floodlight.api.request.*"],
+        &["/endpoint/switch_id"],
+    );
+    put(
+        &["org.openkilda.floodlight.api.request.Transit*"],
+        &["/switch_id"],
+    );
+    put(
+        &["org.openkilda.floodlight.api.request.rulemanager.*SpeakerCommandsRequest"],
+        &["/switch_id"],
+    );
+    put(
+        &["org.openkilda.messaging.command.BroadcastWrapper"],
+        &["/payload/scope"],
+    );
+    // From the speaker.
+    put(
+        &["org.openkilda.messaging.info.discovery.NetworkDumpSwitchData"],
+        &["/payload/switch_record/datapath"],
+    );
+    put(
+        &["org.openkilda.messaging.info.event.IslInfoData"],
+        &["/payload/destination/switch_id"],
+    );
+    put(
+        &["org.openkilda.messaging.info.event.IslOneWayLatency"],
+        &["/payload/dst_switch_id"],
+    );
+    put(
+        &[
+            "org.openkilda.floodlight.api.response.*",
+            "org.openkilda.floodlight.flow.response.*",
+        ],
+        &["/switch_id"],
+    );
+    m
+}
+
 impl Default for SwitchIdRules {
     fn default() -> Self {
         Self {
+            // For classes not listed: the places OpenKilda's messages keep a target switch.
             default: vec![
                 "/payload/switch_id".into(),
+                "/switch_id".into(),
+                "/endpoint/switch_id".into(),
                 "/payload/switch_record/datapath".into(),
                 "/payload/scope".into(),
             ],
-            by_class: BTreeMap::new(),
+            by_class: openkilda_switch_rules(),
         }
     }
 }
 
+/// Whether `class` matches `pattern` (`*` matches any run of characters).
+pub fn class_matches(pattern: &str, class: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = class.strip_prefix(first) else {
+        return false;
+    };
+    let tail: Vec<&str> = parts.collect();
+    let Some((last, middle)) = tail.split_last() else {
+        return rest.is_empty();
+    };
+    for m in middle {
+        match rest.find(m) {
+            Some(i) => rest = &rest[i + m.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
+/// The value for `class` in a map keyed by class names or `*` patterns: an exact key first,
+/// then the most specific pattern (most literal characters).
+pub fn by_class<'m, V>(map: &'m BTreeMap<String, V>, class: Option<&str>) -> Option<&'m V> {
+    let class = class?;
+    if let Some(v) = map.get(class) {
+        return Some(v);
+    }
+    map.iter()
+        .filter(|(k, _)| k.contains('*') && class_matches(k, class))
+        .max_by_key(|(k, _)| k.len() - k.matches('*').count())
+        .map(|(_, v)| v)
+}
+
 impl SwitchIdRules {
-    pub fn pointers_for(&self, payload_class: Option<&str>) -> &[String] {
-        payload_class
-            .and_then(|c| self.by_class.get(c))
+    pub fn pointers_for(&self, class: Option<&str>) -> &[String] {
+        by_class(&self.by_class, class)
             .map(Vec::as_slice)
             .unwrap_or(&self.default)
     }
@@ -420,6 +581,14 @@ impl Settings {
                 push(Err(SettingError::new(key, "must be greater than zero")));
             }
         }
+        for (class, d) in &to.by_class {
+            if d.is_zero() {
+                push(Err(SettingError::new(
+                    format!("timeouts.by_class.{class}"),
+                    "must be greater than zero",
+                )));
+            }
+        }
         if to.tick > to.ack {
             push(Err(SettingError::new(
                 "timeouts.tick",
@@ -465,5 +634,49 @@ impl Settings {
             &self.protocol.switch_events.state_pointer,
         ));
         errs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_patterns_match_with_wildcards() {
+        assert!(class_matches("a.b.*", "a.b.C"));
+        assert!(class_matches("a.*Request", "a.b.DumpRequest"));
+        assert!(class_matches("a.Dump*ForX*", "a.DumpRulesForXRequest"));
+        assert!(!class_matches("a.b.*", "a.c.D"));
+        assert!(!class_matches("a.*Request", "a.b.Response"));
+        assert!(class_matches("exact", "exact"));
+        assert!(!class_matches("exact", "exactly"));
+    }
+
+    #[test]
+    fn the_most_specific_rule_decides_the_target_pointer() {
+        let r = SwitchIdRules::default();
+        let req = "org.openkilda.floodlight.api.request.";
+        assert_eq!(
+            r.pointers_for(Some(&format!("{req}TransitFlowSegmentInstallRequest"))),
+            ["/switch_id"]
+        );
+        assert_eq!(
+            r.pointers_for(Some(&format!("{req}IngressFlowSegmentInstallRequest"))),
+            ["/endpoint/switch_id"]
+        );
+        assert_eq!(
+            r.pointers_for(Some(&format!(
+                "{req}rulemanager.InstallSpeakerCommandsRequest"
+            ))),
+            ["/switch_id"]
+        );
+        assert_eq!(
+            r.pointers_for(Some(
+                "org.openkilda.messaging.command.switches.DumpRulesForSwitchManagerRequest"
+            )),
+            ["/payload/switch_id"]
+        );
+        assert_eq!(r.pointers_for(Some("com.example.Unknown")), r.default);
+        assert_eq!(r.pointers_for(None), r.default);
     }
 }

@@ -13,7 +13,7 @@ use crate::mailbox::{Mailbox, MailboxRegistry};
 use crate::outage_monitor::OutageMonitor;
 use crate::outbox::{headers, Inbound, Outbox, Outgoing, Ticket};
 use crate::previous::Previous;
-use crate::protocol::{self, ErrorType};
+use crate::protocol::{self, ErrorType, Requester};
 use crate::settings::Settings;
 use crate::supervisor::Supervisor;
 
@@ -86,31 +86,37 @@ impl Shared {
         reply_to.unwrap_or(&self.settings.topics.default_reply)
     }
 
-    /// Sends an ErrorMessage for a command and counts it by type.
+    /// Answers a command with the router's own error (an ErrorMessage, or a response of the
+    /// request's hub-and-spoke family) and counts it by type. Keyed by the command's key, else
+    /// its correlation id.
     #[allow(clippy::too_many_arguments)]
     pub fn send_error(
         &self,
-        reply_to: Option<&str>,
+        to: &Requester,
         correlation_id: &str,
-        key: Option<Bytes>,
+        switch: Option<&str>,
         error_type: ErrorType,
         message: &str,
         description: &str,
         tickets: &[&Ticket],
     ) {
+        let reply_to = to.reply_to.as_deref();
+        let key = to.key.clone().or_else(|| {
+            (!correlation_id.is_empty()).then(|| Bytes::from(correlation_id.to_string()))
+        });
         let c = &self.counters;
         Counters::inc(match error_type {
             ErrorType::NotFound => &c.errors_not_found,
             ErrorType::OperationTimedOut => &c.errors_timed_out,
             ErrorType::RequestInvalid => &c.errors_invalid,
         });
-        let body = protocol::error_message(
-            &self.settings.protocol.classes,
-            correlation_id,
-            error_type,
-            message,
-            description,
-        );
+        let classes = &self.settings.protocol.classes;
+        let body = match &to.hub {
+            Some(hub) => protocol::hub_error(classes, hub, switch, error_type, description),
+            None => {
+                protocol::error_message(classes, correlation_id, error_type, message, description)
+            }
+        };
         let topic = self.reply_topic(reply_to);
         if !correlation_id.is_empty() {
             // Journaled with the same tickets: a command read again after a crash is answered

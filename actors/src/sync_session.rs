@@ -26,7 +26,7 @@ use crate::dispatcher::{NotifyUnmanaged, SwitchEvent, SyncComplete, Via};
 use crate::fl_proxy::{UnwatchSync, WatchSync};
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::outbox::{Inbound, Outgoing, Ticket};
-use crate::protocol::{self, Head, Target};
+use crate::protocol::{self, Head, MessageView, Target};
 use crate::shared::Shared;
 use crate::supervisor::SyncTrigger;
 
@@ -140,15 +140,14 @@ impl SyncSession {
 
     fn on_item(&mut self, fl: usize, msg: Inbound, ctx: &mut Context<Self>) {
         let s = self.shared.clone();
-        let head = Head::parse(&msg.payload).ok();
-        let text = std::str::from_utf8(&msg.payload).unwrap_or_default();
-        let switch = head.as_ref().and_then(|h| {
-            match protocol::switch_target(text, h.payload_class().as_deref(), &s.settings.protocol)
-            {
+        let view = MessageView::read(&msg.payload, &s.settings.protocol.envelope).ok();
+        let switch = view.as_ref().and_then(|v| {
+            match protocol::switch_target(v.text, v.class(), &s.settings.protocol) {
                 Ok(Target::One(sw)) => Some(sw),
                 _ => None,
             }
         });
+        let head = view.map(|v| v.head);
         // Proxied at once and unmodified, whatever the state of the chain.
         let key = switch.clone().unwrap_or_else(|| s.fl_id(fl).to_string());
         s.outbox.send(

@@ -73,7 +73,8 @@ fn switch_up(sw: &str) -> Vec<u8> {
 fn chain(cid: &str, index: u64, total: u64, sw: Option<&str>) -> Vec<u8> {
     let payload = match sw {
         Some(sw) => {
-            json!({"clazz": classes().network_dump_switch, "switch_id": sw, "state": "ACTIVATED"})
+            // OpenKilda's shape: the switch at switch_record.datapath, an RW connection.
+            json!({"clazz": classes().network_dump_switch, "switch_record": {"datapath": sw}, "write_mode": true})
         }
         None => Value::Null,
     };

@@ -99,13 +99,13 @@ async fn switch_event_maps_switch_and_is_forwarded_unchanged() {
     let (engine, mut rec) = start();
     let raw = switch_event(SW1, "ACTIVATED");
     engine
-        .fl_output("a", Inbound::new(raw.clone()))
+        .fl_output("a", Inbound::new(raw.clone()).key(SW1))
         .await
         .unwrap();
     let ev = rec.next_within(WAIT).await;
     assert_eq!(ev.topic, "kilda.topo.disco.storm");
     assert_eq!(ev.payload.as_ref(), raw.as_slice(), "bytes in = bytes out");
-    assert_eq!(ev.key.as_deref(), Some(SW1.as_bytes()));
+    assert_eq!(ev.key.as_deref(), Some(SW1.as_bytes()), "the FL's key kept");
     assert_eq!(
         engine.lookup_switch(SW1).await.unwrap().as_deref(),
         Some("a")
@@ -145,7 +145,7 @@ async fn command_is_forwarded_byte_for_byte_to_the_owning_fl() {
     connect(&engine, &mut rec, "b", SW2).await;
     let raw = command("c1", SW2);
     engine
-        .command(Inbound::new(raw.clone()).reply_to("my.reply"))
+        .command(Inbound::new(raw.clone()).reply_to("my.reply").key("c1"))
         .await
         .unwrap();
     let out = rec.next_within(WAIT).await;
@@ -153,8 +153,13 @@ async fn command_is_forwarded_byte_for_byte_to_the_owning_fl() {
     assert_eq!(out.payload.as_ref(), raw.as_slice());
     assert_eq!(
         out.key.as_deref(),
+        Some(&b"c1"[..]),
+        "the requester's key kept (OpenKilda matches replies by it)"
+    );
+    assert_eq!(
+        out.partition_key.as_deref(),
         Some(SW2.as_bytes()),
-        "keyed by switch id"
+        "partitioned by switch, so one switch's commands stay in order"
     );
     assert_eq!(
         header(&out, headers::REPLY_TO),
@@ -232,7 +237,7 @@ async fn answer_goes_to_stored_reply_to_and_ack_is_consumed() {
         .unwrap();
     let raw = answer("c5", "org.example.DumpRulesResponse");
     engine
-        .fl_output("a", Inbound::new(raw.clone()))
+        .fl_output("a", Inbound::new(raw.clone()).key("c5"))
         .await
         .unwrap();
     let out = rec.next_within(WAIT).await;
@@ -241,7 +246,7 @@ async fn answer_goes_to_stored_reply_to_and_ack_is_consumed() {
         "the ack produced nothing; the answer went to reply-to"
     );
     assert_eq!(out.payload.as_ref(), raw.as_slice());
-    assert_eq!(out.key.as_deref(), Some(SW1.as_bytes()));
+    assert_eq!(out.key.as_deref(), Some(&b"c5"[..]), "the FL's key kept");
     assert_eq!(
         engine
             .counters()

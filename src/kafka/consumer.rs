@@ -231,13 +231,17 @@ pub async fn run_loop(mut p: LoopParams) {
             m = p.consumer.recv(), if reading && !throttled => match m {
                 Ok(m) => {
                     let ticket = p.tracker.track(m.topic(), m.partition(), m.offset());
-                    let reply_to = m.headers().and_then(|h| {
-                        h.iter()
-                            .find(|h| h.key == headers::REPLY_TO)
-                            .and_then(|h| h.value)
-                            .and_then(|v| std::str::from_utf8(v).ok())
-                            .map(str::to_string)
-                    });
+                    let mut hdrs = Vec::new();
+                    let mut reply_to = None;
+                    if let Some(h) = m.headers() {
+                        for h in h.iter() {
+                            let value = Bytes::copy_from_slice(h.value.unwrap_or_default());
+                            if h.key == headers::REPLY_TO {
+                                reply_to = std::str::from_utf8(&value).ok().map(str::to_string);
+                            }
+                            hdrs.push((std::borrow::Cow::Owned(h.key.to_string()), value));
+                        }
+                    }
                     let topic_name = match topic_names.get(m.topic()) {
                         Some(t) => t.clone(),
                         None => {
@@ -250,6 +254,7 @@ pub async fn run_loop(mut p: LoopParams) {
                         payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
                         null_value: m.payload().is_none(),
                         key: m.key().map(Bytes::copy_from_slice),
+                        headers: hdrs,
                         reply_to,
                         ticket,
                         origin: Some(Origin {

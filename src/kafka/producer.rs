@@ -145,6 +145,8 @@ pub struct KafkaOutbox {
     /// Messages waiting for room in librdkafka's queue, in order.
     overflow: Mutex<VecDeque<InFlight>>,
     room: Notify,
+    /// Partition counts of topics whose messages carry a partition key.
+    partitions: std::sync::RwLock<std::collections::HashMap<String, i32>>,
 }
 
 impl KafkaOutbox {
@@ -171,6 +173,7 @@ impl KafkaOutbox {
             paused: Mutex::new(None),
             overflow: Mutex::new(VecDeque::new()),
             room: Notify::new(),
+            partitions: Default::default(),
         });
         tokio::spawn(drain_overflow(Arc::downgrade(&outbox)));
         tokio::spawn(retry_loop(
@@ -213,7 +216,7 @@ impl KafkaOutbox {
                 OwnedHeaders::new_with_capacity(record.delivery_opaque.out.headers.len());
             for (name, value) in &record.delivery_opaque.out.headers {
                 hdrs = hdrs.insert(Header {
-                    key: name,
+                    key: name.as_ref(),
                     value: Some(value.as_ref()),
                 });
             }
@@ -221,6 +224,9 @@ impl KafkaOutbox {
         }
         if let Some(k) = key.as_deref() {
             record = record.key(k);
+        }
+        if let Some(p) = self.partition_for(&record.delivery_opaque.out) {
+            record = record.partition(p);
         }
         match self.producer.send(record) {
             Ok(()) => None,
@@ -236,6 +242,28 @@ impl KafkaOutbox {
                 None
             }
         }
+    }
+
+    /// Records how many partitions `topic` has, so messages with a partition key spread over
+    /// them by that key (commands by switch) rather than by their Kafka key.
+    pub fn set_partitions(&self, topic: &str, partitions: i32) {
+        if let Ok(mut m) = self.partitions.write() {
+            m.insert(topic.to_string(), partitions);
+        }
+    }
+
+    /// The partition for a message with a partition key on a topic of several partitions:
+    /// a stable hash of the key (FNV-1a), so one switch always maps to one partition.
+    fn partition_for(&self, out: &Outgoing) -> Option<i32> {
+        use std::hash::Hasher;
+        let key = out.partition_key.as_ref()?;
+        let n = *self.partitions.read().ok()?.get(&out.topic)?;
+        if n <= 1 {
+            return None;
+        }
+        let mut h = fnv::FnvHasher::default();
+        h.write(key);
+        Some((h.finish() % n as u64) as i32)
     }
 
     /// Holds every message (in order) until [`KafkaOutbox::resume`]: a stalled producer, for
@@ -381,8 +409,10 @@ fn reduce(mut inflight: InFlight) -> Result<InFlight, InFlight> {
     out.payload = out.payload.slice(..keep);
     out.headers
         .retain(|(n, _)| *n != headers::DEAD_LETTER_REDUCED);
-    out.headers
-        .push((headers::DEAD_LETTER_REDUCED, Bytes::from(keep.to_string())));
+    out.headers.push((
+        std::borrow::Cow::Borrowed(headers::DEAD_LETTER_REDUCED),
+        Bytes::from(keep.to_string()),
+    ));
     inflight.attempt = 0;
     Ok(inflight)
 }

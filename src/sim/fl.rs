@@ -245,7 +245,7 @@ impl SimFl {
                 key: s.clone(),
                 payload: msg(
                     i,
-                    json!({"clazz": c.network_dump_switch, "switch_id": s, "state": "ACTIVATED"}),
+                    json!({"clazz": c.network_dump_switch, "switch_record": {"datapath": s}, "write_mode": true}),
                 ),
             })
             .collect()
