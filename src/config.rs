@@ -353,6 +353,19 @@ mod tests {
     }
 
     #[test]
+    fn shipped_openkilda_profile_is_valid_with_its_17_lanes() {
+        let c = parse(include_str!("../config/openkilda.yaml")).unwrap();
+        let t = &c.topics;
+        assert_eq!(t.command_lanes().len(), 6);
+        assert_eq!(t.output_lanes().len(), 11);
+        assert_eq!(t.control_topic("1.stats"), "kilda.speaker.disco_1.stats");
+        assert!(t
+            .fl_write_topics("1")
+            .contains(&"kilda.speaker.flowhs.priv.region_1".to_string()));
+        assert_eq!(c.timeouts.alive_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
     fn effective_config_round_trips() {
         let c = parse(MIN).unwrap();
         let again = parse(&c.to_yaml()).unwrap();

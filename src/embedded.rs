@@ -62,7 +62,7 @@ pub fn run(
             .map_err(|_| anyhow::anyhow!("the router did not become ready within 30s"))??;
         let load = LoadRun::start(
             client,
-            config.topics.commands[0].clone(),
+            config.topics.command_topics()[0].clone(),
             sim.switches(),
             config.load.clone(),
             settings.protocol.classes.clone(),

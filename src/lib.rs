@@ -63,7 +63,7 @@ pub async fn run_with(
         };
         let run = load::LoadRun::start(
             client,
-            config.topics.commands[0].clone(),
+            config.topics.command_topics()[0].clone(),
             switches,
             config.load.clone(),
             config.protocol.classes.clone(),

@@ -165,7 +165,7 @@ fn run_load(
         kafka::topics::ensure(&config, &kafka::base_config(&config.kafka), &reply).await?;
         let run = load::LoadRun::start(
             kafka::base_config(&config.kafka),
-            config.topics.commands[0].clone(),
+            config.topics.command_topics()[0].clone(),
             switches,
             config.load.clone(),
             config.protocol.classes.clone(),

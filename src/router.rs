@@ -63,7 +63,7 @@ impl Router {
         let write_topics: Vec<String> = config
             .fls
             .iter()
-            .map(|f| config.topics.fl_write_topic(&f.id))
+            .flat_map(|f| config.topics.fl_write_topics(&f.id))
             .collect();
         let cmd_tracker = OffsetTracker::new();
         let fl_tracker = OffsetTracker::new();
@@ -72,7 +72,7 @@ impl Router {
         let cmd_consumer = Arc::new(consumer::create(
             &kafka::consumer_config(k, &k.group_id, Some(&instance)),
             "commands",
-            &config.topics.commands,
+            &config.topics.command_topics(),
             cmd_tracker.clone(),
             Some(kafka_stats.clone()),
         )?);
@@ -112,7 +112,7 @@ impl Router {
             fl_topics: config
                 .fls
                 .iter()
-                .map(|f| (f.id.clone(), config.topics.fl_write_topic(&f.id)))
+                .map(|f| (f.id.clone(), config.topics.fl_write_topics(&f.id)))
                 .collect(),
             catch_up_timeout: k.catch_up_timeout,
             caught_up: caught_up_tx,
@@ -223,7 +223,7 @@ async fn count_partitions(config: &Config, outbox: &Arc<KafkaOutbox>) {
     let topics: Vec<String> = config
         .fls
         .iter()
-        .map(|f| config.topics.fl_read_topic(&f.id))
+        .flat_map(|f| config.topics.fl_read_topics(&f.id))
         .collect();
     let counted = tokio::task::spawn_blocking(move || {
         let reader = kafka::table::reader(&client)?;

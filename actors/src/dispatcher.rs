@@ -4,6 +4,7 @@
 //! One actor owns the map so that the command path needs no lock; it does little per command
 //! (parse the envelope, one pointer lookup, one hash lookup), the proxies do the rest.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -96,15 +97,35 @@ pub struct Dispatcher {
     shared: Arc<Shared>,
     stats: Arc<MailboxStats>,
     map: SwitchMap,
+    /// Command topic → its lane (the FL topic template a command from it goes to).
+    lanes: HashMap<String, usize>,
 }
 
 impl Dispatcher {
     pub fn new(shared: Arc<Shared>, stats: Arc<MailboxStats>) -> Self {
+        let lanes = shared
+            .settings
+            .topics
+            .command_topics()
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (t, i))
+            .collect();
         Self {
             shared,
             stats,
             map: SwitchMap::default(),
+            lanes,
         }
+    }
+
+    /// The lane of the topic a command was read from (the first lane when unknown).
+    fn lane_of(&self, msg: &Inbound) -> usize {
+        msg.origin
+            .as_ref()
+            .and_then(|o| self.lanes.get(o.topic.as_ref()))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn command(&mut self, msg: Inbound) {
@@ -184,6 +205,7 @@ impl Dispatcher {
             switch_id,
             requester: requester.clone(),
             timeout: s.settings.timeouts.ack_for(class),
+            lane: self.lane_of(&msg),
             msg: msg.clone(),
             multi: None,
         };
@@ -371,6 +393,7 @@ impl Dispatcher {
                 fl,
                 switches,
                 payload,
+                lane: self.lane_of(msg),
             });
         }
         let stats = MailboxStats::new("multi_switch", cid, multi_switch::MAILBOX_CAPACITY);

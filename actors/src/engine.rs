@@ -80,7 +80,9 @@ impl Engine {
         let mut write_topics = HashMap::new();
         for (fl, mbox) in shared.settings.fls.iter().zip(&list) {
             proxies.insert(fl.id.clone(), mbox.clone());
-            write_topics.insert(shared.settings.topics.fl_write_topic(&fl.id), fl.id.clone());
+            for topic in shared.settings.topics.fl_write_topics(&fl.id) {
+                write_topics.insert(topic, fl.id.clone());
+            }
         }
         shared.set_actors(Actors {
             dispatcher: dispatcher.clone(),

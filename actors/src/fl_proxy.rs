@@ -37,6 +37,8 @@ pub struct Forward {
     pub requester: Requester,
     /// The first-answer deadline for this command's class.
     pub timeout: std::time::Duration,
+    /// The command lane it came on: it goes to this FL's topic of that lane.
+    pub lane: usize,
     pub msg: Inbound,
     /// Set when this is one FL's part of a multi-switch command: results go there.
     pub multi: Option<Mailbox<MultiSwitchCommand>>,
@@ -121,7 +123,10 @@ pub const MAILBOX_CAPACITY: usize = 1024;
 pub struct FlProxy {
     index: FlIndex,
     id: String,
-    read_topic: String,
+    /// This FL's read topic per command lane.
+    read_topics: Vec<String>,
+    /// This FL's write topic → (output lane's controller-side topic, if it has one).
+    lane_outputs: HashMap<String, Option<String>>,
     shared: Arc<Shared>,
     dispatcher: Mailbox<Dispatcher>,
     stats: Arc<MailboxStats>,
@@ -141,11 +146,18 @@ impl FlProxy {
         stats: Arc<MailboxStats>,
     ) -> Self {
         let id = shared.settings.fls[index].id.clone();
-        let read_topic = shared.settings.topics.fl_read_topic(&id);
+        let t = &shared.settings.topics;
+        let read_topics = t.fl_read_topics(&id);
+        let lane_outputs = t
+            .fl_write_topics(&id)
+            .into_iter()
+            .zip(t.output_lanes().into_iter().map(|l| l.to))
+            .collect();
         Self {
             index,
             id,
-            read_topic,
+            read_topics,
+            lane_outputs,
             shared,
             dispatcher,
             stats,
@@ -195,7 +207,13 @@ impl FlProxy {
         // Bytes, key and headers in = bytes, key and headers out (OpenKilda's services match
         // replies by key; the reply-to header lets a restarted router route the answer).
         // Partitioned by switch so one switch's commands stay in order.
-        let out = Outgoing::new(self.read_topic.clone(), f.msg.payload)
+        let topic = self
+            .read_topics
+            .get(f.lane)
+            .or(self.read_topics.first())
+            .cloned()
+            .unwrap_or_default();
+        let out = Outgoing::new(topic, f.msg.payload)
             .key_opt(f.msg.key)
             .headers(f.msg.headers)
             .partition_key(Bytes::from(f.switch_id))
@@ -245,6 +263,8 @@ impl FlProxy {
         let cid = view.correlation();
         let class = view.class();
         let classes = &s.settings.protocol.classes;
+        let lane_to = self.lane_to(&msg);
+        let lane_to = lane_to.as_deref();
 
         if let Some(session) = cid.and_then(|c| self.sync_watch.get(c)) {
             let item = ChainItem {
@@ -294,7 +314,7 @@ impl FlProxy {
                 .iter()
                 .any(|c| c == class)
             {
-                self.on_switch_event(&view, &msg);
+                self.on_switch_event(&view, &msg, lane_to);
                 return;
             }
         }
@@ -328,7 +348,7 @@ impl FlProxy {
             }
             let topic = route
                 .reply_to
-                .unwrap_or_else(|| self.kind_topic(class).to_string());
+                .unwrap_or_else(|| self.output_topic(class, lane_to).to_string());
             // Key and headers as the FL wrote them (the requester matches replies by key).
             let mut out = Outgoing::new(topic, msg.payload.clone())
                 .key_opt(msg.key.clone())
@@ -346,7 +366,8 @@ impl FlProxy {
             let is_final = chain.is_none_or(|(i, total)| total == 0 || i + 1 >= total);
             match s.previous.answer(cid, is_final) {
                 Some(PriorAnswer::Route { reply_to }) => {
-                    let topic = reply_to.unwrap_or_else(|| self.kind_topic(class).to_string());
+                    let topic =
+                        reply_to.unwrap_or_else(|| self.output_topic(class, lane_to).to_string());
                     s.outbox.send(
                         Outgoing::new(topic, msg.payload.clone())
                             .key_opt(msg.key.clone())
@@ -365,7 +386,7 @@ impl FlProxy {
             }
         }
         // Not an answer to anything we track: route by kind, key and headers as they came.
-        let topic = self.kind_topic(class).to_string();
+        let topic = self.output_topic(class, lane_to).to_string();
         s.outbox.send(
             Outgoing::new(topic, msg.payload.clone())
                 .key_opt(msg.key.clone())
@@ -375,14 +396,22 @@ impl FlProxy {
         Counters::inc(&c.answers_routed);
     }
 
-    fn kind_topic(&self, class: Option<&str>) -> &str {
+    /// The controller-side topic of the output lane `msg` came on, if that lane has one.
+    fn lane_to(&self, msg: &Inbound) -> Option<String> {
+        let topic = msg.origin.as_ref()?.topic.as_ref();
+        self.lane_outputs.get(topic).cloned().flatten()
+    }
+
+    /// Where an FL message with no reply-to goes: its lane's output topic, else the topic for
+    /// its class, else the default reply topic.
+    fn output_topic<'a>(&'a self, class: Option<&str>, lane_to: Option<&'a str>) -> &'a str {
         let t = &self.shared.settings.topics;
-        crate::settings::by_class(&t.by_class, class)
-            .map(String::as_str)
+        lane_to
+            .or_else(|| crate::settings::by_class(&t.by_class, class).map(String::as_str))
             .unwrap_or(&t.default_reply)
     }
 
-    fn on_switch_event(&mut self, view: &MessageView<'_>, msg: &Inbound) {
+    fn on_switch_event(&mut self, view: &MessageView<'_>, msg: &Inbound, lane_to: Option<&str>) {
         let s = &*self.shared;
         let text = view.text;
         let rules = &s.settings.protocol.switch_events;
@@ -416,9 +445,10 @@ impl FlProxy {
                 warn!(fl = %self.id, "dispatcher gone; switch event not applied to the map");
             }
         }
-        // Key and headers as the FL wrote them (Floodlight keys its switch events by switch).
+        // To its lane's output topic (else the events topic), key and headers as written.
+        let topic = lane_to.unwrap_or(&s.settings.topics.events).to_string();
         s.outbox.send(
-            Outgoing::new(s.settings.topics.events.clone(), msg.payload.clone())
+            Outgoing::new(topic, msg.payload.clone())
                 .key_opt(msg.key.clone())
                 .headers(msg.headers.clone())
                 .ticket(&msg.ticket),

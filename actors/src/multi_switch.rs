@@ -66,6 +66,8 @@ pub struct Part {
     pub fl: usize,
     pub switches: Vec<String>,
     pub payload: Bytes,
+    /// The command lane the command came on (its part goes to that lane's FL topic).
+    pub lane: usize,
 }
 
 enum State {
@@ -242,6 +244,7 @@ impl Actor for MultiSwitchCommand {
                 switch_id: p.part.switches.first().cloned().unwrap_or_default(),
                 requester: Requester::default(),
                 timeout: s.settings.timeouts.ack,
+                lane: p.part.lane,
                 msg: Inbound::new(p.part.payload.clone()),
                 multi: Some(me.clone()),
             };

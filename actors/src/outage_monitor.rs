@@ -101,7 +101,7 @@ impl OutageMonitor {
             let ticket = Ticket::new(DeliveryStamp::new(s.liveness.epoch(), delivered.clone()));
             s.outbox.send(
                 Outgoing::new(
-                    s.settings.topics.fl_read_topic(id),
+                    s.settings.topics.control_topic(id),
                     protocol::alive_request(&s.settings.protocol.classes, &cid),
                 )
                 .key(Bytes::from(id.to_string()))

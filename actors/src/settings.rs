@@ -56,6 +56,42 @@ pub struct TopicSettings {
     /// exact message sent, header `reply_to`: where), read back at start so a command read
     /// again after a crash gets the same outcome (see `previous`).
     pub journal: String,
+    /// Several topic pairs per FL, as a real OpenKilda deployment has (config/openkilda.yaml).
+    /// Empty: the one pair `commands` → `fl_read` and `fl_write`.
+    pub lanes: Lanes,
+}
+
+/// Topic lanes: each controller-side command topic with the FL read-topic template it forwards
+/// to, each FL write-topic template with the controller-side topic its messages go to when
+/// nothing more specific applies, and the lane alive and sync requests travel on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lanes {
+    pub commands: Vec<CommandLane>,
+    pub outputs: Vec<OutputLane>,
+    /// FL read-topic template for AliveRequest and SyncRequest (OpenKilda:
+    /// `kilda.speaker.disco_{fl}`); default: the first command lane's.
+    pub control: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CommandLane {
+    /// Controller → router topic.
+    pub from: String,
+    /// Router → FL topic template (`{fl}`).
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputLane {
+    /// FL → router topic template (`{fl}`).
+    pub from: String,
+    /// Router → controller topic for its messages with no reply-to (else by class, else
+    /// `default_reply`; switch events: else `events`).
+    #[serde(default)]
+    pub to: Option<String>,
 }
 
 impl Default for TopicSettings {
@@ -70,16 +106,80 @@ impl Default for TopicSettings {
             by_class: BTreeMap::new(),
             switch_map: "kilda.flrouter.switch-map".into(),
             journal: "kilda.flrouter.journal".into(),
+            lanes: Lanes::default(),
         }
     }
 }
 
 impl TopicSettings {
-    pub fn fl_read_topic(&self, fl: &str) -> String {
-        self.fl_read.replace("{fl}", fl)
+    /// The command lanes in effect (the configured ones, else `commands` → `fl_read`).
+    pub fn command_lanes(&self) -> Vec<CommandLane> {
+        if self.lanes.commands.is_empty() {
+            self.commands
+                .iter()
+                .map(|c| CommandLane {
+                    from: c.clone(),
+                    to: self.fl_read.clone(),
+                })
+                .collect()
+        } else {
+            self.lanes.commands.clone()
+        }
     }
+
+    /// The output lanes in effect (the configured ones, else `fl_write` with no fixed topic).
+    pub fn output_lanes(&self) -> Vec<OutputLane> {
+        if self.lanes.outputs.is_empty() {
+            vec![OutputLane {
+                from: self.fl_write.clone(),
+                to: None,
+            }]
+        } else {
+            self.lanes.outputs.clone()
+        }
+    }
+
+    /// Every controller → router topic.
+    pub fn command_topics(&self) -> Vec<String> {
+        self.command_lanes().into_iter().map(|l| l.from).collect()
+    }
+
+    /// FL `fl`'s read topic of each command lane, in lane order.
+    pub fn fl_read_topics(&self, fl: &str) -> Vec<String> {
+        self.command_lanes()
+            .iter()
+            .map(|l| l.to.replace("{fl}", fl))
+            .collect()
+    }
+
+    /// FL `fl`'s write topic of each output lane, in lane order.
+    pub fn fl_write_topics(&self, fl: &str) -> Vec<String> {
+        self.output_lanes()
+            .iter()
+            .map(|l| l.from.replace("{fl}", fl))
+            .collect()
+    }
+
+    /// Where FL `fl`'s AliveRequest and SyncRequest go.
+    pub fn control_topic(&self, fl: &str) -> String {
+        match &self.lanes.control {
+            Some(t) => t.replace("{fl}", fl),
+            None => self
+                .command_lanes()
+                .first()
+                .map_or(&self.fl_read, |l| &l.to)
+                .replace("{fl}", fl),
+        }
+    }
+
+    /// The first lane's read topic (the simple one-pair setup's only one).
+    pub fn fl_read_topic(&self, fl: &str) -> String {
+        self.fl_read_topics(fl).swap_remove(0)
+    }
+
+    /// The first lane's write topic (the simple one-pair setup's only one).
     pub fn fl_write_topic(&self, fl: &str) -> String {
-        self.fl_write.replace("{fl}", fl)
+        self.fl_write_topics(fl).swap_remove(0)
     }
 }
 
@@ -476,6 +576,17 @@ impl SettingError {
     }
 }
 
+/// A topic template: must contain `{fl}` and make a valid topic name.
+pub fn check_template(key: &str, template: &str) -> Result<(), SettingError> {
+    if !template.contains("{fl}") {
+        return Err(SettingError::new(
+            key,
+            format!("template {template:?} must contain {{fl}}"),
+        ));
+    }
+    check_topic_name(key, &template.replace("{fl}", "x"))
+}
+
 /// Kafka topic names: 1..=249 chars of `[a-zA-Z0-9._-]`.
 pub fn check_topic_name(key: &str, topic: &str) -> Result<(), SettingError> {
     if topic.is_empty() || topic.len() > 249 {
@@ -526,6 +637,40 @@ impl Settings {
                 )));
             } else {
                 push(check_topic_name(key, &tpl.replace("{fl}", "x")));
+            }
+        }
+        for (i, l) in t.lanes.commands.iter().enumerate() {
+            push(check_topic_name(
+                &format!("topics.lanes.commands[{i}].from"),
+                &l.from,
+            ));
+            push(check_template(
+                &format!("topics.lanes.commands[{i}].to"),
+                &l.to,
+            ));
+        }
+        for (i, l) in t.lanes.outputs.iter().enumerate() {
+            push(check_template(
+                &format!("topics.lanes.outputs[{i}].from"),
+                &l.from,
+            ));
+            if let Some(to) = &l.to {
+                push(check_topic_name(
+                    &format!("topics.lanes.outputs[{i}].to"),
+                    to,
+                ));
+            }
+        }
+        if let Some(c) = &t.lanes.control {
+            push(check_template("topics.lanes.control", c));
+        }
+        let mut froms = std::collections::HashSet::new();
+        for (i, from) in t.command_topics().iter().enumerate() {
+            if !froms.insert(from.clone()) {
+                push(Err(SettingError::new(
+                    format!("topics.lanes.commands[{i}].from"),
+                    format!("{from:?} is the source of two command lanes"),
+                )));
             }
         }
         if t.fl_read == t.fl_write {

@@ -132,7 +132,7 @@ impl SyncSession {
             .map(|r| r.ticket.clone())
             .unwrap_or_default();
         s.outbox.send(
-            Outgoing::new(s.settings.topics.fl_read_topic(id), payload)
+            Outgoing::new(s.settings.topics.control_topic(id), payload)
                 .key(Bytes::from(id.to_string()))
                 .ticket(&ticket),
         );

@@ -164,3 +164,88 @@ async fn a_dump_gets_its_class_deadline_other_commands_the_default() {
     let seen = rec.until(Duration::from_secs(60), |o| o.topic == "r").await;
     assert_eq!(body(seen.last().unwrap())["correlation_id"], "d1");
 }
+
+fn from(topic: &str, msg: Inbound) -> Inbound {
+    let mut msg = msg;
+    msg.origin = Some(fl_router_actors::outbox::Origin {
+        topic: topic.into(),
+        partition: 0,
+        offset: 0,
+    });
+    msg
+}
+
+#[actix_rt::test]
+async fn lanes_carry_commands_to_their_fl_topic_and_answers_to_their_controller_topic() {
+    use fl_router_actors::settings::{CommandLane, OutputLane};
+    tokio::time::pause();
+    let mut s = settings();
+    let l = &mut s.topics.lanes;
+    l.commands = vec![
+        CommandLane {
+            from: "kilda.speaker.storm".into(),
+            to: "kilda.speaker_{fl}".into(),
+        },
+        CommandLane {
+            from: "kilda.speaker.flowhs.storm".into(),
+            to: "kilda.speaker.flow_{fl}".into(),
+        },
+    ];
+    l.outputs = vec![
+        OutputLane {
+            from: "kilda.topo.disco_{fl}".into(),
+            to: Some("kilda.topo.disco.storm".into()),
+        },
+        OutputLane {
+            from: "kilda.speaker.flowhs.priv.region_{fl}".into(),
+            to: Some("kilda.speaker.flowhs.priv".into()),
+        },
+    ];
+    l.control = Some("kilda.speaker.disco_{fl}".into());
+    s.timeouts.alive_interval = Duration::from_secs(2);
+    s.timeouts.alive_timeout = Duration::from_secs(10);
+    let (outbox, mut rec) = recording_outbox();
+    let engine = Engine::start(s, outbox).unwrap();
+    engine
+        .restore_switch_map(vec![(A_SW.into(), "a".into())])
+        .await
+        .unwrap();
+    let cid = "flow-1 : install";
+    engine
+        .command(from(
+            "kilda.speaker.flowhs.storm",
+            Inbound::new(ingress_install(cid)).key(cid),
+        ))
+        .await
+        .unwrap();
+    let out = rec.next_within(WAIT).await;
+    assert_eq!(
+        out.topic, "kilda.speaker.flow_a",
+        "the flow lane's FL topic"
+    );
+    let answer = json!({"clazz":"org.openkilda.floodlight.api.response.SpeakerFlowSegmentResponse",
+        "message_context":{"correlation_id":cid},"switch_id":A_SW,"success":true})
+    .to_string();
+    engine
+        .fl_output(
+            "a",
+            from(
+                "kilda.speaker.flowhs.priv.region_a",
+                Inbound::new(answer).key(cid),
+            ),
+        )
+        .await
+        .unwrap();
+    let out = rec.next_within(WAIT).await;
+    assert_eq!(
+        out.topic, "kilda.speaker.flowhs.priv",
+        "no reply_to: the lane's output topic"
+    );
+    // Alive requests travel on the control lane.
+    let seen = rec
+        .until(Duration::from_secs(5), |o| {
+            body(o)["payload"]["clazz"] == "org.openkilda.messaging.AliveRequest"
+        })
+        .await;
+    assert_eq!(seen.last().unwrap().topic, "kilda.speaker.disco_a");
+}

@@ -38,8 +38,8 @@ pub struct Params {
     pub consumer: Arc<TrackedConsumer>,
     pub tracker: Arc<OffsetTracker>,
     pub engine: Engine,
-    /// (FL id, its write topic).
-    pub fl_topics: Vec<(String, String)>,
+    /// (FL id, its write topics: one per output lane).
+    pub fl_topics: Vec<(String, Vec<String>)>,
     pub catch_up_timeout: Duration,
     /// Set true the first time every FL is read up to date (or at the catch-up timeout).
     pub caught_up: watch::Sender<bool>,
@@ -75,7 +75,7 @@ pub async fn run(p: Params) {
             .filter_map(|(k, v)| v.start.map(|s| (k.clone(), s)))
             .collect();
         let (consumer, tracker) = (p.consumer.clone(), p.tracker.clone());
-        let topics: Vec<String> = p.fl_topics.iter().map(|(_, t)| t.clone()).collect();
+        let topics: Vec<String> = p.fl_topics.iter().flat_map(|(_, t)| t.clone()).collect();
         let seen =
             tokio::task::spawn_blocking(move || snapshot(&consumer, &tracker, &topics, &starts))
                 .await
@@ -107,10 +107,11 @@ pub async fn run(p: Params) {
             }
         }
         let mut all = true;
-        for (fl, topic) in &p.fl_topics {
+        for (fl, topics) in &p.fl_topics {
+            // An FL is seen up to the least seen of all its topics' partitions.
             let mine: Vec<&PartitionState> = parts
                 .iter()
-                .filter(|(k, _)| &k.0 == topic)
+                .filter(|(k, _)| topics.contains(&k.0))
                 .map(|(_, v)| v)
                 .collect();
             let up_to = if mine.is_empty() {

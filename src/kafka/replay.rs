@@ -42,13 +42,21 @@ pub fn read_back(
 ) -> anyhow::Result<(Vec<PriorRecord>, Window)> {
     let t = &config.topics;
     let k = &config.kafka;
-    let commands: Vec<String> = t.commands.clone();
+    let commands: Vec<String> = t.command_topics();
     let fl_read: HashMap<String, String> = config
         .fls
         .iter()
-        .map(|f| (t.fl_read_topic(&f.id), f.id.clone()))
+        .flat_map(|f| {
+            t.fl_read_topics(&f.id)
+                .into_iter()
+                .map(|r| (r, f.id.clone()))
+        })
         .collect();
-    let fl_write: Vec<String> = config.fls.iter().map(|f| t.fl_write_topic(&f.id)).collect();
+    let fl_write: Vec<String> = config
+        .fls
+        .iter()
+        .flat_map(|f| t.fl_write_topics(&f.id))
+        .collect();
 
     let reader = table::reader(client)?;
     let cmd_committed = committed(client, &k.group_id, &reader, &commands, timeout)?;

@@ -15,11 +15,13 @@ use crate::config::Config;
 /// Every topic named by the configuration (reply-to topics from headers are the sender's).
 pub fn all_topics(config: &Config) -> BTreeSet<String> {
     let t = &config.topics;
-    let mut set: BTreeSet<String> = t.commands.iter().cloned().collect();
+    let mut set: BTreeSet<String> = t.command_topics().into_iter().collect();
     for fl in &config.fls {
-        set.insert(t.fl_read_topic(&fl.id));
-        set.insert(t.fl_write_topic(&fl.id));
+        set.extend(t.fl_read_topics(&fl.id));
+        set.extend(t.fl_write_topics(&fl.id));
+        set.insert(t.control_topic(&fl.id));
     }
+    set.extend(t.output_lanes().into_iter().filter_map(|l| l.to));
     set.insert(t.events.clone());
     set.insert(t.default_reply.clone());
     set.insert(t.dead_letter.clone());

@@ -150,11 +150,21 @@ impl Simulator {
                 Arc::new(s)
             })
             .collect();
-        let read: Vec<String> = settings
-            .fls
-            .iter()
-            .map(|f| settings.topics.fl_read_topic(&f.id))
-            .collect();
+        // Each FL reads every lane meant for it (commands and the control lane) and writes
+        // to its first output lane.
+        let mut read: Vec<(String, usize)> = Vec::new();
+        for (i, f) in settings.fls.iter().enumerate() {
+            let t = &settings.topics;
+            for topic in t
+                .fl_read_topics(&f.id)
+                .into_iter()
+                .chain([t.control_topic(&f.id)])
+            {
+                if !read.iter().any(|(r, _)| *r == topic) {
+                    read.push((topic, i));
+                }
+            }
+        }
         let write: Vec<String> = settings
             .fls
             .iter()
@@ -175,7 +185,8 @@ impl Simulator {
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
         let consumer: StreamConsumer = ccfg.create()?;
-        crate::kafka::assign_at_end(&consumer, &read)?;
+        let read_topics: Vec<String> = read.iter().map(|(t, _)| t.clone()).collect();
+        crate::kafka::assign_at_end(&consumer, &read_topics)?;
 
         let (stop, stop_rx) = watch::channel(false);
         let crashes = settings
@@ -196,8 +207,7 @@ impl Simulator {
             churn: (sim.churn_interval, sim.churn_down),
             crashes,
         });
-        let by_topic: HashMap<String, usize> =
-            read.into_iter().enumerate().map(|(i, t)| (t, i)).collect();
+        let by_topic: HashMap<String, usize> = read.into_iter().collect();
         let thread = std::thread::Builder::new()
             .name("fl-sim".into())
             .spawn(move || {
