@@ -162,6 +162,13 @@ impl Dispatcher {
             }
             return;
         }
+        let b = &rules.broadcast;
+        if let Some(c) = class {
+            let every_fl = b.to_every_fl.iter().any(|x| x == c);
+            if every_fl || b.every_switch_once.iter().any(|x| x == c) {
+                return self.broadcast(&msg, &view, every_fl);
+            }
+        }
         let located = match protocol::locate_target(view.text, class, rules) {
             Ok(l) => l,
             Err(e) => return self.invalid(&msg, Some(&view), e),
@@ -221,6 +228,45 @@ impl Dispatcher {
                 "the router is shutting down",
                 &[&msg.ticket],
             );
+        }
+    }
+
+    /// A broadcast, as OpenKilda's floodlightrouter sends it: per FL the command wrapped with
+    /// that FL's switches as `scope`; to every FL (`to_every_fl`), or to the FLs that have
+    /// something to poll so each switch is polled once (`every_switch_once`). Not tracked:
+    /// each FL's answers are routed like any FL message; the router answers nothing itself.
+    fn broadcast(&self, msg: &Inbound, view: &MessageView<'_>, every_fl: bool) {
+        let s = &self.shared;
+        let lane = self.lane_of(msg);
+        let wrapper = &s.settings.protocol.broadcast.wrapper_class;
+        for fl in 0..s.settings.fls.len() {
+            let scope = self.map.switches_of(fl);
+            if !every_fl && (scope.is_empty() || s.liveness.status(fl) == FlStatus::Offline) {
+                continue;
+            }
+            let Some(body) = protocol::wrap_broadcast(view, wrapper, &scope) else {
+                return self.invalid(
+                    msg,
+                    Some(view),
+                    ProtocolError::NoSwitchId("/payload".into()),
+                );
+            };
+            let Some(topic) = s
+                .settings
+                .topics
+                .fl_read_topics(s.fl_id(fl))
+                .into_iter()
+                .nth(lane)
+            else {
+                continue;
+            };
+            s.outbox.send(
+                Outgoing::new(topic, body)
+                    .key_opt(msg.key.clone())
+                    .headers(msg.headers.clone())
+                    .ticket(&msg.ticket),
+            );
+            Counters::inc(&s.counters.commands_forwarded);
         }
     }
 

@@ -336,6 +336,29 @@ pub fn splice_switches(json: &str, span: &std::ops::Range<usize>, switches: &[St
     Bytes::from(out)
 }
 
+/// A broadcast command for one FL: the message with its `payload` value replaced by
+/// `{"clazz": <wrapper>, "scope": [switches], "payload": <the original payload, byte for byte>}`;
+/// every other byte of the message is kept. None when the message has no payload object.
+pub fn wrap_broadcast(
+    view: &MessageView<'_>,
+    wrapper_class: &str,
+    scope: &[String],
+) -> Option<Bytes> {
+    let raw = view.head.payload?;
+    let text = view.text;
+    let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+    let end = start + raw.get().len();
+    let scope = serde_json::to_string(scope).ok()?;
+    let class = serde_json::to_string(wrapper_class).ok()?;
+    let mut out = String::with_capacity(text.len() + scope.len() + 64);
+    out.push_str(&text[..start]);
+    out.push_str(&format!(r#"{{"clazz":{class},"scope":{scope},"payload":"#));
+    out.push_str(raw.get());
+    out.push('}');
+    out.push_str(&text[end..]);
+    Some(Bytes::from(out))
+}
+
 /// Normalises a switch id to lower-case colon hex (`00:00:b0:d2:f5:00:5a:b8`), or says why it
 /// is not one. Accepted: 8 bytes as hex pairs separated by colons or dashes, or 16 hex digits
 /// with no separator; any case. Only for lookup: the bytes of a message are never rewritten.

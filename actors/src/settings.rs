@@ -285,6 +285,7 @@ impl Default for Limits {
 #[serde(deny_unknown_fields, default)]
 pub struct ProtocolSettings {
     pub envelope: EnvelopeRules,
+    pub broadcast: BroadcastRules,
     pub classes: Classes,
     pub switch_ids: SwitchIdRules,
     pub switch_events: SwitchEventRules,
@@ -308,6 +309,30 @@ impl Default for EnvelopeRules {
                 "/message_context/correlation_id".into(),
             ],
             class: vec!["/payload/clazz".into(), "/clazz".into()],
+        }
+    }
+}
+
+/// Commands for every FL at once, as OpenKilda's floodlightrouter sends them: each FL gets the
+/// command wrapped in a `BroadcastWrapper` whose `scope` lists the switches it serves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BroadcastRules {
+    /// Sent to every FL, each with its own switches as scope (possibly none).
+    pub to_every_fl: Vec<String>,
+    /// Polls: every switch exactly once, each through one FL that serves it; FLs with nothing
+    /// to poll get nothing.
+    pub every_switch_once: Vec<String>,
+    /// The wrapper's class.
+    pub wrapper_class: String,
+}
+
+impl Default for BroadcastRules {
+    fn default() -> Self {
+        Self {
+            to_every_fl: vec!["org.openkilda.messaging.command.discovery.PortsCommandData".into()],
+            every_switch_once: vec!["org.openkilda.messaging.command.stats.StatsRequest".into()],
+            wrapper_class: "org.openkilda.messaging.command.BroadcastWrapper".into(),
         }
     }
 }

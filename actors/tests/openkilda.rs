@@ -249,3 +249,75 @@ async fn lanes_carry_commands_to_their_fl_topic_and_answers_to_their_controller_
         .await;
     assert_eq!(seen.last().unwrap().topic, "kilda.speaker.disco_a");
 }
+
+#[actix_rt::test]
+async fn broadcasts_go_to_each_fl_wrapped_with_its_own_switches() {
+    let (outbox, mut rec) = recording_outbox();
+    let engine = Engine::start(quiet_settings(&["a", "b", "c"]), outbox).unwrap();
+    engine
+        .restore_switch_map(vec![
+            (A_SW.into(), "a".into()),
+            (B_SW.into(), "b".into()),
+            ("00:00:00:00:00:00:00:0c".into(), "b".into()),
+        ])
+        .await
+        .unwrap();
+    let payload = r#"{"clazz":"org.openkilda.messaging.command.discovery.PortsCommandData","requester":"discovery"}"#;
+    let ports = format!(
+        r#"{{"clazz":"org.openkilda.messaging.command.CommandMessage","timestamp":5,"correlation_id":"ports-1","payload":{payload}}}"#
+    );
+    engine
+        .command(Inbound::new(ports.clone()).key("ports-1"))
+        .await
+        .unwrap();
+    let mut out: Vec<Outgoing> = Vec::new();
+    for _ in 0..3 {
+        out.push(rec.next_within(WAIT).await);
+    }
+    out.sort_by(|x, y| x.topic.cmp(&y.topic));
+    let scopes: Vec<(String, Value)> = out
+        .iter()
+        .map(|o| (o.topic.clone(), body(o)["payload"]["scope"].clone()))
+        .collect();
+    assert_eq!(
+        scopes,
+        vec![
+            ("kilda.speaker_a".to_string(), json!([A_SW])),
+            (
+                "kilda.speaker_b".to_string(),
+                json!([B_SW, "00:00:00:00:00:00:00:0c"])
+            ),
+            ("kilda.speaker_c".to_string(), json!([])),
+        ],
+        "every FL, each with its own switches"
+    );
+    for o in &out {
+        let v = body(o);
+        assert_eq!(v["correlation_id"], "ports-1");
+        assert_eq!(
+            v["payload"]["clazz"],
+            "org.openkilda.messaging.command.BroadcastWrapper"
+        );
+        assert_eq!(o.key.as_deref(), Some(&b"ports-1"[..]));
+        let text = std::str::from_utf8(&o.payload).unwrap();
+        assert!(
+            text.contains(payload),
+            "the original payload, byte for byte"
+        );
+        assert!(text.starts_with(r#"{"clazz":"org.openkilda.messaging.command.CommandMessage","timestamp":5,"correlation_id":"ports-1","payload":{"clazz":"org.openkilda.messaging.command.BroadcastWrapper""#));
+    }
+    // Stats: every switch once, so FL c (no switches) gets nothing; nothing is pending.
+    let stats = r#"{"clazz":"org.openkilda.messaging.command.CommandMessage","timestamp":5,"correlation_id":"stats-1","payload":{"clazz":"org.openkilda.messaging.command.stats.StatsRequest","exclude_switch_ids":[]}}"#;
+    engine.command(Inbound::new(stats)).await.unwrap();
+    let mut topics: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        topics.push(rec.next_within(WAIT).await.topic);
+    }
+    topics.sort();
+    assert_eq!(topics, ["kilda.speaker_a", "kilda.speaker_b"]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(rec.drain().is_empty());
+    for fl in ["a", "b", "c"] {
+        assert_eq!(engine.fl_status(fl).await.unwrap().pending, 0);
+    }
+}
