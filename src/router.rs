@@ -295,7 +295,7 @@ async fn read_back_previous(config: &Config, engine: &Engine) {
     .await;
     match read {
         Ok(Ok((records, window))) => {
-            let r = engine.load_previous(records);
+            let r = engine.load_previous(records, window.replay_until.clone());
             info!(
                 forwarded = r.forwarded,
                 answered = r.answered,

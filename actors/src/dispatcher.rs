@@ -188,7 +188,7 @@ impl Dispatcher {
             }
         };
         let requester = requester(&msg, Some(&view));
-        if let Some(replay) = s.previous.command(cid) {
+        if let Some(replay) = s.previous.command(cid, msg.origin.as_ref()) {
             let cid = cid.to_string();
             return self.replayed(msg.clone(), requester, &cid, switch_id, replay);
         }

@@ -147,12 +147,18 @@ impl Engine {
 
     /// Loads what a previous incarnation did with recent commands (see [`crate::previous`]);
     /// call it before feeding any message. Kept for the longest a command can be pending.
-    pub fn load_previous(&self, records: Vec<PriorRecord>) -> PreviousReport {
+    /// `replay_until`: per command partition, its end offset at start (commands below it are
+    /// the ones read again).
+    pub fn load_previous(
+        &self,
+        records: Vec<PriorRecord>,
+        replay_until: std::collections::HashMap<(String, i32), i64>,
+    ) -> PreviousReport {
         let s = &self.shared;
         let t = &s.settings.timeouts;
         let ids: Vec<&str> = s.settings.fls.iter().map(|f| f.id.as_str()).collect();
         let keep = (t.ack + t.answer).max(t.blacklist_ttl);
-        s.previous.load(records, &ids, keep)
+        s.previous.load(records, replay_until, &ids, keep)
     }
 
     /// Which FL manages `switch` (normalised first), if any.

@@ -27,6 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::outbox::Origin;
 use crate::switch_map::FlIndex;
 
 /// One fact read back from Kafka at start.
@@ -103,6 +104,9 @@ pub struct Previous {
 struct State {
     by_cid: HashMap<String, Prior>,
     until: Option<Instant>,
+    /// Per command partition, the end offset when the router started: only a command below it
+    /// is one read *again*; a later one with a known correlation id is a new command.
+    replay_until: HashMap<(String, i32), i64>,
 }
 
 /// How many records of each kind were loaded.
@@ -115,11 +119,22 @@ pub struct LoadReport {
 
 impl Previous {
     /// Loads what Kafka says; kept for `keep` from now.
-    pub fn load(&self, records: Vec<PriorRecord>, fl_ids: &[&str], keep: Duration) -> LoadReport {
+    pub fn load(
+        &self,
+        records: Vec<PriorRecord>,
+        replay_until: HashMap<(String, i32), i64>,
+        fl_ids: &[&str],
+        keep: Duration,
+    ) -> LoadReport {
         let mut report = LoadReport::default();
         let Ok(mut st) = self.state.lock() else {
             return report;
         };
+        st.replay_until = replay_until;
+        // Only commands are indexed: a forward or a router error makes an entry; an FL
+        // message with a correlation id no forwarded command had (an event, a poll answer)
+        // says nothing about commands and must not be taken for a duplicate later.
+        let mut answered = std::collections::HashSet::new();
         for r in records {
             match r {
                 PriorRecord::Forwarded {
@@ -139,11 +154,7 @@ impl Previous {
                     });
                 }
                 PriorRecord::Answered { cid } => {
-                    report.answered += 1;
-                    let e = st.by_cid.entry(cid).or_insert(Prior::Answered);
-                    if !matches!(e, Prior::Error { .. }) {
-                        *e = Prior::Answered;
-                    }
+                    answered.insert(cid);
                 }
                 PriorRecord::RouterError {
                     cid,
@@ -156,13 +167,19 @@ impl Previous {
                 }
             }
         }
+        for cid in answered {
+            if let Some(e @ Prior::Open { .. }) = st.by_cid.get_mut(&cid) {
+                *e = Prior::Answered;
+                report.answered += 1;
+            }
+        }
         st.until = Some(Instant::now() + keep);
         self.active.store(!st.by_cid.is_empty(), Relaxed);
         report
     }
 
     /// The state of `cid`, while the index lives (one atomic load once it is gone).
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Prior>) -> Option<T>) -> Option<T> {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> Option<T>) -> Option<T> {
         if !self.active.load(Relaxed) {
             return None;
         }
@@ -172,12 +189,19 @@ impl Previous {
             self.active.store(false, Relaxed);
             return None;
         }
-        f(&mut st.by_cid)
+        f(&mut st)
     }
 
-    /// A single-switch command with this correlation id was read (again).
-    pub fn command(&self, cid: &str) -> Option<Replay> {
-        self.with(|m| {
+    /// A single-switch command with this correlation id was read at `origin`; when it is one
+    /// read again (below the partition's end at start), what to do with it.
+    pub fn command(&self, cid: &str, origin: Option<&Origin>) -> Option<Replay> {
+        self.with(|st| {
+            let o = origin?;
+            let until = st.replay_until.get(&(o.topic.to_string(), o.partition))?;
+            if o.offset >= *until {
+                return None; // a new command that happens to reuse a correlation id
+            }
+            let m = &st.by_cid;
             Some(match m.get(cid)? {
                 Prior::Answered => Replay::AlreadyAnswered,
                 Prior::Error { topic, key, body } => Replay::Repeat {
@@ -200,8 +224,8 @@ impl Previous {
 
     /// An FL answer that no pending command claimed. `is_final`: it completes the answer.
     pub fn answer(&self, cid: &str, is_final: bool) -> Option<PriorAnswer> {
-        self.with(|m| {
-            let prior = m.get_mut(cid)?;
+        self.with(|st| {
+            let prior = st.by_cid.get_mut(cid)?;
             Some(match prior {
                 Prior::Open { reply_to, .. } => {
                     let route = PriorAnswer::Route {
@@ -219,8 +243,8 @@ impl Previous {
 
     /// A pending command with this id got its final answer in this incarnation.
     pub fn settled(&self, cid: &str) {
-        self.with(|m| {
-            if let Some(p) = m.get_mut(cid) {
+        self.with(|st| {
+            if let Some(p) = st.by_cid.get_mut(cid) {
                 *p = Prior::Answered;
             }
             Some(())
@@ -231,6 +255,20 @@ impl Previous {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The command partition ended at offset 10 when the router started.
+    fn until() -> HashMap<(String, i32), i64> {
+        [(("cmds".to_string(), 0), 10)].into_iter().collect()
+    }
+
+    fn at(offset: i64) -> Option<&'static Origin> {
+        let o = Box::new(Origin {
+            topic: "cmds".into(),
+            partition: 0,
+            offset,
+        });
+        Some(Box::leak(o))
+    }
 
     fn fwd(cid: &str) -> PriorRecord {
         PriorRecord::Forwarded {
@@ -259,22 +297,32 @@ mod tests {
                 PriorRecord::Answered { cid: "e".into() },
                 fwd("o"),
                 fwd("gone-fl"),
+                PriorRecord::Answered {
+                    cid: "an-event".into(),
+                },
             ],
+            until(),
             &["a", "b"],
             Duration::from_secs(60),
         );
         assert_eq!(r.errors, 1);
-        assert_eq!(p.command("a"), Some(Replay::AlreadyAnswered));
-        assert!(matches!(p.command("e"), Some(Replay::Repeat { .. })));
+        assert_eq!(p.command("a", at(3)), Some(Replay::AlreadyAnswered));
+        assert!(matches!(p.command("e", at(3)), Some(Replay::Repeat { .. })));
         assert_eq!(
-            p.command("o"),
+            p.command("a", at(10)),
+            None,
+            "read after the start: a new command reusing the id"
+        );
+        assert_eq!(p.command("a", None), None);
+        assert_eq!(
+            p.command("o", at(9)),
             Some(Replay::Adopt {
                 fl: 1,
                 reply_to: Some("r".into()),
                 at_ms: 7
             })
         );
-        assert_eq!(p.command("new"), None);
+        assert_eq!(p.command("new", at(3)), None);
         // The first final answer to an open command is routed; the next is a duplicate.
         assert_eq!(
             p.answer("o", false),
@@ -289,16 +337,21 @@ mod tests {
         assert_eq!(p.answer("o", true), Some(PriorAnswer::Duplicate));
         assert_eq!(p.answer("e", true), Some(PriorAnswer::Duplicate));
         assert_eq!(p.answer("unknown", true), None);
+        assert_eq!(
+            p.answer("an-event", true),
+            None,
+            "an FL message no command was forwarded for is not a duplicate"
+        );
     }
 
     #[tokio::test]
     async fn the_index_is_dropped_after_its_time() {
         tokio::time::pause();
         let p = Previous::default();
-        p.load(vec![fwd("a")], &["b"], Duration::from_secs(60));
-        assert!(p.command("a").is_some());
+        p.load(vec![fwd("a")], until(), &["b"], Duration::from_secs(60));
+        assert!(p.command("a", at(0)).is_some());
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(p.command("a").is_none());
+        assert!(p.command("a", at(0)).is_none());
         assert!(!p.active.load(Relaxed));
     }
 }

@@ -33,6 +33,17 @@ fn body(o: &Outgoing) -> Value {
     serde_json::from_slice(&o.payload).unwrap_or(Value::Null)
 }
 
+/// A command read again (below the command partition's end at start).
+fn again(msg: Inbound) -> Inbound {
+    let mut msg = msg;
+    msg.origin = Some(fl_router_actors::outbox::Origin {
+        topic: "cmds".into(),
+        partition: 0,
+        offset: 7,
+    });
+    msg
+}
+
 fn forwarded(cid: &str, at_ms: u64) -> PriorRecord {
     PriorRecord::Forwarded {
         fl: "a".into(),
@@ -55,21 +66,26 @@ async fn start() -> (Engine, Recorded) {
                "payload":{"error-type":"NOT_FOUND"}})
         .to_string(),
     );
-    engine.load_previous(vec![
-        forwarded("c-open", now),
-        forwarded("c-late", now),
-        forwarded("c-done", now - 100),
-        PriorRecord::Answered {
-            cid: "c-done".into(),
-        },
-        forwarded("c-stale", now - 60_000),
-        PriorRecord::RouterError {
-            cid: "c-err".into(),
-            topic: "reply.c-err".into(),
-            key: Some(Bytes::from_static(b"k")),
-            body: error,
-        },
-    ]);
+    // The command topic ended at offset 100 when the router started.
+    let until = [(("cmds".to_string(), 0), 100)].into_iter().collect();
+    engine.load_previous(
+        vec![
+            forwarded("c-open", now),
+            forwarded("c-late", now),
+            forwarded("c-done", now - 100),
+            PriorRecord::Answered {
+                cid: "c-done".into(),
+            },
+            forwarded("c-stale", now - 60_000),
+            PriorRecord::RouterError {
+                cid: "c-err".into(),
+                topic: "reply.c-err".into(),
+                key: Some(Bytes::from_static(b"k")),
+                body: error,
+            },
+        ],
+        until,
+    );
     assert!(rec.drain().is_empty());
     (engine, rec)
 }
@@ -80,21 +96,27 @@ async fn a_command_read_again_gets_the_outcome_it_already_had() {
 
     // Answered before the crash: nothing is sent again.
     engine
-        .command(Inbound::new(command("c-done")).reply_to("reply.c-done"))
+        .command(again(
+            Inbound::new(command("c-done")).reply_to("reply.c-done"),
+        ))
         .await
         .unwrap();
     // Answered by the router itself: the same bytes, to the same topic, with the same key.
     engine
-        .command(Inbound::new(command("c-err")).reply_to("reply.c-err"))
+        .command(again(
+            Inbound::new(command("c-err")).reply_to("reply.c-err"),
+        ))
         .await
         .unwrap();
-    let again = rec.next_within(WAIT).await;
-    assert_eq!(again.topic, "reply.c-err");
-    assert_eq!(again.key.as_deref(), Some(&b"k"[..]));
-    assert_eq!(body(&again)["payload"]["error-type"], "NOT_FOUND");
+    let repeated = rec.next_within(WAIT).await;
+    assert_eq!(repeated.topic, "reply.c-err");
+    assert_eq!(repeated.key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(body(&repeated)["payload"]["error-type"], "NOT_FOUND");
     // Never seen before: forwarded as usual.
     engine
-        .command(Inbound::new(command("c-new")).reply_to("reply.c-new"))
+        .command(again(
+            Inbound::new(command("c-new")).reply_to("reply.c-new"),
+        ))
         .await
         .unwrap();
     let fwd = rec.next_within(WAIT).await;
@@ -107,13 +129,26 @@ async fn a_command_read_again_gets_the_outcome_it_already_had() {
     let get = |n: &str| c.iter().find(|(k, _)| *k == n).unwrap().1;
     assert_eq!(get("replayed_answered"), 1);
     assert_eq!(get("replayed_repeated"), 1);
+    // Read after the start (a new command reusing an answered id): forwarded, not skipped.
+    let mut new = Inbound::new(command("c-done")).reply_to("reply.c-done");
+    new.origin = Some(fl_router_actors::outbox::Origin {
+        topic: "cmds".into(),
+        partition: 0,
+        offset: 100,
+    });
+    engine.command(new).await.unwrap();
+    let fwd = rec.next_within(WAIT).await;
+    assert_eq!(body(&fwd)["correlation_id"], "c-done");
+    assert_eq!(fwd.topic, "kilda.speaker_a");
 }
 
 #[actix_rt::test]
 async fn a_forwarded_command_is_adopted_not_forwarded_twice_and_answered_once() {
     let (engine, mut rec) = start().await;
     engine
-        .command(Inbound::new(command("c-open")).reply_to("reply.c-open"))
+        .command(again(
+            Inbound::new(command("c-open")).reply_to("reply.c-open"),
+        ))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -149,7 +184,9 @@ async fn an_answer_to_a_previous_forward_reaches_its_reply_to_not_the_default_to
     assert_eq!(out.topic, "reply.c-late");
     // ... so when the command is read again, its answer is known to be out.
     engine
-        .command(Inbound::new(command("c-late")).reply_to("reply.c-late"))
+        .command(again(
+            Inbound::new(command("c-late")).reply_to("reply.c-late"),
+        ))
         .await
         .unwrap();
     // A second copy of the answer is dropped, and a message nobody asked for still goes by kind.
@@ -176,7 +213,9 @@ async fn an_answer_to_a_previous_forward_reaches_its_reply_to_not_the_default_to
 async fn an_adopted_command_past_its_deadline_times_out_once() {
     let (engine, mut rec) = start().await;
     engine
-        .command(Inbound::new(command("c-stale")).reply_to("reply.c-stale"))
+        .command(again(
+            Inbound::new(command("c-stale")).reply_to("reply.c-stale"),
+        ))
         .await
         .unwrap();
     let err = rec.next_within(WAIT).await;

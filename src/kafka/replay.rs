@@ -27,11 +27,13 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use super::table::{self, Range};
 use crate::config::Config;
 
-/// What was read, for the start-up log.
+/// What was read, for the start-up log, and where the commands read again end.
 #[derive(Debug, Default)]
 pub struct Window {
     pub from_ms: u64,
     pub records: usize,
+    /// Per command partition, its end offset now: commands below it are read again.
+    pub replay_until: HashMap<(String, i32), i64>,
 }
 
 /// Reads the records. Blocking: call it from a blocking task.
@@ -128,6 +130,10 @@ pub fn read_back(
     let mut window = Window {
         from_ms,
         records: 0,
+        replay_until: cmd_committed
+            .iter()
+            .map(|(t, p, _, high)| ((t.clone(), *p), *high))
+            .collect(),
     };
     table::read_ranges(&reader, &ranges, timeout, |m| {
         window.records += 1;

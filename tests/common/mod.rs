@@ -153,18 +153,11 @@ impl World {
 
     /// The router with extra command-line arguments (e.g. `--with-sim`).
     pub fn start_router_with(&self, name: &str, args: &[&str]) -> Router {
-        let log = self.dir.path().join(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_fl-router"))
-            .arg("--config")
-            .arg(&self.config_path)
-            .args(args)
-            .env("RUST_LOG", "info,librdkafka=warn")
-            .env_remove("FLROUTER_KAFKA_BROKERS")
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start fl-router");
-        Router { child, log }
+        Router::spawn(
+            &self.config_path,
+            &self.dir.path().join(format!("{name}.log")),
+            args,
+        )
     }
 }
 
@@ -239,6 +232,37 @@ pub struct Router {
 }
 
 impl Router {
+    /// The `fl-router` binary with `config`, its log in `log`.
+    pub fn spawn(config: &std::path::Path, log: &std::path::Path, args: &[&str]) -> Router {
+        let child = Command::new(env!("CARGO_BIN_EXE_fl-router"))
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("RUST_LOG", "info,librdkafka=warn")
+            .env_remove("FLROUTER_KAFKA_BROKERS")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("start fl-router");
+        Router {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// Waits until the router logs that it routes commands.
+    pub async fn ready(&self) {
+        let deadline = tokio::time::Instant::now() + LONG * 2;
+        while !self.log_text().contains("router ready: routing commands") {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "router not ready:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGKILL: no drain, no final commit.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();

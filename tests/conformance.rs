@@ -1,0 +1,220 @@
+//! OpenKilda conformance: every fixture of `tests/fixtures/openkilda.json` (one per class,
+//! both directions, realistic keys and headers) goes through a real broker and the router
+//! running the shipped profile `config/openkilda.yaml` (only the broker address and the admin
+//! port changed). Each lands on the topic OpenKilda's own floodlightrouter would use,
+//! byte-identical, with the same key and the same headers; broadcasts are wrapped per region
+//! with that region's switches; a controller's sync request reaches every region unchanged.
+//! A simulated FL per region answers the router's alive requests, as a Floodlight would.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use fl_router::config::Config;
+use fl_router::sim::{SimConfig, Simulator};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+
+const FIXTURES: &str = include_str!("fixtures/openkilda.json");
+const PROFILE: &str = include_str!("../config/openkilda.yaml");
+
+fn bytes_of(f: &Value) -> Vec<u8> {
+    serde_json::to_vec(&f["message"]).expect("fixture message")
+}
+
+fn headers_of(f: &Value) -> Vec<(String, Vec<u8>)> {
+    f["headers"]
+        .as_object()
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().unwrap_or_default().as_bytes().to_vec(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn produce(p: &FutureProducer, topic: &str, f: &Value) -> Vec<u8> {
+    let body = bytes_of(f);
+    let mut rec = FutureRecord::<str, [u8]>::to(topic).payload(&body);
+    if let Some(k) = f["key"].as_str() {
+        rec = rec.key(k);
+    }
+    let hdrs = headers_of(f);
+    if !hdrs.is_empty() {
+        let mut h = OwnedHeaders::new();
+        for (k, v) in &hdrs {
+            h = h.insert(Header {
+                key: k,
+                value: Some(v.as_slice()),
+            });
+        }
+        rec = rec.headers(h);
+    }
+    p.send(rec, Duration::from_secs(10))
+        .await
+        .expect("produce fixture");
+    body
+}
+
+/// The next message on `reader` whose bytes are `body` (others are skipped).
+async fn find(reader: &Reader, body: &[u8], name: &str) -> Received {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let m = reader
+            .next(left)
+            .await
+            .unwrap_or_else(|| panic!("{name}: not on {} byte for byte", reader.topic));
+        if m.payload == body {
+            return m;
+        }
+    }
+}
+
+fn assert_same_key_and_headers(name: &str, f: &Value, got: &Received) {
+    assert_eq!(
+        got.key.as_deref(),
+        f["key"].as_str().map(str::as_bytes),
+        "{name}: same key"
+    );
+    assert_eq!(got.headers, headers_of(f), "{name}: same headers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_openkilda_class_is_routed_as_openkildas_router_does_with_bytes_key_and_headers_kept()
+{
+    let fixtures: Value = serde_json::from_str(FIXTURES).expect("fixtures");
+    // The shipped profile, pointed at the test broker, with an OS-chosen admin port.
+    let mut profile: Value = serde_yaml_ng::from_str(PROFILE).expect("profile");
+    profile["kafka"]["brokers"] = Value::String(brokers());
+    profile["admin"]["bind"] = Value::String("127.0.0.1:0".into());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("openkilda.yaml");
+    std::fs::write(&path, serde_yaml_ng::to_string(&profile).unwrap()).unwrap();
+    let config = Config::load(&path).expect("the shipped profile loads");
+    let router = Router::spawn(&path, &dir.path().join("router.log"), &[]);
+    router.ready().await;
+    // The router created the profile's topics; the regions' stand-ins answer alive requests.
+    let _sim = Simulator::start(
+        sim_client(),
+        &config.settings(),
+        &SimConfig {
+            switches_per_fl: 0,
+            ..SimConfig::default()
+        },
+    )
+    .expect("simulator");
+    let p = producer();
+
+    // The regions announce their switches.
+    for f in fixtures["announce"].as_array().unwrap() {
+        let to = Reader::at_end(f["expect_topic"].as_str().unwrap());
+        let body = produce(&p, f["topic"].as_str().unwrap(), f).await;
+        let got = find(&to, &body, "SwitchInfoData").await;
+        assert_same_key_and_headers("SwitchInfoData", f, &got);
+    }
+    let switches: HashMap<String, Vec<String>> =
+        serde_json::from_value(fixtures["switches"].clone()).unwrap();
+    let url = router.admin_url().await;
+    for (fl, sws) in &switches {
+        for sw in sws {
+            let (status, body) = tokio::task::spawn_blocking({
+                let u = format!("{url}/api/switches/{sw}");
+                move || {
+                    let mut r = ureq::get(&u).call().expect("admin");
+                    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+                }
+            })
+            .await
+            .unwrap();
+            assert_eq!(status, 200, "{sw}: {body}");
+            assert!(body.contains(&format!("\"{fl}\"")), "{sw} on {fl}: {body}");
+        }
+    }
+
+    let t = &config.topics;
+    for f in fixtures["commands"].as_array().unwrap() {
+        let name = f["name"].as_str().unwrap();
+        let from = f["topic"].as_str().unwrap();
+        let lane = t
+            .command_lanes()
+            .into_iter()
+            .find(|l| l.from == from)
+            .unwrap_or_else(|| panic!("{name}: {from} is a command lane"));
+        match f["expect"].as_str() {
+            None => {
+                let to = Reader::at_end(f["expect_topic"].as_str().unwrap());
+                let body = produce(&p, from, f).await;
+                let got = find(&to, &body, name).await;
+                assert_same_key_and_headers(name, f, &got);
+            }
+            Some("broadcast") => {
+                let readers: Vec<(String, Reader)> = config
+                    .fls
+                    .iter()
+                    .map(|fl| {
+                        (
+                            fl.id.clone(),
+                            Reader::at_end(&lane.to.replace("{fl}", &fl.id)),
+                        )
+                    })
+                    .collect();
+                produce(&p, from, f).await;
+                let cid = f["message"]["correlation_id"].as_str().unwrap();
+                let every_fl = name.contains("PortsCommandData");
+                for (fl, r) in &readers {
+                    let mine = switches.get(fl).cloned().unwrap_or_default();
+                    if !every_fl && mine.is_empty() {
+                        continue; // nothing to poll there
+                    }
+                    let v = r
+                        .until(LONG, |v| {
+                            v["correlation_id"] == cid
+                                && v["payload"]["clazz"]
+                                    == "org.openkilda.messaging.command.BroadcastWrapper"
+                        })
+                        .await;
+                    let mut scope: Vec<String> =
+                        serde_json::from_value(v["payload"]["scope"].clone()).unwrap();
+                    scope.sort();
+                    let mut want = mine.clone();
+                    want.sort();
+                    assert_eq!(scope, want, "{name}: region {fl}'s own switches");
+                    assert_eq!(
+                        v["payload"]["payload"], f["message"]["payload"],
+                        "{name}: the original payload inside"
+                    );
+                }
+            }
+            Some("sync") => {
+                let readers: Vec<Reader> = config
+                    .fls
+                    .iter()
+                    .map(|fl| Reader::at_end(&t.control_topic(&fl.id)))
+                    .collect();
+                let body = produce(&p, from, f).await;
+                for r in &readers {
+                    find(r, &body, name).await;
+                }
+            }
+            Some(other) => panic!("{name}: unknown expectation {other}"),
+        }
+    }
+
+    for f in fixtures["outputs"].as_array().unwrap() {
+        let name = f["name"].as_str().unwrap();
+        let from = f["topic"].as_str().unwrap();
+        let to = Reader::at_end(f["expect_topic"].as_str().unwrap());
+        let body = produce(&p, from, f).await;
+        let got = find(&to, &body, name).await;
+        assert_same_key_and_headers(name, f, &got);
+    }
+}
