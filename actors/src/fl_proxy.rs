@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
 use crate::dispatcher::{Dispatcher, SwitchEvent, Via};
-use crate::liveness::FlStatus;
+use crate::liveness::{Delivered, FlStatus};
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{Failure, MultiSwitchCommand, PartAnswer, PartFailed};
 use crate::outage_monitor::{Evidence, WriteErrors};
@@ -195,12 +195,16 @@ impl FlProxy {
             );
             return;
         }
+        // The deadline runs from delivery (a partition leader failover can hold the command
+        // in the producer for seconds; the FL cannot answer what it cannot read).
+        let (delivered, delivery_ticket) = Delivered::new(s.liveness.epoch());
         self.pending.insert(
             &f.correlation_id,
             f.requester,
             f.switch_id.clone(),
             f.msg.ticket.clone(),
             f.multi,
+            Some(delivered),
             now,
             f.timeout,
         );
@@ -217,7 +221,9 @@ impl FlProxy {
             .key_opt(f.msg.key)
             .headers(f.msg.headers)
             .partition_key(Bytes::from(f.switch_id))
-            .ticket(&f.msg.ticket);
+            .ticket(&f.msg.ticket)
+            .ticket(&delivery_ticket);
+        drop(delivery_ticket);
         s.outbox.send(out);
         Counters::inc(&s.counters.commands_forwarded);
     }
@@ -233,6 +239,7 @@ impl FlProxy {
             a.requester,
             a.switch_id,
             a.msg.ticket.clone(),
+            None,
             None,
             Instant::now(),
             std::time::Duration::from_millis(left),

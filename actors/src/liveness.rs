@@ -145,6 +145,30 @@ impl Liveness {
     }
 }
 
+/// When a message the router produced was delivered to Kafka (read through [`Delivered::at`]),
+/// stamped by the ticket [`Delivered::new`] returns with it. A forwarded command's deadline and
+/// an AliveRequest's timeout run from delivery: an FL is judged on what it could read, not on
+/// what waited in the router's producer (e.g. for a new partition leader).
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    epoch: Instant,
+    stamp: Arc<Stamp>,
+}
+
+impl Delivered {
+    /// The record and the ticket to attach to the message whose delivery it records.
+    pub fn new(epoch: Instant) -> (Self, crate::outbox::Ticket) {
+        let stamp = Arc::new(Stamp::default());
+        let ticket = crate::outbox::Ticket::new(DeliveryStamp::new(epoch, stamp.clone()));
+        (Self { epoch, stamp }, ticket)
+    }
+
+    /// When it was delivered; None while it is not.
+    pub fn at(&self) -> Option<Instant> {
+        self.stamp.get(self.epoch)
+    }
+}
+
 /// Stamps the time an AliveRequest was delivered to Kafka when dropped: it rides in the
 /// request's ticket, which the outbox drops only on a successful delivery report. An FL is
 /// judged on requests it could have read, not on requests stuck in the router's producer.

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::liveness::Delivered;
 use crate::mailbox::Mailbox;
 use crate::multi_switch::MultiSwitchCommand;
 use crate::outbox::Ticket;
@@ -41,6 +42,9 @@ pub struct Entry {
     deadline: Instant,
     /// The first-answer timeout this command was given (its class's, or `timeouts.ack`).
     pub timeout: Duration,
+    /// When the forwarded command reached Kafka: the first-answer deadline runs from then
+    /// (None: known delivered, e.g. adopted after a restart).
+    delivered: Option<Delivered>,
     chain_seen: Option<HashSet<u64>>,
 }
 
@@ -96,6 +100,7 @@ impl PendingTable {
         switch_id: String,
         ticket: Ticket,
         multi: Option<Mailbox<MultiSwitchCommand>>,
+        delivered: Option<Delivered>,
         now: Instant,
         ack_timeout: Duration,
     ) {
@@ -114,6 +119,7 @@ impl PendingTable {
                 multi,
                 deadline,
                 timeout: ack_timeout,
+                delivered,
                 chain_seen: None,
             },
         );
@@ -206,9 +212,27 @@ impl PendingTable {
             }
             for (deadline, seq) in due {
                 // Stale queue rows (entry answered, or re-armed by an ack) are skipped.
-                let live = matches!(self.entries.get(&seq), Some(e) if e.deadline == deadline
-                    && (e.state == State::AwaitingAck) == (kind == Expiry::AckTimeout));
-                if live {
+                let Some(e) = self.entries.get_mut(&seq) else {
+                    continue;
+                };
+                if e.deadline != deadline
+                    || (e.state == State::AwaitingAck) != (kind == Expiry::AckTimeout)
+                {
+                    continue;
+                }
+                // A first-answer deadline runs from delivery: not delivered yet, or delivered
+                // later than forwarded, it moves out.
+                if kind == Expiry::AckTimeout {
+                    if let Some(d) = &e.delivered {
+                        let due_at = d.at().map_or(now + e.timeout, |at| at + e.timeout);
+                        if due_at > now {
+                            e.deadline = due_at;
+                            queue.push(Reverse((due_at, seq)));
+                            continue;
+                        }
+                    }
+                }
+                {
                     out.extend(
                         Self::remove_from(&mut self.entries, &mut self.by_cid, seq)
                             .map(|e| (kind, e)),
@@ -308,6 +332,7 @@ mod tests {
                 "s".into(),
                 Ticket::none(),
                 None,
+                None,
                 now,
                 ACK,
             );
@@ -328,6 +353,7 @@ mod tests {
             "s1".into(),
             Ticket::none(),
             None,
+            None,
             now,
             ACK,
         );
@@ -339,6 +365,7 @@ mod tests {
             },
             "s2".into(),
             Ticket::none(),
+            None,
             None,
             now,
             ACK,
@@ -435,6 +462,33 @@ mod tests {
             .expire(now + step + ACK - Duration::from_millis(1))
             .is_empty());
         assert_eq!(t.expire(now + step + ACK).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_first_answer_deadline_runs_from_delivery() {
+        tokio::time::pause();
+        let epoch = Instant::now();
+        let now = Instant::now();
+        let mut t = PendingTable::default();
+        let (delivered, ticket) = Delivered::new(epoch);
+        t.insert(
+            "c",
+            Requester::default(),
+            "s".into(),
+            Ticket::none(),
+            None,
+            Some(delivered),
+            now,
+            ACK,
+        );
+        // Held in the producer (a leader failover): never due while undelivered.
+        tokio::time::advance(ACK * 3).await;
+        assert!(t.expire(Instant::now()).is_empty());
+        // Delivered now: the full timeout from here.
+        drop(ticket);
+        let at = Instant::now();
+        assert!(t.expire(at + ACK - Duration::from_millis(1)).is_empty());
+        assert_eq!(t.expire(at + ACK + Duration::from_millis(1)).len(), 1);
     }
 
     #[test]
