@@ -102,13 +102,7 @@ async fn killing_partition_leaders_under_load_loses_nothing_and_blames_no_fl() {
         .await
         .unwrap()
         .unwrap();
-    let outage_class = Classes::default().fl_outage_notification;
-    let outages = events
-        .read_to_end()
-        .await
-        .iter()
-        .filter(|m| m.json()["payload"]["clazz"] == outage_class.as_str())
-        .count();
+    let outages = outage_notifications(&events).await;
     let on_default_topic = Reader::new(&w.default_reply).read_to_end().await.len();
     drop(sim);
     eprintln!(

@@ -131,13 +131,7 @@ async fn run(fault: Fault, at_start: bool) -> Outcome {
                 .is_ok_and(|v| cid_of(&v).starts_with("load-"))
         })
         .count();
-    let outage_class = Classes::default().fl_outage_notification;
-    let outages = events
-        .read_to_end()
-        .await
-        .iter()
-        .filter(|m| m.json()["payload"]["clazz"] == outage_class.as_str())
-        .count();
+    let outages = outage_notifications(&events).await;
     drop(sim);
     eprintln!(
         "{fault:?} (sync.at_start {at_start}): {} errors={:?} conflicting={} on_default_topic={on_default_topic} outages={outages} restart_to_ready={restart_to_ready:?} longest_answer_gap_ms={}",

@@ -31,22 +31,18 @@ pub enum FlStatus {
 pub struct Stamp(AtomicU64);
 
 impl Stamp {
-    pub fn set(&self, epoch: Instant, at: Instant) {
-        let ms = at
-            .saturating_duration_since(epoch)
+    fn encode(epoch: Instant, at: Instant) -> u64 {
+        at.saturating_duration_since(epoch)
             .as_micros()
             .div_ceil(1000) as u64
-            + 1;
-        self.0.store(ms, Relaxed);
+            + 1
+    }
+    pub fn set(&self, epoch: Instant, at: Instant) {
+        self.0.store(Self::encode(epoch, at), Relaxed);
     }
     /// Moves the stamp forward only (concurrent reporters cannot move it back).
     pub fn advance(&self, epoch: Instant, at: Instant) {
-        let ms = at
-            .saturating_duration_since(epoch)
-            .as_micros()
-            .div_ceil(1000) as u64
-            + 1;
-        self.0.fetch_max(ms, Relaxed);
+        self.0.fetch_max(Self::encode(epoch, at), Relaxed);
     }
     pub fn get(&self, epoch: Instant) -> Option<Instant> {
         match self.0.load(Relaxed) {

@@ -528,6 +528,17 @@ pub fn error_type(v: &Value) -> Option<&str> {
 
 pub const LONG: Duration = Duration::from_secs(30);
 
+/// How many FlOutageNotifications are on `events` (read to its end).
+pub async fn outage_notifications(events: &Reader) -> usize {
+    let class = fl_router_actors::settings::Classes::default().fl_outage_notification;
+    events
+        .read_to_end()
+        .await
+        .iter()
+        .filter(|m| m.json()["payload"]["clazz"] == class.as_str())
+        .count()
+}
+
 /// A client config for the simulator and the load generator on the test broker.
 pub fn sim_client() -> ClientConfig {
     let mut c = ClientConfig::new();
