@@ -18,7 +18,7 @@ use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{self, Failure, MultiSwitchCommand, Part};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::previous::Replay;
-use crate::protocol::{self, ErrorType, HubRequest, MessageView, ProtocolError, Requester, Target};
+use crate::protocol::{self, ErrorType, MessageView, ProtocolError, Requester, Target};
 use crate::shared::{Shared, Source};
 use crate::supervisor::{StartSync, SyncTrigger};
 use crate::switch_map::{Change, FlIndex, SwitchMap};
@@ -522,7 +522,9 @@ fn requester(msg: &Inbound, view: Option<&MessageView<'_>>) -> Requester {
     Requester {
         reply_to: msg.reply_to.clone(),
         key: msg.key.clone(),
-        hub: view.and_then(HubRequest::of).map(Arc::new),
+        hub_request: view
+            .filter(|v| v.is_hub_and_spoke())
+            .map(|_| msg.payload.clone()),
     }
 }
 

@@ -460,8 +460,9 @@ pub struct Requester {
     /// The command's Kafka key: the router's own answer carries it (OpenKilda's services match
     /// replies to requests by key); without one, the correlation id.
     pub key: Option<Bytes>,
-    /// A hub-and-spoke request is answered with a response of its own family.
-    pub hub: Option<std::sync::Arc<HubRequest>>,
+    /// A hub-and-spoke request's bytes (a cheap shared copy): it is answered with a response
+    /// of its own family, whose parts are read from these only when the router must answer.
+    pub hub_request: Option<Bytes>,
 }
 
 /// A hub-and-spoke request's own parts, kept to answer it in its family when the router has to

@@ -13,7 +13,7 @@ use crate::mailbox::{Mailbox, MailboxRegistry};
 use crate::outage_monitor::OutageMonitor;
 use crate::outbox::{headers, Inbound, Outbox, Outgoing, Ticket};
 use crate::previous::Previous;
-use crate::protocol::{self, ErrorType, Requester};
+use crate::protocol::{self, ErrorType, HubRequest, MessageView, Requester};
 use crate::settings::Settings;
 use crate::supervisor::Supervisor;
 
@@ -111,7 +111,11 @@ impl Shared {
             ErrorType::RequestInvalid => &c.errors_invalid,
         });
         let classes = &self.settings.protocol.classes;
-        let body = match &to.hub {
+        let hub = to.hub_request.as_ref().and_then(|raw| {
+            let view = MessageView::read(raw, &self.settings.protocol.envelope).ok()?;
+            HubRequest::of(&view)
+        });
+        let body = match &hub {
             Some(hub) => protocol::hub_error(classes, hub, switch, error_type, description),
             None => {
                 protocol::error_message(classes, correlation_id, error_type, message, description)
