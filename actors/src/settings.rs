@@ -655,14 +655,7 @@ impl Settings {
             ("topics.fl_read", &t.fl_read),
             ("topics.fl_write", &t.fl_write),
         ] {
-            if !tpl.contains("{fl}") {
-                push(Err(SettingError::new(
-                    key,
-                    format!("template {tpl:?} must contain {{fl}}"),
-                )));
-            } else {
-                push(check_topic_name(key, &tpl.replace("{fl}", "x")));
-            }
+            push(check_template(key, tpl));
         }
         for (i, l) in t.lanes.commands.iter().enumerate() {
             push(check_topic_name(
@@ -735,7 +728,15 @@ impl Settings {
                     format!("duplicate FL id {:?}", fl.id),
                 )));
             }
-            push(check_topic_name(&key, &t.fl_read_topic(&fl.id)));
+            // Every topic of every lane for this FL must be a valid name.
+            for topic in t
+                .fl_read_topics(&fl.id)
+                .into_iter()
+                .chain(t.fl_write_topics(&fl.id))
+                .chain([t.control_topic(&fl.id)])
+            {
+                push(check_topic_name(&key, &topic));
+            }
         }
         let to = &self.timeouts;
         for (key, d) in [
