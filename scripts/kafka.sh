@@ -46,12 +46,14 @@ fetch() {
 
 kafka_java() { java -cp "$LIB/*" "$@"; }
 
-status() {
-  # A real metadata round trip (list topics), not just an open port.
+# A real metadata round trip (list topics) against $1, not just an open port; logs under $2.
+list_topics() {
   timeout 30 java -Xmx128m -cp "$LIB/*" -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" \
-    -Dkafka.logs.dir="$RUN" org.apache.kafka.tools.TopicCommand \
-    --bootstrap-server "127.0.0.1:$PORT" --list >/dev/null 2>&1
+    -Dkafka.logs.dir="$2" org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "$1" --list >/dev/null 2>&1
 }
+
+status() { list_topics "127.0.0.1:$PORT" "$RUN"; }
 
 start() {
   fetch
@@ -137,11 +139,7 @@ node_kill() {
   log "node $1 killed"
 }
 
-cluster_status() {
-  timeout 30 java -Xmx128m -cp "$LIB/*" -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" \
-    -Dkafka.logs.dir="$CLUSTER_RUN" org.apache.kafka.tools.TopicCommand \
-    --bootstrap-server "$(cluster_bootstrap)" --list >/dev/null 2>&1
-}
+cluster_status() { list_topics "$(cluster_bootstrap)" "$CLUSTER_RUN"; }
 
 cluster_start() {
   fetch
