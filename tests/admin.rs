@@ -42,15 +42,7 @@ async fn read_endpoints_report_the_running_router() {
     let base = router.admin_url().await;
     let p = producer();
     let events = Reader::new(&w.events);
-    send(
-        &p,
-        &w.fl_write("fl1"),
-        Some(SW1),
-        &switch_event(SW1, "ACTIVATED"),
-        None,
-    )
-    .await;
-    events.expect(LONG).await;
+    announce(&p, &w, "fl1", SW1, &events).await;
     // A command the (test) FL never answers: it stays in flight.
     send(
         &p,

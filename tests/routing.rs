@@ -71,15 +71,7 @@ async fn silent_fl_gets_one_timeout_and_its_late_answer_never_reaches_the_contro
     let events = Reader::new(&w.events);
     let fl_in = Reader::new(&w.fl_read("fl1"));
     let replies = Reader::new(&w.reply);
-    send(
-        &p,
-        &w.fl_write("fl1"),
-        Some(SW1),
-        &switch_event(SW1, "ACTIVATED"),
-        None,
-    )
-    .await;
-    events.expect(LONG).await;
+    announce(&p, &w, "fl1", SW1, &events).await;
 
     send(
         &p,
@@ -173,15 +165,7 @@ async fn router_killed_hard_and_restarted_loses_no_command() {
     let mut router = w.start_router("router-1");
     let events = Reader::new(&w.events);
     let replies = Reader::new(&w.reply);
-    send(
-        &p,
-        &w.fl_write("fl1"),
-        Some(SW1),
-        &switch_event(SW1, "ACTIVATED"),
-        None,
-    )
-    .await;
-    events.expect(LONG).await;
+    announce(&p, &w, "fl1", SW1, &events).await;
 
     let seen = Arc::new(AtomicUsize::new(0));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -267,15 +251,7 @@ async fn at_the_in_flight_bound_reading_pauses_until_answers_free_room() {
     let events = Reader::new(&w.events);
     let fl_in = Reader::new(&w.fl_read("fl1"));
     let replies = Reader::new(&w.reply);
-    send(
-        &p,
-        &w.fl_write("fl1"),
-        Some(SW1),
-        &switch_event(SW1, "ACTIVATED"),
-        None,
-    )
-    .await;
-    events.expect(LONG).await;
+    announce(&p, &w, "fl1", SW1, &events).await;
     for i in 0..20 {
         send(
             &p,
@@ -312,15 +288,7 @@ async fn a_long_chained_answer_keeps_its_command_alive_until_the_chain_is_comple
     let events = Reader::new(&w.events);
     let fl_in = Reader::new(&w.fl_read("fl1"));
     let replies = Reader::new(&w.reply);
-    send(
-        &p,
-        &w.fl_write("fl1"),
-        Some(SW1),
-        &switch_event(SW1, "ACTIVATED"),
-        None,
-    )
-    .await;
-    events.expect(LONG).await;
+    announce(&p, &w, "fl1", SW1, &events).await;
     send(&p, &w.commands, None, &command("dump", SW1), Some(&w.reply)).await;
     fl_in.expect(LONG).await;
     // 20 chunks 250 ms apart: 5 s in all, five times the ack timeout, each chunk within it.

@@ -528,6 +528,20 @@ pub fn error_type(v: &Value) -> Option<&str> {
 
 pub const LONG: Duration = Duration::from_secs(30);
 
+/// FL `fl` announces `switch` (ACTIVATED, keyed by switch); returns once the router forwarded
+/// the event to `events`, so the switch is mapped.
+pub async fn announce(p: &FutureProducer, w: &World, fl: &str, switch: &str, events: &Reader) {
+    send(
+        p,
+        &w.fl_write(fl),
+        Some(switch),
+        &switch_event(switch, "ACTIVATED"),
+        None,
+    )
+    .await;
+    events.expect(LONG).await;
+}
+
 /// How many FlOutageNotifications are on `events` (read to its end).
 pub async fn outage_notifications(events: &Reader) -> usize {
     let class = fl_router_actors::settings::Classes::default().fl_outage_notification;
