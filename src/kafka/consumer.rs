@@ -73,6 +73,7 @@ impl ConsumerContext for TrackingContext {
                     resumed,
                     "partitions assigned"
                 );
+                self.tracker.suspend_commits(false);
                 if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -84,7 +85,9 @@ impl ConsumerContext for TrackingContext {
                 // are already lost (session timed out): a commit with the old member id would
                 // be fenced, which librdkafka treats as fatal for a static member. What was
                 // read is kept and resumed after on re-assignment instead.
-                if !consumer.assignment_lost() {
+                if consumer.assignment_lost() {
+                    self.tracker.suspend_commits(true);
+                } else {
                     commit(consumer, &self.tracker, self.name, true, CommitMode::Sync);
                 }
                 for e in tpl.elements() {
@@ -146,6 +149,15 @@ pub fn commit<C: Consumer<X>, X: ConsumerContext>(
     all: bool,
     mode: CommitMode,
 ) {
+    // Never with a lost assignment (session timed out, not yet re-assigned): the commit would
+    // carry a stale member id, and a fenced static member is fatal in librdkafka.
+    if tracker.commits_suspended() || consumer.assignment_lost() {
+        debug!(
+            consumer = name,
+            "assignment lost; not committing until re-assigned"
+        );
+        return;
+    }
     let positions = tracker.commit_positions(all);
     if positions.is_empty() {
         return;

@@ -29,6 +29,9 @@ struct Partition {
 #[derive(Default)]
 pub struct OffsetTracker {
     parts: Mutex<HashMap<(Arc<str>, i32), Partition>>,
+    /// Set when the assignment was lost (session timeout) until the next assignment: a commit
+    /// then would carry a stale member id, which fences a static member (fatal in librdkafka).
+    commits_suspended: std::sync::atomic::AtomicBool,
 }
 
 /// Releases its offset when dropped (i.e. when the last ticket clone is gone).
@@ -112,6 +115,17 @@ impl OffsetTracker {
     pub fn handled(&self, topic: &str, partition: i32) -> Option<i64> {
         let parts = self.parts.lock().ok()?;
         parts.get(&(Arc::from(topic), partition))?.handled
+    }
+
+    /// Stops (or resumes) committing; see `commits_suspended`.
+    pub fn suspend_commits(&self, suspended: bool) {
+        self.commits_suspended
+            .store(suspended, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn commits_suspended(&self) -> bool {
+        self.commits_suspended
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Offsets handed out and not yet released, over all partitions.

@@ -263,6 +263,11 @@ impl Router {
         }
     }
 
+    /// True once the process has exited (by itself: e.g. a fatal Kafka error).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// SIGKILL: no drain, no final commit.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
@@ -429,12 +434,27 @@ impl Reader {
         }
     }
 
-    /// The next message, or None after `within`.
+    /// The next message, or None after `within`. Transient consume errors (a broker failing
+    /// over) are waited out.
     pub async fn next(&self, within: Duration) -> Option<Received> {
-        let m = tokio::time::timeout(within, self.consumer.recv())
-            .await
-            .ok()?
-            .expect("consume");
+        let deadline = tokio::time::Instant::now() + within;
+        let m = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.consumer.recv())
+                .await
+                .ok()?
+            {
+                Ok(m) => break m,
+                Err(e) => {
+                    assert!(
+                        self.consumer.client().fatal_error().is_none(),
+                        "test reader of {}: fatal {e}",
+                        self.topic
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
         Some(Received {
             offset: m.offset(),
             null: m.payload().is_none(),
@@ -527,6 +547,46 @@ pub fn error_type(v: &Value) -> Option<&str> {
 }
 
 pub const LONG: Duration = Duration::from_secs(30);
+
+/// Keeps the router of `w` running as a service manager would (`Restart=on-failure`): a router
+/// that stops by itself (a fatal Kafka error) is started again. Returns the task and how many
+/// restarts it made.
+pub fn supervise(
+    w: std::sync::Arc<World>,
+    router: Router,
+) -> (
+    tokio::task::JoinHandle<Router>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let restarts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let r = restarts.clone();
+    let task = tokio::spawn(async move {
+        let mut router = router;
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => return router,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            if router.exited() {
+                let n = r.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                eprintln!(
+                    "supervisor: the router stopped by itself; restart {n}; its log:\n{}",
+                    router
+                        .log_text()
+                        .lines()
+                        .rev()
+                        .take(5)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+                router = w.start_router(&format!("router-restart-{n}"));
+            }
+        }
+    });
+    (task, restarts, stop)
+}
 
 /// FL `fl` announces `switch` (ACTIVATED, keyed by switch); returns once the router forwarded
 /// the event to `events`, so the switch is mapped.
