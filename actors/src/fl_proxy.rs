@@ -126,7 +126,7 @@ pub struct FlProxy {
     /// This FL's read topic per command lane.
     read_topics: Vec<String>,
     /// This FL's write topic → (output lane's controller-side topic, if it has one).
-    lane_outputs: HashMap<String, Option<String>>,
+    lane_outputs: HashMap<String, Option<Arc<str>>>,
     shared: Arc<Shared>,
     dispatcher: Mailbox<Dispatcher>,
     stats: Arc<MailboxStats>,
@@ -151,7 +151,7 @@ impl FlProxy {
         let lane_outputs = t
             .fl_write_topics(&id)
             .into_iter()
-            .zip(t.output_lanes().into_iter().map(|l| l.to))
+            .zip(t.output_lanes().into_iter().map(|l| l.to.map(Arc::from)))
             .collect();
         Self {
             index,
@@ -357,10 +357,7 @@ impl FlProxy {
                 .reply_to
                 .unwrap_or_else(|| self.output_topic(class, lane_to).to_string());
             // Key and headers as the FL wrote them (the requester matches replies by key).
-            let mut out = Outgoing::new(topic, msg.payload.clone())
-                .key_opt(msg.key.clone())
-                .headers(msg.headers.clone())
-                .ticket(&msg.ticket);
+            let mut out = Outgoing::pass_through(topic, &msg);
             if let Some(t) = &route.final_ticket {
                 out = out.ticket(t);
             }
@@ -375,12 +372,7 @@ impl FlProxy {
                 Some(PriorAnswer::Route { reply_to }) => {
                     let topic =
                         reply_to.unwrap_or_else(|| self.output_topic(class, lane_to).to_string());
-                    s.outbox.send(
-                        Outgoing::new(topic, msg.payload.clone())
-                            .key_opt(msg.key.clone())
-                            .headers(msg.headers.clone())
-                            .ticket(&msg.ticket),
-                    );
+                    s.outbox.send(Outgoing::pass_through(topic, &msg));
                     Counters::inc(&c.previous_answers_routed);
                     return;
                 }
@@ -394,17 +386,12 @@ impl FlProxy {
         }
         // Not an answer to anything we track: route by kind, key and headers as they came.
         let topic = self.output_topic(class, lane_to).to_string();
-        s.outbox.send(
-            Outgoing::new(topic, msg.payload.clone())
-                .key_opt(msg.key.clone())
-                .headers(msg.headers.clone())
-                .ticket(&msg.ticket),
-        );
+        s.outbox.send(Outgoing::pass_through(topic, &msg));
         Counters::inc(&c.answers_routed);
     }
 
     /// The controller-side topic of the output lane `msg` came on, if that lane has one.
-    fn lane_to(&self, msg: &Inbound) -> Option<String> {
+    fn lane_to(&self, msg: &Inbound) -> Option<Arc<str>> {
         let topic = msg.origin.as_ref()?.topic.as_ref();
         self.lane_outputs.get(topic).cloned().flatten()
     }
@@ -454,12 +441,7 @@ impl FlProxy {
         }
         // To its lane's output topic (else the events topic), key and headers as written.
         let topic = lane_to.unwrap_or(&s.settings.topics.events).to_string();
-        s.outbox.send(
-            Outgoing::new(topic, msg.payload.clone())
-                .key_opt(msg.key.clone())
-                .headers(msg.headers.clone())
-                .ticket(&msg.ticket),
-        );
+        s.outbox.send(Outgoing::pass_through(topic, msg));
         Counters::inc(&s.counters.events_forwarded);
     }
 

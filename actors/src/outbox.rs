@@ -133,6 +133,16 @@ impl Outgoing {
             tickets: Vec::new(),
         }
     }
+    /// A message passed through to `topic`: the input's bytes, key and headers unchanged,
+    /// holding its ticket.
+    pub fn pass_through(topic: impl Into<String>, msg: &Inbound) -> Self {
+        let mut out = Self::new(topic, msg.payload.clone())
+            .key_opt(msg.key.clone())
+            .headers(msg.headers.clone())
+            .ticket(&msg.ticket);
+        out.null_value = msg.null_value;
+        out
+    }
     /// A tombstone (null value) for `key` on a compacted topic.
     pub fn tombstone(topic: impl Into<String>, key: impl Into<Bytes>) -> Self {
         let mut out = Self::new(topic, Bytes::new()).key(key);
