@@ -146,6 +146,7 @@ async fn snapshot(s: &AdminState) -> metrics::Snapshot {
         counters: s.engine.counters().snapshot(),
         mailboxes: s.engine.mailboxes(false),
         fls,
+        switches: s.engine.switch_counts().await.unwrap_or_default(),
         producer: s.producer.clone(),
         kafka: s.kafka.clone(),
     }
@@ -172,7 +173,8 @@ async fn fls(s: web::Data<AdminState>) -> HttpResponse {
                 "region": f.region,
                 "status": s.engine.fl_liveness(&f.id),
                 "last_evidence_ms_ago": s.engine.fl_last_evidence(&f.id).map(|d| d.as_millis() as u64),
-                "switches": counts.iter().find(|(id, _)| *id == f.id).map_or(0, |(_, n)| *n),
+                "switches": counts.iter().find(|(id, _)| *id == f.id).map_or(0, |(_, n)| n.0),
+                "standby_switches": counts.iter().find(|(id, _)| *id == f.id).map_or(0, |(_, n)| n.1),
                 "pending": st.map_or(0, |p| p.pending),
                 "restarts": st.map_or(0, |p| p.restarts),
             })
@@ -185,10 +187,13 @@ async fn switch(s: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse
     if let Err(e) = fl_router_actors::protocol::normalise_switch_id(&id) {
         return HttpResponse::BadRequest().json(json!({"error": e.to_string()}));
     }
-    match s.engine.lookup_switch(&id).await {
-        Ok(Some(fl)) => {
-            HttpResponse::Ok().json(json!({"switch_id": id.to_ascii_lowercase(), "fl_id": fl}))
-        }
+    match s.engine.switch_view(&id).await {
+        Ok(Some(v)) => HttpResponse::Ok().json(json!({
+            "switch_id": v.switch_id,
+            // The FL commands go to (null: unmanaged, read-only connections only).
+            "fl_id": v.active,
+            "connections": v.connections,
+        })),
         Ok(None) => HttpResponse::NotFound()
             .json(json!({"error": "no FL manages this switch", "switch_id": *id})),
         Err(e) => HttpResponse::ServiceUnavailable().json(json!({"error": e.to_string()})),

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use fl_router_actors::settings::{
-    FlSettings, Limits, ProtocolSettings, Settings, SyncSettings, Timeouts, TopicSettings,
+    FailoverSettings, FlSettings, Limits, ProtocolSettings, Settings, SyncSettings, Timeouts,
+    TopicSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,9 @@ pub struct Config {
     pub protocol: ProtocolSettings,
     #[serde(default)]
     pub limits: Limits,
+    /// A switch on several FLs: which connection is active, the reconnect grace window.
+    #[serde(default)]
+    pub failover: FailoverSettings,
     /// The FL simulator (embedded default and `fl-router sim`).
     #[serde(default)]
     pub sim: SimConfig,
@@ -269,6 +273,7 @@ impl Config {
             sync: self.sync.clone(),
             protocol: self.protocol.clone(),
             limits: self.limits.clone(),
+            failover: self.failover.clone(),
         }
     }
 

@@ -82,6 +82,19 @@ pub const SPEC: &[Metric] = &[
     ),
     counter("flrouter_previous_answers_routed", "FL answers to commands a previous incarnation forwarded, routed to their reply-to.", &[]),
     counter("flrouter_duplicate_answers_dropped", "FL answers for commands that already had their outcome.", &[]),
+    counter(
+        "flrouter_switch_failovers",
+        "Active-FL moves of a switch, by reason: lost_active (its active FL disconnected it or went offline; a standby took over), return_home (a preferred FL connected).",
+        &["reason"],
+    ),
+    counter("flrouter_failed_over_commands", "Pending commands answered OPERATION_TIMED_OUT because their switch failed over to another FL.", &[]),
+    counter("flrouter_switch_availability_notifications", "Switch availability notices published (connections changed; failovers included).", &[]),
+    counter(
+        "flrouter_grace_commands",
+        "Commands for a switch that had just lost its last read-write FL, by outcome: waited (entered the grace window), forwarded (the switch reconnected), expired (answered NOT_FOUND).",
+        &["outcome"],
+    ),
+    gauge("flrouter_fl_switches", "Switches per FL, by role: active (its commands go to this FL) or standby (connected, not active).", &["fl", "role"]),
     gauge("flrouter_fl_online", "1 when the FL is online (evidence within the alive timeout), else 0.", &["fl", "status"]),
     counter("flrouter_mailbox_messages_sent", "Messages sent to actors' mailboxes, by actor kind.", &["kind"]),
     counter("flrouter_mailbox_messages_received", "Messages handled by actors, by actor kind.", &["kind"]),
@@ -106,6 +119,8 @@ pub struct Snapshot {
     pub counters: Vec<(&'static str, u64)>,
     pub mailboxes: Vec<MailboxSnapshot>,
     pub fls: Vec<(String, FlStatus)>,
+    /// Per FL: (active switches, standby switches).
+    pub switches: Vec<(String, (usize, usize))>,
     pub producer: Option<Arc<ProducerCounters>>,
     pub kafka: Option<Arc<KafkaStats>>,
 }
@@ -163,6 +178,28 @@ impl Snapshot {
             ]),
             "flrouter_previous_answers_routed" => one(self.counter("previous_answers_routed")),
             "flrouter_duplicate_answers_dropped" => one(self.counter("duplicate_answers_dropped")),
+            "flrouter_switch_failovers" => {
+                by(&[("lost_active", "failovers"), ("return_home", "failbacks")])
+            }
+            "flrouter_failed_over_commands" => one(self.counter("failed_over_commands")),
+            "flrouter_switch_availability_notifications" => {
+                one(self.counter("availability_notifications"))
+            }
+            "flrouter_grace_commands" => by(&[
+                ("waited", "grace_waits"),
+                ("forwarded", "grace_forwarded"),
+                ("expired", "grace_expired"),
+            ]),
+            "flrouter_fl_switches" => self
+                .switches
+                .iter()
+                .flat_map(|(fl, (active, standby))| {
+                    [
+                        (vec![fl.clone(), "active".into()], *active as f64),
+                        (vec![fl.clone(), "standby".into()], *standby as f64),
+                    ]
+                })
+                .collect(),
             "flrouter_fl_online" => self
                 .fls
                 .iter()

@@ -265,13 +265,10 @@ async fn restore_switch_map(config: &Config, engine: &Engine) {
             return;
         }
     };
-    let entries: Vec<(String, String)> = table
+    // The engine reads the values (it owns their format); a key that is not text is skipped.
+    let entries: Vec<(String, bytes::Bytes)> = table
         .into_iter()
-        .filter_map(|(k, v)| {
-            let switch = String::from_utf8(k).ok()?;
-            let v: serde_json::Value = serde_json::from_slice(&v).ok()?;
-            Some((switch, v["fl"].as_str()?.to_string()))
-        })
+        .filter_map(|(k, v)| Some((String::from_utf8(k).ok()?, bytes::Bytes::from(v))))
         .collect();
     match engine.restore_switch_map(entries).await {
         Ok(r) => info!(

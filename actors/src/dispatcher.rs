@@ -1,18 +1,22 @@
-//! `Dispatcher`: reads every inbound command, validates it, finds the FL that manages its switch
-//! and hands it to that FL's proxy; owns the switch → FL map, which only FL switch events change.
+//! `Dispatcher`: reads every inbound command, validates it, finds the active FL of its switch and
+//! hands it to that FL's proxy; owns the switch map (every FL connection of every switch) and
+//! decides what each connection change means: failover to a standby, an availability notice, an
+//! unmanaged switch, commands waiting out the grace window for a reconnect.
 //!
 //! One actor owns the map so that the command path needs no lock; it does little per command
 //! (parse the envelope, one pointer lookup, one hash lookup), the proxies do the rest.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
-use crate::fl_proxy::{Adopt, Forward};
+use crate::fl_proxy::{Adopt, FailSwitch, Forward};
 use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{self, Failure, MultiSwitchCommand, Part};
@@ -21,7 +25,7 @@ use crate::previous::Replay;
 use crate::protocol::{self, ErrorType, MessageView, ProtocolError, Requester, Target};
 use crate::shared::{Shared, Source};
 use crate::supervisor::{StartSync, SyncTrigger};
-use crate::switch_map::{Change, FlIndex, SwitchMap};
+use crate::switch_map::{FlIndex, Mode, Preference, StoredSwitch, SwitchMap, Transition, Via};
 use crate::sync_session::{ChainApplied, SyncSession};
 
 /// A message read from an inbound command topic.
@@ -29,51 +33,71 @@ use crate::sync_session::{ChainApplied, SyncSession};
 #[rtype(result = "()")]
 pub struct Command(pub Inbound);
 
-/// An FL reported a switch up (connect/activate) or down (disconnect/deactivate), in an event
-/// or a sync chain. `ticket` is the FL message's: its offset is committed only once the map
-/// change is stored.
-#[derive(Message, Debug, Clone)]
+/// An FL reported a connection change for a switch, in an event or a sync chain entry.
+/// `ticket` is the FL message's: its offset is committed only once the change is stored.
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct SwitchEvent {
     pub fl: FlIndex,
     pub switch_id: String,
     pub up: bool,
+    pub mode: Mode,
     pub via: Via,
     pub ticket: Ticket,
+    /// The FL's event, ready to be forwarded unchanged if the dispatcher decides it should be
+    /// (`None` for a chain entry: the sync session forwards chain messages itself).
+    pub forward: Option<Outgoing>,
 }
 
-/// How a switch's FL was learned (stored with it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Via {
-    Event,
-    Sync,
-}
-
-/// The switch map as stored in `topics.switch_map` before a restart: (switch id, FL id).
+/// The switch map as stored in `topics.switch_map` before a restart: (switch id, stored value).
 /// Applied before any FL message or command is read; nothing is written back.
 #[derive(Message)]
 #[rtype(result = "RestoreReport")]
-pub struct RestoreMap(pub Vec<(String, String)>);
+pub struct RestoreMap(pub Vec<(String, Bytes)>);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RestoreReport {
     pub restored: usize,
-    /// Entries naming an FL that is no longer configured, or a malformed switch id.
+    /// Entries naming an FL that is no longer configured, unreadable, or a malformed switch id.
     pub skipped: usize,
 }
 
-/// Which FL manages a switch (admin API, tests).
+/// A switch's connections (admin API, tests).
 #[derive(Message)]
-#[rtype(result = "Option<String>")]
+#[rtype(result = "Option<SwitchView>")]
 pub struct LookupSwitch(pub String);
 
-/// How many switches each FL manages (admin API, metrics).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SwitchView {
+    pub switch_id: String,
+    /// The FL unicast commands go to (None: unmanaged; read-only connections may remain).
+    pub active: Option<String>,
+    pub connections: Vec<ConnectionView>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConnectionView {
+    pub fl: String,
+    pub mode: Mode,
+    pub active: bool,
+    pub since_ms: u64,
+    pub via: Via,
+}
+
+/// Per FL: (switches it is active for, switches it stands by for) (admin API, metrics).
 #[derive(Message)]
-#[rtype(result = "Vec<usize>")]
+#[rtype(result = "Vec<(usize, usize)>")]
 pub struct SwitchCounts;
 
-/// Tell the controller that FL `fl`'s switches are unmanaged (outage, or its chain failed).
+/// FL `fl` is offline: its connections are gone everywhere; what can fail over does.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FlLost {
+    pub fl: usize,
+    pub reason: String,
+}
+
+/// Tell the controller that the switches FL `fl` is active for are unmanaged (its chain failed).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct NotifyUnmanaged {
@@ -81,13 +105,14 @@ pub struct NotifyUnmanaged {
     pub reason: String,
 }
 
-/// FL `fl`'s sync chain is complete and reported exactly `switches`: its other switches are gone.
-/// The dispatcher confirms with [`ChainApplied`] so the session's summary follows the changes.
+/// FL `fl`'s sync chain is complete and reported exactly `switches` (with the connection mode
+/// of each): its other connections are gone. The dispatcher confirms with [`ChainApplied`] so
+/// the session's summary follows the changes.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SyncComplete {
     pub fl: usize,
-    pub switches: Vec<String>,
+    pub switches: Vec<(String, Mode)>,
     pub session: Mailbox<SyncSession>,
 }
 
@@ -99,7 +124,38 @@ pub struct Dispatcher {
     map: SwitchMap,
     /// Command topic → its lane (the FL topic template a command from it goes to).
     lanes: HashMap<String, usize>,
+    /// Switches that lost their last RW connection: when and why (grace window, error text).
+    lost: HashMap<String, Lost>,
+    /// Commands waiting in the grace window for their switch to reconnect, per switch.
+    waiting: HashMap<String, Vec<Waiting>>,
+    waiting_len: usize,
+    /// Per FL, the switches its last outage left unmanaged: its next complete chain is compared
+    /// with them (one it no longer reports gets a switch-offline notification).
+    lost_in_outage: Vec<std::collections::HashSet<String>>,
 }
+
+struct Lost {
+    at: Instant,
+    why: String,
+}
+
+struct Waiting {
+    fwd: Forward,
+    until: Instant,
+}
+
+/// What caused a map change: it decides what the controller is told.
+enum Cause {
+    /// An FL's switch event (forwarded unchanged when it changes whether the switch is managed).
+    Event { forward: Option<Outgoing> },
+    /// A sync chain (its messages are forwarded by the session).
+    Chain,
+    /// The FL's outage (its proxy fails all its pending commands itself).
+    Outage { reason: String },
+}
+
+/// How long the reason a switch was lost is kept for the NOT_FOUND text.
+const LOST_MEMORY: Duration = Duration::from_secs(600);
 
 impl Dispatcher {
     pub fn new(shared: Arc<Shared>, stats: Arc<MailboxStats>) -> Self {
@@ -111,11 +167,21 @@ impl Dispatcher {
             .enumerate()
             .map(|(i, t)| (t, i))
             .collect();
+        let f = &shared.settings.failover;
+        let fls = shared.settings.fls.len();
+        let map = SwitchMap::new(Preference {
+            rank: f.ranks(&shared.settings.fls),
+            return_home: f.return_home,
+        });
         Self {
             shared,
             stats,
-            map: SwitchMap::default(),
+            map,
             lanes,
+            lost: HashMap::new(),
+            waiting: HashMap::new(),
+            waiting_len: 0,
+            lost_in_outage: vec![Default::default(); fls],
         }
     }
 
@@ -192,42 +258,116 @@ impl Dispatcher {
             let cid = cid.to_string();
             return self.replayed(msg.clone(), requester, &cid, switch_id, replay);
         }
-        let Some(fl) = self.map.get(&switch_id) else {
-            debug!(correlation_id = cid, switch = %switch_id, "no FL manages this switch");
-            s.send_error(
-                &requester,
-                cid,
-                Some(&switch_id),
-                ErrorType::NotFound,
-                "switch is not managed by any FL",
-                &format!(
-                    "switch {switch_id} is not connected to any FL instance known to the router"
-                ),
-                &[&msg.ticket],
-            );
-            return;
-        };
         let fwd = Forward {
             correlation_id: cid.to_string(),
             switch_id,
-            requester: requester.clone(),
+            requester,
             timeout: s.settings.timeouts.ack_for(class),
             lane: self.lane_of(&msg),
-            msg: msg.clone(),
+            msg,
             multi: None,
         };
-        let proxy = s.actors().and_then(|a| a.proxies.get(fl));
-        if proxy.map(|p| p.tell(fwd)).is_none_or(|r| r.is_err()) {
+        match self.map.active(&fwd.switch_id) {
+            Some(fl) => self.forward_to(fl, fwd),
+            None => self.no_active_fl(fwd),
+        }
+    }
+
+    fn forward_to(&self, fl: FlIndex, fwd: Forward) {
+        let s = &self.shared;
+        let Some(proxy) = s.actors().and_then(|a| a.proxies.get(fl)) else {
+            return self.refuse(fwd, "the router is shutting down".into());
+        };
+        if let Err(e) = proxy.tell(fwd) {
             // Only possible while the system shuts down; answer rather than lose the command.
-            s.send_error(
-                &requester,
-                cid,
-                None,
-                ErrorType::NotFound,
-                "FL proxy unavailable",
-                "the router is shutting down",
-                &[&msg.ticket],
+            warn!(error = %e, "FL proxy unavailable");
+        }
+    }
+
+    /// No active FL: wait for a reconnect if the switch was lost within the grace window,
+    /// else NOT_FOUND at once.
+    fn no_active_fl(&mut self, fwd: Forward) {
+        let s = self.shared.clone();
+        let f = &s.settings.failover;
+        let now = Instant::now();
+        let lost = self.lost.get(&fwd.switch_id);
+        let grace_left = lost
+            .map(|l| (l.at + f.grace).saturating_duration_since(now))
+            .unwrap_or_default();
+        if !grace_left.is_zero() && self.waiting_len < f.max_waiting {
+            Counters::inc(&s.counters.grace_waits);
+            debug!(correlation_id = %fwd.correlation_id, switch = %fwd.switch_id, "waiting for the switch to reconnect");
+            let until = now + grace_left.min(fwd.timeout);
+            self.waiting_len += 1;
+            self.waiting
+                .entry(fwd.switch_id.clone())
+                .or_default()
+                .push(Waiting { fwd, until });
+            return;
+        }
+        let why = match lost {
+            Some(l) => format!(
+                "switch {} is not connected to any FL: {}",
+                fwd.switch_id, l.why
+            ),
+            None => format!(
+                "switch {} is not connected to any FL instance known to the router",
+                fwd.switch_id
+            ),
+        };
+        self.refuse(fwd, why);
+    }
+
+    fn refuse(&self, fwd: Forward, why: String) {
+        let s = &self.shared;
+        debug!(correlation_id = %fwd.correlation_id, switch = %fwd.switch_id, "{why}");
+        s.send_error(
+            &fwd.requester,
+            &fwd.correlation_id,
+            Some(&fwd.switch_id),
+            ErrorType::NotFound,
+            "switch is not managed by any FL",
+            &why,
+            &[&fwd.msg.ticket],
+        );
+    }
+
+    /// Commands whose grace ran out without a reconnect: NOT_FOUND. Judged only as far as the
+    /// router has read every FL (a reconnect may be waiting unread after a pause).
+    fn tick(&mut self) {
+        let s = self.shared.clone();
+        let now = Instant::now();
+        self.lost
+            .retain(|_, l| now.duration_since(l.at) < LOST_MEMORY);
+        if self.waiting_len == 0 {
+            return;
+        }
+        let Some(seen) = s.liveness.seen_all_up_to() else {
+            return;
+        };
+        let judged = seen.min(now);
+        let mut expired = Vec::new();
+        self.waiting.retain(|_, list| {
+            let (due, keep): (Vec<_>, Vec<_>) = list.drain(..).partition(|w| w.until <= judged);
+            expired.extend(due);
+            *list = keep;
+            !list.is_empty()
+        });
+        for w in expired {
+            self.waiting_len -= 1;
+            Counters::inc(&s.counters.grace_expired);
+            let lost = self
+                .lost
+                .get(&w.fwd.switch_id)
+                .map_or("it lost its last read-write FL connection", |l| {
+                    l.why.as_str()
+                });
+            let why = format!(
+                "switch {} is not connected to any FL: {lost}, and it did not reconnect within the grace window ({})",
+                w.fwd.switch_id,
+                humantime::format_duration(s.settings.failover.grace)
             );
+            self.refuse(w.fwd, why);
         }
     }
 
@@ -239,11 +379,7 @@ impl Dispatcher {
         let s = &self.shared;
         let lane = self.lane_of(msg);
         let wrapper = &s.settings.protocol.broadcast.wrapper_class;
-        for fl in 0..s.settings.fls.len() {
-            let scope = self.map.switches_of(fl);
-            if !every_fl && (scope.is_empty() || s.liveness.status(fl) == FlStatus::Offline) {
-                continue;
-            }
+        for (fl, scope) in self.broadcast_scopes(every_fl) {
             let Some(body) = protocol::wrap_broadcast(view, wrapper, &scope) else {
                 return self.invalid(
                     msg,
@@ -268,6 +404,43 @@ impl Dispatcher {
             );
             Counters::inc(&s.counters.commands_forwarded);
         }
+    }
+
+    /// Per FL, the switches a broadcast covers there. To every FL: each FL's active switches
+    /// (possibly none). Every switch once: FLs with only read-only connections first (stats
+    /// polling off the FLs that program switches), then each switch's active FL for the rest;
+    /// FLs with nothing to poll and offline FLs are left out.
+    fn broadcast_scopes(&self, every_fl: bool) -> Vec<(FlIndex, Vec<String>)> {
+        let s = &self.shared;
+        let fls = s.settings.fls.len();
+        if every_fl {
+            return (0..fls).map(|fl| (fl, self.map.active_of(fl))).collect();
+        }
+        let online = |fl: &FlIndex| s.liveness.status(*fl) != FlStatus::Offline;
+        let active: Vec<Vec<String>> = (0..fls).map(|fl| self.map.active_of(fl)).collect();
+        let mut done = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for fl in (0..fls).filter(|fl| active[*fl].is_empty() && online(fl)) {
+            let scope: Vec<String> = self
+                .map
+                .read_only_of(fl)
+                .into_iter()
+                .filter(|sw| done.insert(sw.clone()))
+                .collect();
+            if !scope.is_empty() {
+                out.push((fl, scope));
+            }
+        }
+        for (fl, list) in active.into_iter().enumerate() {
+            let scope: Vec<String> = list
+                .into_iter()
+                .filter(|sw| done.insert(sw.clone()))
+                .collect();
+            if !scope.is_empty() && online(&fl) {
+                out.push((fl, scope));
+            }
+        }
+        out
     }
 
     /// A command read again after a restart that a previous incarnation had dealt with: it
@@ -341,17 +514,16 @@ impl Dispatcher {
         }
     }
 
-    /// Writes a map change to the switch-map topic (a tombstone when unmapped).
-    fn store(&self, switch: &str, fl: Option<FlIndex>, via: Via, ticket: &Ticket) {
+    /// Writes a switch's connections to the switch-map topic (a tombstone when none is left).
+    fn store(&self, switch: &str, ticket: &Ticket) {
         let s = &self.shared;
         let topic = s.settings.topics.switch_map.clone();
         let key = Bytes::from(switch.to_string());
-        let out = match fl {
-            Some(fl) => {
-                let value = serde_json::json!({
-                    "fl": s.fl_id(fl), "since": protocol::now_millis(), "via": via,
-                });
-                Outgoing::new(topic, value.to_string()).key(key)
+        let out = match self.map.get(switch) {
+            Some(sw) => {
+                let value = StoredSwitch::of(sw, |fl| s.fl_id(fl).to_string());
+                let json = serde_json::to_vec(&value).unwrap_or_default();
+                Outgoing::new(topic, json).key(key)
             }
             None => Outgoing::tombstone(topic, key),
         };
@@ -359,30 +531,202 @@ impl Dispatcher {
     }
 
     fn switch_event(&mut self, ev: SwitchEvent) {
-        let fl_id = &self.shared.settings.fls[ev.fl].id;
-        let change = if ev.up {
-            self.map.connect(&ev.switch_id, ev.fl)
+        let now_ms = protocol::now_millis();
+        let t = if ev.up {
+            self.map
+                .connect(&ev.switch_id, ev.fl, ev.mode, ev.via, now_ms)
         } else {
-            self.map.disconnect(&ev.switch_id, ev.fl)
+            self.map.disconnect(&ev.switch_id, ev.fl, ev.mode)
         };
-        match change {
-            Change::Added | Change::Moved(_) => {
-                self.store(&ev.switch_id, Some(ev.fl), ev.via, &ev.ticket)
+        let cause = match ev.via {
+            Via::Event => Cause::Event {
+                forward: ev.forward,
+            },
+            Via::Sync => Cause::Chain,
+        };
+        debug!(switch = %ev.switch_id, fl = %self.shared.fl_id(ev.fl), up = ev.up, mode = ?ev.mode, transition = ?t, "switch connection changed");
+        self.changed(&ev.switch_id, ev.fl, t, cause, &ev.ticket);
+    }
+
+    /// Acts on what a map change meant. Raw connection events are forwarded only where they
+    /// tell the controller the truth about the switch being managed (it became managed, lost
+    /// its last RW connection, or a repeat from the active FL); every other connection change
+    /// — a failover included — is published as one availability notice instead.
+    fn changed(&mut self, sw: &str, fl: FlIndex, t: Transition, cause: Cause, ticket: &Ticket) {
+        let s = self.shared.clone();
+        let c = &s.counters;
+        let forward = |cause: Cause| {
+            if let Cause::Event { forward: Some(out) } = cause {
+                s.outbox.send(out);
+                Counters::inc(&c.events_forwarded);
             }
-            Change::Removed => self.store(&ev.switch_id, None, ev.via, &ev.ticket),
-            Change::NotOwner | Change::Unchanged => {}
+        };
+        match t {
+            Transition::Unchanged => {
+                if self.map.active(sw) == Some(fl) {
+                    forward(cause);
+                }
+                return;
+            }
+            Transition::Unknown => {
+                // A disconnect the map has no connection for: true news only if the switch has
+                // no active FL at all.
+                if self.map.active(sw).is_none() {
+                    forward(cause);
+                }
+                return;
+            }
+            _ => {}
         }
-        match change {
-            Change::Added => debug!(switch = %ev.switch_id, fl = %fl_id, "switch connected"),
-            Change::Moved(prev) => info!(
-                switch = %ev.switch_id, fl = %fl_id,
-                from = %self.shared.settings.fls[prev].id, "switch moved to another FL"
-            ),
-            Change::Removed => debug!(switch = %ev.switch_id, fl = %fl_id, "switch disconnected"),
-            Change::NotOwner => {
-                debug!(switch = %ev.switch_id, fl = %fl_id, "disconnect from a non-owner ignored")
+        match t {
+            Transition::Managed { to } => {
+                info!(switch = %sw, fl = %s.fl_id(to), "switch managed");
+                self.lost.remove(sw);
+                for set in &mut self.lost_in_outage {
+                    set.remove(sw);
+                }
+                forward(cause);
+                self.release_waiting(sw, to);
             }
-            Change::Unchanged => {}
+            Transition::FailedOver { from, to } => {
+                Counters::inc(&c.failovers);
+                let why = match &cause {
+                    Cause::Outage { reason } => {
+                        format!("FL {} went offline: {reason}", s.fl_id(from))
+                    }
+                    Cause::Event { .. } => format!("FL {} reported it disconnected", s.fl_id(from)),
+                    Cause::Chain => format!(
+                        "FL {}'s sync chain no longer reports it read-write",
+                        s.fl_id(from)
+                    ),
+                };
+                info!(switch = %sw, from = %s.fl_id(from), to = %s.fl_id(to), reason = %why, "switch failed over");
+                if !matches!(cause, Cause::Outage { .. }) {
+                    // An outage fails all of the FL's pending commands at once (FailPending).
+                    if let Some(p) = s.actors().and_then(|a| a.proxies.get(from)) {
+                        let _ = p.tell(FailSwitch {
+                            switch_id: sw.to_string(),
+                            reason: format!("failed over to FL {}: {why}", s.fl_id(to)),
+                        });
+                    }
+                }
+                self.availability(sw);
+            }
+            Transition::Returned { from, to } => {
+                Counters::inc(&c.failbacks);
+                info!(switch = %sw, from = %s.fl_id(from), to = %s.fl_id(to), "switch returned to its preferred FL");
+                self.availability(sw);
+            }
+            Transition::Unmanaged { from } => {
+                let why = match &cause {
+                    Cause::Outage { reason } => {
+                        format!(
+                            "its last read-write FL {} went offline ({reason})",
+                            s.fl_id(from)
+                        )
+                    }
+                    Cause::Event { .. } => format!(
+                        "its last read-write FL {} reported it disconnected",
+                        s.fl_id(from)
+                    ),
+                    Cause::Chain => format!(
+                        "its last read-write FL {} no longer reports it",
+                        s.fl_id(from)
+                    ),
+                };
+                info!(switch = %sw, fl = %s.fl_id(from), "switch unmanaged: {why}");
+                self.lost.insert(
+                    sw.to_string(),
+                    Lost {
+                        at: Instant::now(),
+                        why,
+                    },
+                );
+                let classes = &s.settings.protocol.classes;
+                match cause {
+                    Cause::Event { .. } => forward(cause),
+                    Cause::Chain if self.map.get(sw).is_none() => {
+                        Counters::inc(&c.switch_offline_notifications);
+                        s.send_event(
+                            sw,
+                            protocol::switch_offline_notification(classes, sw, s.fl_id(from)),
+                            &[],
+                        );
+                    }
+                    Cause::Outage { .. } => {
+                        if let Some(set) = self.lost_in_outage.get_mut(from) {
+                            set.insert(sw.to_string());
+                        }
+                        Counters::inc(&c.unmanaged_notifications);
+                        s.send_event(
+                            sw,
+                            protocol::unmanaged_switch_notification(classes, sw),
+                            &[],
+                        );
+                    }
+                    Cause::Chain => {
+                        Counters::inc(&c.unmanaged_notifications);
+                        s.send_event(
+                            sw,
+                            protocol::unmanaged_switch_notification(classes, sw),
+                            &[],
+                        );
+                    }
+                }
+            }
+            Transition::Availability => self.availability(sw),
+            Transition::Unchanged | Transition::Unknown => {}
+        }
+        self.store(sw, ticket);
+    }
+
+    /// Publishes the switch's connections (OpenKilda's SwitchAvailabilityUpdateNotification).
+    fn availability(&self, sw: &str) {
+        let s = &self.shared;
+        Counters::inc(&s.counters.availability_notifications);
+        let entries: Vec<protocol::AvailabilityEntry<'_>> = self
+            .map
+            .get(sw)
+            .map(|x| {
+                x.connections()
+                    .iter()
+                    .map(|c| protocol::AvailabilityEntry {
+                        fl: s.fl_id(c.fl),
+                        read_write: c.mode == Mode::ReadWrite,
+                        active: x.active() == Some(c.fl) && c.mode == Mode::ReadWrite,
+                        since_ms: c.since_ms,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        s.send_event(
+            sw,
+            protocol::switch_availability_notification(&s.settings.protocol.classes, sw, &entries),
+            &[],
+        );
+    }
+
+    /// The switch reconnected: commands waiting for it go to its new active FL.
+    fn release_waiting(&mut self, sw: &str, fl: FlIndex) {
+        let Some(list) = self.waiting.remove(sw) else {
+            return;
+        };
+        self.waiting_len -= list.len();
+        info!(switch = %sw, fl = %self.shared.fl_id(fl), commands = list.len(), "switch reconnected within the grace window; waiting commands forwarded");
+        for w in list {
+            Counters::inc(&self.shared.counters.grace_forwarded);
+            self.forward_to(fl, w.fwd);
+        }
+    }
+
+    fn fl_lost(&mut self, fl: FlIndex, reason: &str) {
+        let changes = self.map.drop_fl(fl);
+        info!(fl = %self.shared.fl_id(fl), switches = changes.len(), reason, "FL offline: its connections removed");
+        for (sw, t) in changes {
+            let cause = Cause::Outage {
+                reason: reason.to_string(),
+            };
+            self.changed(&sw, fl, t, cause, &Ticket::none());
         }
     }
 }
@@ -407,7 +751,7 @@ impl Dispatcher {
         match target {
             Target::Many(ids) => {
                 for sw in ids {
-                    match self.map.get(&sw) {
+                    match self.map.active(&sw) {
                         Some(fl) => by_fl[fl].push(sw),
                         None => unsent.push((sw, Failure::NoFl, None)),
                     }
@@ -415,7 +759,7 @@ impl Dispatcher {
             }
             _ => {
                 for (fl, list) in by_fl.iter_mut().enumerate() {
-                    *list = self.map.switches_of(fl);
+                    *list = self.map.active_of(fl);
                 }
             }
         }
@@ -458,7 +802,7 @@ impl Dispatcher {
 
     fn notify_unmanaged(&self, fl: FlIndex, reason: &str) {
         let s = &self.shared;
-        let switches = self.map.switches_of(fl);
+        let switches = self.map.active_of(fl);
         info!(fl = %s.fl_id(fl), switches = switches.len(), reason, "switches unmanaged");
         for sw in switches {
             Counters::inc(&s.counters.unmanaged_notifications);
@@ -470,50 +814,73 @@ impl Dispatcher {
         }
     }
 
-    fn sync_complete(&mut self, fl: FlIndex, reported: Vec<String>) {
+    fn sync_complete(&mut self, fl: FlIndex, reported: Vec<(String, Mode)>) {
         let s = self.shared.clone();
-        let keep: std::collections::HashSet<&String> = reported.iter().collect();
-        for sw in self.map.switches_of(fl) {
-            if !keep.contains(&sw) {
-                self.map.disconnect(&sw, fl);
-                self.store(&sw, None, Via::Sync, &Ticket::none());
-                Counters::inc(&s.counters.switch_offline_notifications);
-                info!(switch = %sw, fl = %s.fl_id(fl), "switch no longer reported by its FL");
-                s.send_event(
-                    &sw,
-                    protocol::switch_offline_notification(
-                        &s.settings.protocol.classes,
-                        &sw,
-                        s.fl_id(fl),
-                    ),
-                    &[],
-                );
-            }
+        // Switches this FL's outage left unmanaged that it no longer reports: gone.
+        let before = std::mem::take(&mut self.lost_in_outage[fl]);
+        let mut gone: Vec<&String> = before
+            .iter()
+            .filter(|sw| !reported.iter().any(|(r, _)| r == *sw) && self.map.active(sw).is_none())
+            .collect();
+        gone.sort();
+        for sw in gone {
+            info!(switch = %sw, fl = %s.fl_id(fl), "switch no longer reported by its FL after its outage");
+            Counters::inc(&s.counters.switch_offline_notifications);
+            s.send_event(
+                sw,
+                protocol::switch_offline_notification(
+                    &s.settings.protocol.classes,
+                    sw,
+                    s.fl_id(fl),
+                ),
+                &[],
+            );
         }
-        for sw in &reported {
-            if matches!(self.map.connect(sw, fl), Change::Added | Change::Moved(_)) {
-                self.store(sw, Some(fl), Via::Sync, &Ticket::none());
-            }
+        let changes = self.map.apply_chain(fl, &reported, protocol::now_millis());
+        for (sw, t) in changes {
+            self.changed(&sw, fl, t, Cause::Chain, &Ticket::none());
         }
     }
 
-    fn restore(&mut self, entries: Vec<(String, String)>) -> RestoreReport {
+    fn restore(&mut self, entries: Vec<(String, Bytes)>) -> RestoreReport {
         let fls = &self.shared.settings.fls;
+        let index = |id: &str| fls.iter().position(|f| f.id == id);
         let mut report = RestoreReport::default();
-        for (switch, fl_id) in entries {
-            let fl = fls.iter().position(|f| f.id == fl_id);
-            match (fl, protocol::normalise_switch_id(&switch)) {
-                (Some(fl), Ok(sw)) => {
-                    self.map.connect(&sw, fl);
+        for (switch, value) in entries {
+            let sw = protocol::normalise_switch_id(&switch).ok();
+            let stored = serde_json::from_slice::<StoredSwitch>(&value).ok();
+            match (sw, stored.and_then(|v| v.into_switch(index))) {
+                (Some(id), Some(entry)) => {
+                    self.map.restore(id, entry);
                     report.restored += 1;
                 }
                 _ => {
-                    warn!(switch = %switch, fl = %fl_id, "stored switch map entry skipped (unknown FL or bad switch id)");
+                    warn!(switch = %switch, value = %String::from_utf8_lossy(&value), "stored switch map entry skipped (unknown FL, unreadable, or bad switch id)");
                     report.skipped += 1;
                 }
             }
         }
         report
+    }
+
+    fn view(&self, switch: &str) -> Option<SwitchView> {
+        let s = &self.shared;
+        let sw = self.map.get(switch)?;
+        Some(SwitchView {
+            switch_id: switch.to_string(),
+            active: sw.active().map(|fl| s.fl_id(fl).to_string()),
+            connections: sw
+                .connections()
+                .iter()
+                .map(|c| ConnectionView {
+                    fl: s.fl_id(c.fl).to_string(),
+                    mode: c.mode,
+                    active: sw.active() == Some(c.fl) && c.mode == Mode::ReadWrite,
+                    since_ms: c.since_ms,
+                    via: c.via,
+                })
+                .collect(),
+        })
     }
 }
 
@@ -532,6 +899,7 @@ impl Actor for Dispatcher {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        ctx.run_interval(self.shared.settings.timeouts.tick, |act, _| act.tick());
     }
 }
 
@@ -563,21 +931,28 @@ impl Handler<Envelope<RestoreMap>> for Dispatcher {
 }
 
 impl Handler<Envelope<LookupSwitch>> for Dispatcher {
-    type Result = Option<String>;
-    fn handle(&mut self, env: Envelope<LookupSwitch>, _: &mut Self::Context) -> Option<String> {
+    type Result = Option<SwitchView>;
+    fn handle(&mut self, env: Envelope<LookupSwitch>, _: &mut Self::Context) -> Self::Result {
         let _g = self.stats.receive(env.sent_at);
         let sw = protocol::normalise_switch_id(&env.msg.0).ok()?;
-        self.map
-            .get(&sw)
-            .map(|fl| self.shared.settings.fls[fl].id.clone())
+        self.view(&sw)
     }
 }
 
 impl Handler<Envelope<SwitchCounts>> for Dispatcher {
-    type Result = Vec<usize>;
-    fn handle(&mut self, env: Envelope<SwitchCounts>, _: &mut Self::Context) -> Vec<usize> {
+    type Result = Vec<(usize, usize)>;
+    fn handle(&mut self, env: Envelope<SwitchCounts>, _: &mut Self::Context) -> Self::Result {
         let _g = self.stats.receive(env.sent_at);
         self.map.counts(self.shared.settings.fls.len())
+    }
+}
+
+impl Handler<Envelope<FlLost>> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<FlLost>, _: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        self.fl_lost(env.msg.fl, &env.msg.reason);
     }
 }
 

@@ -9,7 +9,7 @@ use actix::prelude::*;
 
 use crate::counters::Counters;
 use crate::dispatcher::{
-    self, Command, Dispatcher, LookupSwitch, RestoreMap, RestoreReport, SwitchCounts,
+    self, Command, Dispatcher, LookupSwitch, RestoreMap, RestoreReport, SwitchCounts, SwitchView,
 };
 use crate::fl_proxy::{
     FlOutput, FlProxy, GetInflight, GetStatus, InflightRow, ProxyStatus, Restart,
@@ -140,7 +140,7 @@ impl Engine {
     /// feeding any message.
     pub async fn restore_switch_map(
         &self,
-        entries: Vec<(String, String)>,
+        entries: Vec<(String, bytes::Bytes)>,
     ) -> Result<RestoreReport, EngineError> {
         Ok(self.dispatcher.ask(RestoreMap(entries)).await?)
     }
@@ -161,8 +161,13 @@ impl Engine {
         s.previous.load(records, replay_until, &ids, keep)
     }
 
-    /// Which FL manages `switch` (normalised first), if any.
+    /// The active FL of `switch` (normalised first): where its commands go, if anywhere.
     pub async fn lookup_switch(&self, switch: &str) -> Result<Option<String>, EngineError> {
+        Ok(self.switch_view(switch).await?.and_then(|v| v.active))
+    }
+
+    /// Every FL connection of `switch` and the active one; `None`: no connection at all.
+    pub async fn switch_view(&self, switch: &str) -> Result<Option<SwitchView>, EngineError> {
         Ok(self
             .dispatcher
             .ask(LookupSwitch(switch.to_string()))
@@ -188,8 +193,8 @@ impl Engine {
         out
     }
 
-    /// How many switches each FL manages, in configuration order.
-    pub async fn switch_counts(&self) -> Result<Vec<(String, usize)>, EngineError> {
+    /// Per FL, in configuration order: (switches it is active for, switches it stands by for).
+    pub async fn switch_counts(&self) -> Result<Vec<(String, (usize, usize))>, EngineError> {
         let counts = self.dispatcher.ask(SwitchCounts).await?;
         Ok(self
             .shared

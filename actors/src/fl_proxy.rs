@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
-use crate::dispatcher::{Dispatcher, SwitchEvent, Via};
+use crate::dispatcher::{Dispatcher, SwitchEvent};
 use crate::liveness::{Delivered, FlStatus};
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{Failure, MultiSwitchCommand, PartAnswer, PartFailed};
@@ -25,7 +25,7 @@ use crate::pending::{Blacklist, Expiry, PendingTable};
 use crate::previous::PriorAnswer;
 use crate::protocol::{self, ErrorType, MessageView, Requester};
 use crate::shared::{Shared, Source};
-use crate::switch_map::FlIndex;
+use crate::switch_map::{FlIndex, Via};
 use crate::sync_session::{ChainItem, SyncSession};
 
 /// A command the dispatcher resolved to this FL.
@@ -84,6 +84,15 @@ pub struct UnwatchSync {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FailPending {
+    pub reason: String,
+}
+
+/// The switch failed over to another FL: answer this FL's pending commands for it now (the
+/// router cannot know whether they were applied; the new FL gets the switch's new commands).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FailSwitch {
+    pub switch_id: String,
     pub reason: String,
 }
 
@@ -422,26 +431,27 @@ impl FlProxy {
             }
         };
         let state = protocol::lookup_str(text, &rules.state_pointer);
-        let up = match state.as_deref() {
-            Some(st) if rules.up_states.iter().any(|u| u == st) => Some(true),
-            Some(st) if rules.down_states.iter().any(|d| d == st) => Some(false),
-            _ => None, // other states (e.g. CHANGED) are forwarded without touching the map
-        };
-        if let Some(up) = up {
+        // To its lane's output topic (else the events topic), key and headers as written.
+        let topic = lane_to.unwrap_or(&s.settings.topics.events).to_string();
+        let out = Outgoing::pass_through(topic, msg);
+        // A connection change: the dispatcher decides whether it is forwarded (a failover is
+        // published as an availability notice instead). Other states go on unchanged.
+        if let Some((up, mode)) = state.as_deref().and_then(|st| rules.meaning(st)) {
             let ev = SwitchEvent {
                 fl: self.index,
-                switch_id: switch.clone(),
+                switch_id: switch,
                 up,
+                mode,
                 via: Via::Event,
                 ticket: msg.ticket.clone(),
+                forward: Some(out),
             };
             if self.dispatcher.tell(ev).is_err() {
                 warn!(fl = %self.id, "dispatcher gone; switch event not applied to the map");
             }
+            return;
         }
-        // To its lane's output topic (else the events topic), key and headers as written.
-        let topic = lane_to.unwrap_or(&s.settings.topics.events).to_string();
-        s.outbox.send(Outgoing::pass_through(topic, msg));
+        s.outbox.send(out);
         Counters::inc(&s.counters.events_forwarded);
     }
 
@@ -535,6 +545,34 @@ impl FlProxy {
     }
 }
 
+impl FlProxy {
+    fn fail_switch(&mut self, switch: &str, reason: &str) {
+        let s = self.shared.clone();
+        let now = Instant::now();
+        let entries = self.pending.drain_switch(switch);
+        if !entries.is_empty() {
+            info!(fl = %self.id, switch, pending = entries.len(), "answering pending commands of a switch that failed over");
+        }
+        for e in entries {
+            Counters::inc(&s.counters.failed_over_commands);
+            self.blacklist
+                .insert(&e.correlation_id, now, s.settings.timeouts.blacklist_ttl);
+            s.send_error(
+                &e.requester,
+                &e.correlation_id,
+                Some(&e.switch_id),
+                ErrorType::OperationTimedOut,
+                "switch failed over to another FL",
+                &format!(
+                    "FL {} lost switch {} before answering; the router cannot tell whether the command was applied ({reason})",
+                    self.id, e.switch_id
+                ),
+                &[&e.ticket],
+            );
+        }
+    }
+}
+
 impl Actor for FlProxy {
     type Context = Context<Self>;
 
@@ -609,6 +647,15 @@ impl Handler<Envelope<FailPending>> for FlProxy {
         let stats = self.stats.clone();
         let _g = stats.receive(env.sent_at);
         self.fail_pending(&env.msg.reason);
+    }
+}
+
+impl Handler<Envelope<FailSwitch>> for FlProxy {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<FailSwitch>, _: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        self.fail_switch(&env.msg.switch_id, &env.msg.reason);
     }
 }
 

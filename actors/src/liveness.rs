@@ -132,6 +132,14 @@ impl Liveness {
         }
     }
 
+    /// Up to when the router has seen everything every FL wrote (the earliest of
+    /// [`Liveness::seen_up_to`]); None: some FL not read up to date yet.
+    pub fn seen_all_up_to(&self) -> Option<Instant> {
+        (0..self.seen_up_to.len())
+            .map(|fl| self.seen_up_to(fl))
+            .try_fold(Instant::now(), |acc, at| at.map(|at| acc.min(at)))
+    }
+
     /// Up to when the router has seen everything FL `fl` wrote; None: not read up to date yet.
     pub fn seen_up_to(&self, fl: usize) -> Option<Instant> {
         if !self.tracked.load(Relaxed) {

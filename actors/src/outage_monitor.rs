@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::counters::Counters;
-use crate::dispatcher::NotifyUnmanaged;
+use crate::dispatcher::FlLost;
 use crate::fl_proxy::FailPending;
 use crate::liveness::{DeliveryStamp, FlStatus, Stamp};
 use crate::mailbox::{Envelope, MailboxStats};
@@ -186,7 +186,7 @@ impl OutageMonitor {
             &[],
         );
         if let Some(a) = s.actors() {
-            let _ = a.dispatcher.tell(NotifyUnmanaged {
+            let _ = a.dispatcher.tell(FlLost {
                 fl,
                 reason: reason.to_string(),
             });

@@ -243,6 +243,22 @@ impl PendingTable {
         out
     }
 
+    /// Removes the single-switch commands for `switch` (it failed over to another FL); parts of
+    /// multi-switch commands stay (their answer covers other switches too).
+    pub fn drain_switch(&mut self, switch: &str) -> Vec<Entry> {
+        let mut seqs: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.switch_id == switch && e.multi.is_none())
+            .map(|(seq, _)| *seq)
+            .collect();
+        seqs.sort_unstable();
+        // Their heap rows become stale and are skipped by `expire`.
+        seqs.into_iter()
+            .filter_map(|seq| self.remove(seq))
+            .collect()
+    }
+
     /// Removes every entry (an FL outage fails them all at once).
     pub fn drain(&mut self) -> Vec<Entry> {
         self.by_cid.clear();

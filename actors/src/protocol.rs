@@ -634,6 +634,47 @@ pub fn unmanaged_switch_notification(classes: &Classes, switch: &str) -> Bytes {
     )
 }
 
+/// One connection as an availability notice lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct AvailabilityEntry<'a> {
+    pub fl: &'a str,
+    pub read_write: bool,
+    pub active: bool,
+    pub since_ms: u64,
+}
+
+/// OpenKilda's `SwitchAvailabilityUpdateNotification` (its field names, camelCase as Jackson
+/// writes that class): every connection of the switch, one per FL (an FL's read-only entry is
+/// left out where it also has a read-write one, as OpenKilda's router does).
+pub fn switch_availability_notification(
+    classes: &Classes,
+    switch: &str,
+    entries: &[AvailabilityEntry<'_>],
+) -> Bytes {
+    let connections: Vec<serde_json::Value> = entries
+        .iter()
+        .filter(|e| e.read_write || !entries.iter().any(|o| o.read_write && o.fl == e.fl))
+        .map(|e| {
+            let at = UNIX_EPOCH + std::time::Duration::from_millis(e.since_ms);
+            serde_json::json!({
+                "regionName": e.fl,
+                "connectMode": if e.read_write { "READ_WRITE" } else { "READ_ONLY" },
+                "master": e.active,
+                "connectedAt": humantime::format_rfc3339_millis(at).to_string(),
+            })
+        })
+        .collect();
+    info_message(
+        classes,
+        &format!("flrouter-availability-{}", uuid::Uuid::new_v4().simple()),
+        serde_json::json!({
+            "clazz": classes.switch_availability_notification,
+            "switchId": switch,
+            "availabilityData": {"connections": connections},
+        }),
+    )
+}
+
 pub fn switch_offline_notification(classes: &Classes, switch: &str, fl: &str) -> Bytes {
     info_message(
         classes,

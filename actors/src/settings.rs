@@ -20,6 +20,7 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub protocol: ProtocolSettings,
     pub limits: Limits,
+    pub failover: FailoverSettings,
 }
 
 /// One Floodlight speaker instance. Its identity on the wire is the topic it writes to.
@@ -373,6 +374,9 @@ pub struct Classes {
     pub sync_request: String,
     pub unmanaged_switch_notification: String,
     pub switch_offline_notification: String,
+    /// The router's notice that a switch's connections changed without it becoming
+    /// unmanaged (a failover, a standby or read-only connection came or went).
+    pub switch_availability_notification: String,
     pub fl_outage_notification: String,
     pub sync_summary: String,
     /// Payload class of one switch in an FL's sync chain (network dump).
@@ -401,6 +405,9 @@ impl Default for Classes {
             ),
             switch_offline_notification: s(
                 "org.openkilda.messaging.info.event.SwitchOfflineNotification",
+            ),
+            switch_availability_notification: s(
+                "org.openkilda.messaging.info.switches.SwitchAvailabilityUpdateNotification",
             ),
             fl_outage_notification: s("org.openkilda.messaging.info.event.FlOutageNotification"),
             sync_summary: s("org.openkilda.messaging.info.event.SyncSessionSummary"),
@@ -559,28 +566,101 @@ impl SwitchIdRules {
     }
 }
 
-/// Which FL messages are switch events and which states map or unmap a switch.
+/// Which FL messages are switch events, and which states connect or disconnect a switch in
+/// which mode (OpenKilda: `ACTIVATED`/`DEACTIVATED` read-write, `ADDED`/`REMOVED` read-only).
+/// Any other state (e.g. `CHANGED`) is forwarded without touching the map.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SwitchEventRules {
     pub classes: Vec<String>,
     pub state_pointer: String,
-    pub up_states: Vec<String>,
-    pub down_states: Vec<String>,
+    pub read_write_up: Vec<String>,
+    pub read_write_down: Vec<String>,
+    pub read_only_up: Vec<String>,
+    pub read_only_down: Vec<String>,
+    /// In a sync chain entry: `true` is a read-write connection, `false` read-only; absent
+    /// means read-write.
+    pub write_mode_pointer: String,
 }
 
 impl Default for SwitchEventRules {
     fn default() -> Self {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
         Self {
             classes: vec!["org.openkilda.messaging.info.event.SwitchInfoData".into()],
             state_pointer: "/payload/state".into(),
-            up_states: vec!["ADDED".into(), "ACTIVATED".into(), "CONNECTED".into()],
-            down_states: vec![
-                "REMOVED".into(),
-                "DEACTIVATED".into(),
-                "DISCONNECTED".into(),
-            ],
+            read_write_up: v(&["ACTIVATED", "CONNECTED"]),
+            read_write_down: v(&["DEACTIVATED", "DISCONNECTED"]),
+            read_only_up: v(&["ADDED"]),
+            read_only_down: v(&["REMOVED"]),
+            write_mode_pointer: "/payload/write_mode".into(),
         }
+    }
+}
+
+impl SwitchEventRules {
+    /// What a state means: (connected?, mode), or `None` for a state that is not about a
+    /// connection.
+    pub fn meaning(&self, state: &str) -> Option<(bool, crate::switch_map::Mode)> {
+        use crate::switch_map::Mode::{ReadOnly, ReadWrite};
+        let has = |v: &[String]| v.iter().any(|s| s == state);
+        if has(&self.read_write_up) {
+            Some((true, ReadWrite))
+        } else if has(&self.read_write_down) {
+            Some((false, ReadWrite))
+        } else if has(&self.read_only_up) {
+            Some((true, ReadOnly))
+        } else if has(&self.read_only_down) {
+            Some((false, ReadOnly))
+        } else {
+            None
+        }
+    }
+}
+
+/// A switch on several FLs: which RW connection is active, and how long a command for a switch
+/// that just lost its last RW connection waits for it to come back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverSettings {
+    /// FL ids or regions, most preferred first: when the active FL is lost, the best-ranked
+    /// remaining RW connection takes over (unlisted FLs after listed ones; ties: the oldest
+    /// connection, then config order).
+    pub prefer: Vec<String>,
+    /// When a better-ranked FL connects RW, it becomes active at once (the switch returns to
+    /// its home region). Off by default: a move costs in-flight order and a healthy active FL
+    /// is left alone.
+    pub return_home: bool,
+    /// A command for a switch that lost its last RW connection less than this long ago waits
+    /// (at most its own timeout) for a reconnect instead of failing NOT_FOUND at once. 0s: off.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// At most this many commands wait in the grace window; more are answered at once.
+    pub max_waiting: usize,
+}
+
+impl Default for FailoverSettings {
+    fn default() -> Self {
+        Self {
+            prefer: Vec::new(),
+            return_home: false,
+            grace: Duration::from_secs(5),
+            max_waiting: 10_000,
+        }
+    }
+}
+
+impl FailoverSettings {
+    /// Rank of each FL (lower is preferred): its first match in `prefer` by id or region.
+    pub fn ranks(&self, fls: &[FlSettings]) -> Vec<usize> {
+        fls.iter()
+            .map(|f| {
+                self.prefer
+                    .iter()
+                    .position(|p| *p == f.id || Some(p) == f.region.as_ref())
+                    .unwrap_or(self.prefer.len())
+            })
+            .collect()
     }
 }
 
@@ -800,10 +880,49 @@ impl Settings {
                 ));
             }
         }
+        let ev = &self.protocol.switch_events;
         push(check_ptr(
             "protocol.switch_events.state_pointer".into(),
-            &self.protocol.switch_events.state_pointer,
+            &ev.state_pointer,
         ));
+        push(check_ptr(
+            "protocol.switch_events.write_mode_pointer".into(),
+            &ev.write_mode_pointer,
+        ));
+        let mut states = std::collections::HashMap::new();
+        for (key, list) in [
+            ("read_write_up", &ev.read_write_up),
+            ("read_write_down", &ev.read_write_down),
+            ("read_only_up", &ev.read_only_up),
+            ("read_only_down", &ev.read_only_down),
+        ] {
+            for (i, st) in list.iter().enumerate() {
+                if let Some(other) = states.insert(st.as_str(), key) {
+                    push(Err(SettingError::new(
+                        format!("protocol.switch_events.{key}[{i}]"),
+                        format!("state {st:?} is already in protocol.switch_events.{other}"),
+                    )));
+                }
+            }
+        }
+        for (i, p) in self.failover.prefer.iter().enumerate() {
+            if !self
+                .fls
+                .iter()
+                .any(|f| f.id == *p || f.region.as_ref() == Some(p))
+            {
+                push(Err(SettingError::new(
+                    format!("failover.prefer[{i}]"),
+                    format!("no FL has the id or region {p:?}"),
+                )));
+            }
+        }
+        if self.failover.max_waiting == 0 && !self.failover.grace.is_zero() {
+            push(Err(SettingError::new(
+                "failover.max_waiting",
+                "must be greater than zero while failover.grace is on",
+            )));
+        }
         errs
     }
 }

@@ -1,100 +1,544 @@
-//! The switch → FL map: which FL currently manages each switch.
+//! The switch map: every FL connection of each switch — read-write (RW) or read-only (RO), since
+//! when and how it was learned — and the one *active* RW connection that unicast commands go to.
 //!
-//! Owned by the [`crate::dispatcher::Dispatcher`] and changed only by FL switch events (and, later,
-//! sync chains and outages), so there is one writer and no locking on the command path.
+//! Owned by the [`crate::dispatcher::Dispatcher`], so there is one writer and no lock on the
+//! command path. Every change returns a [`Transition`] that says what it means for the switch
+//! (now managed, failed over, unmanaged, or only its set of connections changed); the dispatcher
+//! turns that into notices, stored records and failed-over commands. Choosing the new active FL
+//! is deterministic: the best [`Preference`] rank, then the oldest connection, then config order.
 
 use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
 
 /// Index of an FL in the engine's FL list (cheaper to store than the id string).
 pub type FlIndex = usize;
 
-#[derive(Debug, Default)]
-pub struct SwitchMap {
-    owner: HashMap<String, FlIndex>,
+/// How an FL is connected to a switch (OpenKilda's `SwitchConnectMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    ReadWrite,
+    ReadOnly,
 }
 
-/// What a map change did, for logging and counting.
+/// How a connection was learned (stored with it, shown by the admin API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    Event,
+    Sync,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub fl: FlIndex,
+    pub mode: Mode,
+    /// Wall-clock milliseconds since the epoch.
+    pub since_ms: u64,
+    pub via: Via,
+}
+
+/// One switch's connections and its active RW FL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Switch {
+    connections: Vec<Connection>,
+    active: Option<FlIndex>,
+}
+
+impl Switch {
+    pub fn active(&self) -> Option<FlIndex> {
+        self.active
+    }
+
+    pub fn connections(&self) -> &[Connection] {
+        &self.connections
+    }
+
+    fn position(&self, fl: FlIndex, mode: Mode) -> Option<usize> {
+        self.connections
+            .iter()
+            .position(|c| c.fl == fl && c.mode == mode)
+    }
+
+    fn has_fl(&self, fl: FlIndex) -> bool {
+        self.connections.iter().any(|c| c.fl == fl)
+    }
+}
+
+/// What a change meant for the switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Added,
-    /// The switch moved from another FL (the previous owner is given).
-    Moved(FlIndex),
+pub enum Transition {
+    /// The connection was already known: nothing changed.
     Unchanged,
-    Removed,
-    /// A down event from an FL that does not own the switch: ignored.
-    NotOwner,
+    /// A disconnect for a connection the map does not have: nothing changed.
+    Unknown,
+    /// The first RW connection: the switch is managed, `to` is active.
+    Managed { to: FlIndex },
+    /// The active FL lost its RW connection; `to` (another RW connection) is active now.
+    FailedOver { from: FlIndex, to: FlIndex },
+    /// A more preferred FL connected RW and took over (`failover.return_home`).
+    Returned { from: FlIndex, to: FlIndex },
+    /// The last RW connection is gone (`from` was active); RO connections may remain.
+    Unmanaged { from: FlIndex },
+    /// The set of connections changed; the active FL did not.
+    Availability,
+}
+
+impl Transition {
+    /// The active FL changed (or the switch became managed or unmanaged).
+    pub fn moves_active(&self) -> bool {
+        !matches!(
+            self,
+            Transition::Unchanged | Transition::Unknown | Transition::Availability
+        )
+    }
+}
+
+/// Which RW connection becomes active: lower rank wins (`failover.prefer`; unlisted FLs rank
+/// after every listed one), and whether a better one takes over when it connects.
+#[derive(Debug, Clone, Default)]
+pub struct Preference {
+    pub rank: Vec<usize>,
+    pub return_home: bool,
+}
+
+impl Preference {
+    fn rank(&self, fl: FlIndex) -> usize {
+        self.rank.get(fl).copied().unwrap_or(usize::MAX)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct SwitchMap {
+    switches: HashMap<String, Switch>,
+    pref: Preference,
 }
 
 impl SwitchMap {
-    pub fn get(&self, switch: &str) -> Option<FlIndex> {
-        self.owner.get(switch).copied()
-    }
-
-    pub fn connect(&mut self, switch: &str, fl: FlIndex) -> Change {
-        match self.owner.insert(switch.to_string(), fl) {
-            None => Change::Added,
-            Some(prev) if prev == fl => Change::Unchanged,
-            Some(prev) => Change::Moved(prev),
+    pub fn new(pref: Preference) -> Self {
+        Self {
+            switches: HashMap::new(),
+            pref,
         }
     }
 
-    /// Unmaps the switch only if `fl` owns it: a late disconnect from the old FL after a
-    /// switch moved must not unmap it from the new one.
-    pub fn disconnect(&mut self, switch: &str, fl: FlIndex) -> Change {
-        match self.owner.get(switch) {
-            Some(&owner) if owner == fl => {
-                self.owner.remove(switch);
-                Change::Removed
+    /// The active RW FL of `switch`: where its unicast commands go.
+    pub fn active(&self, switch: &str) -> Option<FlIndex> {
+        self.switches.get(switch).and_then(|s| s.active)
+    }
+
+    pub fn get(&self, switch: &str) -> Option<&Switch> {
+        self.switches.get(switch)
+    }
+
+    pub fn connect(
+        &mut self,
+        switch: &str,
+        fl: FlIndex,
+        mode: Mode,
+        via: Via,
+        now_ms: u64,
+    ) -> Transition {
+        let pref = &self.pref;
+        let sw = self.switches.entry(switch.to_string()).or_default();
+        if sw.position(fl, mode).is_some() {
+            return Transition::Unchanged;
+        }
+        sw.connections.push(Connection {
+            fl,
+            mode,
+            since_ms: now_ms,
+            via,
+        });
+        if mode == Mode::ReadOnly {
+            return Transition::Availability;
+        }
+        match sw.active {
+            None => {
+                sw.active = Some(fl);
+                Transition::Managed { to: fl }
             }
-            _ => Change::NotOwner,
+            Some(from) if pref.return_home && pref.rank(fl) < pref.rank(from) => {
+                sw.active = Some(fl);
+                Transition::Returned { from, to: fl }
+            }
+            Some(_) => Transition::Availability,
         }
     }
 
-    pub fn switches_of(&self, fl: FlIndex) -> Vec<String> {
-        let mut v: Vec<_> = self
-            .owner
+    /// Removes one connection; if it was the active one, the best remaining RW connection
+    /// takes over.
+    pub fn disconnect(&mut self, switch: &str, fl: FlIndex, mode: Mode) -> Transition {
+        let Some(sw) = self.switches.get_mut(switch) else {
+            return Transition::Unknown;
+        };
+        let Some(i) = sw.position(fl, mode) else {
+            return Transition::Unknown;
+        };
+        sw.connections.remove(i);
+        let t = Self::after_loss(&self.pref, sw, fl);
+        self.drop_if_empty(switch);
+        t
+    }
+
+    /// Removes every connection of `fl` (an outage), switch by switch in id order.
+    pub fn drop_fl(&mut self, fl: FlIndex) -> Vec<(String, Transition)> {
+        let mut hit: Vec<String> = self
+            .switches
             .iter()
-            .filter(|(_, &o)| o == fl)
-            .map(|(s, _)| s.clone())
+            .filter(|(_, s)| s.has_fl(fl))
+            .map(|(id, _)| id.clone())
+            .collect();
+        hit.sort();
+        hit.into_iter()
+            .map(|id| {
+                let t = self.remove_fl(&id, fl);
+                (id, t)
+            })
+            .collect()
+    }
+
+    /// Makes `fl`'s connections exactly what its complete sync chain reported: switches it no
+    /// longer reports lose its connections; each reported one is connected in its mode (a
+    /// switch reported read-only loses `fl`'s RW connection). Other FLs' connections stay.
+    pub fn apply_chain(
+        &mut self,
+        fl: FlIndex,
+        reported: &[(String, Mode)],
+        now_ms: u64,
+    ) -> Vec<(String, Transition)> {
+        let keep: HashMap<&str, Mode> = reported.iter().map(|(s, m)| (s.as_str(), *m)).collect();
+        let mut gone: Vec<String> = self
+            .switches
+            .iter()
+            .filter(|(id, s)| s.has_fl(fl) && !keep.contains_key(id.as_str()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        gone.sort();
+        let mut out: Vec<(String, Transition)> = gone
+            .into_iter()
+            .map(|id| {
+                let t = self.remove_fl(&id, fl);
+                (id, t)
+            })
+            .collect();
+        for (id, mode) in reported {
+            if *mode == Mode::ReadOnly {
+                let t = self.disconnect(id, fl, Mode::ReadWrite);
+                if t != Transition::Unknown {
+                    out.push((id.clone(), t));
+                }
+            }
+            let t = self.connect(id, fl, *mode, Via::Sync, now_ms);
+            if t != Transition::Unchanged {
+                out.push((id.clone(), t));
+            }
+        }
+        out
+    }
+
+    /// Puts back a switch as stored before a restart (no transition: nothing is announced).
+    pub fn restore(&mut self, switch: String, mut sw: Switch) {
+        if sw.connections.is_empty() {
+            return;
+        }
+        let active_ok = sw
+            .active
+            .is_some_and(|a| sw.position(a, Mode::ReadWrite).is_some());
+        if !active_ok {
+            sw.active = Self::best(&self.pref, &sw);
+        }
+        self.switches.insert(switch, sw);
+    }
+
+    /// Switches whose active FL is `fl`, sorted.
+    pub fn active_of(&self, fl: FlIndex) -> Vec<String> {
+        self.select(|s| s.active == Some(fl))
+    }
+
+    /// Switches `fl` has a read-only connection to, sorted.
+    pub fn read_only_of(&self, fl: FlIndex) -> Vec<String> {
+        self.select(|s| s.position(fl, Mode::ReadOnly).is_some())
+    }
+
+    fn select(&self, pred: impl Fn(&Switch) -> bool) -> Vec<String> {
+        let mut v: Vec<_> = self
+            .switches
+            .iter()
+            .filter(|(_, s)| pred(s))
+            .map(|(id, _)| id.clone())
             .collect();
         v.sort();
         v
     }
 
-    /// How many switches each of `fls` FLs manages, in one pass.
-    pub fn counts(&self, fls: usize) -> Vec<usize> {
-        let mut c = vec![0; fls];
-        for &fl in self.owner.values() {
-            if let Some(n) = c.get_mut(fl) {
-                *n += 1;
+    /// Per FL: (switches it is active for, switches it is connected to as a standby — RW
+    /// but not active, or RO only), in one pass.
+    pub fn counts(&self, fls: usize) -> Vec<(usize, usize)> {
+        let mut c = vec![(0, 0); fls];
+        for s in self.switches.values() {
+            let mut seen: Vec<FlIndex> = Vec::with_capacity(s.connections.len());
+            for conn in &s.connections {
+                if seen.contains(&conn.fl) {
+                    continue;
+                }
+                seen.push(conn.fl);
+                if let Some(n) = c.get_mut(conn.fl) {
+                    if s.active == Some(conn.fl) {
+                        n.0 += 1;
+                    } else {
+                        n.1 += 1;
+                    }
+                }
             }
         }
         c
     }
 
     pub fn len(&self) -> usize {
-        self.owner.len()
+        self.switches.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.owner.is_empty()
+        self.switches.is_empty()
+    }
+
+    fn remove_fl(&mut self, switch: &str, fl: FlIndex) -> Transition {
+        let Some(sw) = self.switches.get_mut(switch) else {
+            return Transition::Unknown;
+        };
+        sw.connections.retain(|c| c.fl != fl);
+        let t = Self::after_loss(&self.pref, sw, fl);
+        self.drop_if_empty(switch);
+        t
+    }
+
+    /// After `fl` lost a connection: if it was active and no longer has an RW connection, the
+    /// best remaining one takes over, or the switch is unmanaged.
+    fn after_loss(pref: &Preference, sw: &mut Switch, fl: FlIndex) -> Transition {
+        if sw.active != Some(fl) || sw.position(fl, Mode::ReadWrite).is_some() {
+            return Transition::Availability;
+        }
+        sw.active = Self::best(pref, sw);
+        match sw.active {
+            Some(to) => Transition::FailedOver { from: fl, to },
+            None => Transition::Unmanaged { from: fl },
+        }
+    }
+
+    fn best(pref: &Preference, sw: &Switch) -> Option<FlIndex> {
+        sw.connections
+            .iter()
+            .filter(|c| c.mode == Mode::ReadWrite)
+            .min_by_key(|c| (pref.rank(c.fl), c.since_ms, c.fl))
+            .map(|c| c.fl)
+    }
+
+    fn drop_if_empty(&mut self, switch: &str) {
+        if self
+            .switches
+            .get(switch)
+            .is_some_and(|s| s.connections.is_empty())
+        {
+            self.switches.remove(switch);
+        }
+    }
+}
+
+/// The stored form of one switch (value of `topics.switch_map`, keyed by switch id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSwitch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<String>,
+    #[serde(default)]
+    pub connections: Vec<StoredConnection>,
+    /// The single-FL format written before connections existed: `{"fl": .., "since": .., "via": ..}`.
+    #[serde(default, skip_serializing)]
+    pub fl: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub since: Option<u64>,
+    #[serde(default, skip_serializing)]
+    pub via: Option<Via>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredConnection {
+    pub fl: String,
+    pub mode: Mode,
+    pub since: u64,
+    pub via: Via,
+}
+
+impl StoredSwitch {
+    pub fn of(sw: &Switch, fl_id: impl Fn(FlIndex) -> String) -> Self {
+        Self {
+            active: sw.active.map(&fl_id),
+            connections: sw
+                .connections
+                .iter()
+                .map(|c| StoredConnection {
+                    fl: fl_id(c.fl),
+                    mode: c.mode,
+                    since: c.since_ms,
+                    via: c.via,
+                })
+                .collect(),
+            fl: None,
+            since: None,
+            via: None,
+        }
+    }
+
+    /// Back to a [`Switch`]; `None` when a connection names an FL that is not configured any
+    /// more or nothing is left. `fl_index` resolves FL ids.
+    pub fn into_switch(self, fl_index: impl Fn(&str) -> Option<FlIndex>) -> Option<Switch> {
+        let mut connections = Vec::new();
+        if let Some(fl) = &self.fl {
+            connections.push(Connection {
+                fl: fl_index(fl)?,
+                mode: Mode::ReadWrite,
+                since_ms: self.since.unwrap_or(0),
+                via: self.via.unwrap_or(Via::Event),
+            });
+        }
+        for c in &self.connections {
+            connections.push(Connection {
+                fl: fl_index(&c.fl)?,
+                mode: c.mode,
+                since_ms: c.since,
+                via: c.via,
+            });
+        }
+        let active = match (&self.active, &self.fl) {
+            (Some(a), _) | (None, Some(a)) => fl_index(a),
+            _ => None,
+        };
+        (!connections.is_empty()).then_some(Switch {
+            connections,
+            active,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Mode::{ReadOnly as RO, ReadWrite as RW};
+    use Transition::*;
+
+    fn map() -> SwitchMap {
+        SwitchMap::default()
+    }
 
     #[test]
-    fn connect_move_and_owner_only_disconnect() {
-        let mut m = SwitchMap::default();
-        assert_eq!(m.connect("s1", 0), Change::Added);
-        assert_eq!(m.connect("s1", 0), Change::Unchanged);
-        assert_eq!(m.connect("s1", 1), Change::Moved(0));
-        assert_eq!(m.disconnect("s1", 0), Change::NotOwner);
-        assert_eq!(m.get("s1"), Some(1));
-        assert_eq!(m.disconnect("s1", 1), Change::Removed);
-        assert_eq!(m.get("s1"), None);
+    fn first_rw_connection_manages_the_switch_and_others_stand_by() {
+        let mut m = map();
+        assert_eq!(m.connect("s1", 0, RO, Via::Event, 1), Availability);
+        assert_eq!(m.active("s1"), None, "read-only does not manage a switch");
+        assert_eq!(m.connect("s1", 0, RW, Via::Event, 2), Managed { to: 0 });
+        assert_eq!(m.connect("s1", 1, RW, Via::Event, 3), Availability);
+        assert_eq!(m.connect("s1", 1, RW, Via::Event, 4), Unchanged);
+        assert_eq!(m.active("s1"), Some(0), "no move without a loss");
+        assert_eq!(m.counts(2), vec![(1, 0), (0, 1)]);
+    }
+
+    #[test]
+    fn losing_the_active_fails_over_to_the_oldest_standby_then_unmanages() {
+        let mut m = map();
+        m.connect("s1", 0, RW, Via::Event, 1);
+        m.connect("s1", 2, RW, Via::Event, 3);
+        m.connect("s1", 1, RW, Via::Event, 2);
+        assert_eq!(m.disconnect("s1", 2, RW), Availability, "a standby left");
+        assert_eq!(m.disconnect("s1", 0, RW), FailedOver { from: 0, to: 1 });
+        assert_eq!(m.active("s1"), Some(1));
+        assert_eq!(m.disconnect("s1", 0, RW), Unknown);
+        m.connect("s1", 1, RO, Via::Event, 5);
+        assert_eq!(m.disconnect("s1", 1, RW), Unmanaged { from: 1 });
+        assert!(m.get("s1").is_some(), "the RO connection remains");
+        assert_eq!(m.disconnect("s1", 1, RO), Availability);
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn preference_picks_the_standby_and_return_home_moves_back() {
+        let pref = Preference {
+            rank: vec![0, 2, 1],
+            return_home: false,
+        };
+        let mut m = SwitchMap::new(pref.clone());
+        m.connect("s1", 0, RW, Via::Event, 1);
+        m.connect("s1", 1, RW, Via::Event, 2);
+        m.connect("s1", 2, RW, Via::Event, 3);
+        assert_eq!(m.disconnect("s1", 0, RW), FailedOver { from: 0, to: 2 });
+        assert_eq!(m.connect("s1", 0, RW, Via::Event, 4), Availability);
+        let mut m = SwitchMap::new(Preference {
+            return_home: true,
+            ..pref
+        });
+        m.connect("s1", 1, RW, Via::Event, 1);
+        assert_eq!(
+            m.connect("s1", 0, RW, Via::Event, 2),
+            Returned { from: 1, to: 0 }
+        );
+    }
+
+    #[test]
+    fn an_outage_drops_every_connection_of_the_fl() {
+        let mut m = map();
+        m.connect("s1", 0, RW, Via::Event, 1);
+        m.connect("s1", 1, RW, Via::Event, 2);
+        m.connect("s2", 0, RW, Via::Event, 1);
+        m.connect("s3", 1, RW, Via::Event, 1);
+        m.connect("s3", 0, RO, Via::Event, 2);
+        assert_eq!(
+            m.drop_fl(0),
+            vec![
+                ("s1".into(), FailedOver { from: 0, to: 1 }),
+                ("s2".into(), Unmanaged { from: 0 }),
+                ("s3".into(), Availability),
+            ]
+        );
+        assert_eq!(m.counts(2), vec![(0, 0), (2, 0)]);
+    }
+
+    #[test]
+    fn a_chain_changes_only_its_fls_connections() {
+        let mut m = map();
+        m.connect("s1", 0, RW, Via::Event, 1);
+        m.connect("s1", 1, RW, Via::Event, 2);
+        m.connect("s2", 0, RW, Via::Event, 1);
+        let out = m.apply_chain(0, &[("s1".into(), RO), ("s3".into(), RW)], 5);
+        assert_eq!(
+            out,
+            vec![
+                ("s2".into(), Unmanaged { from: 0 }),
+                ("s1".into(), FailedOver { from: 0, to: 1 }),
+                ("s1".into(), Availability),
+                ("s3".into(), Managed { to: 0 }),
+            ]
+        );
+        assert_eq!(m.active("s1"), Some(1));
+        assert_eq!(m.read_only_of(0), vec!["s1".to_string()]);
+    }
+
+    #[test]
+    fn stored_form_round_trips_and_reads_the_single_fl_format() {
+        let mut m = map();
+        m.connect("s1", 0, RW, Via::Event, 1);
+        m.connect("s1", 1, RO, Via::Sync, 2);
+        let ids = ["a", "b"];
+        let stored = StoredSwitch::of(m.get("s1").unwrap(), |i| ids[i].to_string());
+        let json = serde_json::to_string(&stored).unwrap();
+        let back: StoredSwitch = serde_json::from_str(&json).unwrap();
+        let idx = |s: &str| ids.iter().position(|i| *i == s);
+        assert_eq!(back.into_switch(idx).as_ref(), m.get("s1"));
+        let old: StoredSwitch =
+            serde_json::from_str(r#"{"fl":"b","since":7,"via":"sync"}"#).unwrap();
+        let sw = old.into_switch(idx).unwrap();
+        assert_eq!(sw.active(), Some(1));
+        assert_eq!(sw.connections()[0].mode, RW);
+        let gone: StoredSwitch = serde_json::from_str(r#"{"fl":"zzz"}"#).unwrap();
+        assert!(gone.into_switch(idx).is_none());
     }
 }

@@ -22,13 +22,14 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::counters::Counters;
-use crate::dispatcher::{NotifyUnmanaged, SwitchEvent, SyncComplete, Via};
+use crate::dispatcher::{NotifyUnmanaged, SwitchEvent, SyncComplete};
 use crate::fl_proxy::{UnwatchSync, WatchSync};
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::protocol::{self, Head, MessageView, Target};
 use crate::shared::Shared;
 use crate::supervisor::SyncTrigger;
+use crate::switch_map::{Mode, Via};
 
 /// A message from FL `fl` with this session's correlation id (handed over by its proxy).
 #[derive(Message)]
@@ -64,7 +65,8 @@ struct FlSync {
     retries: u32,
     seen: HashSet<u64>,
     total: Option<u64>,
-    switches: Vec<String>,
+    /// Reported switches, each with its connection mode (`write_mode`).
+    switches: Vec<(String, Mode)>,
     deadline: Instant,
     /// Set while waiting out the backoff before a re-send.
     resend_at: Option<Instant>,
@@ -147,6 +149,17 @@ impl SyncSession {
                 _ => None,
             }
         });
+        let write_mode = view.as_ref().and_then(|v| {
+            protocol::lookup(
+                v.text,
+                &s.settings.protocol.switch_events.write_mode_pointer,
+            )
+        });
+        // `"write_mode": false` is a read-only connection; absent (or anything else) read-write.
+        let mode = match write_mode.map(|v| v.get().trim()) {
+            Some("false") => Mode::ReadOnly,
+            _ => Mode::ReadWrite,
+        };
         let head = view.map(|v| v.head);
         // Proxied at once and unmodified, whatever the state of the chain.
         let key = switch.clone().unwrap_or_else(|| s.fl_id(fl).to_string());
@@ -170,17 +183,19 @@ impl SyncSession {
         f.total = Some(total);
         if f.seen.insert(index) {
             if let Some(sw) = switch {
-                if !f.switches.contains(&sw) {
+                if !f.switches.iter().any(|(s, _)| *s == sw) {
                     if let Some(a) = s.actors() {
                         let _ = a.dispatcher.tell(SwitchEvent {
                             fl,
                             switch_id: sw.clone(),
                             up: true,
+                            mode,
                             via: Via::Sync,
                             ticket: msg.ticket.clone(),
+                            forward: None,
                         });
                     }
-                    f.switches.push(sw);
+                    f.switches.push((sw, mode));
                 }
             }
         }

@@ -121,6 +121,16 @@ impl Recorded {
         }
     }
 
+    /// Everything produced within `d` (none is fine): for asserting that nothing happens yet.
+    pub async fn collect_for(&mut self, d: Duration) -> Vec<Outgoing> {
+        let deadline = tokio::time::Instant::now() + d;
+        let mut seen = Vec::new();
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, self.0.recv()).await {
+            seen.push(m);
+        }
+        seen
+    }
+
     /// Journal records produced so far (see `previous`), without waiting.
     pub fn journal(&mut self) -> Vec<Outgoing> {
         let mut v = Vec::new();
@@ -138,4 +148,14 @@ impl Recorded {
         }
         v
     }
+}
+
+/// A switch-map record (as `topics.switch_map` holds it) of `switch` connected read-write to
+/// FL `fl` only, for [`crate::Engine::restore_switch_map`].
+pub fn stored_switch(switch: &str, fl: &str) -> (String, bytes::Bytes) {
+    let value = serde_json::json!({
+        "active": fl,
+        "connections": [{"fl": fl, "mode": "read_write", "since": 0, "via": "event"}],
+    });
+    (switch.to_string(), bytes::Bytes::from(value.to_string()))
 }

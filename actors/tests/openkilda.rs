@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fl_router_actors::testkit::{quiet_settings, recording_outbox, Recorded};
+use fl_router_actors::testkit::{quiet_settings, recording_outbox, stored_switch, Recorded};
 use fl_router_actors::{Engine, Inbound, Outgoing, Settings};
 use serde_json::{json, Value};
 
@@ -33,7 +33,7 @@ async fn start() -> (Engine, Recorded) {
     let (outbox, rec) = recording_outbox();
     let engine = Engine::start(settings(), outbox).unwrap();
     engine
-        .restore_switch_map(vec![(A_SW.into(), "a".into()), (B_SW.into(), "b".into())])
+        .restore_switch_map(vec![stored_switch(A_SW, "a"), stored_switch(B_SW, "b")])
         .await
         .unwrap();
     (engine, rec)
@@ -207,7 +207,7 @@ async fn lanes_carry_commands_to_their_fl_topic_and_answers_to_their_controller_
     let (outbox, mut rec) = recording_outbox();
     let engine = Engine::start(s, outbox).unwrap();
     engine
-        .restore_switch_map(vec![(A_SW.into(), "a".into())])
+        .restore_switch_map(vec![stored_switch(A_SW, "a")])
         .await
         .unwrap();
     let cid = "flow-1 : install";
@@ -256,9 +256,9 @@ async fn broadcasts_go_to_each_fl_wrapped_with_its_own_switches() {
     let engine = Engine::start(quiet_settings(&["a", "b", "c"]), outbox).unwrap();
     engine
         .restore_switch_map(vec![
-            (A_SW.into(), "a".into()),
-            (B_SW.into(), "b".into()),
-            ("00:00:00:00:00:00:00:0c".into(), "b".into()),
+            stored_switch(A_SW, "a"),
+            stored_switch(B_SW, "b"),
+            stored_switch("00:00:00:00:00:00:00:0c", "b"),
         ])
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use fl_router_actors::outbox::headers;
 use fl_router_actors::previous::PriorRecord;
 use fl_router_actors::protocol::now_millis;
-use fl_router_actors::testkit::{quiet_settings, recording_outbox, Recorded};
+use fl_router_actors::testkit::{quiet_settings, recording_outbox, stored_switch, Recorded};
 use fl_router_actors::{Engine, Inbound, Outgoing};
 use serde_json::{json, Value};
 
@@ -57,7 +57,7 @@ async fn start() -> (Engine, Recorded) {
     let (outbox, mut rec) = recording_outbox();
     let engine = Engine::start(quiet_settings(&["a"]), outbox).unwrap();
     engine
-        .restore_switch_map(vec![(SW1.into(), "a".into())])
+        .restore_switch_map(vec![stored_switch(SW1, "a")])
         .await
         .unwrap();
     let now = now_millis();

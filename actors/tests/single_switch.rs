@@ -8,7 +8,7 @@ use std::time::Duration;
 use fl_router_actors::outbox::headers;
 
 use fl_router_actors::testkit::{
-    quiet_settings, recording_outbox, recording_outbox_held, Recorded,
+    quiet_settings, recording_outbox, recording_outbox_held, stored_switch, Recorded,
 };
 use fl_router_actors::{Engine, Inbound, Outgoing, Settings, Ticket};
 use serde_json::{json, Value};
@@ -20,6 +20,8 @@ const WAIT: Duration = Duration::from_secs(1);
 fn settings() -> Settings {
     // Routing only here: liveness and sync have their own tests (liveness_sync.rs).
     let mut s = quiet_settings(&["a", "b"]);
+    // No reconnect grace: a lost switch is NOT_FOUND at once (tests/failover.rs tests the grace).
+    s.failover.grace = Duration::ZERO;
     s.topics
         .by_class
         .insert("org.example.PortInfoData".into(), "kinds.port".into());
@@ -114,8 +116,10 @@ async fn switch_event_maps_switch_and_is_forwarded_unchanged() {
     let stored = rec.next_within(WAIT).await;
     assert_eq!(stored.topic, SWITCH_MAP);
     assert_eq!(stored.key.as_deref(), Some(SW1.as_bytes()));
-    assert_eq!(body(&stored)["fl"], "a");
-    assert_eq!(body(&stored)["via"], "event");
+    assert_eq!(body(&stored)["active"], "a");
+    assert_eq!(body(&stored)["connections"][0]["fl"], "a");
+    assert_eq!(body(&stored)["connections"][0]["mode"], "read_write");
+    assert_eq!(body(&stored)["connections"][0]["via"], "event");
     // A disconnect stores a tombstone; a restart restores what is stored.
     engine
         .fl_output("a", Inbound::new(switch_event(SW1, "DEACTIVATED")))
@@ -125,10 +129,7 @@ async fn switch_event_maps_switch_and_is_forwarded_unchanged() {
     let tomb = out.last().unwrap();
     assert!(tomb.null_value && tomb.key.as_deref() == Some(SW1.as_bytes()));
     let r = engine
-        .restore_switch_map(vec![
-            (SW2.to_string(), "b".to_string()),
-            (SW1.to_string(), "gone".to_string()),
-        ])
+        .restore_switch_map(vec![stored_switch(SW2, "b"), stored_switch(SW1, "gone")])
         .await
         .unwrap();
     assert_eq!((r.restored, r.skipped), (1, 1));
@@ -196,21 +197,25 @@ async fn unknown_switch_gets_not_found_at_once_on_the_reply_topic() {
 }
 
 #[actix_rt::test]
-async fn disconnect_unmaps_only_from_the_owner() {
+async fn disconnect_of_the_active_fl_fails_over_and_the_last_one_unmaps() {
     let (engine, mut rec) = start();
     connect(&engine, &mut rec, "a", SW1).await;
-    connect(&engine, &mut rec, "b", SW1).await; // moved to b
+    connect(&engine, &mut rec, "b", SW1).await; // b stands by
+    assert_eq!(
+        engine.lookup_switch(SW1).await.unwrap().as_deref(),
+        Some("a")
+    );
     engine
         .fl_output("a", Inbound::new(switch_event(SW1, "DEACTIVATED")))
         .await
         .unwrap();
-    rec.next_within(WAIT).await;
+    rec.until(WAIT, |o| o.topic == SWITCH_MAP).await;
     assert_eq!(
         engine.lookup_switch(SW1).await.unwrap().as_deref(),
         Some("b")
     );
     engine
-        .fl_output("b", Inbound::new(switch_event(SW1, "REMOVED")))
+        .fl_output("b", Inbound::new(switch_event(SW1, "DEACTIVATED")))
         .await
         .unwrap();
     rec.until(WAIT, |o| o.topic == SWITCH_MAP).await; // the event, then the tombstone
