@@ -78,12 +78,14 @@ async fn read_endpoints_report_the_running_router() {
         );
 
         let (s, body) = get(&b, &format!("/api/switches/{SW1}"));
-        assert_eq!(
-            (
-                s,
-                serde_json::from_str::<Value>(&body).unwrap()["fl_id"].clone()
-            ),
-            (200, json!("fl1"))
+        let v = serde_json::from_str::<Value>(&body).unwrap();
+        assert_eq!((s, v["fl_id"].clone()), (200, json!("fl1")));
+        assert_eq!(v["connections"][0]["fl"], "fl1");
+        assert_eq!(v["connections"][0]["mode"], "read_write");
+        assert_eq!(v["connections"][0]["active"], true);
+        assert!(
+            metrics.contains(r#"flrouter_fl_switches{fl="fl1",role="active"} 1"#),
+            "{metrics}"
         );
         assert_eq!(get(&b, &format!("/api/switches/{SW2}")).0, 404);
         assert_eq!(get(&b, "/api/switches/not-a-switch").0, 400);

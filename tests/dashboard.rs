@@ -58,6 +58,16 @@ async fn dashboard_shows_live_fl_status_switch_counts_and_rates() {
         .await;
         events.expect(LONG).await;
     }
+    // fl2 stands by for SW1 (a second read-write connection): shown, not counted as active.
+    send(
+        &p,
+        &w.fl_write("fl2"),
+        Some(SW1),
+        &switch_event(SW1, "ACTIVATED"),
+        None,
+    )
+    .await;
+    events.expect(LONG).await; // its availability notice
     let url = router.admin_url().await;
     let dom = tokio::task::spawn_blocking({
         let url = url.clone();
@@ -74,7 +84,11 @@ async fn dashboard_shows_live_fl_status_switch_counts_and_rates() {
         row.contains(r#"<td class="switches">2</td>"#),
         "fl1 manages 2 switches:\n{row}"
     );
-    assert!(dom.contains(r#"data-fl="fl2""#));
+    let row2 = dom.split(r#"data-fl="fl2""#).nth(1).expect("a row for fl2");
+    assert!(
+        row2.contains(r#"<td class="switches">0</td><td class="standby">1</td>"#),
+        "fl2 stands by for one switch:\n{row2}"
+    );
     assert!(dom.contains("fl_proxy"), "busiest mailboxes listed");
 
     // The screenshot step of the docs, exercised: a PNG of the live page.

@@ -86,6 +86,8 @@ pub struct SimFl {
     pub id: String,
     pub region: String,
     pub switches: Vec<String>,
+    /// Other FLs' switches this FL is connected to as well: (switch, read-write?).
+    pub extra: Vec<(String, bool)>,
     pub knobs: Knobs,
     classes: Classes,
     base_delay: Duration,
@@ -106,6 +108,7 @@ impl SimFl {
             id: id.to_string(),
             region: region.unwrap_or("sim").to_string(),
             switches: (0..switches).map(|j| switch_id(index, j)).collect(),
+            extra: Vec::new(),
             knobs: Knobs::default(),
             classes,
             base_delay,
@@ -121,11 +124,19 @@ impl SimFl {
         )
     }
 
-    /// SwitchInfoData for every switch (at start and after a crash).
-    pub fn connect_events(&self) -> Vec<Reply> {
+    /// Every switch this FL is connected to: its own read-write, then the extra ones.
+    pub fn connected(&self) -> impl Iterator<Item = (&String, bool)> {
         self.switches
             .iter()
-            .map(|s| self.switch_event(s, "ACTIVATED"))
+            .map(|s| (s, true))
+            .chain(self.extra.iter().map(|(s, rw)| (s, *rw)))
+    }
+
+    /// SwitchInfoData for every switch (at start and after a crash): ACTIVATED for a
+    /// read-write connection, ADDED for a read-only one.
+    pub fn connect_events(&self) -> Vec<Reply> {
+        self.connected()
+            .map(|(s, rw)| self.switch_event(s, if rw { "ACTIVATED" } else { "ADDED" }))
             .collect()
     }
 
@@ -213,7 +224,7 @@ impl SimFl {
     /// The sync chain: one ChunkedInfoMessage per switch, or one empty message.
     fn chain(&self, cid: &str) -> Vec<Reply> {
         let c = &self.classes;
-        let total = self.switches.len();
+        let total = self.switches.len() + self.extra.len();
         let msg = |index: usize, payload: Value| {
             Bytes::from(
                 json!({"clazz": c.chunked_info_message, "correlation_id": cid,
@@ -236,16 +247,15 @@ impl SimFl {
             .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
             .is_ok()
             .then_some(if total > 1 { 1 } else { 0 });
-        self.switches
-            .iter()
+        self.connected()
             .enumerate()
             .filter(|(i, _)| Some(*i) != gap)
-            .map(|(i, s)| Reply {
+            .map(|(i, (s, rw))| Reply {
                 delay: Duration::ZERO,
                 key: s.clone(),
                 payload: msg(
                     i,
-                    json!({"clazz": c.network_dump_switch, "switch_record": {"datapath": s}, "write_mode": true}),
+                    json!({"clazz": c.network_dump_switch, "switch_record": {"datapath": s}, "write_mode": rw}),
                 ),
             })
             .collect()
@@ -361,5 +371,32 @@ mod tests {
         assert_eq!(empty.len(), 1);
         assert_eq!(json_of(&empty[0])["total_messages"], 0);
         assert!(json_of(&empty[0])["payload"].is_null());
+    }
+
+    #[test]
+    fn extra_connections_are_announced_and_reported_in_their_mode() {
+        let mut f = fl(1);
+        f.extra = vec![("s-rw".into(), true), ("s-ro".into(), false)];
+        let states: Vec<String> = f
+            .connect_events()
+            .iter()
+            .map(|r| json_of(r)["payload"]["state"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(states, ["ACTIVATED", "ACTIVATED", "ADDED"]);
+        let req = json!({"clazz":"C","correlation_id":"s1","payload":{"clazz": Classes::default().sync_request}}).to_string();
+        let chain = f.on_message(req.as_bytes());
+        let modes: Vec<(Value, Value)> = chain
+            .iter()
+            .map(|r| {
+                let p = &json_of(r)["payload"];
+                (
+                    p["switch_record"]["datapath"].clone(),
+                    p["write_mode"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(modes[1], (json!("s-rw"), json!(true)));
+        assert_eq!(modes[2], (json!("s-ro"), json!(false)));
+        assert_eq!(json_of(&chain[0])["total_messages"], 3);
     }
 }

@@ -43,6 +43,18 @@ pub struct SimConfig {
     pub churn_down: Duration,
     /// Faults per FL id, applied at start (they can be changed while running).
     pub faults: BTreeMap<String, FaultConfig>,
+    /// Switches on several FLs: each entry connects FL `fl` to every switch of FL
+    /// `switches_of` as well, read-write (a standby for them) or read-only.
+    pub connections: Vec<ExtraConnection>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraConnection {
+    pub fl: String,
+    pub switches_of: String,
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 impl Default for SimConfig {
@@ -54,6 +66,7 @@ impl Default for SimConfig {
             churn_interval: Duration::ZERO,
             churn_down: Duration::from_secs(1),
             faults: BTreeMap::new(),
+            connections: Vec::new(),
         }
     }
 }
@@ -96,6 +109,20 @@ impl SimConfig {
                 ));
             }
         }
+        for (i, c) in self.connections.iter().enumerate() {
+            for (key, id) in [("fl", &c.fl), ("switches_of", &c.switches_of)] {
+                if !fl_ids.contains(id) {
+                    out.push(format!(
+                        "sim.connections[{i}].{key}: no FL with the id {id:?} in fls"
+                    ));
+                }
+            }
+            if c.fl == c.switches_of {
+                out.push(format!(
+                    "sim.connections[{i}].switches_of: an FL is already connected to its own switches"
+                ));
+            }
+        }
         if self.switches_per_fl > 65_535 {
             out.push("sim.switches_per_fl: at most 65535".into());
         }
@@ -124,7 +151,7 @@ impl Simulator {
         settings: &Settings,
         sim: &SimConfig,
     ) -> anyhow::Result<Simulator> {
-        let fls: Vec<Arc<SimFl>> = settings
+        let mut fls: Vec<SimFl> = settings
             .fls
             .iter()
             .enumerate()
@@ -147,9 +174,18 @@ impl Simulator {
                     s.knobs.fail_next_writes.store(fault.failed_writes, Relaxed);
                     s.knobs.chain_gaps.store(fault.chain_gaps, Relaxed);
                 }
-                Arc::new(s)
+                s
             })
             .collect();
+        for c in &sim.connections {
+            let of = fls.iter().find(|f| f.id == c.switches_of);
+            let more: Vec<String> = of.map(|f| f.switches.clone()).unwrap_or_default();
+            if let Some(f) = fls.iter_mut().find(|f| f.id == c.fl) {
+                f.extra
+                    .extend(more.into_iter().map(|sw| (sw, !c.read_only)));
+            }
+        }
+        let fls: Vec<Arc<SimFl>> = fls.into_iter().map(Arc::new).collect();
         // Each FL reads every lane meant for it (commands and the control lane) and writes
         // to its first output lane.
         let mut read: Vec<(String, usize)> = Vec::new();
