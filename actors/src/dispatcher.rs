@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
-use crate::fl_proxy::{Adopt, FailSwitch, Forward};
+use crate::fl_proxy::{Adopt, FailPending, FailSwitch, Forward};
 use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{self, Failure, MultiSwitchCommand, Part};
@@ -89,12 +89,12 @@ pub struct ConnectionView {
 #[rtype(result = "Vec<(usize, usize)>")]
 pub struct SwitchCounts;
 
-/// FL `fl` is offline: its connections are gone everywhere; what can fail over does.
+/// FL `fl` was declared offline (`Liveness::set_offline`): its connections are gone
+/// everywhere, what can fail over does, then its proxy answers its pending commands.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct FlLost {
     pub fl: usize,
-    pub reason: String,
 }
 
 /// Tell the controller that the switches FL `fl` is active for are unmanaged (its chain failed).
@@ -132,6 +132,10 @@ pub struct Dispatcher {
     /// Per FL, the switches its last outage left unmanaged: its next complete chain is compared
     /// with them (one it no longer reports gets a switch-offline notification).
     lost_in_outage: Vec<std::collections::HashSet<String>>,
+    /// Per FL, the outages applied to the map (`Liveness::outages`): an outage is applied on
+    /// [`FlLost`] or by the first command for one of the FL's switches, whichever comes first,
+    /// so no command is routed to an FL already declared offline.
+    outages_applied: Vec<u64>,
 }
 
 struct Lost {
@@ -182,6 +186,7 @@ impl Dispatcher {
             waiting: HashMap::new(),
             waiting_len: 0,
             lost_in_outage: vec![Default::default(); fls],
+            outages_applied: vec![0; fls],
         }
     }
 
@@ -267,7 +272,15 @@ impl Dispatcher {
             msg,
             multi: None,
         };
-        match self.map.active(&fwd.switch_id) {
+        let mut active = self.map.active(&fwd.switch_id);
+        if let Some(fl) = active {
+            if self.outage_unapplied(fl) {
+                // Declared offline, FlLost not handled yet: fail over now.
+                self.apply_outage(fl);
+                active = self.map.active(&fwd.switch_id);
+            }
+        }
+        match active {
             Some(fl) => self.forward_to(fl, fwd),
             None => self.no_active_fl(fwd),
         }
@@ -719,14 +732,36 @@ impl Dispatcher {
         }
     }
 
-    fn fl_lost(&mut self, fl: FlIndex, reason: &str) {
+    fn outage_unapplied(&self, fl: FlIndex) -> bool {
+        self.outages_applied
+            .get(fl)
+            .is_some_and(|&n| n != self.shared.liveness.outages(fl))
+    }
+
+    /// Applies FL `fl`'s latest outage once: its connections go, its switches fail over or
+    /// become unmanaged; then its proxy answers its pending commands (after the failover, so
+    /// new commands already go to the standbys while the old ones are being answered).
+    fn apply_outage(&mut self, fl: FlIndex) {
+        let s = self.shared.clone();
+        let Some(applied) = self.outages_applied.get_mut(fl) else {
+            return;
+        };
+        let outages = s.liveness.outages(fl);
+        if outages == *applied {
+            return;
+        }
+        *applied = outages;
+        let reason = s.liveness.outage_reason(fl);
         let changes = self.map.drop_fl(fl);
-        info!(fl = %self.shared.fl_id(fl), switches = changes.len(), reason, "FL offline: its connections removed");
+        info!(fl = %s.fl_id(fl), switches = changes.len(), reason = %reason, "FL offline: its connections removed");
         for (sw, t) in changes {
             let cause = Cause::Outage {
-                reason: reason.to_string(),
+                reason: reason.clone(),
             };
             self.changed(&sw, fl, t, cause, &Ticket::none());
+        }
+        if let Some(p) = s.actors().and_then(|a| a.proxies.get(fl)) {
+            let _ = p.tell(FailPending { reason });
         }
     }
 }
@@ -952,7 +987,7 @@ impl Handler<Envelope<FlLost>> for Dispatcher {
     fn handle(&mut self, env: Envelope<FlLost>, _: &mut Self::Context) {
         let stats = self.stats.clone();
         let _g = stats.receive(env.sent_at);
-        self.fl_lost(env.msg.fl, &env.msg.reason);
+        self.apply_outage(env.msg.fl);
     }
 }
 

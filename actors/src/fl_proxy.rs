@@ -145,6 +145,8 @@ pub struct FlProxy {
     last_seen: Option<Instant>,
     /// Correlation ids of running sync sessions that include this FL.
     sync_watch: HashMap<String, Mailbox<SyncSession>>,
+    /// Commands an outage failed, still to be answered (with the outage's reason).
+    failing: std::collections::VecDeque<(crate::pending::Entry, String)>,
 }
 
 impl FlProxy {
@@ -174,6 +176,7 @@ impl FlProxy {
             blacklist: Blacklist::default(),
             last_seen: None,
             sync_watch: HashMap::new(),
+            failing: Default::default(),
         }
     }
 
@@ -513,18 +516,33 @@ impl FlProxy {
     }
 }
 
+/// Pending commands of an offline FL answered per turn: the rest wait for the next turn, so
+/// the dispatcher (on the same thread) keeps routing while thousands are being answered.
+const FAIL_CHUNK: usize = 256;
+
 impl FlProxy {
-    fn fail_pending(&mut self, reason: &str) {
+    fn fail_pending(&mut self, reason: &str, ctx: &mut Context<Self>) {
         let s = self.shared.clone();
         let now = Instant::now();
         let entries = self.pending.drain();
         if !entries.is_empty() {
             warn!(fl = %self.id, pending = entries.len(), "failing pending commands of an offline FL");
         }
-        for e in entries {
-            Counters::inc(&s.counters.failed_fast);
+        // Blacklisted at once: a late answer must not slip through while the errors go out.
+        for e in &entries {
             self.blacklist
                 .insert(&e.correlation_id, now, s.settings.timeouts.blacklist_ttl);
+        }
+        self.failing
+            .extend(entries.into_iter().map(|e| (e, reason.to_string())));
+        self.continue_failing(ctx);
+    }
+
+    fn continue_failing(&mut self, ctx: &mut Context<Self>) {
+        let s = self.shared.clone();
+        let n = self.failing.len().min(FAIL_CHUNK);
+        for (e, reason) in self.failing.drain(..n) {
+            Counters::inc(&s.counters.failed_fast);
             if let Some(m) = &e.multi {
                 let _ = m.tell(PartFailed {
                     fl: self.index,
@@ -541,6 +559,12 @@ impl FlProxy {
                 &format!("FL {} went offline before answering: {reason}", self.id),
                 &[&e.ticket],
             );
+        }
+        if !self.failing.is_empty() {
+            // A timer, not a notify: it yields the thread to the other actors in between.
+            ctx.run_later(std::time::Duration::ZERO, |act, ctx| {
+                act.continue_failing(ctx)
+            });
         }
     }
 }
@@ -579,6 +603,10 @@ impl Actor for FlProxy {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         ctx.run_interval(self.shared.settings.timeouts.tick, |act, _| act.tick());
+        if !self.failing.is_empty() {
+            // Restarted while answering an outage's commands: carry on.
+            self.continue_failing(ctx);
+        }
     }
 }
 
@@ -643,10 +671,10 @@ impl Handler<Envelope<UnwatchSync>> for FlProxy {
 
 impl Handler<Envelope<FailPending>> for FlProxy {
     type Result = ();
-    fn handle(&mut self, env: Envelope<FailPending>, _: &mut Self::Context) {
+    fn handle(&mut self, env: Envelope<FailPending>, ctx: &mut Self::Context) {
         let stats = self.stats.clone();
         let _g = stats.receive(env.sent_at);
-        self.fail_pending(&env.msg.reason);
+        self.fail_pending(&env.msg.reason, ctx);
     }
 }
 

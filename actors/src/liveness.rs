@@ -61,6 +61,10 @@ pub struct Liveness {
     seen_up_to: Vec<Stamp>,
     /// An offline FL's proxy has told the monitor about new evidence (one message per outage).
     recovery_reported: Vec<AtomicBool>,
+    /// Why each FL was last declared offline (read by the dispatcher when it fails over).
+    outage_reason: Vec<std::sync::Mutex<String>>,
+    /// Outages declared per FL: the dispatcher applies each one once (see `Dispatcher`).
+    outages: Vec<AtomicU64>,
 }
 
 impl Liveness {
@@ -72,6 +76,8 @@ impl Liveness {
             tracked: AtomicBool::new(false),
             seen_up_to: (0..fls).map(|_| Stamp::default()).collect(),
             recovery_reported: (0..fls).map(|_| AtomicBool::new(false)).collect(),
+            outage_reason: (0..fls).map(|_| Default::default()).collect(),
+            outages: (0..fls).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -102,6 +108,32 @@ impl Liveness {
             2 => FlStatus::Offline,
             _ => FlStatus::Starting,
         }
+    }
+
+    /// Declares FL `fl` offline, with why.
+    pub fn set_offline(&self, fl: usize, reason: &str) {
+        if let Some(r) = self.outage_reason.get(fl) {
+            if let Ok(mut r) = r.lock() {
+                *r = reason.to_string();
+            }
+        }
+        self.set_status(fl, FlStatus::Offline);
+        if let Some(n) = self.outages.get(fl) {
+            n.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// How many outages FL `fl` has had.
+    pub fn outages(&self, fl: usize) -> u64 {
+        self.outages.get(fl).map_or(0, |n| n.load(Relaxed))
+    }
+
+    /// Why FL `fl` was last declared offline.
+    pub fn outage_reason(&self, fl: usize) -> String {
+        self.outage_reason
+            .get(fl)
+            .and_then(|r| r.lock().ok().map(|r| r.clone()))
+            .unwrap_or_default()
     }
 
     pub fn set_status(&self, fl: usize, status: FlStatus) {

@@ -27,7 +27,6 @@ use tracing::{info, warn};
 
 use crate::counters::Counters;
 use crate::dispatcher::FlLost;
-use crate::fl_proxy::FailPending;
 use crate::liveness::{DeliveryStamp, FlStatus, Stamp};
 use crate::mailbox::{Envelope, MailboxStats};
 use crate::outbox::{Outgoing, Ticket};
@@ -176,7 +175,7 @@ impl OutageMonitor {
         let s = &self.shared;
         let id = s.fl_id(fl);
         warn!(fl = %id, reason, "FL outage");
-        s.liveness.set_status(fl, FlStatus::Offline);
+        s.liveness.set_offline(fl, reason);
         self.offline_since[fl] = Some(now);
         self.open[fl].clear();
         Counters::inc(&s.counters.fl_outages);
@@ -185,16 +184,10 @@ impl OutageMonitor {
             protocol::fl_outage_notification(&s.settings.protocol.classes, id, reason),
             &[],
         );
+        // The dispatcher fails its switches over first, then has the proxy answer its
+        // pending commands (see `Dispatcher::apply_outage`).
         if let Some(a) = s.actors() {
-            let _ = a.dispatcher.tell(FlLost {
-                fl,
-                reason: reason.to_string(),
-            });
-            if let Some(p) = a.proxies.get(fl) {
-                let _ = p.tell(FailPending {
-                    reason: reason.to_string(),
-                });
-            }
+            let _ = a.dispatcher.tell(FlLost { fl });
         }
     }
 
