@@ -64,6 +64,14 @@ pub enum Expect {
         #[serde(flatten)]
         window: Window,
     },
+    /// FL `fl` was the active FL of at least this many switches within the window (its commands
+    /// go there: e.g. a standby after a failover).
+    FlActiveSwitches {
+        fl: String,
+        at_least: u64,
+        #[serde(flatten)]
+        window: Window,
+    },
     /// An engine counter (GET /api/stats) grew within the window, e.g. `sync_fl_complete` for a
     /// replayed sync, `ack_timeouts`, `failed_fast`.
     CounterIncreases {
@@ -275,6 +283,24 @@ fn check(e: &Expect, samples: &[Sample], client: &Client) -> (bool, String) {
                 fl_status(s, fl).as_deref() == Some("online")
             });
             verdict(&format!("{fl} online"), window, seen)
+        }
+        Expect::FlActiveSwitches {
+            fl,
+            at_least,
+            window,
+        } => {
+            let seen = first_seen(samples, window, |s| {
+                s.fls
+                    .as_array()
+                    .and_then(|a| a.iter().find(|f| f["fl"] == fl.as_str()))
+                    .and_then(|f| f["switches"].as_u64())
+                    .is_some_and(|n| n >= *at_least)
+            });
+            verdict(
+                &format!("{fl} active for at least {at_least} switches"),
+                window,
+                seen,
+            )
         }
         Expect::CounterIncreases { counter, window } => {
             let value = |s: &Sample| s.stats[counter.as_str()].as_u64();
