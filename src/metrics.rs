@@ -94,6 +94,7 @@ pub const SPEC: &[Metric] = &[
         "Commands for a switch that had just lost its last read-write FL, by outcome: waited (entered the grace window), forwarded (the switch reconnected), expired (answered NOT_FOUND).",
         &["outcome"],
     ),
+    counter("flrouter_standby_events_dropped", "Switch-scoped FL messages (port events) from an FL that is not the switch's active one, dropped: the active FL speaks for the switch.", &[]),
     gauge("flrouter_fl_switches", "Switches per FL, by role: active (its commands go to this FL) or standby (connected, not active).", &["fl", "role"]),
     gauge("flrouter_fl_online", "1 when the FL is online (evidence within the alive timeout), else 0.", &["fl", "status"]),
     counter("flrouter_mailbox_messages_sent", "Messages sent to actors' mailboxes, by actor kind.", &["kind"]),
@@ -190,6 +191,7 @@ impl Snapshot {
                 ("forwarded", "grace_forwarded"),
                 ("expired", "grace_expired"),
             ]),
+            "flrouter_standby_events_dropped" => one(self.counter("standby_events_dropped")),
             "flrouter_fl_switches" => self
                 .switches
                 .iter()

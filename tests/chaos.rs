@@ -15,13 +15,14 @@ const TOKEN: &str = "chaos-test-token";
 /// simulators and loads do not compete for two cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn world(sim: serde_json::Value) -> World {
+async fn world(sim: serde_json::Value, failover: serde_json::Value) -> World {
     let w = World::with(
         &["fl1", "fl2", "fl3"],
         json!({
             "timeouts": {"ack": "1s", "answer": "2s", "alive_interval": "500ms", "alive_timeout": "2s", "sync_chain": "3s"},
             "sync": {"at_start": true, "periodic": "0s", "retry_backoff": "200ms"},
             "sim": sim,
+            "failover": failover,
             "load": {"rate": 100, "grace": "5s"},
             "admin": {"token": TOKEN},
         }),
@@ -37,13 +38,17 @@ async fn world(sim: serde_json::Value) -> World {
 
 /// Runs `scenario` against a fresh router; returns (success, output).
 async fn chaos(scenario: &str) -> (bool, String) {
-    chaos_with(scenario, json!({"switches_per_fl": 3})).await
+    chaos_with(scenario, json!({"switches_per_fl": 3}), json!({})).await
 }
 
-/// Runs `scenario` against a fresh router whose simulator is configured with `sim`.
-async fn chaos_with(scenario: &str, sim: serde_json::Value) -> (bool, String) {
+/// Runs `scenario` against a fresh router configured with these `sim` and `failover` sections.
+async fn chaos_with(
+    scenario: &str,
+    sim: serde_json::Value,
+    failover: serde_json::Value,
+) -> (bool, String) {
     let _one_at_a_time = SERIAL.lock().await;
-    let w = world(sim).await;
+    let w = world(sim, failover).await;
     let router = w.start_router_with("router", &["--with-sim", "--with-load"]);
     let admin = router.admin_url().await;
     let path = scenario.to_string();
@@ -83,7 +88,9 @@ async fn scenario_active_fl_killed() {
         env!("CARGO_MANIFEST_DIR")
     );
     let sim = json!({"switches_per_fl": 3, "connections": [{"fl": "fl2", "switches_of": "fl1"}]});
-    let (ok, text) = chaos_with(&path, sim).await;
+    // fl1 is active for its switches whichever FL's connect event is read first.
+    let failover = json!({"prefer": ["fl1"], "return_home": true});
+    let (ok, text) = chaos_with(&path, sim, failover).await;
     assert!(ok, "scenario active-fl-killed failed:\n{text}");
     assert!(text.contains("chaos: all expectations met"), "{text}");
 }

@@ -45,6 +45,7 @@ counters! {
     failbacks: "Switches whose active FL moved to a more preferred FL that connected (failover.return_home).",
     failed_over_commands: "Pending commands answered OPERATION_TIMED_OUT because their switch failed over to another FL.",
     availability_notifications: "Switch availability notices published (connections changed, the switch stayed managed or was never managed).",
+    standby_events_dropped: "Switch-scoped FL messages (protocol.switch_events.active_fl_only) from an FL that is not the switch's active one (dropped).",
     grace_waits: "Commands that waited in the grace window for their switch to reconnect.",
     grace_forwarded: "Waiting commands forwarded when their switch reconnected.",
     grace_expired: "Waiting commands answered NOT_FOUND when the grace window ran out.",

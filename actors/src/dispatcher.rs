@@ -49,6 +49,16 @@ pub struct SwitchEvent {
     pub forward: Option<Outgoing>,
 }
 
+/// An FL message about a switch that only the switch's active FL speaks for
+/// (`protocol.switch_events.active_fl_only`): forwarded if `fl` is active (or none is).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FromActiveOnly {
+    pub fl: FlIndex,
+    pub switch_id: String,
+    pub forward: Outgoing,
+}
+
 /// The switch map as stored in `topics.switch_map` before a restart: (switch id, stored value).
 /// Applied before any FL message or command is read; nothing is written back.
 #[derive(Message)]
@@ -979,6 +989,30 @@ impl Handler<Envelope<SwitchCounts>> for Dispatcher {
     fn handle(&mut self, env: Envelope<SwitchCounts>, _: &mut Self::Context) -> Self::Result {
         let _g = self.stats.receive(env.sent_at);
         self.map.counts(self.shared.settings.fls.len())
+    }
+}
+
+impl Handler<Envelope<FromActiveOnly>> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, env: Envelope<FromActiveOnly>, _: &mut Self::Context) {
+        let stats = self.stats.clone();
+        let _g = stats.receive(env.sent_at);
+        let FromActiveOnly {
+            fl,
+            switch_id,
+            forward,
+        } = env.msg;
+        let c = &self.shared.counters;
+        match self.map.active(&switch_id) {
+            Some(active) if active != fl => {
+                Counters::inc(&c.standby_events_dropped);
+                debug!(switch = %switch_id, fl = %self.shared.fl_id(fl), "message from a standby FL dropped (the active FL speaks for the switch)");
+            }
+            _ => {
+                self.shared.outbox.send(forward);
+                Counters::inc(&c.answers_routed);
+            }
+        }
     }
 }
 

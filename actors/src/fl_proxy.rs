@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
-use crate::dispatcher::{Dispatcher, SwitchEvent};
+use crate::dispatcher::{Dispatcher, FromActiveOnly, SwitchEvent};
 use crate::liveness::{Delivered, FlStatus};
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{Failure, MultiSwitchCommand, PartAnswer, PartFailed};
@@ -398,6 +398,23 @@ impl FlProxy {
         }
         // Not an answer to anything we track: route by kind, key and headers as they came.
         let topic = self.output_topic(class, lane_to).to_string();
+        let events = &s.settings.protocol.switch_events;
+        if class.is_some_and(|k| events.active_fl_only.iter().any(|a| a == k)) {
+            // Only the switch's active FL speaks for it (several FLs see one port change).
+            if let Ok(protocol::Target::One(sw)) =
+                protocol::switch_target(view.text, class, &s.settings.protocol)
+            {
+                let m = FromActiveOnly {
+                    fl: self.index,
+                    switch_id: sw,
+                    forward: Outgoing::pass_through(topic, &msg),
+                };
+                if self.dispatcher.tell(m).is_err() {
+                    warn!(fl = %self.id, "dispatcher gone; message not routed");
+                }
+                return;
+            }
+        }
         s.outbox.send(Outgoing::pass_through(topic, &msg));
         Counters::inc(&c.answers_routed);
     }

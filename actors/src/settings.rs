@@ -581,6 +581,10 @@ pub struct SwitchEventRules {
     /// In a sync chain entry: `true` is a read-write connection, `false` read-only; absent
     /// means read-write.
     pub write_mode_pointer: String,
+    /// FL messages about a switch (not answers to a command) forwarded only from the switch's
+    /// active FL, as OpenKilda's router does for port events: a standby FL's copy is dropped and
+    /// counted. From any FL while the switch has no active FL.
+    pub active_fl_only: Vec<String>,
 }
 
 impl Default for SwitchEventRules {
@@ -594,6 +598,7 @@ impl Default for SwitchEventRules {
             read_only_up: v(&["ADDED"]),
             read_only_down: v(&["REMOVED"]),
             write_mode_pointer: "/payload/write_mode".into(),
+            active_fl_only: vec!["org.openkilda.messaging.info.event.PortInfoData".into()],
         }
     }
 }

@@ -461,3 +461,39 @@ fn a_preference_naming_no_fl_is_a_config_error() {
     let errs = s.validate();
     assert_eq!(errs[0].key, "protocol.switch_events.read_only_up[1]");
 }
+
+#[actix_rt::test]
+async fn port_events_are_forwarded_from_the_active_fl_only() {
+    let (engine, mut rec) = start(settings());
+    event_from(&engine, &mut rec, "a", SW1, "ACTIVATED").await;
+    event_from(&engine, &mut rec, "b", SW1, "ACTIVATED").await;
+    let port = |fl: &str| {
+        info(
+            &format!("port-{fl}"),
+            json!({"clazz": "org.openkilda.messaging.info.event.PortInfoData",
+                   "switch_id": SW1, "port_no": 7, "state": "DOWN"}),
+        )
+    };
+    // Both FLs see the port go down; the controller hears it once, from the active FL.
+    engine
+        .fl_output("b", Inbound::new(port("b")))
+        .await
+        .unwrap();
+    engine
+        .fl_output("a", Inbound::new(port("a")))
+        .await
+        .unwrap();
+    let out = rec.next_within(WAIT).await;
+    assert_eq!(out.payload.as_ref(), port("a").as_slice());
+    assert!(rec.collect_for(Duration::from_millis(50)).await.is_empty());
+    assert_eq!(counter(&engine, "standby_events_dropped"), 1);
+    // After a failover, b speaks for the switch.
+    event_from(&engine, &mut rec, "a", SW1, "DEACTIVATED").await;
+    rec.collect_for(Duration::from_millis(50)).await;
+    engine
+        .fl_output("b", Inbound::new(port("b")))
+        .await
+        .unwrap();
+    let out = rec.next_within(WAIT).await;
+    assert_eq!(out.payload.as_ref(), port("b").as_slice());
+}
