@@ -49,6 +49,9 @@ pub enum Command {
     /// Benchmark baseline: copy commands to the first FL and its output to the load's reply
     /// topic, with no routing logic.
     Pipe,
+    /// Router vs. pipe on a real broker: one-way saturation and round-trip figures (CPU, memory,
+    /// throughput, latency), A/B alternating; see docs/benchmarks.md.
+    Bench(crate::bench::BenchArgs),
     /// Scripted fault injection against a running router (see scenarios/).
     Chaos {
         #[command(subcommand)]

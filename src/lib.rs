@@ -4,6 +4,7 @@
 //! still read), flush the producer, commit.
 
 pub mod admin;
+pub mod bench;
 pub mod chaos;
 pub mod cli;
 pub mod config;

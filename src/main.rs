@@ -33,6 +33,16 @@ fn main() -> ExitCode {
     {
         return run_chaos(scenario, admin, token.clone());
     }
+    // The benchmark writes its own configurations (it runs the router and the pipe as children).
+    if let Some(Command::Bench(args)) = &cli.command {
+        return match fl_router::bench::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let path = match &cli.command {
         Some(Command::CheckConfig { file: Some(f) }) => f.clone(),
         _ => cli.config.clone(),
@@ -62,7 +72,7 @@ fn main() -> ExitCode {
             let system = actix_rt::System::new();
             system.block_on(fl_router::run_with(config, stop_signal(cli.duration), opts))
         }
-        Command::Chaos { .. } => Ok(()), // handled above
+        Command::Chaos { .. } | Command::Bench(_) => Ok(()), // handled above
         Command::Sim => run_sim(config, cli.duration),
         Command::Pipe => real_kafka(&config, "pipe").and_then(|()| {
             let reply = config.load.reply_topic.clone();

@@ -1,9 +1,11 @@
-//! The baseline for benchmarks: a plain consume → produce pipe with no routing logic. Commands
-//! are copied to the first FL's read topic and everything that FL writes is copied to one reply
-//! topic, through the same Kafka clients, offset tracking and idempotent producer the router
-//! uses, but with no parsing and no actors. Router figures divided by pipe figures are the
-//! router's own cost.
+//! The baseline for benchmarks: a plain consume → lookup → produce pipe. A command goes to the
+//! read topic of the FL whose simulated switch (`sim.switches_per_fl`, the simulator's ids) its
+//! bytes name after `"switch_id":"` (a byte search and one hash lookup, no JSON parsing; the
+//! first FL when none matches), and everything the FLs write is copied to one reply topic,
+//! through the same Kafka clients, offset tracking and idempotent producer the router uses, with
+//! no actors. Router figures divided by pipe figures are the router's own cost.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,17 +43,34 @@ pub async fn run(
         None,
     )?;
     let (stop_tx, stop) = watch::channel(false);
+    // The lookup table: every simulated switch → its FL's read topic.
+    let mut table: HashMap<Vec<u8>, Arc<str>> = HashMap::new();
+    for (i, f) in config.fls.iter().enumerate() {
+        let topic: Arc<str> = Arc::from(config.topics.fl_read_topic(&f.id));
+        for j in 0..config.sim.switches_per_fl {
+            table.insert(crate::sim::fl::switch_id(i, j).into_bytes(), topic.clone());
+        }
+    }
+    let route = Route {
+        table: Arc::new(table),
+        default: Arc::from(config.topics.fl_read_topic(&fl.id)),
+    };
+    let write_topics: Vec<String> = config
+        .fls
+        .iter()
+        .map(|f| config.topics.fl_write_topic(&f.id))
+        .collect();
     let mut loops = Vec::new();
     for (name, from, to) in [
         (
             "pipe-commands",
             config.topics.commands.clone(),
-            config.topics.fl_read_topic(&fl.id),
+            Destination::Lookup(route),
         ),
         (
             "pipe-fl",
-            vec![config.topics.fl_write_topic(&fl.id)],
-            reply_topic.to_string(),
+            write_topics,
+            Destination::Fixed(Arc::from(reply_topic)),
         ),
     ] {
         let tracker = OffsetTracker::new();
@@ -71,7 +90,7 @@ pub async fn run(
             k.commit_interval,
         )));
     }
-    info!(fl = %fl.id, "pipe started");
+    info!(fls = config.fls.len(), "pipe started");
     shutdown.await;
     let _ = stop_tx.send(true);
     for l in loops {
@@ -81,11 +100,50 @@ pub async fn run(
     Ok(())
 }
 
+/// Where the pipe copies a message.
+enum Destination {
+    Fixed(Arc<str>),
+    Lookup(Route),
+}
+
+#[derive(Clone)]
+struct Route {
+    table: Arc<HashMap<Vec<u8>, Arc<str>>>,
+    default: Arc<str>,
+}
+
+impl Destination {
+    fn topic(&self, payload: &[u8]) -> &str {
+        match self {
+            Destination::Fixed(t) => t,
+            Destination::Lookup(r) => {
+                const NEEDLE: &[u8] = br#""switch_id":""#;
+                memchr::memmem::find(payload, NEEDLE)
+                    .and_then(|at| {
+                        let rest = &payload[at + NEEDLE.len()..];
+                        let end = memchr::memchr(b'"', rest)?;
+                        r.table.get(&rest[..end])
+                    })
+                    .unwrap_or(&r.default)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::Fixed(t) => write!(f, "{t}"),
+            Destination::Lookup(r) => write!(f, "{} FLs by switch", r.table.len()),
+        }
+    }
+}
+
 async fn copy(
     consumer: Arc<TrackedConsumer>,
     tracker: Arc<OffsetTracker>,
     outbox: Arc<KafkaOutbox>,
-    to: String,
+    to: Destination,
     mut stop: watch::Receiver<bool>,
     commit_interval: Duration,
 ) {
@@ -104,7 +162,8 @@ async fn copy(
             m = consumer.recv() => match m {
                 Ok(m) => {
                     let ticket = tracker.track(m.topic(), m.partition(), m.offset());
-                    let out = Outgoing::new(to.clone(), Bytes::copy_from_slice(m.payload().unwrap_or_default()))
+                    let payload = m.payload().unwrap_or_default();
+                    let out = Outgoing::new(to.topic(payload), Bytes::copy_from_slice(payload))
                         .key_opt(m.key().map(Bytes::copy_from_slice))
                         .ticket(&ticket);
                     outbox.send(out);
