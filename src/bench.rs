@@ -115,11 +115,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         args.fls, args.partitions, args.brokers
     );
 
-    let read_topics: Vec<String> = config
-        .fls
-        .iter()
-        .map(|f| config.topics.fl_read_topic(&f.id))
-        .collect();
     let mut results = Vec::new();
     if args.runs > 0 {
         prefill(&client, &config, args)?;
@@ -130,7 +125,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 order.reverse();
             }
             for side in order {
-                let r = saturation_run(args, &base, &id, run, side, &client, &read_topics)?;
+                let r = saturation_run(args, &base, &id, run, side, &client)?;
                 println!(
                     "  saturation run {} {:>6}: {:>9.0} msg/s  {:>6.2} CPU-s per million  peak RSS {:>7.1} MiB",
                     run + 1,
@@ -367,15 +362,32 @@ fn saturation_run(
     run: usize,
     side: Side,
     client: &ClientConfig,
-    read_topics: &[String],
 ) -> anyhow::Result<Saturation> {
     let name = format!("{id}-{}-{run}", side.name());
     let mut v = base.clone();
-    // A fresh group (reads every command from the start) and switch map per run.
+    // A fresh group (reads every command from the start), switch map and FL read topics per
+    // run: the router reads its FL read topics back at start, and commands it finds forwarded
+    // there already (an earlier run's) would be adopted, not forwarded again, as after a restart.
     v["kafka"]["group_id"] = json!(name);
+    v["topics"]["fl_read"] = json!(format!("{name}.speaker_{{fl}}"));
     v["topics"]["switch_map"] = json!(format!("{name}.switch-map"));
     v["topics"]["journal"] = json!(format!("{name}.journal"));
     let cfg = write_config(&args.out, &name, &v)?;
+    let config = Config::load(&cfg)?;
+    let read_topics: Vec<String> = config
+        .fls
+        .iter()
+        .map(|f| config.topics.fl_read_topic(&f.id))
+        .collect();
+    let read_topics = &read_topics[..];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(crate::kafka::topics::ensure(
+        &config,
+        client,
+        &read_topics.iter().cloned().collect(),
+    ))?;
     let consumer: BaseConsumer = client.clone().set("group.id", &name).create()?;
     let start_sum = end_offsets(&consumer, read_topics, args.partitions);
     let target = start_sum + args.commands as i64;

@@ -273,6 +273,11 @@ impl Dispatcher {
             let cid = cid.to_string();
             return self.replayed(msg.clone(), requester, &cid, switch_id, replay);
         }
+        // The map's shared id when the switch is known: no copy of it per command.
+        let switch_id = self
+            .map
+            .key(&switch_id)
+            .unwrap_or_else(|| Arc::from(switch_id));
         let fwd = Forward {
             correlation_id: cid.to_string(),
             switch_id,
@@ -313,7 +318,7 @@ impl Dispatcher {
         let s = self.shared.clone();
         let f = &s.settings.failover;
         let now = Instant::now();
-        let lost = self.lost.get(&fwd.switch_id);
+        let lost = self.lost.get(&*fwd.switch_id);
         let grace_left = lost
             .map(|l| (l.at + f.grace).saturating_duration_since(now))
             .unwrap_or_default();
@@ -323,7 +328,7 @@ impl Dispatcher {
             let until = now + grace_left.min(fwd.timeout);
             self.waiting_len += 1;
             self.waiting
-                .entry(fwd.switch_id.clone())
+                .entry(fwd.switch_id.to_string())
                 .or_default()
                 .push(Waiting { fwd, until });
             return;
@@ -381,7 +386,7 @@ impl Dispatcher {
             Counters::inc(&s.counters.grace_expired);
             let lost = self
                 .lost
-                .get(&w.fwd.switch_id)
+                .get(&*w.fwd.switch_id)
                 .map_or("it lost its last read-write FL connection", |l| {
                     l.why.as_str()
                 });
@@ -603,7 +608,7 @@ impl Dispatcher {
         }
         match t {
             Transition::Managed { to } => {
-                info!(switch = %sw, fl = %s.fl_id(to), "switch managed");
+                debug!(switch = %sw, fl = %s.fl_id(to), "switch managed");
                 self.lost.remove(sw);
                 for set in &mut self.lost_in_outage {
                     set.remove(sw);

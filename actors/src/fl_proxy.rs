@@ -33,7 +33,8 @@ use crate::sync_session::{ChainItem, SyncSession};
 #[rtype(result = "()")]
 pub struct Forward {
     pub correlation_id: String,
-    pub switch_id: String,
+    /// Shared with the switch map (no copy per command).
+    pub switch_id: Arc<str>,
     pub requester: Requester,
     /// The first-answer deadline for this command's class.
     pub timeout: std::time::Duration,
@@ -232,7 +233,7 @@ impl FlProxy {
         let out = Outgoing::new(topic, f.msg.payload)
             .key_opt(f.msg.key)
             .headers(f.msg.headers)
-            .partition_key(Bytes::from(f.switch_id))
+            .partition_key(Bytes::copy_from_slice(f.switch_id.as_bytes()))
             .ticket(&f.msg.ticket)
             .ticket(&delivery_ticket);
         drop(delivery_ticket);
@@ -249,7 +250,7 @@ impl FlProxy {
         self.pending.insert(
             &a.correlation_id,
             a.requester,
-            a.switch_id,
+            Arc::from(a.switch_id),
             a.msg.ticket.clone(),
             None,
             None,
@@ -712,8 +713,8 @@ impl Handler<Envelope<GetInflight>> for FlProxy {
             .pending
             .iter()
             .map(|e| InflightRow {
-                correlation_id: e.correlation_id.clone(),
-                switch_id: e.switch_id.clone(),
+                correlation_id: e.correlation_id.to_string(),
+                switch_id: e.switch_id.to_string(),
                 state: e.state,
                 age_ms: e.since.elapsed().as_millis() as u64,
                 multi_switch: e.multi.is_some(),

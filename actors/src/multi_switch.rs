@@ -241,7 +241,7 @@ impl Actor for MultiSwitchCommand {
         for p in &self.parts {
             let forward = Forward {
                 correlation_id: self.correlation_id.clone(),
-                switch_id: p.part.switches.first().cloned().unwrap_or_default(),
+                switch_id: Arc::from(p.part.switches.first().map_or("", String::as_str)),
                 requester: Requester::default(),
                 timeout: s.settings.timeouts.ack,
                 lane: p.part.lane,

@@ -7,10 +7,20 @@
 //! (`timeouts.by_class`) and are re-armed by chunks, so they sit in a min-heap: O(log n) per
 //! command, no timer per command; a re-armed or settled entry leaves a stale heap row that
 //! expiry skips.
+//!
+//! Sized for a million pending commands: entries live in a slab (no hashing, no per-entry
+//! allocation), the correlation id is allocated once and shared by the entry and the index,
+//! the index holds one slot inline (a reused id is the exception), and the index is hashed
+//! with foldhash: seeded per process, several times faster than SipHash, and correlation ids
+//! come from the deployment's own controller services, not from the outside world.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
+
+use slab::Slab;
+use smallvec::SmallVec;
 
 use tokio::time::Instant;
 
@@ -30,9 +40,9 @@ pub enum State {
 
 #[derive(Debug)]
 pub struct Entry {
-    pub correlation_id: String,
+    pub correlation_id: Arc<str>,
     pub requester: Requester,
-    pub switch_id: String,
+    pub switch_id: Arc<str>,
     /// Holds the command's offset until its final answer (or the router's error) is delivered.
     pub ticket: Ticket,
     pub state: State,
@@ -45,14 +55,18 @@ pub struct Entry {
     /// When the forwarded command reached Kafka: the first-answer deadline runs from then
     /// (None: known delivered, e.g. adopted after a restart).
     delivered: Option<Delivered>,
-    chain_seen: Option<HashSet<u64>>,
+    /// Boxed: 8 bytes in every entry instead of 48, for the few commands answered in chunks.
+    #[allow(clippy::box_collection)]
+    chain_seen: Option<Box<HashSet<u64>>>,
+    /// Tells this entry's heap rows from those of an earlier entry in the same slab slot.
+    seq: u64,
 }
 
 /// What to do with an FL answer for a pending command.
 #[derive(Debug)]
 pub struct AnswerRoute {
     pub reply_to: Option<String>,
-    pub switch_id: String,
+    pub switch_id: Arc<str>,
     /// Present when this answer is the command's final one: attach it to the output.
     pub final_ticket: Option<Ticket>,
     pub multi: Option<Mailbox<MultiSwitchCommand>>,
@@ -66,13 +80,18 @@ pub enum Expiry {
     AnswerTimeout,
 }
 
+type Index = HashMap<Arc<str>, SmallVec<[usize; 1]>, foldhash::fast::RandomState>;
+
+/// A deadline row: (when, the entry's `seq`, its slab slot).
+type Row = Reverse<(Instant, u64, usize)>;
+
 #[derive(Default)]
 pub struct PendingTable {
     next_seq: u64,
-    entries: HashMap<u64, Entry>,
-    by_cid: HashMap<String, VecDeque<u64>>,
-    ack_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
-    answer_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    entries: Slab<Entry>,
+    by_cid: Index,
+    ack_deadlines: BinaryHeap<Row>,
+    answer_deadlines: BinaryHeap<Row>,
 }
 
 impl PendingTable {
@@ -89,7 +108,7 @@ impl PendingTable {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values()
+        self.entries.iter().map(|(_, e)| e)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -97,7 +116,7 @@ impl PendingTable {
         &mut self,
         correlation_id: &str,
         requester: Requester,
-        switch_id: String,
+        switch_id: Arc<str>,
         ticket: Ticket,
         multi: Option<Mailbox<MultiSwitchCommand>>,
         delivered: Option<Delivered>,
@@ -107,44 +126,45 @@ impl PendingTable {
         let seq = self.next_seq;
         self.next_seq += 1;
         let deadline = now + ack_timeout;
-        self.entries.insert(
+        // One allocation for the id, shared by the entry and the index.
+        let cid: Arc<str> = match self.by_cid.get_key_value(correlation_id) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(correlation_id),
+        };
+        let slot = self.entries.insert(Entry {
+            correlation_id: cid.clone(),
+            requester,
+            switch_id,
+            ticket,
+            state: State::AwaitingAck,
+            since: now,
+            multi,
+            deadline,
+            timeout: ack_timeout,
+            delivered,
+            chain_seen: None,
             seq,
-            Entry {
-                correlation_id: correlation_id.to_string(),
-                requester,
-                switch_id,
-                ticket,
-                state: State::AwaitingAck,
-                since: now,
-                multi,
-                deadline,
-                timeout: ack_timeout,
-                delivered,
-                chain_seen: None,
-            },
-        );
-        self.by_cid
-            .entry(correlation_id.to_string())
-            .or_default()
-            .push_back(seq);
-        self.ack_deadlines.push(Reverse((deadline, seq)));
+        });
+        self.by_cid.entry(cid).or_default().push(slot);
+        self.ack_deadlines.push(Reverse((deadline, seq, slot)));
     }
 
     /// Marks the oldest un-acked command with this id as acked. False when none was waiting.
     pub fn ack(&mut self, cid: &str, now: Instant, answer_timeout: Duration) -> bool {
-        let Some(seqs) = self.by_cid.get(cid) else {
+        let Some(slots) = self.by_cid.get(cid) else {
             return false;
         };
-        let Some(&seq) = seqs
+        let Some(&slot) = slots
             .iter()
-            .find(|s| matches!(self.entries.get(s), Some(e) if e.state == State::AwaitingAck))
+            .find(|s| matches!(self.entries.get(**s), Some(e) if e.state == State::AwaitingAck))
         else {
             return false;
         };
-        if let Some(e) = self.entries.get_mut(&seq) {
+        if let Some(e) = self.entries.get_mut(slot) {
             e.state = State::Acked;
             e.deadline = now + answer_timeout;
-            self.answer_deadlines.push(Reverse((e.deadline, seq)));
+            self.answer_deadlines
+                .push(Reverse((e.deadline, e.seq, slot)));
         }
         true
     }
@@ -160,13 +180,13 @@ impl PendingTable {
         ack_timeout: Duration,
         answer_timeout: Duration,
     ) -> Option<AnswerRoute> {
-        let seq = *self.by_cid.get(cid)?.front()?;
-        let entry = self.entries.get_mut(&seq)?;
+        let slot = *self.by_cid.get(cid)?.first()?;
+        let entry = self.entries.get_mut(slot)?;
         let is_final = match chain {
             None => true,
             Some((_, 0)) => true,
             Some((index, total)) => {
-                let seen = entry.chain_seen.get_or_insert_with(HashSet::new);
+                let seen = entry.chain_seen.get_or_insert_with(Default::default);
                 seen.insert(index);
                 seen.len() as u64 >= total
             }
@@ -178,7 +198,7 @@ impl PendingTable {
                 State::Acked => (&mut self.answer_deadlines, answer_timeout),
             };
             entry.deadline = now + timeout;
-            queue.push(Reverse((entry.deadline, seq)));
+            queue.push(Reverse((entry.deadline, entry.seq, slot)));
             return Some(AnswerRoute {
                 reply_to: entry.requester.reply_to.clone(),
                 switch_id: entry.switch_id.clone(),
@@ -186,7 +206,7 @@ impl PendingTable {
                 multi: entry.multi.clone(),
             });
         }
-        let entry = self.remove(seq)?;
+        let entry = self.remove(slot)?;
         Some(AnswerRoute {
             reply_to: entry.requester.reply_to,
             switch_id: entry.switch_id,
@@ -203,19 +223,20 @@ impl PendingTable {
             (&mut self.answer_deadlines, Expiry::AnswerTimeout),
         ] {
             let mut due = Vec::new();
-            while let Some(&Reverse((deadline, seq))) = queue.peek() {
+            while let Some(&Reverse((deadline, seq, slot))) = queue.peek() {
                 if deadline > now {
                     break;
                 }
                 queue.pop();
-                due.push((deadline, seq));
+                due.push((deadline, seq, slot));
             }
-            for (deadline, seq) in due {
-                // Stale queue rows (entry answered, or re-armed by an ack) are skipped.
-                let Some(e) = self.entries.get_mut(&seq) else {
+            for (deadline, seq, slot) in due {
+                // Stale rows (entry answered, its slot reused, or re-armed) are skipped.
+                let Some(e) = self.entries.get_mut(slot) else {
                     continue;
                 };
-                if e.deadline != deadline
+                if e.seq != seq
+                    || e.deadline != deadline
                     || (e.state == State::AwaitingAck) != (kind == Expiry::AckTimeout)
                 {
                     continue;
@@ -227,17 +248,14 @@ impl PendingTable {
                         let due_at = d.at().map_or(now + e.timeout, |at| at + e.timeout);
                         if due_at > now {
                             e.deadline = due_at;
-                            queue.push(Reverse((due_at, seq)));
+                            queue.push(Reverse((due_at, seq, slot)));
                             continue;
                         }
                     }
                 }
-                {
-                    out.extend(
-                        Self::remove_from(&mut self.entries, &mut self.by_cid, seq)
-                            .map(|e| (kind, e)),
-                    );
-                }
+                out.extend(
+                    Self::remove_from(&mut self.entries, &mut self.by_cid, slot).map(|e| (kind, e)),
+                );
             }
         }
         out
@@ -246,41 +264,38 @@ impl PendingTable {
     /// Removes the single-switch commands for `switch` (it failed over to another FL); parts of
     /// multi-switch commands stay (their answer covers other switches too).
     pub fn drain_switch(&mut self, switch: &str) -> Vec<Entry> {
-        let mut seqs: Vec<u64> = self
+        let mut slots: Vec<(u64, usize)> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.switch_id == switch && e.multi.is_none())
-            .map(|(seq, _)| *seq)
+            .filter(|(_, e)| &*e.switch_id == switch && e.multi.is_none())
+            .map(|(slot, e)| (e.seq, slot))
             .collect();
-        seqs.sort_unstable();
+        slots.sort_unstable();
         // Their heap rows become stale and are skipped by `expire`.
-        seqs.into_iter()
-            .filter_map(|seq| self.remove(seq))
+        slots
+            .into_iter()
+            .filter_map(|(_, slot)| self.remove(slot))
             .collect()
     }
 
-    /// Removes every entry (an FL outage fails them all at once).
+    /// Removes every entry (an FL outage fails them all at once), oldest first.
     pub fn drain(&mut self) -> Vec<Entry> {
         self.by_cid.clear();
         self.ack_deadlines.clear();
         self.answer_deadlines.clear();
-        let mut v: Vec<_> = self.entries.drain().collect();
-        v.sort_by_key(|(seq, _)| *seq);
-        v.into_iter().map(|(_, e)| e).collect()
+        let mut v: Vec<Entry> = self.entries.drain().collect();
+        v.sort_by_key(|e| e.seq);
+        v
     }
 
-    fn remove(&mut self, seq: u64) -> Option<Entry> {
-        Self::remove_from(&mut self.entries, &mut self.by_cid, seq)
+    fn remove(&mut self, slot: usize) -> Option<Entry> {
+        Self::remove_from(&mut self.entries, &mut self.by_cid, slot)
     }
 
-    fn remove_from(
-        entries: &mut HashMap<u64, Entry>,
-        by_cid: &mut HashMap<String, VecDeque<u64>>,
-        seq: u64,
-    ) -> Option<Entry> {
-        let entry = entries.remove(&seq)?;
+    fn remove_from(entries: &mut Slab<Entry>, by_cid: &mut Index, slot: usize) -> Option<Entry> {
+        let entry = entries.try_remove(slot)?;
         if let Some(q) = by_cid.get_mut(&entry.correlation_id) {
-            q.retain(|s| *s != seq);
+            q.retain(|s| *s != slot);
             if q.is_empty() {
                 by_cid.remove(&entry.correlation_id);
             }
@@ -292,15 +307,16 @@ impl PendingTable {
 /// Correlation ids the router has already answered with a timeout; late FL messages are dropped.
 #[derive(Default)]
 pub struct Blacklist {
-    until: HashMap<String, Instant>,
-    order: VecDeque<(Instant, String)>,
+    until: HashMap<Arc<str>, Instant, foldhash::fast::RandomState>,
+    order: VecDeque<(Instant, Arc<str>)>,
 }
 
 impl Blacklist {
     pub fn insert(&mut self, cid: &str, now: Instant, ttl: Duration) {
         let until = now + ttl;
-        self.until.insert(cid.to_string(), until);
-        self.order.push_back((until, cid.to_string()));
+        let cid: Arc<str> = Arc::from(cid);
+        self.until.insert(cid.clone(), until);
+        self.order.push_back((until, cid));
     }
 
     pub fn contains(&self, cid: &str, now: Instant) -> bool {
@@ -413,7 +429,7 @@ mod tests {
         let due = t.expire(now + ACK);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].0, Expiry::AckTimeout);
-        assert_eq!(due[0].1.correlation_id, "b");
+        assert_eq!(&*due[0].1.correlation_id, "b");
         let later = t.expire(now + ANSWER + ACK);
         assert_eq!(later.len(), 1);
         assert_eq!(later[0].0, Expiry::AnswerTimeout);

@@ -8,6 +8,7 @@
 //! is deterministic: the best [`Preference`] rank, then the oldest connection, then config order.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -109,16 +110,18 @@ impl Preference {
     }
 }
 
+/// Keyed by the normalised switch id, shared (`Arc<str>`) with every command for the switch;
+/// hashed with foldhash (seeded; switch ids come from the deployment's own FLs).
 #[derive(Debug, Default)]
 pub struct SwitchMap {
-    switches: HashMap<String, Switch>,
+    switches: HashMap<Arc<str>, Switch, foldhash::fast::RandomState>,
     pref: Preference,
 }
 
 impl SwitchMap {
     pub fn new(pref: Preference) -> Self {
         Self {
-            switches: HashMap::new(),
+            switches: HashMap::default(),
             pref,
         }
     }
@@ -126,6 +129,11 @@ impl SwitchMap {
     /// The active RW FL of `switch`: where its unicast commands go.
     pub fn active(&self, switch: &str) -> Option<FlIndex> {
         self.switches.get(switch).and_then(|s| s.active)
+    }
+
+    /// The map's shared id of `switch`, if it has any connection.
+    pub fn key(&self, switch: &str) -> Option<Arc<str>> {
+        self.switches.get_key_value(switch).map(|(k, _)| k.clone())
     }
 
     pub fn get(&self, switch: &str) -> Option<&Switch> {
@@ -141,7 +149,12 @@ impl SwitchMap {
         now_ms: u64,
     ) -> Transition {
         let pref = &self.pref;
-        let sw = self.switches.entry(switch.to_string()).or_default();
+        if !self.switches.contains_key(switch) {
+            self.switches.insert(Arc::from(switch), Switch::default());
+        }
+        let Some(sw) = self.switches.get_mut(switch) else {
+            return Transition::Unknown;
+        };
         if sw.position(fl, mode).is_some() {
             return Transition::Unchanged;
         }
@@ -188,7 +201,7 @@ impl SwitchMap {
             .switches
             .iter()
             .filter(|(_, s)| s.has_fl(fl))
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.to_string())
             .collect();
         hit.sort();
         hit.into_iter()
@@ -212,8 +225,8 @@ impl SwitchMap {
         let mut gone: Vec<String> = self
             .switches
             .iter()
-            .filter(|(id, s)| s.has_fl(fl) && !keep.contains_key(id.as_str()))
-            .map(|(id, _)| id.clone())
+            .filter(|(id, s)| s.has_fl(fl) && !keep.contains_key(&***id))
+            .map(|(id, _)| id.to_string())
             .collect();
         gone.sort();
         let mut out: Vec<(String, Transition)> = gone
@@ -249,7 +262,7 @@ impl SwitchMap {
         if !active_ok {
             sw.active = Self::best(&self.pref, &sw);
         }
-        self.switches.insert(switch, sw);
+        self.switches.insert(Arc::from(switch), sw);
     }
 
     /// Switches whose active FL is `fl`, sorted.
@@ -267,7 +280,7 @@ impl SwitchMap {
             .switches
             .iter()
             .filter(|(_, s)| pred(s))
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.to_string())
             .collect();
         v.sort();
         v
