@@ -941,7 +941,7 @@ fn requester(msg: &Inbound, view: Option<&MessageView<'_>>) -> Requester {
         key: msg.key.clone(),
         hub_request: view
             .filter(|v| v.is_hub_and_spoke())
-            .map(|_| msg.payload.clone()),
+            .map(|_| Box::new(msg.payload.clone())),
     }
 }
 

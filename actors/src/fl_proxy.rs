@@ -496,7 +496,7 @@ impl FlProxy {
                     &s.counters.ack_timeouts,
                     "FL did not answer in time",
                     "no ack or answer",
-                    entry.timeout,
+                    entry.timeout(),
                 ),
                 Expiry::AnswerTimeout => (
                     Failure::NoAnswer,

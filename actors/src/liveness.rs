@@ -186,28 +186,42 @@ impl Liveness {
 /// an AliveRequest's timeout run from delivery: an FL is judged on what it could read, not on
 /// what waited in the router's producer (e.g. for a new partition leader).
 #[derive(Debug, Clone)]
-pub struct Delivered {
+pub struct Delivered(Arc<DeliveryCell>);
+
+#[derive(Debug)]
+struct DeliveryCell {
     epoch: Instant,
-    stamp: Arc<Stamp>,
+    at: Stamp,
+}
+
+/// Stamps its [`Delivered`] when dropped (by the delivery report of the message it rides on).
+struct DeliveredGuard(Arc<DeliveryCell>);
+
+impl Drop for DeliveredGuard {
+    fn drop(&mut self) {
+        self.0.at.set(self.0.epoch, Instant::now());
+    }
 }
 
 impl Delivered {
     /// The record and the ticket to attach to the message whose delivery it records.
     pub fn new(epoch: Instant) -> (Self, crate::outbox::Ticket) {
-        let stamp = Arc::new(Stamp::default());
-        let ticket = crate::outbox::Ticket::new(DeliveryStamp::new(epoch, stamp.clone()));
-        (Self { epoch, stamp }, ticket)
+        let cell = Arc::new(DeliveryCell {
+            epoch,
+            at: Stamp::default(),
+        });
+        let ticket = crate::outbox::Ticket::new(DeliveredGuard(cell.clone()));
+        (Self(cell), ticket)
     }
 
     /// When it was delivered; None while it is not.
     pub fn at(&self) -> Option<Instant> {
-        self.stamp.get(self.epoch)
+        self.0.at.get(self.0.epoch)
     }
 }
 
-/// Stamps the time an AliveRequest was delivered to Kafka when dropped: it rides in the
-/// request's ticket, which the outbox drops only on a successful delivery report. An FL is
-/// judged on requests it could have read, not on requests stuck in the router's producer.
+/// A delivery stamp as a ticket guard: sets `stamp` when the message it rides on is delivered
+/// (the outage monitor's AliveRequests).
 pub struct DeliveryStamp {
     epoch: Instant,
     stamp: Arc<Stamp>,

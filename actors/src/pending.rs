@@ -9,18 +9,20 @@
 //! expiry skips.
 //!
 //! Sized for a million pending commands: entries live in a slab (no hashing, no per-entry
-//! allocation), the correlation id is allocated once and shared by the entry and the index,
-//! the index holds one slot inline (a reused id is the exception), and the index is hashed
-//! with foldhash: seeded per process, several times faster than SipHash, and correlation ids
-//! come from the deployment's own controller services, not from the outside world.
+//! allocation beyond the correlation id), and the index by correlation id is a bare hash table
+//! of slab slots (8 bytes a slot; the id is read from the entry, and a reused id simply has
+//! several slots). It is hashed with foldhash: seeded per process, several times faster than
+//! SipHash, and correlation ids come from the deployment's own controller services, not from the
+//! outside world.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hashbrown::HashTable;
 use slab::Slab;
-use smallvec::SmallVec;
 
 use tokio::time::Instant;
 
@@ -40,18 +42,20 @@ pub enum State {
 
 #[derive(Debug)]
 pub struct Entry {
-    pub correlation_id: Arc<str>,
+    pub correlation_id: Box<str>,
     pub requester: Requester,
     pub switch_id: Arc<str>,
     /// Holds the command's offset until its final answer (or the router's error) is delivered.
     pub ticket: Ticket,
     pub state: State,
     pub since: Instant,
-    /// Set for one FL's part of a multi-switch command: answers and failures go there.
-    pub multi: Option<Mailbox<MultiSwitchCommand>>,
+    /// Set for one FL's part of a multi-switch command: answers and failures go there (boxed:
+    /// 8 bytes in every entry instead of 32, for the few that are parts).
+    pub multi: Option<Box<Mailbox<MultiSwitchCommand>>>,
     deadline: Instant,
-    /// The first-answer timeout this command was given (its class's, or `timeouts.ack`).
-    pub timeout: Duration,
+    /// The first-answer timeout this command was given (its class's, or `timeouts.ack`), in
+    /// milliseconds (4 bytes instead of 16; see [`Entry::timeout`]).
+    timeout_ms: u32,
     /// When the forwarded command reached Kafka: the first-answer deadline runs from then
     /// (None: known delivered, e.g. adopted after a restart).
     delivered: Option<Delivered>,
@@ -62,6 +66,13 @@ pub struct Entry {
     seq: u64,
 }
 
+impl Entry {
+    /// The first-answer timeout this command was given.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.timeout_ms))
+    }
+}
+
 /// What to do with an FL answer for a pending command.
 #[derive(Debug)]
 pub struct AnswerRoute {
@@ -69,7 +80,7 @@ pub struct AnswerRoute {
     pub switch_id: Arc<str>,
     /// Present when this answer is the command's final one: attach it to the output.
     pub final_ticket: Option<Ticket>,
-    pub multi: Option<Mailbox<MultiSwitchCommand>>,
+    pub multi: Option<Box<Mailbox<MultiSwitchCommand>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +91,57 @@ pub enum Expiry {
     AnswerTimeout,
 }
 
-type Index = HashMap<Arc<str>, SmallVec<[usize; 1]>, foldhash::fast::RandomState>;
+/// Slab slots by correlation id (see the module doc).
+#[derive(Default)]
+struct Index {
+    table: HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Index {
+    fn hash(&self, cid: &str) -> u64 {
+        self.hasher.hash_one(cid)
+    }
+
+    /// Every slot whose entry has this id.
+    fn slots<'a>(
+        &'a self,
+        entries: &'a Slab<Entry>,
+        cid: &'a str,
+    ) -> impl Iterator<Item = usize> + 'a {
+        self.table
+            .iter_hash(self.hash(cid))
+            .copied()
+            .filter(move |&s| entries.get(s).is_some_and(|e| &*e.correlation_id == cid))
+    }
+
+    /// The oldest entry with this id that satisfies `pred`.
+    fn oldest(
+        &self,
+        entries: &Slab<Entry>,
+        cid: &str,
+        pred: impl Fn(&Entry) -> bool,
+    ) -> Option<usize> {
+        self.slots(entries, cid)
+            .filter(|&s| entries.get(s).is_some_and(&pred))
+            .min_by_key(|&s| entries.get(s).map_or(u64::MAX, |e| e.seq))
+    }
+
+    fn insert(&mut self, entries: &Slab<Entry>, cid: &str, slot: usize) {
+        let hasher = &self.hasher;
+        self.table.insert_unique(hasher.hash_one(cid), slot, |&s| {
+            entries
+                .get(s)
+                .map_or(0, |e| hasher.hash_one(&*e.correlation_id))
+        });
+    }
+
+    fn remove(&mut self, cid: &str, slot: usize) {
+        if let Ok(found) = self.table.find_entry(self.hash(cid), |&s| s == slot) {
+            found.remove();
+        }
+    }
+}
 
 /// A deadline row: (when, the entry's `seq`, its slab slot).
 type Row = Reverse<(Instant, u64, usize)>;
@@ -104,7 +165,7 @@ impl PendingTable {
     }
 
     pub fn contains(&self, cid: &str) -> bool {
-        self.by_cid.contains_key(cid)
+        self.by_cid.slots(&self.entries, cid).next().is_some()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
@@ -126,37 +187,30 @@ impl PendingTable {
         let seq = self.next_seq;
         self.next_seq += 1;
         let deadline = now + ack_timeout;
-        // One allocation for the id, shared by the entry and the index.
-        let cid: Arc<str> = match self.by_cid.get_key_value(correlation_id) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(correlation_id),
-        };
         let slot = self.entries.insert(Entry {
-            correlation_id: cid.clone(),
+            correlation_id: correlation_id.into(),
             requester,
             switch_id,
             ticket,
             state: State::AwaitingAck,
             since: now,
-            multi,
+            multi: multi.map(Box::new),
             deadline,
-            timeout: ack_timeout,
+            // Saturates at ~49 days: longer is "never" for a command deadline.
+            timeout_ms: u32::try_from(ack_timeout.as_millis()).unwrap_or(u32::MAX),
             delivered,
             chain_seen: None,
             seq,
         });
-        self.by_cid.entry(cid).or_default().push(slot);
+        self.by_cid.insert(&self.entries, correlation_id, slot);
         self.ack_deadlines.push(Reverse((deadline, seq, slot)));
     }
 
     /// Marks the oldest un-acked command with this id as acked. False when none was waiting.
     pub fn ack(&mut self, cid: &str, now: Instant, answer_timeout: Duration) -> bool {
-        let Some(slots) = self.by_cid.get(cid) else {
-            return false;
-        };
-        let Some(&slot) = slots
-            .iter()
-            .find(|s| matches!(self.entries.get(**s), Some(e) if e.state == State::AwaitingAck))
+        let Some(slot) = self
+            .by_cid
+            .oldest(&self.entries, cid, |e| e.state == State::AwaitingAck)
         else {
             return false;
         };
@@ -180,7 +234,7 @@ impl PendingTable {
         ack_timeout: Duration,
         answer_timeout: Duration,
     ) -> Option<AnswerRoute> {
-        let slot = *self.by_cid.get(cid)?.first()?;
+        let slot = self.by_cid.oldest(&self.entries, cid, |_| true)?;
         let entry = self.entries.get_mut(slot)?;
         let is_final = match chain {
             None => true,
@@ -194,7 +248,7 @@ impl PendingTable {
         if !is_final {
             // The old heap row goes stale and is skipped by `expire`.
             let (queue, timeout) = match entry.state {
-                State::AwaitingAck => (&mut self.ack_deadlines, ack_timeout.max(entry.timeout)),
+                State::AwaitingAck => (&mut self.ack_deadlines, ack_timeout.max(entry.timeout())),
                 State::Acked => (&mut self.answer_deadlines, answer_timeout),
             };
             entry.deadline = now + timeout;
@@ -218,11 +272,13 @@ impl PendingTable {
     /// Removes and returns every command whose deadline has passed.
     pub fn expire(&mut self, now: Instant) -> Vec<(Expiry, Entry)> {
         let mut out = Vec::new();
-        for (queue, kind) in [
-            (&mut self.ack_deadlines, Expiry::AckTimeout),
-            (&mut self.answer_deadlines, Expiry::AnswerTimeout),
-        ] {
-            let mut due = Vec::new();
+        let mut due = Vec::new();
+        for kind in [Expiry::AckTimeout, Expiry::AnswerTimeout] {
+            let queue = match kind {
+                Expiry::AckTimeout => &mut self.ack_deadlines,
+                Expiry::AnswerTimeout => &mut self.answer_deadlines,
+            };
+            due.clear();
             while let Some(&Reverse((deadline, seq, slot))) = queue.peek() {
                 if deadline > now {
                     break;
@@ -230,7 +286,7 @@ impl PendingTable {
                 queue.pop();
                 due.push((deadline, seq, slot));
             }
-            for (deadline, seq, slot) in due {
+            for &(deadline, seq, slot) in &due {
                 // Stale rows (entry answered, its slot reused, or re-armed) are skipped.
                 let Some(e) = self.entries.get_mut(slot) else {
                     continue;
@@ -245,17 +301,15 @@ impl PendingTable {
                 // later than forwarded, it moves out.
                 if kind == Expiry::AckTimeout {
                     if let Some(d) = &e.delivered {
-                        let due_at = d.at().map_or(now + e.timeout, |at| at + e.timeout);
+                        let due_at = d.at().map_or(now + e.timeout(), |at| at + e.timeout());
                         if due_at > now {
                             e.deadline = due_at;
-                            queue.push(Reverse((due_at, seq, slot)));
+                            self.ack_deadlines.push(Reverse((due_at, seq, slot)));
                             continue;
                         }
                     }
                 }
-                out.extend(
-                    Self::remove_from(&mut self.entries, &mut self.by_cid, slot).map(|e| (kind, e)),
-                );
+                out.extend(self.remove(slot).map(|e| (kind, e)));
             }
         }
         out
@@ -280,7 +334,7 @@ impl PendingTable {
 
     /// Removes every entry (an FL outage fails them all at once), oldest first.
     pub fn drain(&mut self) -> Vec<Entry> {
-        self.by_cid.clear();
+        self.by_cid.table.clear();
         self.ack_deadlines.clear();
         self.answer_deadlines.clear();
         let mut v: Vec<Entry> = self.entries.drain().collect();
@@ -289,17 +343,8 @@ impl PendingTable {
     }
 
     fn remove(&mut self, slot: usize) -> Option<Entry> {
-        Self::remove_from(&mut self.entries, &mut self.by_cid, slot)
-    }
-
-    fn remove_from(entries: &mut Slab<Entry>, by_cid: &mut Index, slot: usize) -> Option<Entry> {
-        let entry = entries.try_remove(slot)?;
-        if let Some(q) = by_cid.get_mut(&entry.correlation_id) {
-            q.retain(|s| *s != slot);
-            if q.is_empty() {
-                by_cid.remove(&entry.correlation_id);
-            }
-        }
+        let entry = self.entries.try_remove(slot)?;
+        self.by_cid.remove(&entry.correlation_id, slot);
         Some(entry)
     }
 }

@@ -462,7 +462,8 @@ pub struct Requester {
     pub key: Option<Bytes>,
     /// A hub-and-spoke request's bytes (a cheap shared copy): it is answered with a response
     /// of its own family, whose parts are read from these only when the router must answer.
-    pub hub_request: Option<Bytes>,
+    /// Boxed: 8 bytes in every pending command instead of 32, for the one family that has it.
+    pub hub_request: Option<Box<Bytes>>,
 }
 
 /// A hub-and-spoke request's own parts, kept to answer it in its family when the router has to

@@ -1,0 +1,94 @@
+//! Heap held by the engine per pending command: 200,000 single-switch commands (256 bytes,
+//! keyed by correlation id, as OpenKilda sends them) forwarded to FLs that never answer. The
+//! shell adds its offset guard per command on top (see docs/benchmarks.md).
+//!
+//!   cargo bench -p fl-router-actors --bench pending
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use fl_router_actors::testkit::{quiet_settings, recording_outbox, stored_switch};
+use fl_router_actors::{Engine, Inbound};
+
+struct Counting;
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as i64, Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as i64, Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const COMMANDS: usize = 200_000;
+const SWITCHES: usize = 1_000;
+
+fn switch(i: usize) -> String {
+    format!(
+        "00:00:00:00:00:{:02x}:{:02x}:{:02x}",
+        i % 4 + 1,
+        i >> 8,
+        i & 0xff
+    )
+}
+
+fn command(cid: &str, sw: &str) -> Vec<u8> {
+    let mut body = format!(
+        r#"{{"clazz":"org.openkilda.messaging.command.CommandMessage","correlation_id":"{cid}","timestamp":1,"payload":{{"clazz":"org.openkilda.messaging.command.switches.DumpRulesRequest","switch_id":"{sw}","pad":""}}}}"#
+    );
+    let pad = 256usize.saturating_sub(body.len());
+    body.insert_str(body.len() - 3, &"x".repeat(pad));
+    body.into_bytes()
+}
+
+fn main() {
+    actix::System::new().block_on(async {
+        let mut s = quiet_settings(&["fl1", "fl2", "fl3", "fl4"]);
+        s.timeouts.ack = Duration::from_secs(3600);
+        let (outbox, mut rec) = recording_outbox();
+        let engine = Engine::start(s, outbox).expect("settings");
+        let stored: Vec<_> = (0..SWITCHES)
+            .map(|i| stored_switch(&switch(i), &format!("fl{}", i % 4 + 1)))
+            .collect();
+        engine.restore_switch_map(stored).await.expect("restore");
+        // Warm up the engine's own structures, then measure.
+        let before = LIVE.load(Relaxed);
+        let started = Instant::now();
+        for n in 0..COMMANDS {
+            let cid = format!("bench-{n:09}");
+            let msg = Inbound::new(command(&cid, &switch(n % SWITCHES))).key(bytes::Bytes::from(cid.clone()));
+            engine.command(msg).await.expect("command");
+            if n % 1024 == 0 {
+                rec.drain(); // the forwarded copies, delivered
+            }
+        }
+        // Let the proxies take the last commands, then drop what was produced.
+        let mut pending = 0;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            rec.drain();
+            pending = 0;
+            for fl in ["fl1", "fl2", "fl3", "fl4"] {
+                pending += engine.fl_status(fl).await.expect("status").pending;
+            }
+            if pending == COMMANDS {
+                break;
+            }
+        }
+        let held = LIVE.load(Relaxed) - before;
+        println!(
+            "{pending} commands pending: {:.0} bytes of heap each ({:.1} MiB in all); fed in {:.2} s",
+            held as f64 / pending.max(1) as f64,
+            held as f64 / (1 << 20) as f64,
+            started.elapsed().as_secs_f64()
+        );
+    });
+}
