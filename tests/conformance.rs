@@ -89,20 +89,30 @@ fn assert_same_key_and_headers(name: &str, f: &Value, got: &Received) {
     assert_eq!(got.headers, headers_of(f), "{name}: same headers");
 }
 
+/// Prefixes every string that is an OpenKilda topic name (`kilda.…`) with `ns`.
+fn prefix_topics(v: &mut Value, ns: &str) {
+    match v {
+        Value::String(s) if s.starts_with("kilda.") => *s = format!("{ns}{s}"),
+        Value::Array(a) => a.iter_mut().for_each(|x| prefix_topics(x, ns)),
+        Value::Object(o) => o.values_mut().for_each(|x| prefix_topics(x, ns)),
+        _ => {}
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_openkilda_class_is_routed_as_openkildas_router_does_with_bytes_key_and_headers_kept()
 {
-    let fixtures: Value = serde_json::from_str(FIXTURES).expect("fixtures");
+    // Every run in its own namespace: OpenKilda's topic names with a per-run prefix, so no
+    // earlier run's messages, groups or stored state on this broker can play a part.
+    let ns = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let mut fixtures: Value = serde_json::from_str(FIXTURES).expect("fixtures");
+    prefix_topics(&mut fixtures, &ns);
     // The shipped profile, pointed at the test broker, with an OS-chosen admin port.
     let mut profile: Value = serde_yaml_ng::from_str(PROFILE).expect("profile");
+    prefix_topics(&mut profile, &ns);
+    profile["kafka"]["group_id"] = Value::String(format!("{ns}fl-router"));
     profile["kafka"]["brokers"] = Value::String(brokers());
     profile["admin"]["bind"] = Value::String("127.0.0.1:0".into());
-    // The profile's topics are shared by every run on this broker: a run's own switch map,
-    // journal and groups, so nothing an earlier (perhaps failed) run stored is restored.
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    profile["topics"]["switch_map"] = Value::String(format!("flrouter.switch-map.{run}"));
-    profile["topics"]["journal"] = Value::String(format!("flrouter.journal.{run}"));
-    profile["kafka"]["group_id"] = Value::String(format!("fl-router-{run}"));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("openkilda.yaml");
     std::fs::write(&path, serde_yaml_ng::to_string(&profile).unwrap()).unwrap();
@@ -132,7 +142,7 @@ async fn every_openkilda_class_is_routed_as_openkildas_router_does_with_bytes_ke
     // already; a second connect event would tell the controller nothing true).
     let availability = Classes::default().switch_availability_notification;
     for f in fixtures["standby"].as_array().unwrap() {
-        let events = Reader::at_end("kilda.topo.disco.storm");
+        let events = Reader::at_end(&format!("{ns}kilda.topo.disco.storm"));
         let body = produce(&p, f["topic"].as_str().unwrap(), f).await;
         // Everything on the events topic up to the notice, and a little after it.
         let mut seen = Vec::new();
