@@ -11,6 +11,7 @@ use bytes::Bytes;
 use fl_router_actors::outbox::headers;
 use fl_router_actors::outbox::Origin;
 use fl_router_actors::{Engine, Inbound};
+use futures::stream::{FuturesOrdered, StreamExt};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
 };
@@ -201,6 +202,14 @@ pub struct LoopParams {
     pub fatal: watch::Sender<Option<String>>,
 }
 
+/// Messages handed to the engine and not yet taken by their actor, per consumer: the loop reads
+/// on while the engine works through them (one actor round trip per message costs more than the
+/// message), and marks them handled in order as they are taken. The mailboxes' capacity still
+/// applies to each hand-over, so backpressure reaches Kafka.
+const WINDOW: usize = 64;
+
+type Handled = (String, i32, i64, Result<(), fl_router_actors::EngineError>);
+
 pub async fn run_loop(mut p: LoopParams) {
     if let Some(mut gate) = p.gate.take() {
         tokio::select! {
@@ -215,10 +224,19 @@ pub async fn run_loop(mut p: LoopParams) {
     let mut throttled = false;
     let mut topic_names: std::collections::HashMap<String, Arc<str>> = Default::default();
     let mut reading = true;
+    let mut in_engine: FuturesOrdered<
+        std::pin::Pin<Box<dyn std::future::Future<Output = Handled> + Send>>,
+    > = FuturesOrdered::new();
     loop {
         tokio::select! {
             biased;
             _ = p.finish.changed() => break,
+            Some((topic, partition, offset, r)) = in_engine.next(), if !in_engine.is_empty() => {
+                if let Err(e) = r {
+                    warn!(consumer = p.name, topic = %topic, error = %e, "message not routed");
+                }
+                p.tracker.mark_handled(&topic, partition, offset);
+            }
             _ = commit_tick.tick() => {
                 commit(&*p.consumer, &p.tracker, p.name, false, CommitMode::Async);
             }
@@ -240,7 +258,7 @@ pub async fn run_loop(mut p: LoopParams) {
                     info!(consumer = p.name, "below the in-flight bound again; reading");
                 }
             }
-            m = p.consumer.recv(), if reading && !throttled => match m {
+            m = p.consumer.recv(), if reading && !throttled && in_engine.len() < WINDOW => match m {
                 Ok(m) => {
                     let ticket = p.tracker.track(m.topic(), m.partition(), m.offset());
                     let mut hdrs = Vec::new();
@@ -283,17 +301,18 @@ pub async fn run_loop(mut p: LoopParams) {
                         throttled = true;
                         warn!(consumer = p.name, bound = p.max_outstanding, "in-flight bound reached; pausing reads");
                     }
-                    let r = match p.role {
-                        Role::Commands => p.engine.command(msg).await,
-                        Role::FlOutput => match p.engine.fl_of_write_topic(&topic).map(str::to_string) {
-                            Some(fl) => p.engine.fl_output(&fl, msg).await,
-                            None => p.engine.fl_output(&topic, msg).await,
-                        },
-                    };
-                    if let Err(e) = r {
-                        warn!(consumer = p.name, topic = %topic, error = %e, "message not routed");
-                    }
-                    p.tracker.mark_handled(&topic, partition, offset);
+                    let engine = p.engine.clone();
+                    let role = p.role;
+                    in_engine.push_back(Box::pin(async move {
+                        let r = match role {
+                            Role::Commands => engine.command(msg).await,
+                            Role::FlOutput => {
+                                let fl = engine.fl_of_write_topic(&topic).unwrap_or(&topic).to_string();
+                                engine.fl_output(&fl, msg).await
+                            }
+                        };
+                        (topic, partition, offset, r)
+                    }));
                 }
                 Err(e) => {
                     if let Some((code, reason)) = p.consumer.client().fatal_error() {
@@ -307,6 +326,10 @@ pub async fn run_loop(mut p: LoopParams) {
                 }
             },
         }
+    }
+    // What was handed over is handled before the last commit.
+    while let Some((topic, partition, offset, _)) = in_engine.next().await {
+        p.tracker.mark_handled(&topic, partition, offset);
     }
     commit(&*p.consumer, &p.tracker, p.name, true, CommitMode::Sync);
     info!(
