@@ -181,21 +181,10 @@ fn base_config(args: &BenchArgs, id: &str, per_fl: usize) -> Value {
     });
     if let Some(extra) = &args.router_config {
         if let Ok(extra) = serde_yaml_ng::from_str::<Value>(extra) {
-            merge(&mut v, extra);
+            crate::config::merge_json(&mut v, extra);
         }
     }
     v
-}
-
-fn merge(base: &mut Value, extra: Value) {
-    match (base, extra) {
-        (Value::Object(b), Value::Object(e)) => {
-            for (k, v) in e {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (b, e) => *b = e,
-    }
 }
 
 fn write_config(dir: &Path, name: &str, v: &Value) -> anyhow::Result<PathBuf> {

@@ -152,6 +152,20 @@ const RESERVED: &[(&str, &str)] = &[
     ("enable.idempotence", "the producer is always idempotent"),
 ];
 
+/// Merges `extra` into `base`: objects key by key, recursively; anything else replaces.
+/// (Test and benchmark configurations are a base with a few keys laid over it.)
+pub fn merge_json(base: &mut serde_json::Value, extra: serde_json::Value) {
+    use serde_json::Value;
+    match (base, extra) {
+        (Value::Object(b), Value::Object(e)) => {
+            for (k, v) in e {
+                merge_json(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, e) => *b = e,
+    }
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let p = path.display().to_string();

@@ -5,29 +5,16 @@
 //!
 //!   cargo bench -p fl-router-actors --bench fanout
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use fl_router_actors::testkit::{quiet_settings, recording_outbox, Recorded};
 use fl_router_actors::{Engine, Inbound};
 use serde_json::json;
 
-struct Counting;
-static LIVE: AtomicI64 = AtomicI64::new(0);
-static ALLOCATED: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as i64, Relaxed);
-        ALLOCATED.fetch_add(l.size() as u64, Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as i64, Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
+use counting::{Counting, ALLOCATED, LIVE};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;

@@ -159,3 +159,25 @@ pub fn stored_switch(switch: &str, fl: &str) -> (String, bytes::Bytes) {
     });
     (switch.to_string(), bytes::Bytes::from(value.to_string()))
 }
+
+/// Starts an engine on `settings` with a [`recording_outbox`].
+pub fn start_recorded(settings: Settings) -> (crate::Engine, Recorded) {
+    let (outbox, rec) = recording_outbox();
+    (
+        crate::Engine::start(settings, outbox).expect("valid settings"),
+        rec,
+    )
+}
+
+/// A produced message's JSON (`Null` when it is not JSON, e.g. a tombstone).
+pub fn body(o: &Outgoing) -> serde_json::Value {
+    serde_json::from_slice(&o.payload).unwrap_or(serde_json::Value::Null)
+}
+
+/// A produced message's payload class (empty when it has none).
+pub fn class_of(o: &Outgoing) -> String {
+    body(o)["payload"]["clazz"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use fl_router_actors::settings::Classes;
-use fl_router_actors::testkit::{quiet_settings, recording_outbox, Recorded};
+use fl_router_actors::testkit::{body, class_of, quiet_settings, start_recorded, Recorded};
 use fl_router_actors::{Engine, Inbound, Outgoing, Settings};
 use serde_json::{json, Value};
 
@@ -24,23 +24,11 @@ fn settings() -> Settings {
 }
 
 fn start(s: Settings) -> (Engine, Recorded) {
-    let (outbox, rec) = recording_outbox();
-    (Engine::start(s, outbox).expect("valid settings"), rec)
+    start_recorded(s)
 }
 
 fn classes() -> Classes {
     Classes::default()
-}
-
-fn body(o: &Outgoing) -> Value {
-    serde_json::from_slice(&o.payload).unwrap_or(Value::Null)
-}
-
-fn class_of(o: &Outgoing) -> String {
-    body(o)["payload"]["clazz"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
 
 fn is_availability(o: &Outgoing) -> bool {

@@ -50,18 +50,6 @@ pub struct World {
     pub group: String,
 }
 
-/// Merges `extra` into `base` (objects recursively; anything else replaces).
-fn merge(base: &mut Value, extra: Value) {
-    match (base, extra) {
-        (Value::Object(b), Value::Object(e)) => {
-            for (k, v) in e {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (b, e) => *b = e,
-    }
-}
-
 impl World {
     /// For routing tests: FLs `fls`, the given ack timeout, and no startup sync or liveness
     /// traffic on the FL topics (those have their own tests).
@@ -118,7 +106,7 @@ impl World {
             "admin": {"bind": "127.0.0.1:0"},
         });
         let mut config = config;
-        merge(&mut config, extra);
+        fl_router::config::merge_json(&mut config, extra);
         // JSON is YAML; the router reads it through its YAML loader.
         fs::write(
             &w.config_path,
