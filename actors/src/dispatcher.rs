@@ -953,103 +953,60 @@ impl Actor for Dispatcher {
     }
 }
 
-impl Handler<Envelope<Command>> for Dispatcher {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<Command>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.command(env.msg.0);
-    }
-}
+counted!(Dispatcher, Command => (), |this, msg, _| {
+    this.command(msg.0);
+});
 
-impl Handler<Envelope<SwitchEvent>> for Dispatcher {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<SwitchEvent>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.switch_event(env.msg);
-    }
-}
+counted!(Dispatcher, SwitchEvent => (), |this, msg, _| {
+    this.switch_event(msg);
+});
 
-impl Handler<Envelope<RestoreMap>> for Dispatcher {
-    type Result = MessageResult<Envelope<RestoreMap>>;
-    fn handle(&mut self, env: Envelope<RestoreMap>, _: &mut Self::Context) -> Self::Result {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        MessageResult(self.restore(env.msg.0))
-    }
-}
+counted!(Dispatcher, RestoreMap => MessageResult<Envelope<RestoreMap>>, |this, msg, _| {
+    MessageResult(this.restore(msg.0))
+});
 
-impl Handler<Envelope<LookupSwitch>> for Dispatcher {
-    type Result = Option<SwitchView>;
-    fn handle(&mut self, env: Envelope<LookupSwitch>, _: &mut Self::Context) -> Self::Result {
-        let _g = self.stats.receive(env.sent_at);
-        let sw = protocol::normalise_switch_id(&env.msg.0).ok()?;
-        self.view(&sw)
-    }
-}
+counted!(Dispatcher, LookupSwitch => Option<SwitchView>, |this, msg, _| {
+    let sw = protocol::normalise_switch_id(&msg.0).ok()?;
+    this.view(&sw)
+});
 
-impl Handler<Envelope<SwitchCounts>> for Dispatcher {
-    type Result = Vec<(usize, usize)>;
-    fn handle(&mut self, env: Envelope<SwitchCounts>, _: &mut Self::Context) -> Self::Result {
-        let _g = self.stats.receive(env.sent_at);
-        self.map.counts(self.shared.settings.fls.len())
-    }
-}
+counted!(Dispatcher, SwitchCounts => Vec<(usize, usize)>, |this, _, _| {
+    this.map.counts(this.shared.settings.fls.len())
+});
 
-impl Handler<Envelope<FromActiveOnly>> for Dispatcher {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<FromActiveOnly>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        let FromActiveOnly {
-            fl,
-            switch_id,
-            forward,
-        } = env.msg;
-        let c = &self.shared.counters;
-        match self.map.active(&switch_id) {
-            Some(active) if active != fl => {
-                Counters::inc(&c.standby_events_dropped);
-                debug!(switch = %switch_id, fl = %self.shared.fl_id(fl), "message from a standby FL dropped (the active FL speaks for the switch)");
-            }
-            _ => {
-                self.shared.outbox.send(forward);
-                Counters::inc(&c.answers_routed);
-            }
+counted!(Dispatcher, FromActiveOnly => (), |this, msg, _| {
+    let FromActiveOnly {
+        fl,
+        switch_id,
+        forward,
+    } = msg;
+    let c = &this.shared.counters;
+    match this.map.active(&switch_id) {
+        Some(active) if active != fl => {
+            Counters::inc(&c.standby_events_dropped);
+            debug!(switch = %switch_id, fl = %this.shared.fl_id(fl), "message from a standby FL dropped (the active FL speaks for the switch)");
+        }
+        _ => {
+            this.shared.outbox.send(forward);
+            Counters::inc(&c.answers_routed);
         }
     }
-}
+});
 
-impl Handler<Envelope<FlLost>> for Dispatcher {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<FlLost>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.apply_outage(env.msg.fl);
-    }
-}
+counted!(Dispatcher, FlLost => (), |this, msg, _| {
+    this.apply_outage(msg.fl);
+});
 
-impl Handler<Envelope<NotifyUnmanaged>> for Dispatcher {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<NotifyUnmanaged>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.notify_unmanaged(env.msg.fl, &env.msg.reason);
-    }
-}
+counted!(Dispatcher, NotifyUnmanaged => (), |this, msg, _| {
+    this.notify_unmanaged(msg.fl, &msg.reason);
+});
 
-impl Handler<Envelope<SyncComplete>> for Dispatcher {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<SyncComplete>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        let SyncComplete {
-            fl,
-            switches,
-            session,
-        } = env.msg;
-        self.sync_complete(fl, switches);
-        let _ = session.tell(ChainApplied { fl });
-    }
-}
+counted!(Dispatcher, SyncComplete => (), |this, msg, _| {
+    let SyncComplete {
+        fl,
+        switches,
+        session,
+    } = msg;
+    this.sync_complete(fl, switches);
+    let _ = session.tell(ChainApplied { fl });
+});

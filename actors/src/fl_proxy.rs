@@ -635,107 +635,62 @@ impl Supervised for FlProxy {
     }
 }
 
-impl Handler<Envelope<Forward>> for FlProxy {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<Forward>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.forward(env.msg);
-    }
-}
+counted!(FlProxy, Forward => (), |this, msg, _| {
+    this.forward(msg);
+});
 
-impl Handler<Envelope<Adopt>> for FlProxy {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<Adopt>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.adopt(env.msg);
-    }
-}
+counted!(FlProxy, Adopt => (), |this, msg, _| {
+    this.adopt(msg);
+});
 
-impl Handler<Envelope<FlOutput>> for FlProxy {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<FlOutput>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.on_output(env.msg.0);
-    }
-}
+counted!(FlProxy, FlOutput => (), |this, msg, _| {
+    this.on_output(msg.0);
+});
 
-impl Handler<Envelope<Restart>> for FlProxy {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<Restart>, ctx: &mut Self::Context) {
-        let _g = self.stats.receive(env.sent_at);
-        ctx.stop();
-    }
-}
+counted!(FlProxy, Restart => (), |this, _, ctx| {
+    ctx.stop();
+});
 
-impl Handler<Envelope<WatchSync>> for FlProxy {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<WatchSync>, _: &mut Self::Context) {
-        let _g = self.stats.receive(env.sent_at);
-        self.sync_watch
-            .insert(env.msg.correlation_id, env.msg.session);
-    }
-}
+counted!(FlProxy, WatchSync => (), |this, msg, _| {
+    this.sync_watch
+        .insert(msg.correlation_id, msg.session);
+});
 
-impl Handler<Envelope<UnwatchSync>> for FlProxy {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<UnwatchSync>, _: &mut Self::Context) {
-        let _g = self.stats.receive(env.sent_at);
-        self.sync_watch.remove(&env.msg.correlation_id);
-    }
-}
+counted!(FlProxy, UnwatchSync => (), |this, msg, _| {
+    this.sync_watch.remove(&msg.correlation_id);
+});
 
-impl Handler<Envelope<FailPending>> for FlProxy {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<FailPending>, ctx: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.fail_pending(&env.msg.reason, ctx);
-    }
-}
+counted!(FlProxy, FailPending => (), |this, msg, ctx| {
+    this.fail_pending(&msg.reason, ctx);
+});
 
-impl Handler<Envelope<FailSwitch>> for FlProxy {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<FailSwitch>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.fail_switch(&env.msg.switch_id, &env.msg.reason);
-    }
-}
+counted!(FlProxy, FailSwitch => (), |this, msg, _| {
+    this.fail_switch(&msg.switch_id, &msg.reason);
+});
 
-impl Handler<Envelope<GetInflight>> for FlProxy {
-    type Result = MessageResult<Envelope<GetInflight>>;
-    fn handle(&mut self, env: Envelope<GetInflight>, _: &mut Self::Context) -> Self::Result {
-        let _g = self.stats.receive(env.sent_at);
-        let mut rows: Vec<_> = self
-            .pending
-            .iter()
-            .map(|e| InflightRow {
-                correlation_id: e.correlation_id.to_string(),
-                switch_id: e.switch_id.to_string(),
-                state: e.state,
-                age_ms: e.since.elapsed().as_millis() as u64,
-                multi_switch: e.multi.is_some(),
-            })
-            .collect();
-        rows.sort_by_key(|r| std::cmp::Reverse(r.age_ms));
-        rows.truncate(env.msg.limit);
-        MessageResult(rows)
-    }
-}
-
-impl Handler<Envelope<GetStatus>> for FlProxy {
-    type Result = MessageResult<Envelope<GetStatus>>;
-    fn handle(&mut self, env: Envelope<GetStatus>, _: &mut Self::Context) -> Self::Result {
-        let _g = self.stats.receive(env.sent_at);
-        MessageResult(ProxyStatus {
-            fl: self.id.clone(),
-            pending: self.pending.len(),
-            blacklisted: self.blacklist.len(),
-            restarts: self.stats.snapshot(false).restarts,
-            last_seen_ms_ago: self.last_seen.map(|t| t.elapsed().as_millis() as u64),
+counted!(FlProxy, GetInflight => MessageResult<Envelope<GetInflight>>, |this, msg, _| {
+    let mut rows: Vec<_> = this
+        .pending
+        .iter()
+        .map(|e| InflightRow {
+            correlation_id: e.correlation_id.to_string(),
+            switch_id: e.switch_id.to_string(),
+            state: e.state,
+            age_ms: e.since.elapsed().as_millis() as u64,
+            multi_switch: e.multi.is_some(),
         })
-    }
-}
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.age_ms));
+    rows.truncate(msg.limit);
+    MessageResult(rows)
+});
+
+counted!(FlProxy, GetStatus => MessageResult<Envelope<GetStatus>>, |this, _, _| {
+    MessageResult(ProxyStatus {
+        fl: this.id.clone(),
+        pending: this.pending.len(),
+        blacklisted: this.blacklist.len(),
+        restarts: this.stats.snapshot(false).restarts,
+        last_seen_ms_ago: this.last_seen.map(|t| t.elapsed().as_millis() as u64),
+    })
+});

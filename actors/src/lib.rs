@@ -4,12 +4,14 @@
 //! and implements [`outbox::Outbox`] for what the engine writes, so everything below is tested
 //! in-process, with virtual time where timers matter.
 
+// First: its `counted!` macro is used by the actor modules below.
+#[macro_use]
+pub mod mailbox;
 pub mod counters;
 pub mod dispatcher;
 pub mod engine;
 pub mod fl_proxy;
 pub mod liveness;
-pub mod mailbox;
 pub mod multi_switch;
 pub mod outage_monitor;
 pub mod outbox;

@@ -233,3 +233,29 @@ impl MailboxRegistry {
         rows
     }
 }
+
+/// `counted!(Actor, Msg => Result, |this, msg, ctx| { ... })` implements
+/// `Handler<Envelope<Msg>>` for an actor that keeps its mailbox figures in a `stats` field: the
+/// message is counted as received, the time it waited and the time its handling takes are
+/// recorded, and the body runs with the actor as `this`, the message as `msg` and the context as
+/// `ctx` (any of the three may be `_`). One place for what every counted handler does.
+#[macro_export]
+macro_rules! counted {
+    ($actor:ty, $msg:ty => $result:ty, |$this:ident, $m:pat_param, $ctx:pat_param| $body:block) => {
+        impl ::actix::Handler<$crate::mailbox::Envelope<$msg>> for $actor {
+            type Result = $result;
+            fn handle(
+                &mut self,
+                env: $crate::mailbox::Envelope<$msg>,
+                $ctx: &mut <Self as ::actix::Actor>::Context,
+            ) -> Self::Result {
+                let stats = ::std::sync::Arc::clone(&self.stats);
+                let _handling = stats.receive(env.sent_at);
+                #[allow(unused_variables)]
+                let $this = self;
+                let $m = env.msg;
+                $body
+            }
+        }
+    };
+}

@@ -20,7 +20,7 @@ use tracing::debug;
 
 use crate::counters::Counters;
 use crate::fl_proxy::Forward;
-use crate::mailbox::{Envelope, Mailbox, MailboxStats};
+use crate::mailbox::{Mailbox, MailboxStats};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::protocol::Requester;
 use crate::protocol::{self, Head};
@@ -273,25 +273,15 @@ impl Actor for MultiSwitchCommand {
     }
 }
 
-impl Handler<Envelope<PartAnswer>> for MultiSwitchCommand {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<PartAnswer>, ctx: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        let PartAnswer {
-            fl,
-            payload,
-            is_final,
-        } = env.msg;
-        self.answer(fl, payload, is_final, ctx);
-    }
-}
+counted!(MultiSwitchCommand, PartAnswer => (), |this, msg, ctx| {
+    let PartAnswer {
+        fl,
+        payload,
+        is_final,
+    } = msg;
+    this.answer(fl, payload, is_final, ctx);
+});
 
-impl Handler<Envelope<PartFailed>> for MultiSwitchCommand {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<PartFailed>, ctx: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.failed(env.msg.fl, env.msg.failure, ctx);
-    }
-}
+counted!(MultiSwitchCommand, PartFailed => (), |this, msg, ctx| {
+    this.failed(msg.fl, msg.failure, ctx);
+});

@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use crate::counters::Counters;
 use crate::dispatcher::FlLost;
 use crate::liveness::{DeliveryStamp, FlStatus, Stamp};
-use crate::mailbox::{Envelope, MailboxStats};
+use crate::mailbox::MailboxStats;
 use crate::outbox::{Outgoing, Ticket};
 use crate::protocol;
 use crate::shared::Shared;
@@ -245,33 +245,19 @@ impl Supervised for OutageMonitor {
     }
 }
 
-impl Handler<Envelope<WriteErrors>> for OutageMonitor {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<WriteErrors>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.write_errors(env.msg.fl, env.msg.failed);
-    }
-}
+counted!(OutageMonitor, WriteErrors => (), |this, msg, _| {
+    this.write_errors(msg.fl, msg.failed);
+});
 
-impl Handler<Envelope<Evidence>> for OutageMonitor {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<Evidence>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.maybe_recovered(env.msg.fl);
-        let s = &self.shared;
-        if s.liveness.status(env.msg.fl) == FlStatus::Offline {
-            // Evidence older than the outage: let the next message report again.
-            s.liveness.set_status(env.msg.fl, FlStatus::Offline);
-        }
+counted!(OutageMonitor, Evidence => (), |this, msg, _| {
+    this.maybe_recovered(msg.fl);
+    let s = &this.shared;
+    if s.liveness.status(msg.fl) == FlStatus::Offline {
+        // Evidence older than the outage: let the next message report again.
+        s.liveness.set_status(msg.fl, FlStatus::Offline);
     }
-}
+});
 
-impl Handler<Envelope<RestartMonitor>> for OutageMonitor {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<RestartMonitor>, ctx: &mut Self::Context) {
-        let _g = self.stats.receive(env.sent_at);
-        ctx.stop();
-    }
-}
+counted!(OutageMonitor, RestartMonitor => (), |this, _, ctx| {
+    ctx.stop();
+});

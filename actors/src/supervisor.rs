@@ -15,7 +15,7 @@ use tracing::info;
 use crate::counters::Counters;
 use crate::dispatcher::Dispatcher;
 use crate::fl_proxy::{self, FlProxy};
-use crate::mailbox::{Envelope, Mailbox, MailboxStats};
+use crate::mailbox::{Mailbox, MailboxStats};
 use crate::outbox::Inbound;
 use crate::shared::Shared;
 use crate::sync_session::{self, SyncSession};
@@ -120,11 +120,6 @@ impl Actor for Supervisor {
     }
 }
 
-impl Handler<Envelope<StartSync>> for Supervisor {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<StartSync>, _: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.start_sync(env.msg);
-    }
-}
+counted!(Supervisor, StartSync => (), |this, msg, _| {
+    this.start_sync(msg);
+});

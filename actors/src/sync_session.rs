@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::counters::Counters;
 use crate::dispatcher::{NotifyUnmanaged, SwitchEvent, SyncComplete};
 use crate::fl_proxy::{UnwatchSync, WatchSync};
-use crate::mailbox::{Envelope, Mailbox, MailboxStats};
+use crate::mailbox::{Mailbox, MailboxStats};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::protocol::{self, Head, MessageView, Target};
 use crate::shared::Shared;
@@ -365,27 +365,17 @@ impl Actor for SyncSession {
     }
 }
 
-impl Handler<Envelope<ChainApplied>> for SyncSession {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<ChainApplied>, ctx: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        if let Some(f) = self
-            .fls
-            .iter_mut()
-            .find(|f| f.fl == env.msg.fl && f.outcome == Outcome::Applying)
-        {
-            f.outcome = Outcome::Complete;
-        }
-        self.finish_if_done(ctx);
+counted!(SyncSession, ChainApplied => (), |this, msg, ctx| {
+    if let Some(f) = this
+        .fls
+        .iter_mut()
+        .find(|f| f.fl == msg.fl && f.outcome == Outcome::Applying)
+    {
+        f.outcome = Outcome::Complete;
     }
-}
+    this.finish_if_done(ctx);
+});
 
-impl Handler<Envelope<ChainItem>> for SyncSession {
-    type Result = ();
-    fn handle(&mut self, env: Envelope<ChainItem>, ctx: &mut Self::Context) {
-        let stats = self.stats.clone();
-        let _g = stats.receive(env.sent_at);
-        self.on_item(env.msg.fl, env.msg.msg, ctx);
-    }
-}
+counted!(SyncSession, ChainItem => (), |this, msg, ctx| {
+    this.on_item(msg.fl, msg.msg, ctx);
+});
