@@ -86,16 +86,6 @@ pub enum Transition {
     Availability,
 }
 
-impl Transition {
-    /// The active FL changed (or the switch became managed or unmanaged).
-    pub fn moves_active(&self) -> bool {
-        !matches!(
-            self,
-            Transition::Unchanged | Transition::Unknown | Transition::Availability
-        )
-    }
-}
-
 /// Which RW connection becomes active: lower rank wins (`failover.prefer`; unlisted FLs rank
 /// after every listed one), and whether a better one takes over when it connects.
 #[derive(Debug, Clone, Default)]
