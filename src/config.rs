@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use fl_router_actors::settings::{
-    FailoverSettings, FlSettings, Limits, ProtocolSettings, Settings, SyncSettings, Timeouts,
-    TopicSettings,
+    EngineSettings, FailoverSettings, FlSettings, Limits, ProtocolSettings, Settings, SyncSettings,
+    Timeouts, TopicSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,9 @@ pub struct Config {
     /// A switch on several FLs: which connection is active, the reconnect grace window.
     #[serde(default)]
     pub failover: FailoverSettings,
+    /// Shards of the engine (threads).
+    #[serde(default)]
+    pub engine: EngineSettings,
     /// The FL simulator (embedded default and `fl-router sim`).
     #[serde(default)]
     pub sim: SimConfig,
@@ -288,6 +291,7 @@ impl Config {
             protocol: self.protocol.clone(),
             limits: self.limits.clone(),
             failover: self.failover.clone(),
+            engine: self.engine.clone(),
         }
     }
 

@@ -1,10 +1,12 @@
-//! `Dispatcher`: reads every inbound command, validates it, finds the active FL of its switch and
-//! hands it to that FL's proxy; owns the switch map (every FL connection of every switch) and
-//! decides what each connection change means: failover to a standby, an availability notice, an
-//! unmanaged switch, commands waiting out the grace window for a reconnect.
+//! `Dispatcher`: owns the switch map (every FL connection of every switch) and decides what each
+//! connection change means: failover to a standby, an availability notice, an unmanaged switch,
+//! commands waiting out the grace window for a reconnect. It publishes the resulting active FL
+//! per switch to [`Routes`] for the command shards.
 //!
-//! One actor owns the map so that the command path needs no lock; it does little per command
-//! (parse the envelope, one pointer lookup, one hash lookup), the proxies do the rest.
+//! Commands reach it only as *detours* from a shard (see [`crate::command_shard`]): everything
+//! beyond "one switch with an active FL" — invalid input, broadcasts, multi-switch commands,
+//! SyncRequests, a switch with no active FL, an outage to apply first, a command read again.
+//! One actor owns the map so that no lock is needed to change it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::command_shard::{CommandShard, DetourDone};
 use crate::counters::Counters;
 use crate::fl_proxy::{Adopt, FailPending, FailSwitch, Forward};
 use crate::liveness::FlStatus;
@@ -23,15 +26,32 @@ use crate::multi_switch::{self, Failure, MultiSwitchCommand, Part};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::previous::Replay;
 use crate::protocol::{self, ErrorType, MessageView, ProtocolError, Requester, Target};
-use crate::shared::{Shared, Source};
+use crate::routes::Routes;
+use crate::shared::{requester, Shared, Source};
 use crate::supervisor::{StartSync, SyncTrigger};
 use crate::switch_map::{FlIndex, Mode, Preference, StoredSwitch, SwitchMap, Transition, Via};
 use crate::sync_session::{ChainApplied, SyncSession};
 
-/// A message read from an inbound command topic.
+/// A command a shard leaves to the dispatcher (see [`crate::command_shard`]); the dispatcher
+/// reports it handled to `shard` with `DetourDone(order)`.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Command(pub Inbound);
+pub struct Detour {
+    pub msg: Inbound,
+    pub order: Order,
+    pub shard: Mailbox<CommandShard>,
+}
+
+/// Which later commands of the shard must follow a detour rather than overtake it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Order {
+    /// None (the command is refused or answered, never forwarded).
+    Free,
+    /// This switch's.
+    Switch(Arc<str>),
+    /// Every command (a broadcast, a multi-switch command, a SyncRequest).
+    All,
+}
 
 /// An FL reported a connection change for a switch, in an event or a sync chain entry.
 /// `ticket` is the FL message's: its offset is committed only once the change is stored.
@@ -132,8 +152,8 @@ pub struct Dispatcher {
     shared: Arc<Shared>,
     stats: Arc<MailboxStats>,
     map: SwitchMap,
-    /// Command topic → its lane (the FL topic template a command from it goes to).
-    lanes: HashMap<String, usize>,
+    /// The active FL per switch as the command shards see it; published after each handler.
+    routes: Arc<Routes>,
     /// Switches that lost their last RW connection: when and why (grace window, error text).
     lost: HashMap<String, Lost>,
     /// Commands waiting in the grace window for their switch to reconnect, per switch.
@@ -172,15 +192,7 @@ enum Cause {
 const LOST_MEMORY: Duration = Duration::from_secs(600);
 
 impl Dispatcher {
-    pub fn new(shared: Arc<Shared>, stats: Arc<MailboxStats>) -> Self {
-        let lanes = shared
-            .settings
-            .topics
-            .command_topics()
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| (t, i))
-            .collect();
+    pub fn new(shared: Arc<Shared>, stats: Arc<MailboxStats>, routes: Arc<Routes>) -> Self {
         let f = &shared.settings.failover;
         let fls = shared.settings.fls.len();
         let map = SwitchMap::new(Preference {
@@ -191,7 +203,7 @@ impl Dispatcher {
             shared,
             stats,
             map,
-            lanes,
+            routes,
             lost: HashMap::new(),
             waiting: HashMap::new(),
             waiting_len: 0,
@@ -200,18 +212,17 @@ impl Dispatcher {
         }
     }
 
-    /// The lane of the topic a command was read from (the first lane when unknown).
-    fn lane_of(&self, msg: &Inbound) -> usize {
-        msg.origin
-            .as_ref()
-            .and_then(|o| self.lanes.get(o.topic.as_ref()))
-            .copied()
-            .unwrap_or(0)
+    /// Makes this handler's map changes (and applied outages) visible to the command shards;
+    /// called at the end of every handler that can change them, after its own forwards.
+    fn publish(&mut self) {
+        self.map.publish(&self.routes);
+        for (fl, n) in self.outages_applied.iter().enumerate() {
+            self.routes.set_outages_applied(fl, *n);
+        }
     }
 
     fn command(&mut self, msg: Inbound) {
         let s = self.shared.clone();
-        Counters::inc(&s.counters.commands_received);
         let rules = &s.settings.protocol;
         let limit = s.settings.limits.max_message_bytes;
         if msg.payload.len() > limit {
@@ -283,7 +294,7 @@ impl Dispatcher {
             switch_id,
             requester,
             timeout: s.settings.timeouts.ack_for(class),
-            lane: self.lane_of(&msg),
+            lane: s.lane_of(&msg),
             msg,
             multi: None,
         };
@@ -405,7 +416,7 @@ impl Dispatcher {
     /// each FL's answers are routed like any FL message; the router answers nothing itself.
     fn broadcast(&self, msg: &Inbound, view: &MessageView<'_>, every_fl: bool) {
         let s = &self.shared;
-        let lane = self.lane_of(msg);
+        let lane = s.lane_of(msg);
         let wrapper = &s.settings.protocol.broadcast.wrapper_class;
         for (fl, scope) in self.broadcast_scopes(every_fl) {
             let Some(body) = protocol::wrap_broadcast(view, wrapper, &scope) else {
@@ -833,7 +844,7 @@ impl Dispatcher {
                 fl,
                 switches,
                 payload,
-                lane: self.lane_of(msg),
+                lane: s.lane_of(msg),
             });
         }
         let stats = MailboxStats::new("multi_switch", cid, multi_switch::MAILBOX_CAPACITY);
@@ -935,16 +946,6 @@ impl Dispatcher {
 }
 
 /// Who waits for this command's outcome, and how to answer them (see [`Requester`]).
-fn requester(msg: &Inbound, view: Option<&MessageView<'_>>) -> Requester {
-    Requester {
-        reply_to: msg.reply_to.clone(),
-        key: msg.key.clone(),
-        hub_request: view
-            .filter(|v| v.is_hub_and_spoke())
-            .map(|_| Box::new(msg.payload.clone())),
-    }
-}
-
 impl Actor for Dispatcher {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -953,16 +954,22 @@ impl Actor for Dispatcher {
     }
 }
 
-counted!(Dispatcher, Command => (), |this, msg, _| {
-    this.command(msg.0);
+counted!(Dispatcher, Detour => (), |this, msg, _| {
+    let Detour { msg, order, shard } = msg;
+    this.command(msg);
+    this.publish();
+    let _ = shard.tell(DetourDone(order));
 });
 
 counted!(Dispatcher, SwitchEvent => (), |this, msg, _| {
     this.switch_event(msg);
+    this.publish();
 });
 
 counted!(Dispatcher, RestoreMap => MessageResult<Envelope<RestoreMap>>, |this, msg, _| {
-    MessageResult(this.restore(msg.0))
+    let report = this.restore(msg.0);
+    this.publish();
+    MessageResult(report)
 });
 
 counted!(Dispatcher, LookupSwitch => Option<SwitchView>, |this, msg, _| {
@@ -995,10 +1002,12 @@ counted!(Dispatcher, FromActiveOnly => (), |this, msg, _| {
 
 counted!(Dispatcher, FlLost => (), |this, msg, _| {
     this.apply_outage(msg.fl);
+    this.publish();
 });
 
 counted!(Dispatcher, NotifyUnmanaged => (), |this, msg, _| {
     this.notify_unmanaged(msg.fl, &msg.reason);
+    this.publish();
 });
 
 counted!(Dispatcher, SyncComplete => (), |this, msg, _| {
@@ -1008,5 +1017,6 @@ counted!(Dispatcher, SyncComplete => (), |this, msg, _| {
         session,
     } = msg;
     this.sync_complete(fl, switches);
+    this.publish();
     let _ = session.tell(ChainApplied { fl });
 });

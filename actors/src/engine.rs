@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::command_shard::{self, Command, CommandShard};
 use crate::counters::Counters;
 use crate::dispatcher::{
-    self, Command, Dispatcher, LookupSwitch, RestoreMap, RestoreReport, SwitchCounts, SwitchView,
+    self, Dispatcher, LookupSwitch, RestoreMap, RestoreReport, SwitchCounts, SwitchView,
 };
 use crate::fl_proxy::{
     FlOutput, FlProxy, GetInflight, GetStatus, InflightRow, ProxyStatus, Restart,
@@ -19,6 +20,7 @@ use crate::mailbox::{Mailbox, MailboxSnapshot, MailboxStats, SendRejected};
 use crate::outage_monitor::{self, OutageMonitor, RestartMonitor};
 use crate::outbox::{Inbound, Outbox};
 use crate::previous::{LoadReport as PreviousReport, PriorRecord};
+use crate::routes::Routes;
 use crate::settings::{SettingError, Settings};
 use crate::shared::{Actors, Shared, Source};
 use crate::supervisor::{self, Supervisor};
@@ -36,6 +38,9 @@ pub enum EngineError {
 #[derive(Clone)]
 pub struct Engine {
     shared: Arc<Shared>,
+    /// The command shards; a command goes to the one of its input partition.
+    shards: Arc<[Mailbox<CommandShard>]>,
+    threads: Arc<Threads>,
     dispatcher: Mailbox<Dispatcher>,
     proxies: Arc<HashMap<String, Mailbox<FlProxy>>>,
     /// FL write topic → FL id, for the shell's consumer.
@@ -54,12 +59,37 @@ impl Engine {
             shared.mailboxes.register(&st);
             st
         };
+        // Threads: with one shard everything runs on the caller's arbiter; with more, shard i
+        // and every FL proxy f with f % shards == i run on arbiter i, while the dispatcher, the
+        // outage monitor, the supervisor and the sessions stay on the caller's.
+        let threads = Threads::new(shared.settings.engine.shard_count());
+        let routes = Arc::new(Routes::new(shared.settings.fls.len()));
         let dstats = stats("dispatcher", "dispatcher", dispatcher::MAILBOX_CAPACITY);
         let dispatcher = Mailbox::new(
-            Dispatcher::new(shared.clone(), dstats.clone()).start(),
+            Dispatcher::new(shared.clone(), dstats.clone(), routes.clone()).start(),
             dstats,
         );
-        let list = Supervisor::start_proxies(&shared, &dispatcher);
+        let list = Supervisor::start_proxies(&shared, &dispatcher, |f| threads.handle(f));
+        let shards: Arc<[Mailbox<CommandShard>]> = (0..threads.count)
+            .map(|i| {
+                let st = stats(
+                    "command_shard",
+                    &format!("shard-{i}"),
+                    command_shard::MAILBOX_CAPACITY,
+                );
+                let (sh, r, d, p, st2) = (
+                    shared.clone(),
+                    routes.clone(),
+                    dispatcher.clone(),
+                    list.clone(),
+                    st.clone(),
+                );
+                let addr = CommandShard::start_in_arbiter(&threads.handle(i), move |_| {
+                    CommandShard::new(sh, st2, r, d, p)
+                });
+                Mailbox::new(addr, st)
+            })
+            .collect();
         let mstats = stats(
             "outage_monitor",
             "outage_monitor",
@@ -92,16 +122,30 @@ impl Engine {
         });
         Ok(Engine {
             shared,
+            shards,
+            threads: Arc::new(threads),
             dispatcher,
             proxies: Arc::new(proxies),
             write_topics: Arc::new(write_topics),
         })
     }
 
-    /// A message from an inbound command topic. Resolves once the dispatcher has taken it
+    /// A message from an inbound command topic, handed to the shard of its input partition
+    /// (so one partition's commands stay in order). Resolves once the shard has taken it
     /// (backpressure for the consumer).
     pub async fn command(&self, msg: Inbound) -> Result<(), EngineError> {
-        Ok(self.dispatcher.ask(Command(msg)).await?)
+        let n = self.shards.len().max(1);
+        let i = msg
+            .origin
+            .as_ref()
+            .map_or(0, |o| o.partition.unsigned_abs() as usize % n);
+        let shard = self.shards.get(i).ok_or(SendRejected::Closed)?;
+        Ok(shard.ask(Command(msg)).await?)
+    }
+
+    /// How many command shards (threads) the engine runs.
+    pub fn shard_count(&self) -> usize {
+        self.threads.count
     }
 
     /// A message from FL `fl`'s write topic. An unknown FL's message is dead-lettered.
@@ -260,5 +304,39 @@ impl Engine {
             .get(fl)
             .ok_or_else(|| EngineError::UnknownFl(fl.to_string()))?;
         Ok(p.tell(Restart)?)
+    }
+}
+
+/// The engine's own arbiters (none with one shard). Dropping the last engine handle stops them.
+struct Threads {
+    count: usize,
+    arbiters: Vec<Arbiter>,
+}
+
+impl Threads {
+    fn new(count: usize) -> Self {
+        let count = count.max(1);
+        let arbiters = if count == 1 {
+            Vec::new()
+        } else {
+            (0..count).map(|_| Arbiter::new()).collect()
+        };
+        Self { count, arbiters }
+    }
+
+    /// The arbiter of shard `i % count`.
+    fn handle(&self, i: usize) -> ArbiterHandle {
+        match self.arbiters.get(i % self.count) {
+            Some(a) => a.handle(),
+            None => Arbiter::current(),
+        }
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        for a in &self.arbiters {
+            a.stop();
+        }
     }
 }

@@ -7,6 +7,7 @@
 // First: its `counted!` macro is used by the actor modules below.
 #[macro_use]
 pub mod mailbox;
+pub mod command_shard;
 pub mod counters;
 pub mod dispatcher;
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod outbox;
 pub mod pending;
 pub mod previous;
 pub mod protocol;
+pub mod routes;
 pub mod settings;
 pub mod shared;
 pub mod supervisor;

@@ -21,6 +21,7 @@ pub struct Settings {
     pub protocol: ProtocolSettings,
     pub limits: Limits,
     pub failover: FailoverSettings,
+    pub engine: EngineSettings,
 }
 
 /// One Floodlight speaker instance. Its identity on the wire is the topic it writes to.
@@ -328,6 +329,15 @@ pub struct BroadcastRules {
     pub wrapper_class: String,
 }
 
+impl BroadcastRules {
+    /// Whether a command of `class` is broadcast (to every FL, or to every switch once).
+    pub fn covers(&self, class: Option<&str>) -> bool {
+        class.is_some_and(|c| {
+            self.to_every_fl.iter().any(|x| x == c) || self.every_switch_once.iter().any(|x| x == c)
+        })
+    }
+}
+
 impl Default for BroadcastRules {
     fn default() -> Self {
         Self {
@@ -620,6 +630,29 @@ impl SwitchEventRules {
         } else {
             None
         }
+    }
+}
+
+/// How the engine uses the machine's cores.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSettings {
+    /// Command shards, each on its own thread (actix arbiter) with its share of the FL proxies;
+    /// 0 = one per available core. Commands are assigned by their input partition.
+    pub shards: usize,
+}
+
+/// The most shards the engine starts (a thread each).
+pub const MAX_SHARDS: usize = 256;
+
+impl EngineSettings {
+    /// The number of shards to start: `shards`, or one per available core when 0.
+    pub fn shard_count(&self) -> usize {
+        match self.shards {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .min(MAX_SHARDS)
     }
 }
 
@@ -921,6 +954,15 @@ impl Settings {
                     format!("no FL has the id or region {p:?}"),
                 )));
             }
+        }
+        if self.engine.shards > MAX_SHARDS {
+            push(Err(SettingError::new(
+                "engine.shards",
+                format!(
+                    "{} is more than {MAX_SHARDS} (0 = one per core)",
+                    self.engine.shards
+                ),
+            )));
         }
         if self.failover.max_waiting == 0 && !self.failover.grace.is_zero() {
             push(Err(SettingError::new(

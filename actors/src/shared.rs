@@ -25,6 +25,8 @@ pub struct Shared {
     pub liveness: Liveness,
     /// What a previous incarnation did with the commands read again after a restart.
     pub previous: Previous,
+    /// Command topic → its lane (the FL topic template a command from it goes to).
+    lanes: std::collections::HashMap<String, usize>,
     actors: OnceLock<Actors>,
 }
 
@@ -46,7 +48,15 @@ pub enum Source<'a> {
 impl Shared {
     pub fn new(settings: Settings, outbox: Arc<dyn Outbox>) -> Arc<Self> {
         let fls = settings.fls.len();
+        let lanes = settings
+            .topics
+            .command_topics()
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (t, i))
+            .collect();
         Arc::new(Self {
+            lanes,
             settings,
             outbox,
             counters: Counters::default(),
@@ -65,6 +75,15 @@ impl Shared {
     /// The other actors. `None` only while the engine is being wired up.
     pub fn actors(&self) -> Option<&Actors> {
         self.actors.get()
+    }
+
+    /// The lane of the topic a command was read from (the first lane when unknown).
+    pub fn lane_of(&self, msg: &Inbound) -> usize {
+        msg.origin
+            .as_ref()
+            .and_then(|o| self.lanes.get(o.topic.as_ref()))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn fl_id(&self, fl: usize) -> &str {
@@ -168,5 +187,17 @@ impl Shared {
         }
         out.null_value = msg.null_value;
         self.outbox.send(out);
+    }
+}
+
+/// Who waits for a command's outcome: its reply-to, its key, and its bytes when it is a
+/// hub-and-spoke request (answered in its own family).
+pub fn requester(msg: &Inbound, view: Option<&MessageView<'_>>) -> Requester {
+    Requester {
+        reply_to: msg.reply_to.clone(),
+        key: msg.key.clone(),
+        hub_request: view
+            .filter(|v| v.is_hub_and_spoke())
+            .map(|_| Box::new(msg.payload.clone())),
     }
 }

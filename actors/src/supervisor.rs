@@ -53,10 +53,12 @@ impl Supervisor {
         Self { shared, stats }
     }
 
-    /// Starts one supervised proxy per FL (called once, while the engine is wired up).
+    /// Starts one supervised proxy per FL (called once, while the engine is wired up), FL `f`
+    /// on the arbiter `thread(f)`.
     pub fn start_proxies(
         shared: &Arc<Shared>,
         dispatcher: &Mailbox<Dispatcher>,
+        thread: impl Fn(usize) -> ArbiterHandle,
     ) -> Vec<Mailbox<FlProxy>> {
         (0..shared.settings.fls.len())
             .map(|index| {
@@ -64,7 +66,9 @@ impl Supervisor {
                     MailboxStats::new("fl_proxy", shared.fl_id(index), fl_proxy::MAILBOX_CAPACITY);
                 shared.mailboxes.register(&stats);
                 let (sh, d, st) = (shared.clone(), dispatcher.clone(), stats.clone());
-                let addr = actix::Supervisor::start(move |_| FlProxy::new(index, sh, d, st));
+                let addr = actix::Supervisor::start_in_arbiter(&thread(index), move |_| {
+                    FlProxy::new(index, sh, d, st)
+                });
                 Mailbox::new(addr, stats)
             })
             .collect()

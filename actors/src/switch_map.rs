@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::routes::Routes;
+
 use serde::{Deserialize, Serialize};
 
 /// Index of an FL in the engine's FL list (cheaper to store than the id string).
@@ -106,6 +108,8 @@ impl Preference {
 pub struct SwitchMap {
     switches: HashMap<Arc<str>, Switch, foldhash::fast::RandomState>,
     pref: Preference,
+    /// Switches whose active FL changed since the last [`SwitchMap::publish`].
+    dirty: Vec<Arc<str>>,
 }
 
 impl SwitchMap {
@@ -113,6 +117,30 @@ impl SwitchMap {
         Self {
             switches: HashMap::default(),
             pref,
+            dirty: Vec::new(),
+        }
+    }
+
+    /// Writes the active FL of every switch whose active FL changed since the last call to
+    /// `routes` (the table the command shards read).
+    pub fn publish(&mut self, routes: &Routes) {
+        for key in self.dirty.drain(..) {
+            routes.set(key.clone(), self.switches.get(&key).and_then(|s| s.active));
+        }
+    }
+
+    fn mark(&mut self, switch: &str, t: &Transition) {
+        let moved = matches!(
+            t,
+            Transition::Managed { .. }
+                | Transition::Returned { .. }
+                | Transition::FailedOver { .. }
+                | Transition::Unmanaged { .. }
+        );
+        if moved {
+            if let Some((k, _)) = self.switches.get_key_value(switch) {
+                self.dirty.push(k.clone());
+            }
         }
     }
 
@@ -131,6 +159,19 @@ impl SwitchMap {
     }
 
     pub fn connect(
+        &mut self,
+        switch: &str,
+        fl: FlIndex,
+        mode: Mode,
+        via: Via,
+        now_ms: u64,
+    ) -> Transition {
+        let t = self.connect_inner(switch, fl, mode, via, now_ms);
+        self.mark(switch, &t);
+        t
+    }
+
+    fn connect_inner(
         &mut self,
         switch: &str,
         fl: FlIndex,
@@ -181,6 +222,7 @@ impl SwitchMap {
         };
         sw.connections.remove(i);
         let t = Self::after_loss(&self.pref, sw, fl);
+        self.mark(switch, &t);
         self.drop_if_empty(switch);
         t
     }
@@ -252,7 +294,9 @@ impl SwitchMap {
         if !active_ok {
             sw.active = Self::best(&self.pref, &sw);
         }
-        self.switches.insert(Arc::from(switch), sw);
+        let key: Arc<str> = Arc::from(switch);
+        self.switches.insert(key.clone(), sw);
+        self.dirty.push(key);
     }
 
     /// Switches whose active FL is `fl`, sorted.
@@ -313,6 +357,7 @@ impl SwitchMap {
         };
         sw.connections.retain(|c| c.fl != fl);
         let t = Self::after_loss(&self.pref, sw, fl);
+        self.mark(switch, &t);
         self.drop_if_empty(switch);
         t
     }

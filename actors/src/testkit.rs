@@ -21,6 +21,8 @@ pub fn quiet_settings(ids: &[&str]) -> Settings {
             .collect(),
         ..Settings::default()
     };
+    // One shard: everything on the test's own thread, so virtual time reaches every timer.
+    s.engine.shards = 1;
     s.sync.at_start = false;
     s.sync.periodic = Duration::ZERO;
     s.timeouts.alive_interval = Duration::from_secs(3600);

@@ -582,8 +582,10 @@ async fn mailboxes_count_every_send_and_receive() {
     rec.next_within(WAIT).await;
     let rows = engine.mailboxes(false);
     let d = rows.iter().find(|r| r.kind == "dispatcher").unwrap();
-    // SwitchEvent, Command.
-    assert_eq!((d.sent, d.received, d.pending), (2, 2, 0));
+    // SwitchEvent only: the command took the shard's direct path.
+    assert_eq!((d.sent, d.received, d.pending), (1, 1, 0));
+    let sh = rows.iter().find(|r| r.kind == "command_shard").unwrap();
+    assert_eq!((sh.id.as_str(), sh.sent, sh.received), ("shard-0", 1, 1));
     let a = rows
         .iter()
         .find(|r| r.kind == "fl_proxy" && r.id == "a")

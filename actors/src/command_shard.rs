@@ -1,0 +1,172 @@
+//! `CommandShard`: the command hot path, one actor per shard, each on its own arbiter (thread).
+//! The shell hands every inbound command to the shard of its input partition
+//! ([`crate::Engine::command`]), so one partition's commands are handled in order by one thread
+//! while the shards together use every core.
+//!
+//! A shard does what almost every command needs and nothing else: parse the envelope once,
+//! find the target switch, look up its active FL in the lock-free [`Routes`] table and hand the
+//! command to that FL's proxy. Everything else — invalid input, broadcasts, multi-switch
+//! commands, controller SyncRequests, a switch with no active FL (grace window, NOT_FOUND), an
+//! FL whose outage is not applied yet, a command read again after a restart — is a *detour*
+//! through the dispatcher, the switch map's owner, which handles it as before.
+//!
+//! Order per switch holds across both paths: while a detour for a switch is unhandled, the
+//! shard detours that switch's later commands too (and every command while a detour that
+//! concerns all switches is unhandled); the dispatcher reports each handled detour back with
+//! [`DetourDone`]. Its routes are published only after its own forwards.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use tracing::warn;
+
+use crate::counters::Counters;
+use crate::dispatcher::{Detour, Dispatcher, Order};
+use crate::fl_proxy::{FlProxy, Forward};
+use crate::mailbox::{Mailbox, MailboxStats};
+use crate::outbox::Inbound;
+use crate::protocol::{self, MessageView, Target};
+use crate::routes::Routes;
+use crate::shared::{requester, Shared};
+
+/// A message read from an inbound command topic.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Command(pub Inbound);
+
+/// The dispatcher has handled a detour of this shard.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DetourDone(pub Order);
+
+pub const MAILBOX_CAPACITY: usize = 1024;
+
+pub struct CommandShard {
+    shared: Arc<Shared>,
+    stats: Arc<MailboxStats>,
+    routes: Arc<Routes>,
+    dispatcher: Mailbox<Dispatcher>,
+    proxies: Vec<Mailbox<FlProxy>>,
+    /// Unhandled detours per switch, and of commands that concern every switch.
+    detoured: HashMap<Arc<str>, u32, foldhash::fast::RandomState>,
+    detoured_all: u32,
+}
+
+impl CommandShard {
+    pub fn new(
+        shared: Arc<Shared>,
+        stats: Arc<MailboxStats>,
+        routes: Arc<Routes>,
+        dispatcher: Mailbox<Dispatcher>,
+        proxies: Vec<Mailbox<FlProxy>>,
+    ) -> Self {
+        Self {
+            shared,
+            stats,
+            routes,
+            dispatcher,
+            proxies,
+            detoured: HashMap::default(),
+            detoured_all: 0,
+        }
+    }
+
+    fn command(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        let s = self.shared.clone();
+        Counters::inc(&s.counters.commands_received);
+        let rules = &s.settings.protocol;
+        if msg.payload.len() > s.settings.limits.max_message_bytes {
+            return self.detour(ctx, msg, Order::Free);
+        }
+        let Ok(view) = MessageView::read(&msg.payload, &rules.envelope) else {
+            return self.detour(ctx, msg, Order::Free);
+        };
+        let Some(cid) = view.correlation() else {
+            return self.detour(ctx, msg, Order::Free);
+        };
+        let class = view.class();
+        if class == Some(rules.classes.sync_request.as_str()) || rules.broadcast.covers(class) {
+            return self.detour(ctx, msg, Order::All);
+        }
+        let switch = match protocol::locate_target(view.text, class, rules) {
+            Ok(l) => match l.target {
+                Target::One(sw) => sw,
+                _ => return self.detour(ctx, msg, Order::All),
+            },
+            Err(_) => return self.detour(ctx, msg, Order::Free),
+        };
+        let Some((fl, switch_id)) = self.routes.get(&switch) else {
+            return self.detour(ctx, msg, Order::Switch(Arc::from(switch)));
+        };
+        let behind = self.detoured_all > 0
+            || (!self.detoured.is_empty() && self.detoured.contains_key(&switch_id));
+        let outage_unapplied = s.liveness.outages(fl) != self.routes.outages_applied(fl);
+        if behind || outage_unapplied || s.previous.command(cid, msg.origin.as_ref()).is_some() {
+            return self.detour(ctx, msg, Order::Switch(switch_id));
+        }
+        let Some(proxy) = self.proxies.get(fl) else {
+            return self.detour(ctx, msg, Order::Switch(switch_id));
+        };
+        let fwd = Forward {
+            correlation_id: cid.to_string(),
+            switch_id,
+            requester: requester(&msg, Some(&view)),
+            timeout: s.settings.timeouts.ack_for(class),
+            lane: s.lane_of(&msg),
+            msg,
+            multi: None,
+        };
+        if let Err(e) = proxy.tell(fwd) {
+            // Only while the system shuts down.
+            warn!(error = %e, "FL proxy unavailable");
+        }
+    }
+
+    fn detour(&mut self, ctx: &mut Context<Self>, msg: Inbound, order: Order) {
+        match &order {
+            Order::Free => {}
+            Order::All => self.detoured_all += 1,
+            Order::Switch(sw) => *self.detoured.entry(sw.clone()).or_default() += 1,
+        }
+        let detour = Detour {
+            msg,
+            order,
+            shard: Mailbox::new(ctx.address(), self.stats.clone()),
+        };
+        if let Err(e) = self.dispatcher.tell(detour) {
+            warn!(error = %e, "dispatcher unavailable");
+        }
+    }
+
+    fn done(&mut self, order: Order) {
+        match order {
+            Order::Free => {}
+            Order::All => self.detoured_all = self.detoured_all.saturating_sub(1),
+            Order::Switch(sw) => {
+                if let Some(n) = self.detoured.get_mut(&sw) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.detoured.remove(&sw);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Actor for CommandShard {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+}
+
+counted!(CommandShard, Command => (), |this, msg, ctx| {
+    this.command(msg.0, ctx);
+});
+
+counted!(CommandShard, DetourDone => (), |this, msg, _| {
+    this.done(msg.0);
+});
