@@ -638,7 +638,8 @@ impl SwitchEventRules {
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSettings {
     /// Command shards, each on its own thread (actix arbiter) with its share of the FL proxies;
-    /// 0 = one per available core. Commands are assigned by their input partition.
+    /// 0 = half the available cores, at least one (the main thread and librdkafka's threads
+    /// need about as much CPU as the shards). Commands are assigned by their input partition.
     pub shards: usize,
 }
 
@@ -646,10 +647,10 @@ pub struct EngineSettings {
 pub const MAX_SHARDS: usize = 256;
 
 impl EngineSettings {
-    /// The number of shards to start: `shards`, or one per available core when 0.
+    /// The number of shards to start: `shards`, or half the available cores when 0.
     pub fn shard_count(&self) -> usize {
         match self.shards {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             n => n,
         }
         .min(MAX_SHARDS)

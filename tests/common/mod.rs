@@ -102,6 +102,9 @@ impl World {
             },
             "fls": fl_list,
             "timeouts": {"tick": "20ms"},
+            // Two shards whatever the machine: the proxies on two threads besides the
+            // dispatcher's, so every real-broker test crosses threads.
+            "engine": {"shards": 2},
             // Many routers run at once: let the OS pick each admin port (read from the log).
             "admin": {"bind": "127.0.0.1:0"},
         });
