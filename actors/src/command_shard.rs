@@ -35,6 +35,11 @@ use crate::shared::{requester, Shared};
 #[rtype(result = "()")]
 pub struct Command(pub Inbound);
 
+/// Commands read together from this shard's partitions, in read order: one hand-over for many.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Commands(pub Vec<Inbound>);
+
 /// The dispatcher has handled a detour of this shard.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -165,6 +170,12 @@ impl Actor for CommandShard {
 
 counted!(CommandShard, Command => (), |this, msg, ctx| {
     this.command(msg.0, ctx);
+});
+
+counted!(CommandShard, Commands => (), |this, msg, ctx| {
+    for m in msg.0 {
+        this.command(m, ctx);
+    }
 });
 
 counted!(CommandShard, DetourDone => (), |this, msg, _| {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::command_shard::{self, Command, CommandShard};
+use crate::command_shard::{self, Command, CommandShard, Commands};
 use crate::counters::Counters;
 use crate::dispatcher::{
     self, Dispatcher, LookupSwitch, RestoreMap, RestoreReport, SwitchCounts, SwitchView,
@@ -134,13 +134,41 @@ impl Engine {
     /// (so one partition's commands stay in order). Resolves once the shard has taken it
     /// (backpressure for the consumer).
     pub async fn command(&self, msg: Inbound) -> Result<(), EngineError> {
-        let n = self.shards.len().max(1);
-        let i = msg
-            .origin
-            .as_ref()
-            .map_or(0, |o| o.partition.unsigned_abs() as usize % n);
-        let shard = self.shards.get(i).ok_or(SendRejected::Closed)?;
+        let shard = self
+            .shards
+            .get(self.shard_of(&msg))
+            .ok_or(SendRejected::Closed)?;
         Ok(shard.ask(Command(msg)).await?)
+    }
+
+    /// Commands read together, in read order: one hand-over per shard instead of one per
+    /// command (each partition's commands keep their order within their shard's batch).
+    /// Resolves once every shard concerned has taken its part.
+    pub async fn commands(&self, msgs: Vec<Inbound>) -> Result<(), EngineError> {
+        let n = self.shards.len();
+        let mut parts: Vec<Vec<Inbound>> = (0..n).map(|_| Vec::new()).collect();
+        for m in msgs {
+            let i = self.shard_of(&m);
+            if let Some(p) = parts.get_mut(i) {
+                p.push(m);
+            }
+        }
+        let asks = parts
+            .into_iter()
+            .zip(self.shards.iter())
+            .filter(|(p, _)| !p.is_empty())
+            .map(|(p, shard)| shard.ask(Commands(p)));
+        for r in futures::future::join_all(asks).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    fn shard_of(&self, msg: &Inbound) -> usize {
+        let n = self.shards.len().max(1);
+        msg.origin
+            .as_ref()
+            .map_or(0, |o| o.partition.unsigned_abs() as usize % n)
     }
 
     /// How many command shards (threads) the engine runs.

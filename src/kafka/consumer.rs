@@ -12,6 +12,7 @@ use fl_router_actors::outbox::headers;
 use fl_router_actors::outbox::Origin;
 use fl_router_actors::{Engine, Inbound};
 use futures::stream::{FuturesOrdered, StreamExt};
+use futures::FutureExt;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
 };
@@ -119,7 +120,7 @@ impl ConsumerContext for TrackingContext {
 pub type TrackedConsumer = StreamConsumer<TrackingContext>;
 
 /// Which engine entry point a consumer feeds.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Commands,
     FlOutput,
@@ -208,7 +209,53 @@ pub struct LoopParams {
 /// applies to each hand-over, so backpressure reaches Kafka.
 const WINDOW: usize = 64;
 
-type Handled = (String, i32, i64, Result<(), fl_router_actors::EngineError>);
+/// At most this many messages already fetched are handed to the engine together.
+const BATCH: usize = 64;
+
+type Position = (Arc<str>, i32, i64);
+type Handled = (Vec<Position>, Result<(), fl_router_actors::EngineError>);
+
+/// The engine's copy of a Kafka message (payload, key, headers, where it was read), with the
+/// ticket that holds its offset.
+fn inbound(
+    m: &rdkafka::message::BorrowedMessage<'_>,
+    tracker: &Arc<OffsetTracker>,
+    topic_names: &mut std::collections::HashMap<String, Arc<str>>,
+) -> Inbound {
+    let mut hdrs = Vec::new();
+    let mut reply_to = None;
+    if let Some(h) = m.headers() {
+        for h in h.iter() {
+            let value = Bytes::copy_from_slice(h.value.unwrap_or_default());
+            if h.key == headers::REPLY_TO {
+                reply_to = std::str::from_utf8(&value).ok().map(str::to_string);
+            }
+            hdrs.push((std::borrow::Cow::Owned(h.key.to_string()), value));
+        }
+    }
+    let topic_name = match topic_names.get(m.topic()) {
+        Some(t) => t.clone(),
+        None => {
+            let t: Arc<str> = Arc::from(m.topic());
+            topic_names.insert(m.topic().to_string(), t.clone());
+            t
+        }
+    };
+    let ticket = tracker.track(topic_name.clone(), m.partition(), m.offset());
+    Inbound {
+        payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+        null_value: m.payload().is_none(),
+        key: m.key().map(Bytes::copy_from_slice),
+        headers: hdrs,
+        reply_to,
+        ticket,
+        origin: Some(Origin {
+            topic: topic_name,
+            partition: m.partition(),
+            offset: m.offset(),
+        }),
+    }
+}
 
 pub async fn run_loop(mut p: LoopParams) {
     if let Some(mut gate) = p.gate.take() {
@@ -231,11 +278,13 @@ pub async fn run_loop(mut p: LoopParams) {
         tokio::select! {
             biased;
             _ = p.finish.changed() => break,
-            Some((topic, partition, offset, r)) = in_engine.next(), if !in_engine.is_empty() => {
+            Some((at, r)) = in_engine.next(), if !in_engine.is_empty() => {
                 if let Err(e) = r {
-                    warn!(consumer = p.name, topic = %topic, error = %e, "message not routed");
+                    warn!(consumer = p.name, error = %e, "message not routed");
                 }
-                p.tracker.mark_handled(&topic, partition, offset);
+                for (topic, partition, offset) in at {
+                    p.tracker.mark_handled(&topic, partition, offset);
+                }
             }
             _ = commit_tick.tick() => {
                 commit(&*p.consumer, &p.tracker, p.name, false, CommitMode::Async);
@@ -260,41 +309,23 @@ pub async fn run_loop(mut p: LoopParams) {
             }
             m = p.consumer.recv(), if reading && !throttled && in_engine.len() < WINDOW => match m {
                 Ok(m) => {
-                    let ticket = p.tracker.track(m.topic(), m.partition(), m.offset());
-                    let mut hdrs = Vec::new();
-                    let mut reply_to = None;
-                    if let Some(h) = m.headers() {
-                        for h in h.iter() {
-                            let value = Bytes::copy_from_slice(h.value.unwrap_or_default());
-                            if h.key == headers::REPLY_TO {
-                                reply_to = std::str::from_utf8(&value).ok().map(str::to_string);
+                    let mut batch = vec![inbound(&m, &p.tracker, &mut topic_names)];
+                    drop(m);
+                    if p.role == Role::Commands {
+                        // What librdkafka already holds goes over in one hand-over.
+                        // Never past the in-flight bound: the batch stops where reading would.
+                        let bound = p.max_outstanding;
+                        while batch.len() < BATCH && (bound == 0 || p.tracker.outstanding() < bound) {
+                            match p.consumer.recv().now_or_never() {
+                                Some(Ok(m)) => batch.push(inbound(&m, &p.tracker, &mut topic_names)),
+                                Some(Err(e)) => {
+                                    warn!(consumer = p.name, error = %e, "consume error");
+                                    break;
+                                }
+                                None => break,
                             }
-                            hdrs.push((std::borrow::Cow::Owned(h.key.to_string()), value));
                         }
                     }
-                    let topic_name = match topic_names.get(m.topic()) {
-                        Some(t) => t.clone(),
-                        None => {
-                            let t: Arc<str> = Arc::from(m.topic());
-                            topic_names.insert(m.topic().to_string(), t.clone());
-                            t
-                        }
-                    };
-                    let msg = Inbound {
-                        payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
-                        null_value: m.payload().is_none(),
-                        key: m.key().map(Bytes::copy_from_slice),
-                        headers: hdrs,
-                        reply_to,
-                        ticket,
-                        origin: Some(Origin {
-                            topic: topic_name,
-                            partition: m.partition(),
-                            offset: m.offset(),
-                        }),
-                    };
-                    let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
-                    drop(m);
                     if p.max_outstanding > 0 && p.tracker.outstanding() >= p.max_outstanding {
                         // Overload: let the answers drain (they would otherwise queue behind
                         // new commands and miss their deadlines); the backlog waits in Kafka.
@@ -304,14 +335,22 @@ pub async fn run_loop(mut p: LoopParams) {
                     let engine = p.engine.clone();
                     let role = p.role;
                     in_engine.push_back(Box::pin(async move {
+                        let at: Vec<Position> = batch.iter().filter_map(|m| {
+                            m.origin.as_ref().map(|o| (o.topic.clone(), o.partition, o.offset))
+                        }).collect();
                         let r = match role {
-                            Role::Commands => engine.command(msg).await,
+                            Role::Commands => engine.commands(batch).await,
                             Role::FlOutput => {
-                                let fl = engine.fl_of_write_topic(&topic).unwrap_or(&topic).to_string();
-                                engine.fl_output(&fl, msg).await
+                                let mut r = Ok(());
+                                for msg in batch {
+                                    let topic = msg.origin.as_ref().map(|o| o.topic.clone()).unwrap_or_else(|| Arc::from(""));
+                                    let fl = engine.fl_of_write_topic(&topic).unwrap_or(&topic).to_string();
+                                    r = r.and(engine.fl_output(&fl, msg).await);
+                                }
+                                r
                             }
                         };
-                        (topic, partition, offset, r)
+                        (at, r)
                     }));
                 }
                 Err(e) => {
@@ -328,8 +367,10 @@ pub async fn run_loop(mut p: LoopParams) {
         }
     }
     // What was handed over is handled before the last commit.
-    while let Some((topic, partition, offset, _)) = in_engine.next().await {
-        p.tracker.mark_handled(&topic, partition, offset);
+    while let Some((at, _)) = in_engine.next().await {
+        for (topic, partition, offset) in at {
+            p.tracker.mark_handled(&topic, partition, offset);
+        }
     }
     commit(&*p.consumer, &p.tracker, p.name, true, CommitMode::Sync);
     info!(

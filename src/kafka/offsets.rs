@@ -55,8 +55,14 @@ impl OffsetTracker {
     }
 
     /// Registers a consumed offset and returns the ticket that holds it open.
-    pub fn track(self: &Arc<Self>, topic: &str, partition: i32, offset: i64) -> Ticket {
-        let topic: Arc<str> = Arc::from(topic);
+    /// (Pass the topic as an `Arc<str>` to share it rather than copy it per message.)
+    pub fn track(
+        self: &Arc<Self>,
+        topic: impl Into<Arc<str>>,
+        partition: i32,
+        offset: i64,
+    ) -> Ticket {
+        let topic: Arc<str> = topic.into();
         if let Ok(mut parts) = self.parts.lock() {
             let p = parts
                 .entry((topic.clone(), partition))
