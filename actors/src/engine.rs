@@ -13,7 +13,7 @@ use crate::dispatcher::{
     self, Dispatcher, LookupSwitch, RestoreMap, RestoreReport, SwitchCounts, SwitchView,
 };
 use crate::fl_proxy::{
-    FlOutput, FlProxy, GetInflight, GetStatus, InflightRow, ProxyStatus, Restart,
+    FlOutput, FlOutputs, FlProxy, GetInflight, GetStatus, InflightRow, ProxyStatus, Restart,
 };
 use crate::liveness::FlStatus;
 use crate::mailbox::{Mailbox, MailboxSnapshot, MailboxStats, SendRejected};
@@ -189,6 +189,36 @@ impl Engine {
                 Err(EngineError::UnknownFl(fl.to_string()))
             }
         }
+    }
+
+    /// Messages read together from FL write topics (each message's origin names its topic):
+    /// one hand-over per FL proxy. A message from a topic no FL writes to is dead-lettered.
+    pub async fn fl_outputs(&self, msgs: Vec<Inbound>) -> Result<(), EngineError> {
+        let mut parts: Vec<(&Mailbox<FlProxy>, Vec<Inbound>)> = Vec::new();
+        let mut unknown = None;
+        for m in msgs {
+            let topic = m.origin.as_ref().map(|o| o.topic.clone());
+            let fl = topic.as_deref().and_then(|t| self.fl_of_write_topic(t));
+            let Some(proxy) = fl.and_then(|fl| self.proxies.get(fl)) else {
+                let name = topic.as_deref().unwrap_or("?").to_string();
+                self.shared.dead_letter(
+                    &m,
+                    Source::Fl(&name),
+                    &format!("message from a topic no FL writes to: {name:?}"),
+                );
+                unknown = Some(EngineError::UnknownFl(name));
+                continue;
+            };
+            match parts.iter_mut().find(|(p, _)| std::ptr::eq(*p, proxy)) {
+                Some((_, v)) => v.push(m),
+                None => parts.push((proxy, vec![m])),
+            }
+        }
+        let asks = parts.into_iter().map(|(p, v)| p.ask(FlOutputs(v)));
+        for r in futures::future::join_all(asks).await {
+            r?;
+        }
+        unknown.map_or(Ok(()), Err)
     }
 
     /// The FL that writes to `topic`, if any.

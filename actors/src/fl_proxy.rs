@@ -62,6 +62,11 @@ pub struct Adopt {
 #[rtype(result = "()")]
 pub struct FlOutput(pub Inbound);
 
+/// Messages read together from this FL's write topics, in read order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlOutputs(pub Vec<Inbound>);
+
 /// Stops the actor so its supervisor restarts it (fault injection, unrecoverable errors).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -645,6 +650,12 @@ counted!(FlProxy, Adopt => (), |this, msg, _| {
 
 counted!(FlProxy, FlOutput => (), |this, msg, _| {
     this.on_output(msg.0);
+});
+
+counted!(FlProxy, FlOutputs => (), |this, msg, _| {
+    for m in msg.0 {
+        this.on_output(m);
+    }
 });
 
 counted!(FlProxy, Restart => (), |this, _, ctx| {

@@ -311,7 +311,7 @@ pub async fn run_loop(mut p: LoopParams) {
                 Ok(m) => {
                     let mut batch = vec![inbound(&m, &p.tracker, &mut topic_names)];
                     drop(m);
-                    if p.role == Role::Commands {
+                    {
                         // What librdkafka already holds goes over in one hand-over.
                         // Never past the in-flight bound: the batch stops where reading would.
                         let bound = p.max_outstanding;
@@ -340,15 +340,7 @@ pub async fn run_loop(mut p: LoopParams) {
                         }).collect();
                         let r = match role {
                             Role::Commands => engine.commands(batch).await,
-                            Role::FlOutput => {
-                                let mut r = Ok(());
-                                for msg in batch {
-                                    let topic = msg.origin.as_ref().map(|o| o.topic.clone()).unwrap_or_else(|| Arc::from(""));
-                                    let fl = engine.fl_of_write_topic(&topic).unwrap_or(&topic).to_string();
-                                    r = r.and(engine.fl_output(&fl, msg).await);
-                                }
-                                r
-                            }
+                            Role::FlOutput => engine.fl_outputs(batch).await,
                         };
                         (at, r)
                     }));
