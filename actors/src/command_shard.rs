@@ -23,10 +23,10 @@ use tracing::warn;
 
 use crate::counters::Counters;
 use crate::dispatcher::{Detour, Dispatcher, Order};
-use crate::fl_proxy::{FlProxy, Forward};
+use crate::fl_proxy::{Forward, Proxies};
 use crate::mailbox::{Mailbox, MailboxStats};
 use crate::outbox::Inbound;
-use crate::protocol::{self, MessageView, Target};
+use crate::protocol::{MessageView, Target};
 use crate::routes::Routes;
 use crate::shared::{requester, Shared};
 
@@ -52,7 +52,7 @@ pub struct CommandShard {
     stats: Arc<MailboxStats>,
     routes: Arc<Routes>,
     dispatcher: Mailbox<Dispatcher>,
-    proxies: Vec<Mailbox<FlProxy>>,
+    proxies: Proxies,
     /// Unhandled detours per switch, and of commands that concern every switch.
     detoured: HashMap<Arc<str>, u32, foldhash::fast::RandomState>,
     detoured_all: u32,
@@ -64,7 +64,7 @@ impl CommandShard {
         stats: Arc<MailboxStats>,
         routes: Arc<Routes>,
         dispatcher: Mailbox<Dispatcher>,
-        proxies: Vec<Mailbox<FlProxy>>,
+        proxies: Proxies,
     ) -> Self {
         Self {
             shared,
@@ -94,7 +94,7 @@ impl CommandShard {
         if class == Some(rules.classes.sync_request.as_str()) || rules.broadcast.covers(class) {
             return self.detour(ctx, msg, Order::All);
         }
-        let switch = match protocol::locate_target(view.text, class, rules) {
+        let switch = match view.target(rules) {
             Ok(l) => match l.target {
                 Target::One(sw) => sw,
                 _ => return self.detour(ctx, msg, Order::All),

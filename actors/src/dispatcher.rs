@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::command_shard::{CommandShard, DetourDone};
 use crate::counters::Counters;
-use crate::fl_proxy::{Adopt, FailPending, FailSwitch, Forward};
+use crate::fl_proxy::{Adopt, FailPending, FailSwitch, Forward, Proxies};
 use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{self, Failure, MultiSwitchCommand, Part};
@@ -28,8 +28,8 @@ use crate::previous::Replay;
 use crate::protocol::{self, ErrorType, MessageView, ProtocolError, Requester, Target};
 use crate::routes::Routes;
 use crate::shared::{requester, Shared, Source};
-use crate::supervisor::{StartSync, SyncTrigger};
 use crate::switch_map::{FlIndex, Mode, Preference, StoredSwitch, SwitchMap, Transition, Via};
+use crate::sync_scheduler::{StartSync, SyncScheduler, SyncTrigger};
 use crate::sync_session::{ChainApplied, SyncSession};
 
 /// A command a shard leaves to the dispatcher (see [`crate::command_shard`]); the dispatcher
@@ -154,6 +154,9 @@ pub struct Dispatcher {
     map: SwitchMap,
     /// The active FL per switch as the command shards see it; published after each handler.
     routes: Arc<Routes>,
+    proxies: Proxies,
+    /// Starts the sync sessions a controller's SyncRequest asks for.
+    scheduler: Mailbox<SyncScheduler>,
     /// Switches that lost their last RW connection: when and why (grace window, error text).
     lost: HashMap<String, Lost>,
     /// Commands waiting in the grace window for their switch to reconnect, per switch.
@@ -192,7 +195,13 @@ enum Cause {
 const LOST_MEMORY: Duration = Duration::from_secs(600);
 
 impl Dispatcher {
-    pub fn new(shared: Arc<Shared>, stats: Arc<MailboxStats>, routes: Arc<Routes>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        stats: Arc<MailboxStats>,
+        routes: Arc<Routes>,
+        proxies: Proxies,
+        scheduler: Mailbox<SyncScheduler>,
+    ) -> Self {
         let f = &shared.settings.failover;
         let fls = shared.settings.fls.len();
         let map = SwitchMap::new(Preference {
@@ -204,6 +213,8 @@ impl Dispatcher {
             stats,
             map,
             routes,
+            proxies,
+            scheduler,
             lost: HashMap::new(),
             waiting: HashMap::new(),
             waiting_len: 0,
@@ -245,13 +256,11 @@ impl Dispatcher {
         let class = view.class();
         if class == Some(rules.classes.sync_request.as_str()) {
             // A controller's SyncRequest: a sync session over every FL.
-            if let Some(a) = s.actors() {
-                let _ = a.supervisor.tell(StartSync {
-                    fls: (0..s.settings.fls.len()).collect(),
-                    trigger: SyncTrigger::Controller,
-                    request: Some((cid.to_string(), msg.clone())),
-                });
-            }
+            let _ = self.scheduler.tell(StartSync {
+                fls: (0..s.settings.fls.len()).collect(),
+                trigger: SyncTrigger::Controller,
+                request: Some((cid.to_string(), msg.clone())),
+            });
             return;
         }
         let b = &rules.broadcast;
@@ -261,7 +270,7 @@ impl Dispatcher {
                 return self.broadcast(&msg, &view, every_fl);
             }
         }
-        let located = match protocol::locate_target(view.text, class, rules) {
+        let located = match view.target(rules) {
             Ok(l) => l,
             Err(e) => return self.invalid(&msg, Some(&view), e),
         };
@@ -313,8 +322,7 @@ impl Dispatcher {
     }
 
     fn forward_to(&self, fl: FlIndex, fwd: Forward) {
-        let s = &self.shared;
-        let Some(proxy) = s.actors().and_then(|a| a.proxies.get(fl)) else {
+        let Some(proxy) = self.proxies.get(fl) else {
             return self.refuse(fwd, "the router is shutting down".into());
         };
         if let Err(e) = proxy.tell(fwd) {
@@ -525,7 +533,7 @@ impl Dispatcher {
                     msg,
                     forwarded_at_ms: at_ms,
                 };
-                if let Some(p) = s.actors().and_then(|a| a.proxies.get(fl)) {
+                if let Some(p) = self.proxies.get(fl) {
                     let _ = p.tell(adopt);
                 }
             }
@@ -642,7 +650,7 @@ impl Dispatcher {
                 info!(switch = %sw, from = %s.fl_id(from), to = %s.fl_id(to), reason = %why, "switch failed over");
                 if !matches!(cause, Cause::Outage { .. }) {
                     // An outage fails all of the FL's pending commands at once (FailPending).
-                    if let Some(p) = s.actors().and_then(|a| a.proxies.get(from)) {
+                    if let Some(p) = self.proxies.get(from) {
                         let _ = p.tell(FailSwitch {
                             switch_id: sw.to_string(),
                             reason: format!("failed over to FL {}: {why}", s.fl_id(to)),
@@ -786,7 +794,7 @@ impl Dispatcher {
             };
             self.changed(&sw, fl, t, cause, &Ticket::none());
         }
-        if let Some(p) = s.actors().and_then(|a| a.proxies.get(fl)) {
+        if let Some(p) = self.proxies.get(fl) {
             let _ = p.tell(FailPending { reason });
         }
     }
@@ -852,6 +860,7 @@ impl Dispatcher {
         MultiSwitchCommand::new(
             s.clone(),
             stats,
+            self.proxies.clone(),
             cid.to_string(),
             request_class,
             msg,

@@ -13,7 +13,8 @@ use crate::dispatcher::{
     self, Dispatcher, LookupSwitch, RestoreMap, RestoreReport, SwitchCounts, SwitchView,
 };
 use crate::fl_proxy::{
-    FlOutput, FlOutputs, FlProxy, GetInflight, GetStatus, InflightRow, ProxyStatus, Restart,
+    self, FlOutput, FlOutputs, FlProxy, GetInflight, GetStatus, InflightRow, Proxies, ProxyStatus,
+    Restart,
 };
 use crate::liveness::FlStatus;
 use crate::mailbox::{Mailbox, MailboxSnapshot, MailboxStats, SendRejected};
@@ -22,8 +23,8 @@ use crate::outbox::{Inbound, Outbox};
 use crate::previous::{LoadReport as PreviousReport, PriorRecord};
 use crate::routes::Routes;
 use crate::settings::{SettingError, Settings};
-use crate::shared::{Actors, Shared, Source};
-use crate::supervisor::{self, Supervisor};
+use crate::shared::{Shared, Source};
+use crate::sync_scheduler::{self, SyncScheduler};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -42,6 +43,7 @@ pub struct Engine {
     shards: Arc<[Mailbox<CommandShard>]>,
     threads: Arc<Threads>,
     dispatcher: Mailbox<Dispatcher>,
+    monitor: Mailbox<OutageMonitor>,
     proxies: Arc<HashMap<String, Mailbox<FlProxy>>>,
     /// FL write topic → FL id, for the shell's consumer.
     write_topics: Arc<HashMap<String, String>>,
@@ -59,17 +61,81 @@ impl Engine {
             shared.mailboxes.register(&st);
             st
         };
-        // Threads: with one shard everything runs on the caller's arbiter; with more, shard i
-        // and every FL proxy f with f % shards == i run on arbiter i, while the dispatcher, the
-        // outage monitor, the supervisor and the sessions stay on the caller's.
+        // The engine's topology, in one place. Every actor is given, when it starts, the
+        // mailboxes of the actors it sends to; nothing looks another actor up later.
+        //
+        //   thread            actor (one per …)          sends to
+        //   caller's          Dispatcher                 FlProxy, SyncScheduler, MultiSwitchCommand
+        //   caller's          OutageMonitor (restarted)  Dispatcher, SyncScheduler
+        //   caller's          SyncScheduler              SyncSession (starts them)
+        //   caller's          SyncSession (sync)         Dispatcher, FlProxy
+        //   caller's          MultiSwitchCommand (cmd)   FlProxy
+        //   shard i           CommandShard               FlProxy, Dispatcher (detours)
+        //   shard f % n       FlProxy (FL f, restarted)  Dispatcher, OutageMonitor, sessions and
+        //                                                multi-switch commands (by message)
+        //
+        // With one shard, "shard" threads are the caller's. The dispatcher and the scheduler
+        // are addressed before they run (their contexts come first) so that the actors that
+        // send to them can be started with their mailboxes.
         let threads = Threads::new(shared.settings.engine.shard_count());
         let routes = Arc::new(Routes::new(shared.settings.fls.len()));
+        let dispatcher_ctx = Context::<Dispatcher>::new();
         let dstats = stats("dispatcher", "dispatcher", dispatcher::MAILBOX_CAPACITY);
-        let dispatcher = Mailbox::new(
-            Dispatcher::new(shared.clone(), dstats.clone(), routes.clone()).start(),
-            dstats,
+        let dispatcher = Mailbox::new(dispatcher_ctx.address(), dstats.clone());
+        let scheduler_ctx = Context::<SyncScheduler>::new();
+        let sstats = stats(
+            "sync_scheduler",
+            "sync_scheduler",
+            sync_scheduler::MAILBOX_CAPACITY,
         );
-        let list = Supervisor::start_proxies(&shared, &dispatcher, |f| threads.handle(f));
+        let scheduler = Mailbox::new(scheduler_ctx.address(), sstats.clone());
+
+        let mstats = stats(
+            "outage_monitor",
+            "outage_monitor",
+            outage_monitor::MAILBOX_CAPACITY,
+        );
+        let (sh, st, d, sup) = (
+            shared.clone(),
+            mstats.clone(),
+            dispatcher.clone(),
+            scheduler.clone(),
+        );
+        let monitor = Mailbox::new(
+            actix::Supervisor::start(move |_| OutageMonitor::new(sh, st, d, sup)),
+            mstats,
+        );
+
+        let list: Proxies = (0..shared.settings.fls.len())
+            .map(|index| {
+                let st = stats("fl_proxy", shared.fl_id(index), fl_proxy::MAILBOX_CAPACITY);
+                let (sh, d, m, st2) = (
+                    shared.clone(),
+                    dispatcher.clone(),
+                    monitor.clone(),
+                    st.clone(),
+                );
+                let addr = actix::Supervisor::start_in_arbiter(&threads.handle(index), move |_| {
+                    FlProxy::new(index, sh, d, m, st2)
+                });
+                Mailbox::new(addr, st)
+            })
+            .collect();
+
+        dispatcher_ctx.run(Dispatcher::new(
+            shared.clone(),
+            dstats,
+            routes.clone(),
+            list.clone(),
+            scheduler.clone(),
+        ));
+        scheduler_ctx.run(SyncScheduler::new(
+            shared.clone(),
+            sstats,
+            dispatcher.clone(),
+            list.clone(),
+        ));
+
         let shards: Arc<[Mailbox<CommandShard>]> = (0..threads.count)
             .map(|i| {
                 let st = stats(
@@ -90,41 +156,21 @@ impl Engine {
                 Mailbox::new(addr, st)
             })
             .collect();
-        let mstats = stats(
-            "outage_monitor",
-            "outage_monitor",
-            outage_monitor::MAILBOX_CAPACITY,
-        );
-        let (sh, st) = (shared.clone(), mstats.clone());
-        let monitor = Mailbox::new(
-            actix::Supervisor::start(move |_| OutageMonitor::new(sh, st)),
-            mstats,
-        );
-        let sstats = stats("supervisor", "supervisor", supervisor::MAILBOX_CAPACITY);
-        let supervisor = Mailbox::new(
-            Supervisor::new(shared.clone(), sstats.clone()).start(),
-            sstats,
-        );
 
         let mut proxies = HashMap::new();
         let mut write_topics = HashMap::new();
-        for (fl, mbox) in shared.settings.fls.iter().zip(&list) {
+        for (fl, mbox) in shared.settings.fls.iter().zip(list.iter()) {
             proxies.insert(fl.id.clone(), mbox.clone());
             for topic in shared.settings.topics.fl_write_topics(&fl.id) {
                 write_topics.insert(topic, fl.id.clone());
             }
         }
-        shared.set_actors(Actors {
-            dispatcher: dispatcher.clone(),
-            proxies: list,
-            monitor,
-            supervisor,
-        });
         Ok(Engine {
             shared,
             shards,
             threads: Arc::new(threads),
             dispatcher,
+            monitor,
             proxies: Arc::new(proxies),
             write_topics: Arc::new(write_topics),
         })
@@ -346,16 +392,12 @@ impl Engine {
         Some(self.shared.liveness.status(i))
     }
 
-    /// Stops the outage monitor; its supervisor restarts it with its state.
+    /// Stops the outage monitor; `actix::Supervisor` restarts it with its state.
     pub fn restart_outage_monitor(&self) -> Result<(), EngineError> {
-        let a = self
-            .shared
-            .actors()
-            .ok_or(EngineError::Rejected(SendRejected::Closed))?;
-        Ok(a.monitor.tell(RestartMonitor)?)
+        Ok(self.monitor.tell(RestartMonitor)?)
     }
 
-    /// Stops FL `fl`'s proxy; its supervisor restarts it with its pending commands.
+    /// Stops FL `fl`'s proxy; `actix::Supervisor` restarts it with its pending commands.
     pub fn restart_fl_proxy(&self, fl: &str) -> Result<(), EngineError> {
         let p = self
             .proxies

@@ -19,7 +19,7 @@ use crate::dispatcher::{Dispatcher, FromActiveOnly, SwitchEvent};
 use crate::liveness::{Delivered, FlStatus};
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{Failure, MultiSwitchCommand, PartAnswer, PartFailed};
-use crate::outage_monitor::{Evidence, WriteErrors};
+use crate::outage_monitor::{Evidence, OutageMonitor, WriteErrors};
 use crate::outbox::{Inbound, Outgoing};
 use crate::pending::{Blacklist, Expiry, PendingTable};
 use crate::previous::PriorAnswer;
@@ -27,6 +27,9 @@ use crate::protocol::{self, ErrorType, MessageView, Requester};
 use crate::shared::{Shared, Source};
 use crate::switch_map::{FlIndex, Via};
 use crate::sync_session::{ChainItem, SyncSession};
+
+/// Every FL's proxy, by FL index: what the actors that reach FLs are given at start.
+pub type Proxies = Arc<[Mailbox<FlProxy>]>;
 
 /// A command the dispatcher resolved to this FL.
 #[derive(Message)]
@@ -143,7 +146,10 @@ pub struct FlProxy {
     /// This FL's write topic → (output lane's controller-side topic, if it has one).
     lane_outputs: HashMap<String, Option<Arc<str>>>,
     shared: Arc<Shared>,
+    /// Switch events go to the map's owner.
     dispatcher: Mailbox<Dispatcher>,
+    /// Evidence of life and reported write failures go to the outage monitor.
+    monitor: Mailbox<OutageMonitor>,
     stats: Arc<MailboxStats>,
     pending: PendingTable,
     blacklist: Blacklist,
@@ -160,6 +166,7 @@ impl FlProxy {
         index: FlIndex,
         shared: Arc<Shared>,
         dispatcher: Mailbox<Dispatcher>,
+        monitor: Mailbox<OutageMonitor>,
         stats: Arc<MailboxStats>,
     ) -> Self {
         let id = shared.settings.fls[index].id.clone();
@@ -177,6 +184,7 @@ impl FlProxy {
             lane_outputs,
             shared,
             dispatcher,
+            monitor,
             stats,
             pending: PendingTable::default(),
             blacklist: Blacklist::default(),
@@ -273,9 +281,7 @@ impl FlProxy {
         self.last_seen = Some(now);
         if s.liveness.evidence(self.index) {
             // An offline FL spoke: recovery is registered at once, not at the next tick.
-            if let Some(a) = s.actors() {
-                let _ = a.monitor.tell(Evidence { fl: self.index });
-            }
+            let _ = self.monitor.tell(Evidence { fl: self.index });
         }
         let view = match MessageView::read(&msg.payload, &s.settings.protocol.envelope) {
             Ok(v) => v,
@@ -305,12 +311,10 @@ impl FlProxy {
                 .and_then(|v| v.get().parse::<u64>().ok())
                 .unwrap_or(0);
             if failed > 0 {
-                if let Some(a) = s.actors() {
-                    let _ = a.monitor.tell(WriteErrors {
-                        fl: self.index,
-                        failed,
-                    });
-                }
+                let _ = self.monitor.tell(WriteErrors {
+                    fl: self.index,
+                    failed,
+                });
             }
             return; // consumed: evidence is all it is for
         }

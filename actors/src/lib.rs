@@ -22,8 +22,8 @@ pub mod protocol;
 pub mod routes;
 pub mod settings;
 pub mod shared;
-pub mod supervisor;
 pub mod switch_map;
+pub mod sync_scheduler;
 pub mod sync_session;
 pub mod testkit;
 

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::counters::Counters;
-use crate::fl_proxy::Forward;
+use crate::fl_proxy::{Forward, Proxies};
 use crate::mailbox::{Mailbox, MailboxStats};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::protocol::Requester;
@@ -83,6 +83,8 @@ struct PartState {
 }
 
 pub struct MultiSwitchCommand {
+    /// The FL proxies the parts go to.
+    proxies: Proxies,
     shared: Arc<Shared>,
     stats: Arc<MailboxStats>,
     correlation_id: String,
@@ -97,9 +99,11 @@ pub struct MultiSwitchCommand {
 }
 
 impl MultiSwitchCommand {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         shared: Arc<Shared>,
         stats: Arc<MailboxStats>,
+        proxies: Proxies,
         correlation_id: String,
         request_class: String,
         command: &Inbound,
@@ -109,6 +113,7 @@ impl MultiSwitchCommand {
         Self {
             shared,
             stats,
+            proxies,
             correlation_id,
             request_class,
             reply_to: command.reply_to.clone(),
@@ -248,9 +253,9 @@ impl Actor for MultiSwitchCommand {
                 msg: Inbound::new(p.part.payload.clone()),
                 multi: Some(me.clone()),
             };
-            let sent = s
-                .actors()
-                .and_then(|a| a.proxies.get(p.part.fl))
+            let sent = self
+                .proxies
+                .get(p.part.fl)
                 .map(|px| px.tell(forward).is_ok());
             if sent != Some(true) {
                 unreachable.push(p.part.fl); // only while the engine shuts down

@@ -9,7 +9,7 @@
 //! An outage: FlOutageNotification, an UnmanagedSwitchNotification per switch (via the
 //! dispatcher, which owns the map), and the FL's pending commands failed at once (via its proxy).
 //! Evidence after an outage is a recovery, registered at once (the proxy tells the monitor with
-//! [`Evidence`]): the supervisor replays a SyncRequest to that FL. An AliveResponse reporting
+//! [`Evidence`]): the scheduler replays a SyncRequest to that FL. An AliveResponse reporting
 //! failed writes is an outage of another kind (lost events): notified, and that FL is resynced.
 //!
 //! One monitor for all FLs rather than one per FL: it is one timer and a few bytes of state per
@@ -26,13 +26,13 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::counters::Counters;
-use crate::dispatcher::FlLost;
+use crate::dispatcher::{Dispatcher, FlLost};
 use crate::liveness::{DeliveryStamp, FlStatus, Stamp};
-use crate::mailbox::MailboxStats;
+use crate::mailbox::{Mailbox, MailboxStats};
 use crate::outbox::{Outgoing, Ticket};
 use crate::protocol;
 use crate::shared::Shared;
-use crate::supervisor::{StartSync, SyncTrigger};
+use crate::sync_scheduler::{StartSync, SyncScheduler, SyncTrigger};
 
 /// An FL reported writes that failed since its last AliveResponse (it lost events).
 #[derive(Message, Debug)]
@@ -49,7 +49,7 @@ pub struct Evidence {
     pub fl: usize,
 }
 
-/// Stops the actor so its supervisor restarts it (fault injection).
+/// Stops the actor so its scheduler restarts it (fault injection).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RestartMonitor;
@@ -70,6 +70,10 @@ struct OpenRequest {
 pub struct OutageMonitor {
     shared: Arc<Shared>,
     stats: Arc<MailboxStats>,
+    /// Told of each outage, to fail the FL's switches over.
+    dispatcher: Mailbox<Dispatcher>,
+    /// Asked for a sync when an FL recovers or lost writes.
+    scheduler: Mailbox<SyncScheduler>,
     /// When each FL went offline (its evidence must be newer to count as recovery).
     offline_since: Vec<Option<Instant>>,
     open: Vec<VecDeque<OpenRequest>>,
@@ -77,11 +81,18 @@ pub struct OutageMonitor {
 }
 
 impl OutageMonitor {
-    pub fn new(shared: Arc<Shared>, stats: Arc<MailboxStats>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        stats: Arc<MailboxStats>,
+        dispatcher: Mailbox<Dispatcher>,
+        scheduler: Mailbox<SyncScheduler>,
+    ) -> Self {
         let n = shared.settings.fls.len();
         Self {
             shared,
             stats,
+            dispatcher,
+            scheduler,
             offline_since: vec![None; n],
             open: (0..n).map(|_| VecDeque::new()).collect(),
             alive_seq: 0,
@@ -186,9 +197,7 @@ impl OutageMonitor {
         );
         // The dispatcher fails its switches over first, then has the proxy answer its
         // pending commands (see `Dispatcher::apply_outage`).
-        if let Some(a) = s.actors() {
-            let _ = a.dispatcher.tell(FlLost { fl });
-        }
+        let _ = self.dispatcher.tell(FlLost { fl });
     }
 
     fn recovered(&mut self, fl: usize) {
@@ -196,13 +205,11 @@ impl OutageMonitor {
         info!(fl = %s.fl_id(fl), "FL recovered; replaying a sync");
         s.liveness.set_status(fl, FlStatus::Online);
         self.offline_since[fl] = None;
-        if let Some(a) = s.actors() {
-            let _ = a.supervisor.tell(StartSync {
-                fls: vec![fl],
-                trigger: SyncTrigger::Recovery,
-                request: None,
-            });
-        }
+        let _ = self.scheduler.tell(StartSync {
+            fls: vec![fl],
+            trigger: SyncTrigger::Recovery,
+            request: None,
+        });
     }
 
     fn write_errors(&mut self, fl: usize, failed: u64) {
@@ -217,13 +224,11 @@ impl OutageMonitor {
             protocol::fl_outage_notification(&s.settings.protocol.classes, id, &reason),
             &[],
         );
-        if let Some(a) = s.actors() {
-            let _ = a.supervisor.tell(StartSync {
-                fls: vec![fl],
-                trigger: SyncTrigger::LostWrites,
-                request: None,
-            });
-        }
+        let _ = self.scheduler.tell(StartSync {
+            fls: vec![fl],
+            trigger: SyncTrigger::LostWrites,
+            request: None,
+        });
     }
 }
 

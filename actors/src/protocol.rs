@@ -133,6 +133,11 @@ impl<'a> MessageView<'a> {
         self.correlation_id.as_deref()
     }
 
+    /// The command's target switch(es), from what this read already found.
+    pub fn target(&self, rules: &ProtocolSettings) -> Result<Located, ProtocolError> {
+        locate_target_in(self.text, self.head.payload, self.class(), rules)
+    }
+
     pub fn class(&self) -> Option<&str> {
         self.class.as_deref()
     }
@@ -283,6 +288,17 @@ pub fn locate_target(
     payload_class: Option<&str>,
     rules: &ProtocolSettings,
 ) -> Result<Located, ProtocolError> {
+    locate_target_in(json, None, payload_class, rules)
+}
+
+/// [`locate_target`] for a message already read: a `/payload/…` pointer is looked up inside the
+/// payload the envelope parse already found, not from the top of the text again.
+pub fn locate_target_in(
+    json: &str,
+    payload: Option<&RawValue>,
+    payload_class: Option<&str>,
+    rules: &ProtocolSettings,
+) -> Result<Located, ProtocolError> {
     let ms = &rules.multi_switch;
     if payload_class.is_some_and(|c| ms.all_classes.iter().any(|a| a == c)) {
         return Ok(Located {
@@ -292,7 +308,12 @@ pub fn locate_target(
     }
     let pointers = rules.switch_ids.pointers_for(payload_class);
     for p in pointers {
-        let Some(raw) = lookup(json, p) else { continue };
+        let in_payload = p.strip_prefix("/payload").filter(|r| r.starts_with('/'));
+        let found = match (payload, in_payload) {
+            (Some(pl), Some(rest)) => lookup(pl.get(), rest),
+            _ => lookup(json, p),
+        };
+        let Some(raw) = found else { continue };
         // The raw value borrows from `json`, so its position is plain pointer arithmetic.
         let start = raw.get().as_ptr() as usize - json.as_ptr() as usize;
         let span = Some(start..start + raw.get().len());

@@ -1,21 +1,17 @@
 //! What every engine actor shares: settings, the outbox, counters, the mailbox registry; and
 //! the outputs several actors produce (router errors, dead letters), written once here.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::counters::Counters;
-use crate::dispatcher::Dispatcher;
-use crate::fl_proxy::FlProxy;
 use crate::liveness::Liveness;
-use crate::mailbox::{Mailbox, MailboxRegistry};
-use crate::outage_monitor::OutageMonitor;
+use crate::mailbox::MailboxRegistry;
 use crate::outbox::{headers, Inbound, Outbox, Outgoing, Ticket};
 use crate::previous::Previous;
 use crate::protocol::{self, ErrorType, HubRequest, MessageView, Requester};
 use crate::settings::Settings;
-use crate::supervisor::Supervisor;
 
 pub struct Shared {
     pub settings: Settings,
@@ -27,15 +23,6 @@ pub struct Shared {
     pub previous: Previous,
     /// Command topic → its lane (the FL topic template a command from it goes to).
     lanes: std::collections::HashMap<String, usize>,
-    actors: OnceLock<Actors>,
-}
-
-/// The long-lived actors' mailboxes, set once at start so every actor can reach the others.
-pub struct Actors {
-    pub dispatcher: Mailbox<Dispatcher>,
-    pub proxies: Vec<Mailbox<FlProxy>>,
-    pub monitor: Mailbox<OutageMonitor>,
-    pub supervisor: Mailbox<Supervisor>,
 }
 
 /// Where a dead-lettered message was read.
@@ -63,18 +50,7 @@ impl Shared {
             mailboxes: MailboxRegistry::default(),
             liveness: Liveness::new(fls),
             previous: Previous::default(),
-            actors: OnceLock::new(),
         })
-    }
-
-    /// Set once by `Engine::start`, before any actor handles a message.
-    pub fn set_actors(&self, actors: Actors) {
-        let _ = self.actors.set(actors);
-    }
-
-    /// The other actors. `None` only while the engine is being wired up.
-    pub fn actors(&self) -> Option<&Actors> {
-        self.actors.get()
     }
 
     /// The lane of the topic a command was read from (the first lane when unknown).

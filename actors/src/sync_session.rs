@@ -22,14 +22,14 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::counters::Counters;
-use crate::dispatcher::{NotifyUnmanaged, SwitchEvent, SyncComplete};
-use crate::fl_proxy::{UnwatchSync, WatchSync};
+use crate::dispatcher::{Dispatcher, NotifyUnmanaged, SwitchEvent, SyncComplete};
+use crate::fl_proxy::{Proxies, UnwatchSync, WatchSync};
 use crate::mailbox::{Mailbox, MailboxStats};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::protocol::{self, Head, MessageView, Target};
 use crate::shared::Shared;
-use crate::supervisor::SyncTrigger;
 use crate::switch_map::{Mode, Via};
+use crate::sync_scheduler::SyncTrigger;
 
 /// A message from FL `fl` with this session's correlation id (handed over by its proxy).
 #[derive(Message)]
@@ -83,12 +83,19 @@ pub struct SyncSession {
     started_at: Instant,
     done: bool,
     me: Option<Mailbox<SyncSession>>,
+    /// Applies the chains to the switch map.
+    dispatcher: Mailbox<Dispatcher>,
+    /// Watched for this session's chains.
+    proxies: Proxies,
 }
 
 impl SyncSession {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         shared: Arc<Shared>,
         stats: Arc<MailboxStats>,
+        dispatcher: Mailbox<Dispatcher>,
+        proxies: Proxies,
         id: String,
         trigger: SyncTrigger,
         fls: Vec<usize>,
@@ -118,6 +125,8 @@ impl SyncSession {
             started_at: now,
             done: false,
             me: None,
+            dispatcher,
+            proxies,
         }
     }
 
@@ -184,8 +193,8 @@ impl SyncSession {
         if f.seen.insert(index) {
             if let Some(sw) = switch {
                 if !f.switches.iter().any(|(s, _)| *s == sw) {
-                    if let Some(a) = s.actors() {
-                        let _ = a.dispatcher.tell(SwitchEvent {
+                    {
+                        let _ = self.dispatcher.tell(SwitchEvent {
                             fl,
                             switch_id: sw.clone(),
                             up: true,
@@ -202,8 +211,8 @@ impl SyncSession {
         if f.seen.len() as u64 >= total {
             f.outcome = Outcome::Applying;
             Counters::inc(&s.counters.sync_fl_complete);
-            let applied = match (s.actors(), self.me.clone()) {
-                (Some(a), Some(session)) => a
+            let applied = match self.me.clone() {
+                Some(session) => self
                     .dispatcher
                     .tell(SyncComplete {
                         fl,
@@ -255,12 +264,10 @@ impl SyncSession {
                 s.fl_id(f.fl)
             );
             warn!(fl = %s.fl_id(f.fl), session = %self.id, retries = f.retries, "{reason}");
-            if let Some(a) = s.actors() {
-                let _ = a.dispatcher.tell(NotifyUnmanaged {
-                    fl: f.fl,
-                    reason: reason.clone(),
-                });
-            }
+            let _ = self.dispatcher.tell(NotifyUnmanaged {
+                fl: f.fl,
+                reason: reason.clone(),
+            });
             if f.retries < retries {
                 f.retries += 1;
                 Counters::inc(&s.counters.sync_retries);
@@ -330,9 +337,9 @@ impl Actor for SyncSession {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         let me = Mailbox::new(ctx.address(), self.stats.clone());
         self.me = Some(me.clone());
-        if let Some(a) = self.shared.actors() {
+        {
             for f in &self.fls {
-                if let Some(p) = a.proxies.get(f.fl) {
+                if let Some(p) = self.proxies.get(f.fl) {
                     let _ = p.tell(WatchSync {
                         correlation_id: self.id.clone(),
                         session: me.clone(),
@@ -352,9 +359,9 @@ impl Actor for SyncSession {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        if let Some(a) = self.shared.actors() {
+        {
             for f in &self.fls {
-                if let Some(p) = a.proxies.get(f.fl) {
+                if let Some(p) = self.proxies.get(f.fl) {
                     let _ = p.tell(UnwatchSync {
                         correlation_id: self.id.clone(),
                     });

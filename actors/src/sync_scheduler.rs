@@ -1,11 +1,11 @@
-//! `Supervisor`: owns the FL proxies and starts sync sessions.
+//! `SyncScheduler`: starts sync sessions, for every reason there is: at router start (to learn
+//! the map), periodically (network sync), when the outage monitor reports a recovered FL or lost
+//! writes, and for a controller's SyncRequest (forwarded by the dispatcher). Each session is
+//! given the dispatcher (where its chains are applied) and the FL proxies (which it watches for
+//! its chains).
 //!
-//! Each proxy runs under `actix::Supervisor`, which restarts an actor when it *stops* (a proxy
-//! that hits an unrecoverable error stops itself; a panic would take the system down instead),
-//! keeping its mailbox and its state, so the commands in its care survive. Restarts are counted
-//! in each proxy's mailbox figures. Sync sessions are started here for every reason there is: at
-//! router start (to learn the map), when the outage monitor reports a recovered FL or lost writes,
-//! and for a controller's SyncRequest (forwarded by the dispatcher).
+//! (The FL proxies and the outage monitor are restarted in place by `actix::Supervisor` when
+//! they stop — see `Engine::start`, where every actor is started.)
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use tracing::info;
 
 use crate::counters::Counters;
 use crate::dispatcher::Dispatcher;
-use crate::fl_proxy::{self, FlProxy};
+use crate::fl_proxy::Proxies;
 use crate::mailbox::{Mailbox, MailboxStats};
 use crate::outbox::Inbound;
 use crate::shared::Shared;
@@ -43,35 +43,28 @@ pub struct StartSync {
 
 pub const MAILBOX_CAPACITY: usize = 256;
 
-pub struct Supervisor {
+pub struct SyncScheduler {
     shared: Arc<Shared>,
     stats: Arc<MailboxStats>,
+    /// Given to each session: it applies the chains to the map there...
+    dispatcher: Mailbox<Dispatcher>,
+    /// ...and watches these for its chains.
+    proxies: Proxies,
 }
 
-impl Supervisor {
-    pub fn new(shared: Arc<Shared>, stats: Arc<MailboxStats>) -> Self {
-        Self { shared, stats }
-    }
-
-    /// Starts one supervised proxy per FL (called once, while the engine is wired up), FL `f`
-    /// on the arbiter `thread(f)`.
-    pub fn start_proxies(
-        shared: &Arc<Shared>,
-        dispatcher: &Mailbox<Dispatcher>,
-        thread: impl Fn(usize) -> ArbiterHandle,
-    ) -> Vec<Mailbox<FlProxy>> {
-        (0..shared.settings.fls.len())
-            .map(|index| {
-                let stats =
-                    MailboxStats::new("fl_proxy", shared.fl_id(index), fl_proxy::MAILBOX_CAPACITY);
-                shared.mailboxes.register(&stats);
-                let (sh, d, st) = (shared.clone(), dispatcher.clone(), stats.clone());
-                let addr = actix::Supervisor::start_in_arbiter(&thread(index), move |_| {
-                    FlProxy::new(index, sh, d, st)
-                });
-                Mailbox::new(addr, stats)
-            })
-            .collect()
+impl SyncScheduler {
+    pub fn new(
+        shared: Arc<Shared>,
+        stats: Arc<MailboxStats>,
+        dispatcher: Mailbox<Dispatcher>,
+        proxies: Proxies,
+    ) -> Self {
+        Self {
+            shared,
+            stats,
+            dispatcher,
+            proxies,
+        }
     }
 
     fn start_sync(&mut self, msg: StartSync) {
@@ -88,6 +81,8 @@ impl Supervisor {
         let session = SyncSession::new(
             s.clone(),
             stats.clone(),
+            self.dispatcher.clone(),
+            self.proxies.clone(),
             id,
             msg.trigger,
             msg.fls,
@@ -98,7 +93,7 @@ impl Supervisor {
     }
 }
 
-impl Actor for Supervisor {
+impl Actor for SyncScheduler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -124,6 +119,6 @@ impl Actor for Supervisor {
     }
 }
 
-counted!(Supervisor, StartSync => (), |this, msg, _| {
+counted!(SyncScheduler, StartSync => (), |this, msg, _| {
     this.start_sync(msg);
 });
