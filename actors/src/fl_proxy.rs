@@ -412,7 +412,7 @@ impl FlProxy {
         if class.is_some_and(|k| events.active_fl_only.iter().any(|a| a == k)) {
             // Only the switch's active FL speaks for it (several FLs see one port change).
             if let Ok(protocol::Target::One(sw)) =
-                protocol::switch_target(view.text, class, &s.settings.protocol)
+                view.target(&s.settings.protocol).map(|l| l.target)
             {
                 let m = FromActiveOnly {
                     fl: self.index,
@@ -448,7 +448,7 @@ impl FlProxy {
         let s = &*self.shared;
         let text = view.text;
         let rules = &s.settings.protocol.switch_events;
-        let switch = match protocol::switch_target(text, view.class(), &s.settings.protocol) {
+        let switch = match view.target(&s.settings.protocol).map(|l| l.target) {
             Ok(protocol::Target::One(sw)) => sw,
             _ => {
                 warn!(fl = %self.id, "switch event without a single valid switch id; dead-lettered");

@@ -152,12 +152,12 @@ impl SyncSession {
     fn on_item(&mut self, fl: usize, msg: Inbound, ctx: &mut Context<Self>) {
         let s = self.shared.clone();
         let view = MessageView::read(&msg.payload, &s.settings.protocol.envelope).ok();
-        let switch = view.as_ref().and_then(|v| {
-            match protocol::switch_target(v.text, v.class(), &s.settings.protocol) {
-                Ok(Target::One(sw)) => Some(sw),
-                _ => None,
-            }
-        });
+        let switch =
+            view.as_ref()
+                .and_then(|v| match v.target(&s.settings.protocol).map(|l| l.target) {
+                    Ok(Target::One(sw)) => Some(sw),
+                    _ => None,
+                });
         let write_mode = view.as_ref().and_then(|v| {
             protocol::lookup(
                 v.text,
