@@ -110,6 +110,7 @@ pub const SPEC: &[Metric] = &[
     counter("flrouter_kafka_delivery_failures", "Failed delivery attempts (retried, then dead-lettered).", &[]),
     counter("flrouter_dead_letters_reduced", "Dead letters the dead-letter topic refused whole, produced again cut down.", &[]),
     counter("flrouter_dead_letters_stuck", "Dead letters refused even cut down to their headers: their inputs stay uncommitted. Alert on any.", &[]),
+    counter("flrouter_obligations_unmet", "Commands whose owed final answer was dropped by the engine without being given (a bug). Alert on any.", &[]),
     gauge("flrouter_kafka_producer_queue_messages", "Messages in the producer's queue (librdkafka statistics).", &[]),
     gauge("flrouter_kafka_consumer_lag_messages", "Consumer lag summed over partitions (librdkafka statistics).", &["consumer"]),
 ];
@@ -227,6 +228,7 @@ impl Snapshot {
                 .producer
                 .as_ref()
                 .map_or(0, |p| p.reduced.load(Relaxed))),
+            "flrouter_obligations_unmet" => one(fl_router_actors::obligation::unmet()),
             "flrouter_dead_letters_stuck" => {
                 one(self.producer.as_ref().map_or(0, |p| p.stuck.load(Relaxed)))
             }

@@ -25,6 +25,7 @@ use crate::counters::Counters;
 use crate::dispatcher::{Detour, Dispatcher, Order};
 use crate::fl_proxy::{Forward, Proxies};
 use crate::mailbox::{Mailbox, MailboxStats};
+use crate::obligation::Obligation;
 use crate::outbox::Inbound;
 use crate::protocol::{MessageView, Target};
 use crate::routes::Routes;
@@ -121,6 +122,7 @@ impl CommandShard {
             lane: s.lane_of(&msg),
             msg,
             multi: None,
+            owed: Obligation::new(),
         };
         if let Err(e) = proxy.tell(fwd) {
             // Only while the system shuts down.

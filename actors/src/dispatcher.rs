@@ -23,6 +23,7 @@ use crate::fl_proxy::{Adopt, FailPending, FailSwitch, Forward, Proxies};
 use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{self, Failure, MultiSwitchCommand, Part};
+use crate::obligation::{Met, Obligation};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::previous::Replay;
 use crate::protocol::{self, ErrorType, MessageView, ProtocolError, Requester, Target};
@@ -306,6 +307,7 @@ impl Dispatcher {
             lane: s.lane_of(&msg),
             msg,
             multi: None,
+            owed: Obligation::new(),
         };
         let mut active = self.map.active(&fwd.switch_id);
         if let Some(fl) = active {
@@ -377,6 +379,7 @@ impl Dispatcher {
             &why,
             &[&fwd.msg.ticket],
         );
+        fwd.owed.met(Met::RouterAnswered);
     }
 
     /// Commands whose grace ran out without a reconnect: NOT_FOUND. Judged only as far as the
@@ -532,6 +535,7 @@ impl Dispatcher {
                     requester,
                     msg,
                     forwarded_at_ms: at_ms,
+                    owed: Obligation::new(),
                 };
                 if let Some(p) = self.proxies.get(fl) {
                     let _ = p.tell(adopt);
@@ -955,6 +959,18 @@ impl Dispatcher {
 }
 
 /// Who waits for this command's outcome, and how to answer them (see [`Requester`]).
+impl Drop for Dispatcher {
+    /// The engine is stopping: commands still waiting for a reconnect were never committed, so
+    /// the next incarnation reads them again.
+    fn drop(&mut self) {
+        for (_, list) in self.waiting.drain() {
+            for w in list {
+                w.fwd.owed.met(Met::LeftForRestart);
+            }
+        }
+    }
+}
+
 impl Actor for Dispatcher {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {

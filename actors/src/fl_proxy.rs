@@ -19,6 +19,7 @@ use crate::dispatcher::{Dispatcher, FromActiveOnly, SwitchEvent};
 use crate::liveness::{Delivered, FlStatus};
 use crate::mailbox::{Envelope, Mailbox, MailboxStats};
 use crate::multi_switch::{Failure, MultiSwitchCommand, PartAnswer, PartFailed};
+use crate::obligation::{Met, Obligation};
 use crate::outage_monitor::{Evidence, OutageMonitor, WriteErrors};
 use crate::outbox::{Inbound, Outgoing};
 use crate::pending::{Blacklist, Expiry, PendingTable};
@@ -46,6 +47,8 @@ pub struct Forward {
     pub msg: Inbound,
     /// Set when this is one FL's part of a multi-switch command: results go there.
     pub multi: Option<Mailbox<MultiSwitchCommand>>,
+    /// The final answer this command is owed.
+    pub owed: Obligation,
 }
 
 /// A command a previous incarnation of the router forwarded to this FL, read again after a
@@ -58,6 +61,7 @@ pub struct Adopt {
     pub requester: Requester,
     pub msg: Inbound,
     pub forwarded_at_ms: u64,
+    pub owed: Obligation,
 }
 
 /// A message read from this FL's write topic.
@@ -203,7 +207,7 @@ impl FlProxy {
                     fl: self.index,
                     failure: Failure::FlOffline,
                 });
-                return;
+                return f.owed.met(Met::Collected);
             }
             s.send_error(
                 &f.requester,
@@ -219,7 +223,7 @@ impl FlProxy {
                 ),
                 &[&f.msg.ticket],
             );
-            return;
+            return f.owed.met(Met::RouterAnswered);
         }
         // The deadline runs from delivery (a partition leader failover can hold the command
         // in the producer for seconds; the FL cannot answer what it cannot read).
@@ -233,6 +237,7 @@ impl FlProxy {
             Some(delivered),
             now,
             f.timeout,
+            f.owed,
         );
         // Bytes, key and headers in = bytes, key and headers out (OpenKilda's services match
         // replies by key; the reply-to header lets a restarted router route the answer).
@@ -269,6 +274,7 @@ impl FlProxy {
             None,
             Instant::now(),
             std::time::Duration::from_millis(left),
+            a.owed,
         );
     }
 
@@ -361,6 +367,9 @@ impl FlProxy {
                 if m.tell(part).is_err() {
                     Counters::inc(&c.multi_late_answers);
                 }
+                if let Some(owed) = route.owed {
+                    owed.met(Met::Collected);
+                }
                 if is_final {
                     // Duplicates of a settled part are late answers: dropped and counted.
                     if let Some(cid) = cid {
@@ -384,6 +393,9 @@ impl FlProxy {
                 out = out.ticket(t);
             }
             s.outbox.send(out);
+            if let Some(owed) = route.owed {
+                owed.met(Met::Answered);
+            }
             Counters::inc(&c.answers_routed);
             return;
         }
@@ -521,6 +533,7 @@ impl FlProxy {
                     fl: self.index,
                     failure,
                 });
+                entry.owed.met(Met::Collected);
                 continue;
             }
             info!(fl = %self.id, correlation_id = %entry.correlation_id, switch = %entry.switch_id, "{message}");
@@ -538,6 +551,7 @@ impl FlProxy {
                 ),
                 &[&entry.ticket],
             );
+            entry.owed.met(Met::RouterAnswered);
         }
         self.blacklist.purge(now);
     }
@@ -575,6 +589,7 @@ impl FlProxy {
                     fl: self.index,
                     failure: Failure::FlOffline,
                 });
+                e.owed.met(Met::Collected);
                 continue;
             }
             s.send_error(
@@ -586,6 +601,7 @@ impl FlProxy {
                 &format!("FL {} went offline before answering: {reason}", self.id),
                 &[&e.ticket],
             );
+            e.owed.met(Met::RouterAnswered);
         }
         if !self.failing.is_empty() {
             // A timer, not a notify: it yields the thread to the other actors in between.
@@ -620,6 +636,7 @@ impl FlProxy {
                 ),
                 &[&e.ticket],
             );
+            e.owed.met(Met::RouterAnswered);
         }
     }
 }
@@ -633,6 +650,19 @@ impl Actor for FlProxy {
         if !self.failing.is_empty() {
             // Restarted while answering an outage's commands: carry on.
             self.continue_failing(ctx);
+        }
+    }
+}
+
+impl Drop for FlProxy {
+    /// The engine is stopping: what is still pending was never committed (its tickets hold the
+    /// offsets), so the next incarnation reads it again.
+    fn drop(&mut self) {
+        for e in self.pending.drain() {
+            e.owed.met(Met::LeftForRestart);
+        }
+        for (e, _) in self.failing.drain(..) {
+            e.owed.met(Met::LeftForRestart);
         }
     }
 }

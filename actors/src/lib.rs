@@ -14,6 +14,7 @@ pub mod engine;
 pub mod fl_proxy;
 pub mod liveness;
 pub mod multi_switch;
+pub mod obligation;
 pub mod outage_monitor;
 pub mod outbox;
 pub mod pending;

@@ -21,6 +21,7 @@ use tracing::debug;
 use crate::counters::Counters;
 use crate::fl_proxy::{Forward, Proxies};
 use crate::mailbox::{Mailbox, MailboxStats};
+use crate::obligation::{Met, Obligation};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::protocol::Requester;
 use crate::protocol::{self, Head};
@@ -85,6 +86,8 @@ struct PartState {
 pub struct MultiSwitchCommand {
     /// The FL proxies the parts go to.
     proxies: Proxies,
+    /// The one assembled result this command is owed (taken when it is sent).
+    owed: Option<Obligation>,
     shared: Arc<Shared>,
     stats: Arc<MailboxStats>,
     correlation_id: String,
@@ -114,6 +117,7 @@ impl MultiSwitchCommand {
             shared,
             stats,
             proxies,
+            owed: Some(Obligation::new()),
             correlation_id,
             request_class,
             reply_to: command.reply_to.clone(),
@@ -230,8 +234,21 @@ impl MultiSwitchCommand {
                 .ticket(&self.ticket),
         );
         Counters::inc(&s.counters.multi_results);
+        if let Some(owed) = self.owed.take() {
+            owed.met(Met::Answered);
+        }
         debug!(correlation_id = %self.correlation_id, complete, "multi-switch result sent");
         ctx.stop();
+    }
+}
+
+impl Drop for MultiSwitchCommand {
+    /// Stopped before its result (the engine is stopping): the command was never committed,
+    /// so the next incarnation reads it again.
+    fn drop(&mut self) {
+        if let Some(owed) = self.owed.take() {
+            owed.met(Met::LeftForRestart);
+        }
     }
 }
 
@@ -252,6 +269,7 @@ impl Actor for MultiSwitchCommand {
                 lane: p.part.lane,
                 msg: Inbound::new(p.part.payload.clone()),
                 multi: Some(me.clone()),
+                owed: Obligation::new(),
             };
             let sent = self
                 .proxies

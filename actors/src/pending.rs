@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use crate::liveness::Delivered;
 use crate::mailbox::Mailbox;
 use crate::multi_switch::MultiSwitchCommand;
+use crate::obligation::Obligation;
 use crate::outbox::Ticket;
 use crate::protocol::Requester;
 
@@ -64,6 +65,8 @@ pub struct Entry {
     chain_seen: Option<Box<HashSet<u64>>>,
     /// Tells this entry's heap rows from those of an earlier entry in the same slab slot.
     seq: u64,
+    /// The final answer owed (zero-sized).
+    pub owed: Obligation,
 }
 
 impl Entry {
@@ -81,6 +84,8 @@ pub struct AnswerRoute {
     /// Present when this answer is the command's final one: attach it to the output.
     pub final_ticket: Option<Ticket>,
     pub multi: Option<Box<Mailbox<MultiSwitchCommand>>>,
+    /// Present with `final_ticket`: met once the final answer is sent.
+    pub owed: Option<Obligation>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +188,7 @@ impl PendingTable {
         delivered: Option<Delivered>,
         now: Instant,
         ack_timeout: Duration,
+        owed: Obligation,
     ) {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -201,6 +207,7 @@ impl PendingTable {
             delivered,
             chain_seen: None,
             seq,
+            owed,
         });
         self.by_cid.insert(&self.entries, correlation_id, slot);
         self.ack_deadlines.push(Reverse((deadline, seq, slot)));
@@ -258,6 +265,7 @@ impl PendingTable {
                 switch_id: entry.switch_id.clone(),
                 final_ticket: None,
                 multi: entry.multi.clone(),
+                owed: None,
             });
         }
         let entry = self.remove(slot)?;
@@ -266,6 +274,7 @@ impl PendingTable {
             switch_id: entry.switch_id,
             final_ticket: Some(entry.ticket),
             multi: entry.multi,
+            owed: Some(entry.owed),
         })
     }
 
@@ -412,6 +421,7 @@ mod tests {
                 None,
                 now,
                 ACK,
+                Obligation::new(),
             );
         }
         t
@@ -433,6 +443,7 @@ mod tests {
             None,
             now,
             ACK,
+            Obligation::new(),
         );
         t.insert(
             "c",
@@ -446,6 +457,7 @@ mod tests {
             None,
             now,
             ACK,
+            Obligation::new(),
         );
         assert_eq!(
             t.answer("c", None, now, ACK, ANSWER)
@@ -557,6 +569,7 @@ mod tests {
             Some(delivered),
             now,
             ACK,
+            Obligation::new(),
         );
         // Held in the producer (a leader failover): never due while undelivered.
         tokio::time::advance(ACK * 3).await;

@@ -58,7 +58,9 @@ impl Outbox for RecordingOutbox {
     }
 }
 
-/// The receiving end: what the engine produced, in order.
+/// The receiving end: what the engine produced, in order. Dropping it (at the end of a test)
+/// checks that no command's final answer was silently dropped on this thread
+/// ([`crate::obligation`]): with one shard every actor runs on the test's thread.
 pub struct Recorded(
     mpsc::UnboundedReceiver<Outgoing>,
     mpsc::UnboundedReceiver<Outgoing>,
@@ -182,4 +184,13 @@ pub fn class_of(o: &Outgoing) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        let unmet = crate::obligation::unmet_here();
+        if unmet > 0 && !std::thread::panicking() {
+            panic!("{unmet} command obligation(s) dropped without a final answer on this thread");
+        }
+    }
 }
