@@ -32,6 +32,20 @@ use crate::sync_session::{ChainItem, SyncSession};
 /// Every FL's proxy, by FL index: what the actors that reach FLs are given at start.
 pub type Proxies = Arc<[Mailbox<FlProxy>]>;
 
+/// What a message from the FL is, decided once by `FlProxy::classify`.
+enum FlMessage<'v> {
+    /// Part of a running sync session's chain.
+    ChainItem(Mailbox<SyncSession>),
+    AliveResponse,
+    /// For a command that timed out (blacklisted): dropped and counted.
+    Late(&'v str),
+    Ack(Option<&'v str>),
+    /// A switch connection event: updates the map.
+    SwitchEvent,
+    /// An answer, or anything else: routed.
+    Answer,
+}
+
 /// A command the dispatcher resolved to this FL.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -278,11 +292,12 @@ impl FlProxy {
         );
     }
 
+    /// One message the FL wrote: read once, classified once ([`FlMessage`]), then handled by
+    /// the one method for its case.
     fn on_output(&mut self, msg: Inbound) {
         let shared = self.shared.clone();
         let s = &*shared;
-        let c = &s.counters;
-        Counters::inc(&c.fl_messages_received);
+        Counters::inc(&s.counters.fl_messages_received);
         let now = Instant::now();
         self.last_seen = Some(now);
         if s.liveness.evidence(self.index) {
@@ -297,62 +312,93 @@ impl FlProxy {
                 return;
             }
         };
+        let lane_to = self.lane_to(&msg);
+        let lane_to = lane_to.as_deref();
+        match self.classify(&view, now) {
+            FlMessage::ChainItem(session) => {
+                let item = ChainItem {
+                    fl: self.index,
+                    msg: msg.clone(),
+                };
+                if session.tell(item).is_err() {
+                    // The session is gone: the message is an ordinary answer now.
+                    self.on_answer(&view, &msg, lane_to, now);
+                }
+            }
+            FlMessage::AliveResponse => self.on_alive_response(&view),
+            FlMessage::Late(cid) => {
+                Counters::inc(&s.counters.blacklist_drops);
+                debug!(fl = %self.id, correlation_id = cid, "late message for a timed-out command dropped");
+            }
+            FlMessage::Ack(cid) => {
+                Counters::inc(&s.counters.acks_received);
+                if let Some(cid) = cid {
+                    if !self.pending.ack(cid, now, s.settings.timeouts.answer) {
+                        debug!(fl = %self.id, correlation_id = cid, "ack for no pending command");
+                    }
+                }
+            }
+            FlMessage::SwitchEvent => self.on_switch_event(&view, &msg, lane_to),
+            FlMessage::Answer => self.on_answer(&view, &msg, lane_to, now),
+        }
+    }
+
+    /// What an FL message is, decided in one place, in order of precedence.
+    fn classify<'v>(&self, view: &'v MessageView<'_>, now: Instant) -> FlMessage<'v> {
+        let s = &self.shared;
         let cid = view.correlation();
         let class = view.class();
         let classes = &s.settings.protocol.classes;
-        let lane_to = self.lane_to(&msg);
-        let lane_to = lane_to.as_deref();
-
         if let Some(session) = cid.and_then(|c| self.sync_watch.get(c)) {
-            let item = ChainItem {
-                fl: self.index,
-                msg: msg.clone(),
-            };
-            if session.tell(item).is_ok() {
-                return;
+            if session.connected() {
+                return FlMessage::ChainItem(session.clone());
             }
         }
         if class == Some(classes.alive_response.as_str()) {
-            let failed = protocol::lookup(view.text, "/payload/failed_messages")
-                .and_then(|v| v.get().parse::<u64>().ok())
-                .unwrap_or(0);
-            if failed > 0 {
-                let _ = self.monitor.tell(WriteErrors {
-                    fl: self.index,
-                    failed,
-                });
-            }
-            return; // consumed: evidence is all it is for
+            return FlMessage::AliveResponse;
         }
-
         if let Some(cid) = cid {
             if !self.pending.contains(cid) && self.blacklist.contains(cid, now) {
-                Counters::inc(&c.blacklist_drops);
-                debug!(fl = %self.id, correlation_id = cid, "late message for a timed-out command dropped");
-                return;
+                return FlMessage::Late(cid);
             }
         }
         if class == Some(classes.fl_receive_ack.as_str()) {
-            Counters::inc(&c.acks_received);
-            if let Some(cid) = cid {
-                if !self.pending.ack(cid, now, s.settings.timeouts.answer) {
-                    debug!(fl = %self.id, correlation_id = cid, "ack for no pending command");
-                }
-            }
-            return;
+            return FlMessage::Ack(cid);
         }
-        if let Some(class) = class {
-            if s.settings
-                .protocol
-                .switch_events
-                .classes
-                .iter()
-                .any(|c| c == class)
-            {
-                self.on_switch_event(&view, &msg, lane_to);
-                return;
-            }
+        let events = &s.settings.protocol.switch_events.classes;
+        if class.is_some_and(|c| events.iter().any(|e| e == c)) {
+            return FlMessage::SwitchEvent;
         }
+        FlMessage::Answer
+    }
+
+    /// Evidence of life is all an AliveResponse is for, plus the writes it says failed.
+    fn on_alive_response(&mut self, view: &MessageView<'_>) {
+        let failed = protocol::lookup(view.text, "/payload/failed_messages")
+            .and_then(|v| v.get().parse::<u64>().ok())
+            .unwrap_or(0);
+        if failed > 0 {
+            let _ = self.monitor.tell(WriteErrors {
+                fl: self.index,
+                failed,
+            });
+        }
+    }
+
+    /// An answer: to the pending command it settles (or its multi-switch collector), else to
+    /// a previous incarnation's command, else routed by kind.
+    fn on_answer(
+        &mut self,
+        view: &MessageView<'_>,
+        msg: &Inbound,
+        lane_to: Option<&str>,
+        now: Instant,
+    ) {
+        let shared = self.shared.clone();
+        let s = &*shared;
+        let c = &s.counters;
+        let cid = view.correlation();
+        let class = view.class();
         let t = &s.settings.timeouts;
         let chain = view.head.chain_position();
         let answered = cid.and_then(|cid| self.pending.answer(cid, chain, now, t.ack, t.answer));
@@ -388,7 +434,7 @@ impl FlProxy {
                 .reply_to
                 .unwrap_or_else(|| self.output_topic(class, lane_to).to_string());
             // Key and headers as the FL wrote them (the requester matches replies by key).
-            let mut out = Outgoing::pass_through(topic, &msg);
+            let mut out = Outgoing::pass_through(topic, msg);
             if let Some(t) = &route.final_ticket {
                 out = out.ticket(t);
             }
@@ -406,7 +452,7 @@ impl FlProxy {
                 Some(PriorAnswer::Route { reply_to }) => {
                     let topic =
                         reply_to.unwrap_or_else(|| self.output_topic(class, lane_to).to_string());
-                    s.outbox.send(Outgoing::pass_through(topic, &msg));
+                    s.outbox.send(Outgoing::pass_through(topic, msg));
                     Counters::inc(&c.previous_answers_routed);
                     return;
                 }
@@ -429,7 +475,7 @@ impl FlProxy {
                 let m = FromActiveOnly {
                     fl: self.index,
                     switch_id: sw,
-                    forward: Outgoing::pass_through(topic, &msg),
+                    forward: Outgoing::pass_through(topic, msg),
                 };
                 if self.dispatcher.tell(m).is_err() {
                     warn!(fl = %self.id, "dispatcher gone; message not routed");
@@ -437,7 +483,7 @@ impl FlProxy {
                 return;
             }
         }
-        s.outbox.send(Outgoing::pass_through(topic, &msg));
+        s.outbox.send(Outgoing::pass_through(topic, msg));
         Counters::inc(&c.answers_routed);
     }
 

@@ -162,6 +162,11 @@ impl<A: Actor> Mailbox<A> {
         &self.stats
     }
 
+    /// Whether the actor is still running (a send to it can arrive).
+    pub fn connected(&self) -> bool {
+        self.addr.connected()
+    }
+
     /// Fire-and-forget send between actors (unbounded, like actix `do_send`), counted.
     pub fn tell<M>(&self, msg: M) -> Result<(), SendRejected>
     where
