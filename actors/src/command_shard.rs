@@ -27,7 +27,7 @@ use crate::fl_proxy::{Forward, Proxies};
 use crate::mailbox::{Mailbox, MailboxStats};
 use crate::obligation::Obligation;
 use crate::outbox::Inbound;
-use crate::protocol::{MessageView, Target};
+use crate::protocol::{CommandKind, MessageView};
 use crate::routes::Routes;
 use crate::shared::{requester, Shared};
 
@@ -88,20 +88,12 @@ impl CommandShard {
         let Ok(view) = MessageView::read(&msg.payload, &rules.envelope) else {
             return self.detour(ctx, msg, Order::Free);
         };
-        let Some(cid) = view.correlation() else {
-            return self.detour(ctx, msg, Order::Free);
-        };
-        let class = view.class();
-        if class == Some(rules.classes.sync_request.as_str()) || rules.broadcast.covers(class) {
-            return self.detour(ctx, msg, Order::All);
-        }
-        let switch = match view.target(rules) {
-            Ok(l) => match l.target {
-                Target::One(sw) => sw,
-                _ => return self.detour(ctx, msg, Order::All),
-            },
+        let (cid, switch) = match view.command_kind(rules) {
+            Ok(CommandKind::OneSwitch { cid, switch }) => (cid, switch),
+            Ok(_) => return self.detour(ctx, msg, Order::All),
             Err(_) => return self.detour(ctx, msg, Order::Free),
         };
+        let class = view.class();
         let Some((fl, switch_id)) = self.routes.get(&switch) else {
             return self.detour(ctx, msg, Order::Switch(Arc::from(switch)));
         };

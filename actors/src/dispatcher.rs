@@ -26,7 +26,9 @@ use crate::multi_switch::{self, Failure, MultiSwitchCommand, Part};
 use crate::obligation::{Met, Obligation};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::previous::Replay;
-use crate::protocol::{self, ErrorType, MessageView, ProtocolError, Requester, Target};
+use crate::protocol::{
+    self, CommandKind, ErrorType, MessageView, ProtocolError, Requester, Target,
+};
 use crate::routes::Routes;
 use crate::shared::{requester, Shared, Source};
 use crate::switch_map::{FlIndex, Mode, Preference, StoredSwitch, SwitchMap, Transition, Via};
@@ -251,44 +253,27 @@ impl Dispatcher {
             Ok(v) => v,
             Err(e) => return self.invalid(&msg, None, e),
         };
-        let Some(cid) = view.correlation() else {
-            return self.invalid(&msg, Some(&view), ProtocolError::NoCorrelationId);
+        let (cid, switch_id) = match view.command_kind(rules) {
+            Err(e) => return self.invalid(&msg, Some(&view), e),
+            Ok(CommandKind::SyncRequest { cid }) => {
+                // A controller's SyncRequest: a sync session over every FL.
+                let _ = self.scheduler.tell(StartSync {
+                    fls: (0..s.settings.fls.len()).collect(),
+                    trigger: SyncTrigger::Controller,
+                    request: Some((cid.to_string(), msg.clone())),
+                });
+                return;
+            }
+            Ok(CommandKind::Broadcast { every_fl }) => {
+                return self.broadcast(&msg, &view, every_fl)
+            }
+            Ok(CommandKind::MultiSwitch { cid, target, span }) => {
+                let request_class = view.class().unwrap_or_default().to_string();
+                return self.multi_switch(&msg, cid, request_class, view.text, target, span);
+            }
+            Ok(CommandKind::OneSwitch { cid, switch }) => (cid, switch),
         };
         let class = view.class();
-        if class == Some(rules.classes.sync_request.as_str()) {
-            // A controller's SyncRequest: a sync session over every FL.
-            let _ = self.scheduler.tell(StartSync {
-                fls: (0..s.settings.fls.len()).collect(),
-                trigger: SyncTrigger::Controller,
-                request: Some((cid.to_string(), msg.clone())),
-            });
-            return;
-        }
-        let b = &rules.broadcast;
-        if let Some(c) = class {
-            let every_fl = b.to_every_fl.iter().any(|x| x == c);
-            if every_fl || b.every_switch_once.iter().any(|x| x == c) {
-                return self.broadcast(&msg, &view, every_fl);
-            }
-        }
-        let located = match view.target(rules) {
-            Ok(l) => l,
-            Err(e) => return self.invalid(&msg, Some(&view), e),
-        };
-        let switch_id = match located.target {
-            Target::One(sw) => sw,
-            target => {
-                let request_class = class.unwrap_or_default().to_string();
-                return self.multi_switch(
-                    &msg,
-                    cid,
-                    request_class,
-                    view.text,
-                    target,
-                    located.span,
-                );
-            }
-        };
         let requester = requester(&msg, Some(&view));
         if let Some(replay) = s.previous.command(cid, msg.origin.as_ref()) {
             let cid = cid.to_string();

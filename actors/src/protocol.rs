@@ -133,6 +133,30 @@ impl<'a> MessageView<'a> {
         self.correlation_id.as_deref()
     }
 
+    /// What this message is as a command, decided once: every command path (the shards' hot
+    /// path and the dispatcher's) branches on this.
+    pub fn command_kind(&self, rules: &ProtocolSettings) -> Result<CommandKind<'_>, ProtocolError> {
+        let cid = self.correlation().ok_or(ProtocolError::NoCorrelationId)?;
+        let class = self.class();
+        if class == Some(rules.classes.sync_request.as_str()) {
+            return Ok(CommandKind::SyncRequest { cid });
+        }
+        if rules.broadcast.covers(class) {
+            let every_fl =
+                class.is_some_and(|c| rules.broadcast.to_every_fl.iter().any(|x| x == c));
+            return Ok(CommandKind::Broadcast { every_fl });
+        }
+        let located = self.target(rules)?;
+        Ok(match located.target {
+            Target::One(switch) => CommandKind::OneSwitch { cid, switch },
+            target => CommandKind::MultiSwitch {
+                cid,
+                target,
+                span: located.span,
+            },
+        })
+    }
+
     /// The command's target switch(es), from what this read already found.
     pub fn target(&self, rules: &ProtocolSettings) -> Result<Located, ProtocolError> {
         locate_target_in(self.text, self.head.payload, self.class(), rules)
@@ -271,6 +295,24 @@ pub enum Target {
     Many(Vec<String>),
     /// Every switch (an "all" marker value or payload class).
     All,
+}
+
+/// What a command is ([`MessageView::command_kind`]); borrows from the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandKind<'a> {
+    /// A controller's SyncRequest: a sync session over every FL.
+    SyncRequest { cid: &'a str },
+    /// Sent to FLs with their switches as scope: to every FL, or each switch once.
+    Broadcast { every_fl: bool },
+    /// Several switches, or all: split by FL, the parts' results assembled into one.
+    MultiSwitch {
+        cid: &'a str,
+        target: Target,
+        /// Where the switch ids are in the text (replaced per FL).
+        span: Option<std::ops::Range<usize>>,
+    },
+    /// One switch (normalised): the common case.
+    OneSwitch { cid: &'a str, switch: String },
 }
 
 /// A command's target and where in its text the switch ids were found (for the per-FL rewrite).
