@@ -23,7 +23,7 @@ use tracing::warn;
 
 use crate::counters::Counters;
 use crate::dispatcher::{Detour, Dispatcher, Order};
-use crate::fl_proxy::{Forward, Proxies};
+use crate::fl_proxy::{Forward, Forwards, Proxies};
 use crate::mailbox::{Mailbox, MailboxStats};
 use crate::obligation::Obligation;
 use crate::outbox::Inbound;
@@ -57,6 +57,8 @@ pub struct CommandShard {
     /// Unhandled detours per switch, and of commands that concern every switch.
     detoured: HashMap<Arc<str>, u32, foldhash::fast::RandomState>,
     detoured_all: u32,
+    /// Per FL, forwards of the batch being handled, not yet handed over.
+    outgoing: Vec<Vec<Forward>>,
 }
 
 impl CommandShard {
@@ -67,6 +69,7 @@ impl CommandShard {
         dispatcher: Mailbox<Dispatcher>,
         proxies: Proxies,
     ) -> Self {
+        let fls = proxies.len();
         Self {
             shared,
             stats,
@@ -75,6 +78,7 @@ impl CommandShard {
             proxies,
             detoured: HashMap::default(),
             detoured_all: 0,
+            outgoing: (0..fls).map(|_| Vec::new()).collect(),
         }
     }
 
@@ -103,9 +107,9 @@ impl CommandShard {
         if behind || outage_unapplied || s.previous.command(cid, msg.origin.as_ref()).is_some() {
             return self.detour(ctx, msg, Order::Switch(switch_id));
         }
-        let Some(proxy) = self.proxies.get(fl) else {
+        if fl >= self.proxies.len() {
             return self.detour(ctx, msg, Order::Switch(switch_id));
-        };
+        }
         let fwd = Forward {
             correlation_id: cid.to_string(),
             switch_id,
@@ -116,13 +120,38 @@ impl CommandShard {
             multi: None,
             owed: Obligation::new(),
         };
-        if let Err(e) = proxy.tell(fwd) {
-            // Only while the system shuts down.
-            warn!(error = %e, "FL proxy unavailable");
+        // Held until the end of the batch (or the next detour): one hand-over per proxy.
+        // (`fl` was checked against the proxies above; a miss would be counted as unmet.)
+        if let Some(v) = self.outgoing.get_mut(fl) {
+            v.push(fwd);
+        }
+    }
+
+    /// Hands every held forward to its proxy, in order: at the end of a batch, and before any
+    /// detour (which must not overtake a command read before it).
+    fn flush(&mut self) {
+        for (fl, held) in self.outgoing.iter_mut().enumerate() {
+            if held.is_empty() {
+                continue;
+            }
+            let batch = std::mem::take(held);
+            let Some(proxy) = self.proxies.get(fl) else {
+                continue;
+            };
+            let sent = if batch.len() == 1 {
+                batch.into_iter().try_for_each(|f| proxy.tell(f))
+            } else {
+                proxy.tell(Forwards(batch))
+            };
+            if let Err(e) = sent {
+                // Only while the system shuts down.
+                warn!(error = %e, "FL proxy unavailable");
+            }
         }
     }
 
     fn detour(&mut self, ctx: &mut Context<Self>, msg: Inbound, order: Order) {
+        self.flush();
         match &order {
             Order::Free => {}
             Order::All => self.detoured_all += 1,
@@ -164,12 +193,14 @@ impl Actor for CommandShard {
 
 counted!(CommandShard, Command => (), |this, msg, ctx| {
     this.command(msg.0, ctx);
+    this.flush();
 });
 
 counted!(CommandShard, Commands => (), |this, msg, ctx| {
     for m in msg.0 {
         this.command(m, ctx);
     }
+    this.flush();
 });
 
 counted!(CommandShard, DetourDone => (), |this, msg, _| {

@@ -65,6 +65,11 @@ pub struct Forward {
     pub owed: Obligation,
 }
 
+/// Commands a shard resolved to this FL from one batch, in read order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forwards(pub Vec<Forward>);
+
 /// A command a previous incarnation of the router forwarded to this FL, read again after a
 /// restart: pending again (deadline from the original forward), not forwarded a second time.
 #[derive(Message)]
@@ -722,6 +727,12 @@ impl Supervised for FlProxy {
 
 counted!(FlProxy, Forward => (), |this, msg, _| {
     this.forward(msg);
+});
+
+counted!(FlProxy, Forwards => (), |this, msg, _| {
+    for f in msg.0 {
+        this.forward(f);
+    }
 });
 
 counted!(FlProxy, Adopt => (), |this, msg, _| {
