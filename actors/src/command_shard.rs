@@ -22,9 +22,8 @@ use actix::prelude::*;
 use tracing::warn;
 
 use crate::counters::Counters;
-use crate::dispatcher::{Detour, Dispatcher, Order};
-use crate::fl_proxy::{Forward, Forwards, Proxies};
 use crate::mailbox::{Mailbox, MailboxStats};
+use crate::messages::{Detour, DetourDone, DispatcherPort, Forward, Forwards, Order, Proxies};
 use crate::obligation::Obligation;
 use crate::outbox::Inbound;
 use crate::protocol::{CommandKind, MessageView};
@@ -41,18 +40,13 @@ pub struct Command(pub Inbound);
 #[rtype(result = "()")]
 pub struct Commands(pub Vec<Inbound>);
 
-/// The dispatcher has handled a detour of this shard.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct DetourDone(pub Order);
-
 pub const MAILBOX_CAPACITY: usize = 1024;
 
 pub struct CommandShard {
     shared: Arc<Shared>,
     stats: Arc<MailboxStats>,
     routes: Arc<Routes>,
-    dispatcher: Mailbox<Dispatcher>,
+    dispatcher: DispatcherPort,
     proxies: Proxies,
     /// Unhandled detours per switch, and of commands that concern every switch.
     detoured: HashMap<Arc<str>, u32, foldhash::fast::RandomState>,
@@ -66,7 +60,7 @@ impl CommandShard {
         shared: Arc<Shared>,
         stats: Arc<MailboxStats>,
         routes: Arc<Routes>,
-        dispatcher: Mailbox<Dispatcher>,
+        dispatcher: DispatcherPort,
         proxies: Proxies,
     ) -> Self {
         let fls = proxies.len();
@@ -139,9 +133,9 @@ impl CommandShard {
                 continue;
             };
             let sent = if batch.len() == 1 {
-                batch.into_iter().try_for_each(|f| proxy.tell(f))
+                batch.into_iter().try_for_each(|f| proxy.forward.tell(f))
             } else {
-                proxy.tell(Forwards(batch))
+                proxy.forwards.tell(Forwards(batch))
             };
             if let Err(e) = sent {
                 // Only while the system shuts down.
@@ -160,9 +154,9 @@ impl CommandShard {
         let detour = Detour {
             msg,
             order,
-            shard: Mailbox::new(ctx.address(), self.stats.clone()),
+            shard: Mailbox::new(ctx.address(), self.stats.clone()).outlet(),
         };
-        if let Err(e) = self.dispatcher.tell(detour) {
+        if let Err(e) = self.dispatcher.detour.tell(detour) {
             warn!(error = %e, "dispatcher unavailable");
         }
     }

@@ -17,12 +17,15 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::command_shard::{CommandShard, DetourDone};
 use crate::counters::Counters;
-use crate::fl_proxy::{Adopt, FailPending, FailSwitch, Forward, Proxies};
 use crate::liveness::FlStatus;
-use crate::mailbox::{Envelope, Mailbox, MailboxStats};
-use crate::multi_switch::{self, Failure, MultiSwitchCommand, Part};
+use crate::mailbox::{Envelope, MailboxStats, Outlet};
+use crate::messages::{
+    Adopt, ChainApplied, Detour, DetourDone, FailPending, FailSwitch, Failure, FlLost, Forward,
+    FromActiveOnly, NotifyUnmanaged, Proxies, StartSync, SwitchEvent, SyncComplete, SyncTrigger,
+};
+// The one actor the dispatcher starts.
+use crate::multi_switch::{self, MultiSwitchCommand, Part};
 use crate::obligation::{Met, Obligation};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::previous::Replay;
@@ -32,55 +35,6 @@ use crate::protocol::{
 use crate::routes::Routes;
 use crate::shared::{requester, Shared, Source};
 use crate::switch_map::{FlIndex, Mode, Preference, StoredSwitch, SwitchMap, Transition, Via};
-use crate::sync_scheduler::{StartSync, SyncScheduler, SyncTrigger};
-use crate::sync_session::{ChainApplied, SyncSession};
-
-/// A command a shard leaves to the dispatcher (see [`crate::command_shard`]); the dispatcher
-/// reports it handled to `shard` with `DetourDone(order)`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Detour {
-    pub msg: Inbound,
-    pub order: Order,
-    pub shard: Mailbox<CommandShard>,
-}
-
-/// Which later commands of the shard must follow a detour rather than overtake it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Order {
-    /// None (the command is refused or answered, never forwarded).
-    Free,
-    /// This switch's.
-    Switch(Arc<str>),
-    /// Every command (a broadcast, a multi-switch command, a SyncRequest).
-    All,
-}
-
-/// An FL reported a connection change for a switch, in an event or a sync chain entry.
-/// `ticket` is the FL message's: its offset is committed only once the change is stored.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct SwitchEvent {
-    pub fl: FlIndex,
-    pub switch_id: String,
-    pub up: bool,
-    pub mode: Mode,
-    pub via: Via,
-    pub ticket: Ticket,
-    /// The FL's event, ready to be forwarded unchanged if the dispatcher decides it should be
-    /// (`None` for a chain entry: the sync session forwards chain messages itself).
-    pub forward: Option<Outgoing>,
-}
-
-/// An FL message about a switch that only the switch's active FL speaks for
-/// (`protocol.switch_events.active_fl_only`): forwarded if `fl` is active (or none is).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct FromActiveOnly {
-    pub fl: FlIndex,
-    pub switch_id: String,
-    pub forward: Outgoing,
-}
 
 /// The switch map as stored in `topics.switch_map` before a restart: (switch id, stored value).
 /// Applied before any FL message or command is read; nothing is written back.
@@ -122,33 +76,6 @@ pub struct ConnectionView {
 #[rtype(result = "Vec<(usize, usize)>")]
 pub struct SwitchCounts;
 
-/// FL `fl` was declared offline (`Liveness::set_offline`): its connections are gone
-/// everywhere, what can fail over does, then its proxy answers its pending commands.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct FlLost {
-    pub fl: usize,
-}
-
-/// Tell the controller that the switches FL `fl` is active for are unmanaged (its chain failed).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct NotifyUnmanaged {
-    pub fl: usize,
-    pub reason: String,
-}
-
-/// FL `fl`'s sync chain is complete and reported exactly `switches` (with the connection mode
-/// of each): its other connections are gone. The dispatcher confirms with [`ChainApplied`] so
-/// the session's summary follows the changes.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SyncComplete {
-    pub fl: usize,
-    pub switches: Vec<(String, Mode)>,
-    pub session: Mailbox<SyncSession>,
-}
-
 pub const MAILBOX_CAPACITY: usize = 1024;
 
 pub struct Dispatcher {
@@ -159,7 +86,7 @@ pub struct Dispatcher {
     routes: Arc<Routes>,
     proxies: Proxies,
     /// Starts the sync sessions a controller's SyncRequest asks for.
-    scheduler: Mailbox<SyncScheduler>,
+    scheduler: Outlet<StartSync>,
     /// Switches that lost their last RW connection: when and why (grace window, error text).
     lost: HashMap<String, Lost>,
     /// Commands waiting in the grace window for their switch to reconnect, per switch.
@@ -203,7 +130,7 @@ impl Dispatcher {
         stats: Arc<MailboxStats>,
         routes: Arc<Routes>,
         proxies: Proxies,
-        scheduler: Mailbox<SyncScheduler>,
+        scheduler: Outlet<StartSync>,
     ) -> Self {
         let f = &shared.settings.failover;
         let fls = shared.settings.fls.len();
@@ -312,7 +239,7 @@ impl Dispatcher {
         let Some(proxy) = self.proxies.get(fl) else {
             return self.refuse(fwd, "the router is shutting down".into());
         };
-        if let Err(e) = proxy.tell(fwd) {
+        if let Err(e) = proxy.forward.tell(fwd) {
             // Only possible while the system shuts down; answer rather than lose the command.
             warn!(error = %e, "FL proxy unavailable");
         }
@@ -523,7 +450,7 @@ impl Dispatcher {
                     owed: Obligation::new(),
                 };
                 if let Some(p) = self.proxies.get(fl) {
-                    let _ = p.tell(adopt);
+                    let _ = p.adopt.tell(adopt);
                 }
             }
         }
@@ -640,7 +567,7 @@ impl Dispatcher {
                 if !matches!(cause, Cause::Outage { .. }) {
                     // An outage fails all of the FL's pending commands at once (FailPending).
                     if let Some(p) = self.proxies.get(from) {
-                        let _ = p.tell(FailSwitch {
+                        let _ = p.fail_switch.tell(FailSwitch {
                             switch_id: sw.to_string(),
                             reason: format!("failed over to FL {}: {why}", s.fl_id(to)),
                         });
@@ -784,7 +711,7 @@ impl Dispatcher {
             self.changed(&sw, fl, t, cause, &Ticket::none());
         }
         if let Some(p) = self.proxies.get(fl) {
-            let _ = p.tell(FailPending { reason });
+            let _ = p.fail_pending.tell(FailPending { reason });
         }
     }
 }

@@ -13,11 +13,11 @@ use crate::dispatcher::{
     self, Dispatcher, LookupSwitch, RestoreMap, RestoreReport, SwitchCounts, SwitchView,
 };
 use crate::fl_proxy::{
-    self, FlOutput, FlOutputs, FlProxy, GetInflight, GetStatus, InflightRow, Proxies, ProxyStatus,
-    Restart,
+    self, FlOutput, FlOutputs, FlProxy, GetInflight, GetStatus, InflightRow, ProxyStatus, Restart,
 };
 use crate::liveness::FlStatus;
 use crate::mailbox::{Mailbox, MailboxSnapshot, MailboxStats, SendRejected};
+use crate::messages::{DispatcherPort, MonitorPort, Proxies, ProxyPort};
 use crate::outage_monitor::{self, OutageMonitor, RestartMonitor};
 use crate::outbox::{Inbound, Outbox};
 use crate::previous::{LoadReport as PreviousReport, PriorRecord};
@@ -62,7 +62,8 @@ impl Engine {
             st
         };
         // The engine's topology, in one place. Every actor is given, when it starts, the
-        // mailboxes of the actors it sends to; nothing looks another actor up later.
+        // ports of the actors it sends to (`crate::messages`); nothing looks another actor up
+        // later, and no actor but this one knows the others' types.
         //
         //   thread            actor (one per …)          sends to
         //   caller's          Dispatcher                 FlProxy, SyncScheduler, MultiSwitchCommand
@@ -82,6 +83,7 @@ impl Engine {
         let dispatcher_ctx = Context::<Dispatcher>::new();
         let dstats = stats("dispatcher", "dispatcher", dispatcher::MAILBOX_CAPACITY);
         let dispatcher = Mailbox::new(dispatcher_ctx.address(), dstats.clone());
+        let dispatcher_port = DispatcherPort::of(&dispatcher);
         let scheduler_ctx = Context::<SyncScheduler>::new();
         let sstats = stats(
             "sync_scheduler",
@@ -98,21 +100,22 @@ impl Engine {
         let (sh, st, d, sup) = (
             shared.clone(),
             mstats.clone(),
-            dispatcher.clone(),
-            scheduler.clone(),
+            dispatcher_port.clone(),
+            scheduler.outlet(),
         );
         let monitor = Mailbox::new(
             actix::Supervisor::start(move |_| OutageMonitor::new(sh, st, d, sup)),
             mstats,
         );
 
-        let list: Proxies = (0..shared.settings.fls.len())
+        let monitor_port = MonitorPort::of(&monitor);
+        let mailboxes: Vec<Mailbox<FlProxy>> = (0..shared.settings.fls.len())
             .map(|index| {
                 let st = stats("fl_proxy", shared.fl_id(index), fl_proxy::MAILBOX_CAPACITY);
                 let (sh, d, m, st2) = (
                     shared.clone(),
-                    dispatcher.clone(),
-                    monitor.clone(),
+                    dispatcher_port.clone(),
+                    monitor_port.clone(),
                     st.clone(),
                 );
                 let addr = actix::Supervisor::start_in_arbiter(&threads.handle(index), move |_| {
@@ -121,18 +124,19 @@ impl Engine {
                 Mailbox::new(addr, st)
             })
             .collect();
+        let list: Proxies = mailboxes.iter().map(ProxyPort::of).collect();
 
         dispatcher_ctx.run(Dispatcher::new(
             shared.clone(),
             dstats,
             routes.clone(),
             list.clone(),
-            scheduler.clone(),
+            scheduler.outlet(),
         ));
         scheduler_ctx.run(SyncScheduler::new(
             shared.clone(),
             sstats,
-            dispatcher.clone(),
+            dispatcher_port.clone(),
             list.clone(),
         ));
 
@@ -146,7 +150,7 @@ impl Engine {
                 let (sh, r, d, p, st2) = (
                     shared.clone(),
                     routes.clone(),
-                    dispatcher.clone(),
+                    dispatcher_port.clone(),
                     list.clone(),
                     st.clone(),
                 );
@@ -159,7 +163,7 @@ impl Engine {
 
         let mut proxies = HashMap::new();
         let mut write_topics = HashMap::new();
-        for (fl, mbox) in shared.settings.fls.iter().zip(list.iter()) {
+        for (fl, mbox) in shared.settings.fls.iter().zip(mailboxes.iter()) {
             proxies.insert(fl.id.clone(), mbox.clone());
             for topic in shared.settings.topics.fl_write_topics(&fl.id) {
                 write_topics.insert(topic, fl.id.clone());

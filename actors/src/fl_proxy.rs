@@ -15,27 +15,25 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
-use crate::dispatcher::{Dispatcher, FromActiveOnly, SwitchEvent};
 use crate::liveness::{Delivered, FlStatus};
-use crate::mailbox::{Envelope, Mailbox, MailboxStats};
-use crate::multi_switch::{Failure, MultiSwitchCommand, PartAnswer, PartFailed};
-use crate::obligation::{Met, Obligation};
-use crate::outage_monitor::{Evidence, OutageMonitor, WriteErrors};
+use crate::mailbox::{Envelope, MailboxStats, Outlet};
+use crate::messages::{
+    Adopt, ChainItem, DispatcherPort, Evidence, FailPending, FailSwitch, Failure, Forward,
+    Forwards, FromActiveOnly, MonitorPort, PartAnswer, PartFailed, SwitchEvent, UnwatchSync,
+    WatchSync, WriteErrors,
+};
+use crate::obligation::Met;
 use crate::outbox::{Inbound, Outgoing};
 use crate::pending::{Blacklist, Expiry, PendingTable};
 use crate::previous::PriorAnswer;
-use crate::protocol::{self, ErrorType, MessageView, Requester};
+use crate::protocol::{self, ErrorType, MessageView};
 use crate::shared::{Shared, Source};
 use crate::switch_map::{FlIndex, Via};
-use crate::sync_session::{ChainItem, SyncSession};
-
-/// Every FL's proxy, by FL index: what the actors that reach FLs are given at start.
-pub type Proxies = Arc<[Mailbox<FlProxy>]>;
 
 /// What a message from the FL is, decided once by `FlProxy::classify`.
 enum FlMessage<'v> {
     /// Part of a running sync session's chain.
-    ChainItem(Mailbox<SyncSession>),
+    ChainItem(Outlet<ChainItem>),
     AliveResponse,
     /// For a command that timed out (blacklisted): dropped and counted.
     Late(&'v str),
@@ -44,43 +42,6 @@ enum FlMessage<'v> {
     SwitchEvent,
     /// An answer, or anything else: routed.
     Answer,
-}
-
-/// A command the dispatcher resolved to this FL.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Forward {
-    pub correlation_id: String,
-    /// Shared with the switch map (no copy per command).
-    pub switch_id: Arc<str>,
-    pub requester: Requester,
-    /// The first-answer deadline for this command's class.
-    pub timeout: std::time::Duration,
-    /// The command lane it came on: it goes to this FL's topic of that lane.
-    pub lane: usize,
-    pub msg: Inbound,
-    /// Set when this is one FL's part of a multi-switch command: results go there.
-    pub multi: Option<Mailbox<MultiSwitchCommand>>,
-    /// The final answer this command is owed.
-    pub owed: Obligation,
-}
-
-/// Commands a shard resolved to this FL from one batch, in read order.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Forwards(pub Vec<Forward>);
-
-/// A command a previous incarnation of the router forwarded to this FL, read again after a
-/// restart: pending again (deadline from the original forward), not forwarded a second time.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Adopt {
-    pub correlation_id: String,
-    pub switch_id: String,
-    pub requester: Requester,
-    pub msg: Inbound,
-    pub forwarded_at_ms: u64,
-    pub owed: Obligation,
 }
 
 /// A message read from this FL's write topic.
@@ -97,36 +58,6 @@ pub struct FlOutputs(pub Vec<Inbound>);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Restart;
-
-/// Hand every message with this correlation id to a sync session (until unwatched).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct WatchSync {
-    pub correlation_id: String,
-    pub session: Mailbox<SyncSession>,
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct UnwatchSync {
-    pub correlation_id: String,
-}
-
-/// The FL went offline: answer every pending command now instead of letting each time out.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct FailPending {
-    pub reason: String,
-}
-
-/// The switch failed over to another FL: answer this FL's pending commands for it now (the
-/// router cannot know whether they were applied; the new FL gets the switch's new commands).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct FailSwitch {
-    pub switch_id: String,
-    pub reason: String,
-}
 
 /// Up to `limit` pending commands of this FL, oldest first (admin API).
 #[derive(Message)]
@@ -158,7 +89,6 @@ pub struct ProxyStatus {
     /// Milliseconds since the FL last wrote anything (None: never).
     pub last_seen_ms_ago: Option<u64>,
 }
-
 pub const MAILBOX_CAPACITY: usize = 1024;
 
 pub struct FlProxy {
@@ -170,16 +100,16 @@ pub struct FlProxy {
     lane_outputs: HashMap<String, Option<Arc<str>>>,
     shared: Arc<Shared>,
     /// Switch events go to the map's owner.
-    dispatcher: Mailbox<Dispatcher>,
+    dispatcher: DispatcherPort,
     /// Evidence of life and reported write failures go to the outage monitor.
-    monitor: Mailbox<OutageMonitor>,
+    monitor: MonitorPort,
     stats: Arc<MailboxStats>,
     pending: PendingTable,
     blacklist: Blacklist,
     /// When the FL last wrote anything: evidence that it is alive.
     last_seen: Option<Instant>,
     /// Correlation ids of running sync sessions that include this FL.
-    sync_watch: HashMap<String, Mailbox<SyncSession>>,
+    sync_watch: HashMap<String, Outlet<ChainItem>>,
     /// Commands an outage failed, still to be answered (with the outage's reason).
     failing: std::collections::VecDeque<(crate::pending::Entry, String)>,
 }
@@ -188,8 +118,8 @@ impl FlProxy {
     pub fn new(
         index: FlIndex,
         shared: Arc<Shared>,
-        dispatcher: Mailbox<Dispatcher>,
-        monitor: Mailbox<OutageMonitor>,
+        dispatcher: DispatcherPort,
+        monitor: MonitorPort,
         stats: Arc<MailboxStats>,
     ) -> Self {
         let id = shared.settings.fls[index].id.clone();
@@ -222,7 +152,7 @@ impl FlProxy {
         let now = Instant::now();
         if s.liveness.status(self.index) == FlStatus::Offline {
             if let Some(m) = &f.multi {
-                let _ = m.tell(PartFailed {
+                let _ = m.failed.tell(PartFailed {
                     fl: self.index,
                     failure: Failure::FlOffline,
                 });
@@ -307,7 +237,7 @@ impl FlProxy {
         self.last_seen = Some(now);
         if s.liveness.evidence(self.index) {
             // An offline FL spoke: recovery is registered at once, not at the next tick.
-            let _ = self.monitor.tell(Evidence { fl: self.index });
+            let _ = self.monitor.evidence.tell(Evidence { fl: self.index });
         }
         let view = match MessageView::read(&msg.payload, &s.settings.protocol.envelope) {
             Ok(v) => v,
@@ -383,7 +313,7 @@ impl FlProxy {
             .and_then(|v| v.get().parse::<u64>().ok())
             .unwrap_or(0);
         if failed > 0 {
-            let _ = self.monitor.tell(WriteErrors {
+            let _ = self.monitor.write_errors.tell(WriteErrors {
                 fl: self.index,
                 failed,
             });
@@ -415,7 +345,7 @@ impl FlProxy {
                     payload: msg.payload.clone(),
                     is_final,
                 };
-                if m.tell(part).is_err() {
+                if m.answer.tell(part).is_err() {
                     Counters::inc(&c.multi_late_answers);
                 }
                 if let Some(owed) = route.owed {
@@ -482,7 +412,7 @@ impl FlProxy {
                     switch_id: sw,
                     forward: Outgoing::pass_through(topic, msg),
                 };
-                if self.dispatcher.tell(m).is_err() {
+                if self.dispatcher.from_active_only.tell(m).is_err() {
                     warn!(fl = %self.id, "dispatcher gone; message not routed");
                 }
                 return;
@@ -539,7 +469,7 @@ impl FlProxy {
                 ticket: msg.ticket.clone(),
                 forward: Some(out),
             };
-            if self.dispatcher.tell(ev).is_err() {
+            if self.dispatcher.switch_event.tell(ev).is_err() {
                 warn!(fl = %self.id, "dispatcher gone; switch event not applied to the map");
             }
             return;
@@ -580,7 +510,7 @@ impl FlProxy {
             };
             Counters::inc(counter);
             if let Some(m) = &entry.multi {
-                let _ = m.tell(PartFailed {
+                let _ = m.failed.tell(PartFailed {
                     fl: self.index,
                     failure,
                 });
@@ -636,7 +566,7 @@ impl FlProxy {
         for (e, reason) in self.failing.drain(..n) {
             Counters::inc(&s.counters.failed_fast);
             if let Some(m) = &e.multi {
-                let _ = m.tell(PartFailed {
+                let _ = m.failed.tell(PartFailed {
                     fl: self.index,
                     failure: Failure::FlOffline,
                 });

@@ -4,7 +4,7 @@
 //! and implements [`outbox::Outbox`] for what the engine writes, so everything below is tested
 //! in-process, with virtual time where timers matter.
 
-// First: its `counted!` macro is used by the actor modules below.
+// First: its `counted!` and `port!` macros are used by the modules below.
 #[macro_use]
 pub mod mailbox;
 pub mod command_shard;
@@ -13,6 +13,7 @@ pub mod dispatcher;
 pub mod engine;
 pub mod fl_proxy;
 pub mod liveness;
+pub mod messages;
 pub mod multi_switch;
 pub mod obligation;
 pub mod outage_monitor;

@@ -210,6 +210,107 @@ impl<A: Actor> Mailbox<A> {
     }
 }
 
+impl<A: Actor<Context = Context<A>>> Mailbox<A> {
+    /// This mailbox as an [`Outlet`] for one message type: what an actor that must not know
+    /// the receiver's type (see [`crate::messages`]) is given. Counted in the same figures.
+    pub fn outlet<M>(&self) -> Outlet<M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Envelope<M>>,
+    {
+        Outlet {
+            to: self.addr.clone().recipient(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+/// A counted, type-erased send side for one message type: the receiver's type stays unknown
+/// to the sender, so actor files need not import each other.
+pub struct Outlet<M>
+where
+    M: Message + Send,
+    M::Result: Send,
+{
+    to: Recipient<Envelope<M>>,
+    stats: Arc<MailboxStats>,
+}
+
+impl<M> Clone for Outlet<M>
+where
+    M: Message + Send,
+    M::Result: Send,
+{
+    fn clone(&self) -> Self {
+        Self {
+            to: self.to.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for Outlet<M>
+where
+    M: Message + Send,
+    M::Result: Send,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Outlet({}:{})", self.stats.kind, self.stats.id)
+    }
+}
+
+impl<M> Outlet<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    /// Whether the receiving actor is still running.
+    pub fn connected(&self) -> bool {
+        self.to.connected()
+    }
+
+    /// Fire-and-forget send, counted like [`Mailbox::tell`].
+    pub fn tell(&self, msg: M) -> Result<(), SendRejected> {
+        if !self.to.connected() {
+            self.stats.rejected.fetch_add(1, Relaxed);
+            return Err(SendRejected::Closed);
+        }
+        self.stats.sent.fetch_add(1, Relaxed);
+        self.to.do_send(Envelope {
+            msg,
+            sent_at: Instant::now(),
+        });
+        Ok(())
+    }
+}
+
+/// `port! { /// doc  Name { field: Msg, … } }` declares the outlets through which other actors
+/// reach one actor: a struct of one [`Outlet`] per message, and `Name::of(&mailbox)` to build it
+/// from the actor's mailbox (the only place that needs the actor's type: the engine's start).
+#[macro_export]
+macro_rules! port {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident: $msg:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $crate::mailbox::Outlet<$msg>,)*
+        }
+
+        impl $name {
+            pub fn of<A>(mailbox: &$crate::mailbox::Mailbox<A>) -> Self
+            where
+                A: ::actix::Actor<Context = ::actix::Context<A>>
+                    $(+ ::actix::Handler<$crate::mailbox::Envelope<$msg>>)*,
+            {
+                Self {
+                    $($field: mailbox.outlet(),)*
+                }
+            }
+        }
+    };
+}
+
 /// Every mailbox of the running engine, for the admin API and metrics.
 #[derive(Default)]
 pub struct MailboxRegistry {

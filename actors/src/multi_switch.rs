@@ -19,46 +19,13 @@ use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::counters::Counters;
-use crate::fl_proxy::{Forward, Proxies};
 use crate::mailbox::{Mailbox, MailboxStats};
+use crate::messages::{Failure, Forward, MultiSwitchPort, PartAnswer, PartFailed, Proxies};
 use crate::obligation::{Met, Obligation};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::protocol::Requester;
 use crate::protocol::{self, Head};
 use crate::shared::Shared;
-
-/// Why a switch of a multi-switch command failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Failure {
-    /// No FL manages the switch.
-    NoFl,
-    /// Its FL is offline.
-    FlOffline,
-    /// Its FL sent neither an ack nor an answer within the ack timeout.
-    TimedOut,
-    /// Its FL acked but sent no answer within the answer timeout.
-    NoAnswer,
-    /// Its FL answered with an ErrorMessage.
-    FlError,
-}
-
-/// An FL's answer to its part (one message; chains arrive as several).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PartAnswer {
-    pub fl: usize,
-    pub payload: Bytes,
-    pub is_final: bool,
-}
-
-/// An FL's part failed before any final answer.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PartFailed {
-    pub fl: usize,
-    pub failure: Failure,
-}
 
 pub const MAILBOX_CAPACITY: usize = 64;
 
@@ -258,7 +225,7 @@ impl Actor for MultiSwitchCommand {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         let s = self.shared.clone();
-        let me = Mailbox::new(ctx.address(), self.stats.clone());
+        let me = MultiSwitchPort::of(&Mailbox::new(ctx.address(), self.stats.clone()));
         let mut unreachable = Vec::new();
         for p in &self.parts {
             let forward = Forward {
@@ -274,7 +241,7 @@ impl Actor for MultiSwitchCommand {
             let sent = self
                 .proxies
                 .get(p.part.fl)
-                .map(|px| px.tell(forward).is_ok());
+                .map(|px| px.forward.tell(forward).is_ok());
             if sent != Some(true) {
                 unreachable.push(p.part.fl); // only while the engine shuts down
             }

@@ -26,34 +26,17 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::counters::Counters;
-use crate::dispatcher::{Dispatcher, FlLost};
 use crate::liveness::{DeliveryStamp, FlStatus, Stamp};
-use crate::mailbox::{Mailbox, MailboxStats};
+use crate::mailbox::{MailboxStats, Outlet};
+use crate::messages::{DispatcherPort, Evidence, FlLost, StartSync, SyncTrigger, WriteErrors};
 use crate::outbox::{Outgoing, Ticket};
 use crate::protocol;
 use crate::shared::Shared;
-use crate::sync_scheduler::{StartSync, SyncScheduler, SyncTrigger};
 
-/// An FL reported writes that failed since its last AliveResponse (it lost events).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct WriteErrors {
-    pub fl: usize,
-    pub failed: u64,
-}
-
-/// An offline FL wrote something: it may have recovered (sent once per outage by its proxy).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct Evidence {
-    pub fl: usize,
-}
-
-/// Stops the actor so its scheduler restarts it (fault injection).
+/// Stops the actor so its supervisor restarts it (fault injection).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RestartMonitor;
-
 pub const MAILBOX_CAPACITY: usize = 256;
 
 /// Unanswered requests kept per FL; older ones are forgotten (they cannot matter more than the
@@ -71,9 +54,9 @@ pub struct OutageMonitor {
     shared: Arc<Shared>,
     stats: Arc<MailboxStats>,
     /// Told of each outage, to fail the FL's switches over.
-    dispatcher: Mailbox<Dispatcher>,
+    dispatcher: DispatcherPort,
     /// Asked for a sync when an FL recovers or lost writes.
-    scheduler: Mailbox<SyncScheduler>,
+    scheduler: Outlet<StartSync>,
     /// When each FL went offline (its evidence must be newer to count as recovery).
     offline_since: Vec<Option<Instant>>,
     open: Vec<VecDeque<OpenRequest>>,
@@ -84,8 +67,8 @@ impl OutageMonitor {
     pub fn new(
         shared: Arc<Shared>,
         stats: Arc<MailboxStats>,
-        dispatcher: Mailbox<Dispatcher>,
-        scheduler: Mailbox<SyncScheduler>,
+        dispatcher: DispatcherPort,
+        scheduler: Outlet<StartSync>,
     ) -> Self {
         let n = shared.settings.fls.len();
         Self {
@@ -197,7 +180,7 @@ impl OutageMonitor {
         );
         // The dispatcher fails its switches over first, then has the proxy answer its
         // pending commands (see `Dispatcher::apply_outage`).
-        let _ = self.dispatcher.tell(FlLost { fl });
+        let _ = self.dispatcher.fl_lost.tell(FlLost { fl });
     }
 
     fn recovered(&mut self, fl: usize) {

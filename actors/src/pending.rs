@@ -27,8 +27,7 @@ use slab::Slab;
 use tokio::time::Instant;
 
 use crate::liveness::Delivered;
-use crate::mailbox::Mailbox;
-use crate::multi_switch::MultiSwitchCommand;
+use crate::messages::MultiSwitchPort;
 use crate::obligation::Obligation;
 use crate::outbox::Ticket;
 use crate::protocol::Requester;
@@ -51,8 +50,8 @@ pub struct Entry {
     pub state: State,
     pub since: Instant,
     /// Set for one FL's part of a multi-switch command: answers and failures go there (boxed:
-    /// 8 bytes in every entry instead of 32, for the few that are parts).
-    pub multi: Option<Box<Mailbox<MultiSwitchCommand>>>,
+    /// 8 bytes in every entry, for the few that are parts).
+    pub multi: Option<Box<MultiSwitchPort>>,
     deadline: Instant,
     /// The first-answer timeout this command was given (its class's, or `timeouts.ack`), in
     /// milliseconds (4 bytes instead of 16; see [`Entry::timeout`]).
@@ -83,7 +82,7 @@ pub struct AnswerRoute {
     pub switch_id: Arc<str>,
     /// Present when this answer is the command's final one: attach it to the output.
     pub final_ticket: Option<Ticket>,
-    pub multi: Option<Box<Mailbox<MultiSwitchCommand>>>,
+    pub multi: Option<Box<MultiSwitchPort>>,
     /// Present with `final_ticket`: met once the final answer is sent.
     pub owed: Option<Obligation>,
 }
@@ -184,7 +183,7 @@ impl PendingTable {
         requester: Requester,
         switch_id: Arc<str>,
         ticket: Ticket,
-        multi: Option<Mailbox<MultiSwitchCommand>>,
+        multi: Option<MultiSwitchPort>,
         delivered: Option<Delivered>,
         now: Instant,
         ack_timeout: Duration,

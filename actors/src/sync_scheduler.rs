@@ -13,33 +13,11 @@ use actix::prelude::*;
 use tracing::info;
 
 use crate::counters::Counters;
-use crate::dispatcher::Dispatcher;
-use crate::fl_proxy::Proxies;
-use crate::mailbox::{Mailbox, MailboxStats};
-use crate::outbox::Inbound;
+use crate::mailbox::MailboxStats;
+use crate::messages::{DispatcherPort, Proxies, StartSync, SyncTrigger};
 use crate::shared::Shared;
+// The one actor the scheduler starts.
 use crate::sync_session::{self, SyncSession};
-
-/// Why a sync session runs (reported in its summary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncTrigger {
-    Startup,
-    Controller,
-    Recovery,
-    LostWrites,
-    Periodic,
-}
-
-/// Start a sync session over `fls` (indexes). `request` is the controller's SyncRequest, whose
-/// bytes are forwarded unchanged and whose correlation id the session uses.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StartSync {
-    pub fls: Vec<usize>,
-    pub trigger: SyncTrigger,
-    pub request: Option<(String, Inbound)>,
-}
 
 pub const MAILBOX_CAPACITY: usize = 256;
 
@@ -47,7 +25,7 @@ pub struct SyncScheduler {
     shared: Arc<Shared>,
     stats: Arc<MailboxStats>,
     /// Given to each session: it applies the chains to the map there...
-    dispatcher: Mailbox<Dispatcher>,
+    dispatcher: DispatcherPort,
     /// ...and watches these for its chains.
     proxies: Proxies,
 }
@@ -56,7 +34,7 @@ impl SyncScheduler {
     pub fn new(
         shared: Arc<Shared>,
         stats: Arc<MailboxStats>,
-        dispatcher: Mailbox<Dispatcher>,
+        dispatcher: DispatcherPort,
         proxies: Proxies,
     ) -> Self {
         Self {

@@ -22,29 +22,15 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::counters::Counters;
-use crate::dispatcher::{Dispatcher, NotifyUnmanaged, SwitchEvent, SyncComplete};
-use crate::fl_proxy::{Proxies, UnwatchSync, WatchSync};
-use crate::mailbox::{Mailbox, MailboxStats};
+use crate::mailbox::{Mailbox, MailboxStats, Outlet};
+use crate::messages::{
+    ChainApplied, ChainItem, DispatcherPort, NotifyUnmanaged, Proxies, SwitchEvent, SyncComplete,
+    SyncTrigger, UnwatchSync, WatchSync,
+};
 use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::protocol::{self, Head, MessageView, Target};
 use crate::shared::Shared;
 use crate::switch_map::{Mode, Via};
-use crate::sync_scheduler::SyncTrigger;
-
-/// A message from FL `fl` with this session's correlation id (handed over by its proxy).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ChainItem {
-    pub fl: usize,
-    pub msg: Inbound,
-}
-
-/// The dispatcher has applied FL `fl`'s complete chain to the map.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ChainApplied {
-    pub fl: usize,
-}
 
 pub const MAILBOX_CAPACITY: usize = 4096;
 
@@ -82,9 +68,10 @@ pub struct SyncSession {
     fls: Vec<FlSync>,
     started_at: Instant,
     done: bool,
-    me: Option<Mailbox<SyncSession>>,
+    /// Where the dispatcher confirms an applied chain (set when started).
+    me: Option<Outlet<ChainApplied>>,
     /// Applies the chains to the switch map.
-    dispatcher: Mailbox<Dispatcher>,
+    dispatcher: DispatcherPort,
     /// Watched for this session's chains.
     proxies: Proxies,
 }
@@ -94,7 +81,7 @@ impl SyncSession {
     pub fn new(
         shared: Arc<Shared>,
         stats: Arc<MailboxStats>,
-        dispatcher: Mailbox<Dispatcher>,
+        dispatcher: DispatcherPort,
         proxies: Proxies,
         id: String,
         trigger: SyncTrigger,
@@ -194,7 +181,7 @@ impl SyncSession {
             if let Some(sw) = switch {
                 if !f.switches.iter().any(|(s, _)| *s == sw) {
                     {
-                        let _ = self.dispatcher.tell(SwitchEvent {
+                        let _ = self.dispatcher.switch_event.tell(SwitchEvent {
                             fl,
                             switch_id: sw.clone(),
                             up: true,
@@ -214,6 +201,7 @@ impl SyncSession {
             let applied = match self.me.clone() {
                 Some(session) => self
                     .dispatcher
+                    .sync_complete
                     .tell(SyncComplete {
                         fl,
                         switches: f.switches.clone(),
@@ -264,7 +252,7 @@ impl SyncSession {
                 s.fl_id(f.fl)
             );
             warn!(fl = %s.fl_id(f.fl), session = %self.id, retries = f.retries, "{reason}");
-            let _ = self.dispatcher.tell(NotifyUnmanaged {
+            let _ = self.dispatcher.notify_unmanaged.tell(NotifyUnmanaged {
                 fl: f.fl,
                 reason: reason.clone(),
             });
@@ -336,13 +324,13 @@ impl Actor for SyncSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         let me = Mailbox::new(ctx.address(), self.stats.clone());
-        self.me = Some(me.clone());
+        self.me = Some(me.outlet());
         {
             for f in &self.fls {
                 if let Some(p) = self.proxies.get(f.fl) {
-                    let _ = p.tell(WatchSync {
+                    let _ = p.watch_sync.tell(WatchSync {
                         correlation_id: self.id.clone(),
-                        session: me.clone(),
+                        session: me.outlet(),
                     });
                 }
             }
@@ -362,7 +350,7 @@ impl Actor for SyncSession {
         {
             for f in &self.fls {
                 if let Some(p) = self.proxies.get(f.fl) {
-                    let _ = p.tell(UnwatchSync {
+                    let _ = p.unwatch_sync.tell(UnwatchSync {
                         correlation_id: self.id.clone(),
                     });
                 }

@@ -1,0 +1,26 @@
+//! Messages to the `SyncScheduler`.
+
+use actix::prelude::*;
+
+use crate::outbox::Inbound;
+
+/// Why a sync session runs (reported in its summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncTrigger {
+    Startup,
+    Controller,
+    Recovery,
+    LostWrites,
+    Periodic,
+}
+
+/// Start a sync session over `fls` (indexes). `request` is the controller's SyncRequest, whose
+/// bytes are forwarded unchanged and whose correlation id the session uses.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartSync {
+    pub fls: Vec<usize>,
+    pub trigger: SyncTrigger,
+    pub request: Option<(String, Inbound)>,
+}
