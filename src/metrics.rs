@@ -105,6 +105,7 @@ pub const SPEC: &[Metric] = &[
     gauge("flrouter_mailbox_max_wait_microseconds", "Longest time a message waited in a mailbox of this kind in the last window.", &["kind"]),
     gauge("flrouter_mailbox_max_handle_microseconds", "Longest handling time of a message by an actor of this kind in the last window.", &["kind"]),
     counter("flrouter_actor_restarts", "Actor restarts by the supervisor, by actor kind.", &["kind"]),
+    counter("flrouter_actor_failures", "Messages whose handling failed (a panic caught; the actor restarts), by actor kind. Alert on any: a bug.", &["kind"]),
     gauge("flrouter_actors", "Live actor instances by kind.", &["kind"]),
     counter("flrouter_kafka_messages_delivered", "Messages Kafka acknowledged to the producer.", &[]),
     counter("flrouter_kafka_delivery_failures", "Failed delivery attempts (retried, then dead-lettered).", &[]),
@@ -278,6 +279,7 @@ impl Snapshot {
                     "flrouter_mailbox_max_wait_microseconds" => max(|m| m.max_wait_us),
                     "flrouter_mailbox_max_handle_microseconds" => max(|m| m.max_handle_us),
                     "flrouter_actor_restarts" => sum(|m| m.restarts),
+                    "flrouter_actor_failures" => sum(|m| m.failures),
                     "flrouter_actors" => rows.clone().count() as f64,
                     _ => 0.0,
                 };

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use bytes::Bytes;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::counters::Counters;
 use crate::liveness::{Delivered, FlStatus};
@@ -627,7 +627,9 @@ impl Actor for FlProxy {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        ctx.run_interval(self.shared.settings.timeouts.tick, |act, _| act.tick());
+        ctx.run_interval(self.shared.settings.timeouts.tick, |act, ctx| {
+            act.guarded(ctx, "tick", FlProxy::tick)
+        });
         if !self.failing.is_empty() {
             // Restarted while answering an outage's commands: carry on.
             self.continue_failing(ctx);
@@ -651,31 +653,57 @@ impl Drop for FlProxy {
 impl Supervised for FlProxy {
     fn restarting(&mut self, _: &mut Self::Context) {
         self.stats.restarted();
+        // Derived state is rebuilt from the pending commands themselves: a failure may have
+        // cut an update short.
+        self.pending.reindex();
         warn!(fl = %self.id, pending = self.pending.len(), "FL proxy restarting; pending commands kept");
     }
 }
 
-counted!(FlProxy, Forward => (), |this, msg, _| {
-    this.forward(msg);
+impl FlProxy {
+    /// Handles one message (or one tick) so that a failure — a panic, i.e. a bug here or in a
+    /// collaborator such as the shell's outbox — cannot take the FL's pending commands with
+    /// it: the panic is caught, logged and counted (`flrouter_actor_failures_total`), the rest
+    /// of the batch is still handled, and the proxy stops so its supervisor restarts it with
+    /// its state (`restarting` rebuilds the pending table's indexes). A command whose handling
+    /// failed is not lost: it is pending already (and times out with an answer) or its input's
+    /// ticket is released only by an answer.
+    fn guarded(&mut self, ctx: &mut Context<Self>, what: &'static str, f: impl FnOnce(&mut Self)) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        if let Err(panic) = outcome {
+            self.stats.failed();
+            error!(
+                fl = %self.id,
+                handling = what,
+                reason = crate::mailbox::panic_message(panic.as_ref()),
+                "FL proxy failed; restarting it with its pending commands"
+            );
+            ctx.stop();
+        }
+    }
+}
+
+counted!(FlProxy, Forward => (), |this, msg, ctx| {
+    this.guarded(ctx, "forward", |p| p.forward(msg));
 });
 
-counted!(FlProxy, Forwards => (), |this, msg, _| {
+counted!(FlProxy, Forwards => (), |this, msg, ctx| {
     for f in msg.0 {
-        this.forward(f);
+        this.guarded(ctx, "forward", |p| p.forward(f));
     }
 });
 
-counted!(FlProxy, Adopt => (), |this, msg, _| {
-    this.adopt(msg);
+counted!(FlProxy, Adopt => (), |this, msg, ctx| {
+    this.guarded(ctx, "adopt", |p| p.adopt(msg));
 });
 
-counted!(FlProxy, FlOutput => (), |this, msg, _| {
-    this.on_output(msg.0);
+counted!(FlProxy, FlOutput => (), |this, msg, ctx| {
+    this.guarded(ctx, "fl output", |p| p.on_output(msg.0));
 });
 
-counted!(FlProxy, FlOutputs => (), |this, msg, _| {
+counted!(FlProxy, FlOutputs => (), |this, msg, ctx| {
     for m in msg.0 {
-        this.on_output(m);
+        this.guarded(ctx, "fl output", |p| p.on_output(m));
     }
 });
 
@@ -696,8 +724,8 @@ counted!(FlProxy, FailPending => (), |this, msg, ctx| {
     this.fail_pending(&msg.reason, ctx);
 });
 
-counted!(FlProxy, FailSwitch => (), |this, msg, _| {
-    this.fail_switch(&msg.switch_id, &msg.reason);
+counted!(FlProxy, FailSwitch => (), |this, msg, ctx| {
+    this.guarded(ctx, "fail switch", |p| p.fail_switch(&msg.switch_id, &msg.reason));
 });
 
 counted!(FlProxy, GetInflight => MessageResult<Envelope<GetInflight>>, |this, msg, _| {

@@ -32,6 +32,7 @@ pub struct MailboxStats {
     received: AtomicU64,
     rejected: AtomicU64,
     restarts: AtomicU64,
+    failures: AtomicU64,
     max_wait_us: AtomicU64,
     max_handle_us: AtomicU64,
 }
@@ -47,6 +48,8 @@ pub struct MailboxSnapshot {
     pub rejected: u64,
     pub pending: u64,
     pub restarts: u64,
+    /// Messages whose handling failed (a panic caught; see `FlProxy::guarded`).
+    pub failures: u64,
     pub max_wait_us: u64,
     pub max_handle_us: u64,
 }
@@ -61,6 +64,7 @@ impl MailboxStats {
             received: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             max_wait_us: AtomicU64::new(0),
             max_handle_us: AtomicU64::new(0),
         })
@@ -80,6 +84,10 @@ impl MailboxStats {
 
     pub fn restarted(&self) {
         self.restarts.fetch_add(1, Relaxed);
+    }
+
+    pub fn failed(&self) {
+        self.failures.fetch_add(1, Relaxed);
     }
 
     /// Copies the figures and starts a new window for the maxima.
@@ -107,6 +115,7 @@ impl MailboxStats {
             rejected,
             pending: sent.saturating_sub(received + rejected),
             restarts: self.restarts.load(Relaxed),
+            failures: self.failures.load(Relaxed),
             max_wait_us: wait,
             max_handle_us: handle,
         }
@@ -309,6 +318,15 @@ macro_rules! port {
             }
         }
     };
+}
+
+/// The message of a caught panic, for the log.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Every mailbox of the running engine, for the admin API and metrics.

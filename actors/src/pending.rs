@@ -212,6 +212,23 @@ impl PendingTable {
         self.ack_deadlines.push(Reverse((deadline, seq, slot)));
     }
 
+    /// Rebuilds the id index and the deadline queues from the entries. The entries are the
+    /// truth; the rest is derived, and an update cut short (a failure caught in the middle of
+    /// a handler, see `FlProxy::guarded`) may have left it out of step.
+    pub fn reindex(&mut self) {
+        self.by_cid.table.clear();
+        self.ack_deadlines.clear();
+        self.answer_deadlines.clear();
+        for (slot, e) in self.entries.iter() {
+            self.by_cid.insert(&self.entries, &e.correlation_id, slot);
+            let row = Reverse((e.deadline, e.seq, slot));
+            match e.state {
+                State::AwaitingAck => self.ack_deadlines.push(row),
+                State::Acked => self.answer_deadlines.push(row),
+            }
+        }
+    }
+
     /// Marks the oldest un-acked command with this id as acked. False when none was waiting.
     pub fn ack(&mut self, cid: &str, now: Instant, answer_timeout: Duration) -> bool {
         let Some(slot) = self
@@ -424,6 +441,37 @@ mod tests {
             );
         }
         t
+    }
+
+    #[test]
+    fn reindex_rebuilds_what_an_update_cut_short_lost() {
+        let now = Instant::now();
+        let mut t = table_with(&["a", "b"], now);
+        assert!(t.ack("b", now, ANSWER));
+        // An update cut short: the index and the queues lost track of the entries.
+        t.by_cid.table.clear();
+        t.ack_deadlines.clear();
+        t.answer_deadlines.clear();
+        assert!(!t.contains("a"));
+        t.reindex();
+        assert!(t.contains("a") && t.contains("b"));
+        let mut due: Vec<_> = t
+            .expire(now + ANSWER + ACK)
+            .into_iter()
+            .map(|(kind, e)| {
+                e.owed.met(crate::obligation::Met::RouterAnswered);
+                (e.correlation_id.to_string(), kind)
+            })
+            .collect();
+        due.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            due,
+            vec![
+                ("a".to_string(), Expiry::AckTimeout),
+                ("b".to_string(), Expiry::AnswerTimeout)
+            ]
+        );
+        assert!(t.is_empty());
     }
 
     #[test]

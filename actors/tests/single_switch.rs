@@ -540,6 +540,97 @@ async fn proxy_restart_keeps_pending_commands() {
     assert_eq!(error_type(&err), "OPERATION_TIMED_OUT");
 }
 
+/// An outbox whose first send of a message containing `poison` panics: a real failure inside
+/// the FL proxy's handler (a bug in a collaborator), not an injected stop.
+struct FailingOnce {
+    inner: Arc<fl_router_actors::testkit::RecordingOutbox>,
+    poison: &'static str,
+    failed: AtomicBool,
+}
+
+impl fl_router_actors::Outbox for FailingOnce {
+    fn send(&self, msg: Outgoing) {
+        let hit = msg
+            .payload
+            .windows(self.poison.len())
+            .any(|w| w == self.poison.as_bytes());
+        if hit && !self.failed.swap(true, Ordering::SeqCst) {
+            panic!("outbox failed sending {}", self.poison);
+        }
+        self.inner.send(msg)
+    }
+}
+
+#[actix_rt::test]
+async fn a_proxy_that_fails_is_restarted_with_its_pending_commands_and_loses_none() {
+    tokio::time::pause();
+    let (inner, mut rec) = recording_outbox();
+    let outbox = Arc::new(FailingOnce {
+        inner,
+        poison: "c-boom",
+        failed: AtomicBool::new(false),
+    });
+    let engine = Engine::start(settings(), outbox).expect("valid settings");
+    connect(&engine, &mut rec, "a", SW1).await;
+    let send = |cid: &'static str| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .command(Inbound::new(command(cid, SW1)).reply_to("my.reply"))
+                .await
+                .unwrap()
+        }
+    };
+    send("c-before").await;
+    assert_eq!(
+        body(&rec.next_within(WAIT).await)["correlation_id"],
+        "c-before"
+    );
+    // The proxy's handler fails half-way: the command is pending, its forward never went out.
+    send("c-boom").await;
+    send("c-after").await;
+    let after = rec.next_within(WAIT).await;
+    assert_eq!(
+        body(&after)["correlation_id"],
+        "c-after",
+        "the proxy kept routing"
+    );
+    let st = engine.fl_status("a").await.unwrap();
+    assert_eq!(
+        st.restarts, 1,
+        "the failure stopped the proxy and its supervisor restarted it"
+    );
+    assert_eq!(st.pending, 3, "restarted with every pending command");
+    let a = engine
+        .mailboxes(false)
+        .into_iter()
+        .find(|r| r.kind == "fl_proxy" && r.id == "a")
+        .unwrap();
+    assert_eq!(a.failures, 1);
+
+    // The pending commands still get their FL's answers (the rebuilt index finds them)...
+    for cid in ["c-before", "c-after"] {
+        engine
+            .fl_output(
+                "a",
+                Inbound::new(answer(cid, "org.example.DumpRulesResponse")),
+            )
+            .await
+            .unwrap();
+        let out = rec.next_within(WAIT).await;
+        assert_eq!(
+            (out.topic.as_str(), body(&out)["correlation_id"].as_str()),
+            ("my.reply", Some(cid))
+        );
+    }
+    // ...and the one whose forward failed gets an answer too: the timeout (rebuilt deadline).
+    let err = rec.next_within(engine.settings().timeouts.ack * 2).await;
+    assert_eq!(err.topic, "my.reply");
+    assert_eq!(body(&err)["correlation_id"], "c-boom");
+    assert_eq!(error_type(&err), "OPERATION_TIMED_OUT");
+    assert_eq!(engine.fl_status("a").await.unwrap().pending, 0);
+}
+
 #[actix_rt::test]
 async fn chained_answer_is_routed_whole_to_reply_to() {
     let (engine, mut rec) = start();
