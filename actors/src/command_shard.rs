@@ -128,7 +128,10 @@ impl CommandShard {
             if held.is_empty() {
                 continue;
             }
-            let batch = std::mem::take(held);
+            // The next batch is sized like this one: one allocation instead of a vector grown
+            // push by push (a realloc each doubling; perf showed it at 4 % of the router).
+            let next = Vec::with_capacity(held.len());
+            let batch = std::mem::replace(held, next);
             let Some(proxy) = self.proxies.get(fl) else {
                 continue;
             };

@@ -196,7 +196,12 @@ impl Engine {
     /// Resolves once every shard concerned has taken its part.
     pub async fn commands(&self, msgs: Vec<Inbound>) -> Result<(), EngineError> {
         let n = self.shards.len();
-        let mut parts: Vec<Vec<Inbound>> = (0..n).map(|_| Vec::new()).collect();
+        if n == 1 {
+            let shard = self.shards.first().ok_or(SendRejected::Closed)?;
+            return Ok(shard.ask(Commands(msgs)).await?);
+        }
+        // Sized for the whole batch: no vector grown push by push (the unused room is brief).
+        let mut parts: Vec<Vec<Inbound>> = (0..n).map(|_| Vec::with_capacity(msgs.len())).collect();
         for m in msgs {
             let i = self.shard_of(&m);
             if let Some(p) = parts.get_mut(i) {

@@ -7,6 +7,7 @@
 // First: its `counted!` and `port!` macros are used by the modules below.
 #[macro_use]
 pub mod mailbox;
+pub mod chunked_slab;
 pub mod command_shard;
 pub mod counters;
 pub mod dispatcher;

@@ -309,7 +309,9 @@ pub async fn run_loop(mut p: LoopParams) {
             }
             m = p.consumer.recv(), if reading && !throttled && in_engine.len() < WINDOW => match m {
                 Ok(m) => {
-                    let mut batch = vec![inbound(&m, &p.tracker, &mut topic_names)];
+                    // Sized for a full batch: no vector grown push by push.
+                    let mut batch = Vec::with_capacity(BATCH);
+                    batch.push(inbound(&m, &p.tracker, &mut topic_names));
                     drop(m);
                     {
                         // What librdkafka already holds goes over in one hand-over.
