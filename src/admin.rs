@@ -17,6 +17,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::cluster::ClusterView;
 use crate::kafka::producer::{KafkaOutbox, ProducerCounters};
 use crate::kafka::stats::KafkaStats;
 use crate::load::{LoadReport, LoadRun};
@@ -75,6 +76,8 @@ pub struct AdminState {
     pub load: Option<Arc<LoadSlot>>,
     /// Requests to take the embedded broker down for a while (the runner owns the mock cluster).
     pub broker: Option<tokio::sync::mpsc::UnboundedSender<Duration>>,
+    /// This instance among its peers (`/api/cluster`).
+    pub cluster: Option<Arc<ClusterView>>,
 }
 
 /// Starts the server on the current actix system; returns its handle (stop it at shutdown).
@@ -96,6 +99,7 @@ pub fn serve(
             .route("/api/mailboxes", web::get().to(mailboxes))
             .route("/api/stats", web::get().to(stats))
             .route("/api/load", web::get().to(load))
+            .route("/api/cluster", web::get().to(cluster))
             .route("/api/faults", web::post().to(fault))
     })
     .workers(1)
@@ -210,6 +214,15 @@ async fn inflight(s: web::Data<AdminState>, q: web::Query<Limit>) -> HttpRespons
     let map: serde_json::Map<String, serde_json::Value> =
         rows.into_iter().map(|(fl, r)| (fl, json!(r))).collect();
     HttpResponse::Ok().json(map)
+}
+
+async fn cluster(s: web::Data<AdminState>) -> HttpResponse {
+    match &s.cluster {
+        Some(c) => HttpResponse::Ok().json(c.snapshot()),
+        None => {
+            HttpResponse::NotFound().json(json!({"error": "no Kafka consumers in this process"}))
+        }
+    }
 }
 
 async fn mailboxes(s: web::Data<AdminState>) -> HttpResponse {

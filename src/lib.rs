@@ -7,6 +7,7 @@ pub mod admin;
 pub mod bench;
 pub mod chaos;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod embedded;
 pub mod kafka;
@@ -115,6 +116,7 @@ pub fn start_admin(
         sim: sim.map(|s| s.fls.clone()).unwrap_or_default(),
         load,
         broker,
+        cluster: Some(Arc::new(router.cluster_view(config))),
     };
     admin::serve(&config.admin, state).map(Some)
 }

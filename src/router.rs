@@ -67,7 +67,7 @@ impl Router {
             .collect();
         let cmd_tracker = OffsetTracker::new();
         let fl_tracker = OffsetTracker::new();
-        let fl_group = format!("{}-fl", k.group_id);
+        let fl_group = fl_group(config);
         let instance = config.instance_id();
         let cmd_consumer = Arc::new(consumer::create(
             &kafka::consumer_config(k, &k.group_id, Some(&instance)),
@@ -149,6 +149,26 @@ impl Router {
             drain_timeout: k.drain_timeout,
             kafka_stats,
         })
+    }
+
+    /// This instance's memberships, for `/api/cluster`.
+    pub fn cluster_view(&self, config: &Config) -> crate::cluster::ClusterView {
+        use crate::cluster::{ClusterView, Membership};
+        ClusterView::new(
+            config,
+            vec![
+                Membership {
+                    group: config.kafka.group_id.clone(),
+                    consumer: "commands",
+                    tracker: self.cmd_tracker.clone(),
+                },
+                Membership {
+                    group: fl_group(config),
+                    consumer: "fl",
+                    tracker: self.fl_tracker.clone(),
+                },
+            ],
+        )
     }
 
     pub fn engine(&self) -> &Engine {
@@ -364,4 +384,9 @@ async fn mailbox_watch(engine: Engine) {
             warn!(kind = m.kind, id = %m.id, pending = m.pending, capacity = m.capacity, "actor mailbox above 80% of its capacity");
         }
     }
+}
+
+/// The FL consumer's group: `<kafka.group_id>-fl`.
+fn fl_group(config: &Config) -> String {
+    format!("{}-fl", config.kafka.group_id)
 }

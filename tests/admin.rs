@@ -55,6 +55,7 @@ async fn read_endpoints_report_the_running_router() {
     Reader::new(&w.fl_read("fl1")).expect(LONG).await;
 
     let b = base.clone();
+    let (w_group, w_commands) = (w.group.clone(), w.commands.clone());
     tokio::task::spawn_blocking(move || {
         assert_eq!(get(&b, "/health").0, 200);
         let deadline = std::time::Instant::now() + LONG;
@@ -113,6 +114,44 @@ async fn read_endpoints_report_the_running_router() {
             .unwrap()
             .iter()
             .any(|m| m["kind"] == "dispatcher" && m["received"].as_u64() >= Some(2)));
+
+        // Ready means the command partition is assigned: /api/cluster shows it, per group.
+        let (s, body) = get(&b, "/api/cluster");
+        let cluster: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(cluster["mode"], "single");
+        assert!(
+            cluster["instance_id"]
+                .as_str()
+                .is_some_and(|i| !i.is_empty()),
+            "{cluster}"
+        );
+        assert_eq!(
+            cluster["config_digest"].as_str().map(str::len),
+            Some(16),
+            "{cluster}"
+        );
+        let group = |consumer: &str| {
+            cluster["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["consumer"] == consumer)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {consumer} group in {cluster}"))
+        };
+        let commands = group("commands");
+        assert_eq!(commands["group"], json!(w_group));
+        assert_eq!(
+            commands["partitions"],
+            json!([{"topic": w_commands, "partition": 0}]),
+            "{cluster}"
+        );
+        assert_eq!(group("fl")["group"], json!(format!("{w_group}-fl")));
+        assert!(
+            !group("fl")["partitions"].as_array().unwrap().is_empty(),
+            "{cluster}"
+        );
 
         // No token configured: faults are refused, whatever the request says.
         assert_eq!(post_fault(&b, None), 401);

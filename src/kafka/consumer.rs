@@ -64,6 +64,7 @@ impl ConsumerContext for TrackingContext {
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect::<Vec<_>>()
                 {
+                    self.tracker.assigned(&topic, partition);
                     if let Some(next) = self.tracker.resume_at(&topic, partition) {
                         resumed += 1;
                         let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(next));
@@ -108,6 +109,7 @@ impl ConsumerContext for TrackingContext {
             }
             other => {
                 warn!(consumer = self.name, error = ?other, "rebalance error");
+                self.tracker.clear_assignment();
                 consumer.unassign()
             }
         };

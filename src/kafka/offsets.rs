@@ -32,6 +32,8 @@ pub struct OffsetTracker {
     /// Set when the assignment was lost (session timeout) until the next assignment: a commit
     /// then would carry a stale member id, which fences a static member (fatal in librdkafka).
     commits_suspended: std::sync::atomic::AtomicBool,
+    /// The partitions the group has assigned to this consumer now (`/api/cluster`).
+    assignment: Mutex<BTreeSet<(String, i32)>>,
 }
 
 /// Releases its offset when dropped (i.e. when the last ticket clone is gone).
@@ -123,6 +125,14 @@ impl OffsetTracker {
         parts.get(&(Arc::from(topic), partition))?.handled
     }
 
+    /// The partitions assigned to this consumer now, in order.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.assignment
+            .lock()
+            .map(|a| a.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Stops (or resumes) committing; see `commits_suspended`.
     pub fn suspend_commits(&self, suspended: bool) {
         self.commits_suspended
@@ -142,9 +152,26 @@ impl OffsetTracker {
             .unwrap_or(0)
     }
 
+    /// The group assigned this partition to this consumer.
+    pub fn assigned(&self, topic: &str, partition: i32) {
+        if let Ok(mut a) = self.assignment.lock() {
+            a.insert((topic.to_string(), partition));
+        }
+    }
+
+    /// Every partition was taken away at once (a failed rebalance).
+    pub fn clear_assignment(&self) {
+        if let Ok(mut a) = self.assignment.lock() {
+            a.clear();
+        }
+    }
+
     /// The partition was revoked: its position is no longer committed from here, but what
     /// was read of it stays known (its inputs may still be in the engine's care).
     pub fn revoke(&self, topic: &str, partition: i32) {
+        if let Ok(mut a) = self.assignment.lock() {
+            a.remove(&(topic.to_string(), partition));
+        }
         if let Ok(mut parts) = self.parts.lock() {
             if let Some(p) = parts.get_mut(&(Arc::from(topic), partition)) {
                 p.assigned = false;
