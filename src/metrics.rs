@@ -95,6 +95,8 @@ pub const SPEC: &[Metric] = &[
         &["outcome"],
     ),
     counter("flrouter_standby_events_dropped", "Switch-scoped FL messages (port events) from an FL that is not the switch's active one, dropped: the active FL speaks for the switch.", &[]),
+    counter("flrouter_commands_handed_over", "Commands forwarded to an FL another instance owns, or pending when this instance stopped owning it: the FL's owner adopts them from its read topic.", &[]),
+    counter("flrouter_fl_messages_not_owned", "FL messages that reached the engine after this instance stopped owning the FL (dropped; the new owner reads them).", &[]),
     gauge("flrouter_fl_switches", "Switches per FL, by role: active (its commands go to this FL) or standby (connected, not active).", &["fl", "role"]),
     gauge("flrouter_fl_online", "1 when the FL is online (evidence within the alive timeout), else 0.", &["fl", "status"]),
     counter("flrouter_mailbox_messages_sent", "Messages sent to actors' mailboxes, by actor kind.", &["kind"]),
@@ -194,6 +196,8 @@ impl Snapshot {
                 ("expired", "grace_expired"),
             ]),
             "flrouter_standby_events_dropped" => one(self.counter("standby_events_dropped")),
+            "flrouter_commands_handed_over" => one(self.counter("commands_handed_over")),
+            "flrouter_fl_messages_not_owned" => one(self.counter("fl_messages_not_owned")),
             "flrouter_fl_switches" => self
                 .switches
                 .iter()

@@ -57,6 +57,8 @@ counters! {
     replayed_adopted: "Commands read again after a restart that were forwarded and not yet answered (pending again, not forwarded twice).",
     previous_answers_routed: "FL answers to commands a previous incarnation forwarded, routed to their reply-to.",
     duplicate_answers_dropped: "FL answers for commands that already had their outcome (dropped).",
+    commands_handed_over: "Commands forwarded to an FL another instance owns, or pending when this instance stopped owning the FL (the owner adopts them from the FL read topic).",
+    fl_messages_not_owned: "FL messages reaching the engine after it stopped owning the FL (dropped; its new owner reads them).",
 }
 
 impl Counters {

@@ -14,6 +14,7 @@ use crate::dispatcher::{
 };
 use crate::fl_proxy::{
     self, FlOutput, FlOutputs, FlProxy, GetInflight, GetStatus, InflightRow, ProxyStatus, Restart,
+    SetOwned,
 };
 use crate::liveness::FlStatus;
 use crate::mailbox::{Mailbox, MailboxSnapshot, MailboxStats, SendRejected};
@@ -22,7 +23,7 @@ use crate::outage_monitor::{self, OutageMonitor, RestartMonitor};
 use crate::outbox::{Inbound, Outbox};
 use crate::previous::{LoadReport as PreviousReport, PriorRecord};
 use crate::routes::Routes;
-use crate::settings::{SettingError, Settings};
+use crate::settings::{FlOwnership, SettingError, Settings};
 use crate::shared::{Shared, Source};
 use crate::sync_scheduler::{self, SyncScheduler};
 
@@ -56,6 +57,12 @@ impl Engine {
             return Err(EngineError::Settings(problems));
         }
         let shared = Shared::new(settings, outbox);
+        if shared.settings.engine.ownership == FlOwnership::Assigned {
+            // A cluster instance: no FL is this engine's until the shell hands it over.
+            for fl in 0..shared.settings.fls.len() {
+                shared.liveness.set_owned(fl, false);
+            }
+        }
         let stats = |kind, id: &str, cap| {
             let st = MailboxStats::new(kind, id, cap);
             shared.mailboxes.register(&st);
@@ -378,7 +385,7 @@ impl Engine {
 
     /// When FL `fl` last wrote anything, as time ago.
     pub fn fl_last_evidence(&self, fl: &str) -> Option<std::time::Duration> {
-        let i = self.shared.settings.fls.iter().position(|f| f.id == fl)?;
+        let i = self.shared.fl_index(fl)?;
         self.shared.liveness.last_evidence(i).map(|t| t.elapsed())
     }
 
@@ -390,14 +397,14 @@ impl Engine {
 
     /// The engine has handled everything FL `fl` wrote before `at` (see `liveness`).
     pub fn fl_read_up_to(&self, fl: &str, at: tokio::time::Instant) {
-        if let Some(i) = self.shared.settings.fls.iter().position(|f| f.id == fl) {
+        if let Some(i) = self.shared.fl_index(fl) {
             self.shared.liveness.read_up_to(i, at);
         }
     }
 
     /// Liveness status of FL `fl` (as decided by the outage monitor).
     pub fn fl_liveness(&self, fl: &str) -> Option<FlStatus> {
-        let i = self.shared.settings.fls.iter().position(|f| f.id == fl)?;
+        let i = self.shared.fl_index(fl)?;
         Some(self.shared.liveness.status(i))
     }
 
@@ -407,6 +414,26 @@ impl Engine {
     }
 
     /// Stops FL `fl`'s proxy; `actix::Supervisor` restarts it with its pending commands.
+    /// This engine now owns FL `fl`, or no longer does (`docs/design/cluster.md`): an owned FL
+    /// is read here, its commands are pending here and its liveness is judged here; for one
+    /// owned elsewhere, commands are forwarded and handed over, and its pending commands are
+    /// dropped unanswered for its new owner to adopt from the FL's read topic. The engine of
+    /// one router instance owns every FL from the start.
+    pub fn set_fl_owned(&self, fl: &str, owned: bool) -> Result<(), EngineError> {
+        let index = self
+            .shared
+            .fl_index(fl)
+            .ok_or_else(|| EngineError::UnknownFl(fl.to_string()))?;
+        let proxy = self
+            .proxies
+            .get(fl)
+            .ok_or_else(|| EngineError::UnknownFl(fl.to_string()))?;
+        // Liveness first (the monitor stops or starts judging at its next tick), then the
+        // proxy, in order with the forwards already in its mailbox.
+        self.shared.liveness.set_owned(index, owned);
+        Ok(proxy.tell(SetOwned(owned))?)
+    }
+
     pub fn restart_fl_proxy(&self, fl: &str) -> Result<(), EngineError> {
         let p = self
             .proxies

@@ -54,6 +54,13 @@ pub struct FlOutput(pub Inbound);
 #[rtype(result = "()")]
 pub struct FlOutputs(pub Vec<Inbound>);
 
+/// This engine (no longer) owns the FL (`Engine::set_fl_owned`). Losing it drops the pending
+/// commands unanswered: their forwards are on the FL's read topic, where its new owner adopts
+/// them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetOwned(pub bool);
+
 /// Stops the actor so its supervisor restarts it (fault injection, unrecoverable errors).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -88,6 +95,8 @@ pub struct ProxyStatus {
     pub restarts: u64,
     /// Milliseconds since the FL last wrote anything (None: never).
     pub last_seen_ms_ago: Option<u64>,
+    /// Whether this engine owns the FL (reads it, holds its pending commands).
+    pub owned: bool,
 }
 pub const MAILBOX_CAPACITY: usize = 1024;
 
@@ -112,6 +121,9 @@ pub struct FlProxy {
     sync_watch: HashMap<String, Outlet<ChainItem>>,
     /// Commands an outage failed, still to be answered (with the outage's reason).
     failing: std::collections::VecDeque<(crate::pending::Entry, String)>,
+    /// Whether this engine owns the FL. When not, commands are forwarded and handed over (the
+    /// owner adopts them from the read topic) and nothing the FL writes is read here.
+    owned: bool,
 }
 
 impl FlProxy {
@@ -123,6 +135,7 @@ impl FlProxy {
         stats: Arc<MailboxStats>,
     ) -> Self {
         let id = shared.settings.fls[index].id.clone();
+        let owned = shared.liveness.is_owned(index);
         let t = &shared.settings.topics;
         let read_topics = t.fl_read_topics(&id);
         let lane_outputs = t
@@ -144,10 +157,14 @@ impl FlProxy {
             last_seen: None,
             sync_watch: HashMap::new(),
             failing: Default::default(),
+            owned,
         }
     }
 
     fn forward(&mut self, f: Forward) {
+        if !self.owned {
+            return self.hand_over(f);
+        }
         let s = &self.shared;
         let now = Instant::now();
         if s.liveness.status(self.index) == FlStatus::Offline {
@@ -188,27 +205,49 @@ impl FlProxy {
             f.timeout,
             f.owed,
         );
-        // Bytes, key and headers in = bytes, key and headers out (OpenKilda's services match
-        // replies by key; the reply-to header lets a restarted router route the answer).
-        // Partitioned by switch so one switch's commands stay in order.
-        let topic = self
-            .read_topics
-            .get(f.lane)
-            .or(self.read_topics.first())
-            .cloned()
-            .unwrap_or_default();
-        let out = Outgoing::new(topic, f.msg.payload)
-            .key_opt(f.msg.key)
-            .headers(f.msg.headers)
-            .partition_key(Bytes::copy_from_slice(f.switch_id.as_bytes()))
-            .ticket(&f.msg.ticket)
+        let out = self
+            .to_fl(f.lane, &f.switch_id, f.msg)
             .ticket(&delivery_ticket);
         drop(delivery_ticket);
         s.outbox.send(out);
         Counters::inc(&s.counters.commands_forwarded);
     }
 
+    /// The command as it goes to the FL's read topic of its lane, holding its input's ticket.
+    /// Bytes, key and headers in = bytes, key and headers out (OpenKilda's services match
+    /// replies by key; the reply-to header lets a restarted router, or the FL's owner in a
+    /// cluster, route the answer). Partitioned by switch so one switch's commands stay in order.
+    fn to_fl(&self, lane: usize, switch_id: &str, msg: Inbound) -> Outgoing {
+        let topic = self
+            .read_topics
+            .get(lane)
+            .or(self.read_topics.first())
+            .cloned()
+            .unwrap_or_default();
+        Outgoing::new(topic, msg.payload)
+            .key_opt(msg.key)
+            .headers(msg.headers)
+            .partition_key(Bytes::copy_from_slice(switch_id.as_bytes()))
+            .ticket(&msg.ticket)
+    }
+
+    /// A command for an FL another instance owns: forwarded, not kept. Its input is done once
+    /// the forward is delivered (the ticket rides on it); the FL's owner adopts it from the
+    /// read topic and owes it its answer.
+    fn hand_over(&mut self, f: Forward) {
+        let s = &self.shared;
+        s.outbox.send(self.to_fl(f.lane, &f.switch_id, f.msg));
+        Counters::inc(&s.counters.commands_forwarded);
+        Counters::inc(&s.counters.commands_handed_over);
+        f.owed.met(Met::HandedOver);
+    }
+
     fn adopt(&mut self, a: Adopt) {
+        if !self.owned {
+            // Its forward is on the FL's read topic: the FL's owner adopts it from there.
+            Counters::inc(&self.shared.counters.commands_handed_over);
+            return a.owed.met(Met::HandedOver);
+        }
         let s = &self.shared;
         Counters::inc(&s.counters.replayed_adopted);
         let ack = s.settings.timeouts.ack.as_millis() as u64;
@@ -232,6 +271,12 @@ impl FlProxy {
     fn on_output(&mut self, msg: Inbound) {
         let shared = self.shared.clone();
         let s = &*shared;
+        if !self.owned {
+            // Read before this instance lost the FL: its new owner reads it again (the offset
+            // of a revoked partition is not committed from here).
+            Counters::inc(&s.counters.fl_messages_not_owned);
+            return;
+        }
         Counters::inc(&s.counters.fl_messages_received);
         let now = Instant::now();
         self.last_seen = Some(now);
@@ -650,6 +695,37 @@ impl Drop for FlProxy {
     }
 }
 
+impl FlProxy {
+    /// This engine now owns the FL, or no longer does ([`SetOwned`]).
+    fn set_owned(&mut self, owned: bool) {
+        if owned == self.owned {
+            return;
+        }
+        self.owned = owned;
+        self.last_seen = None;
+        if owned {
+            info!(fl = %self.id, "FL owned here now");
+            return;
+        }
+        // Their forwards are on the FL's read topic: the new owner adopts them. Their inputs'
+        // tickets go with them (each input is done once its forward is delivered).
+        let mut handed = 0u64;
+        for e in self.pending.drain() {
+            e.owed.met(Met::HandedOver);
+            handed += 1;
+        }
+        for (e, _) in self.failing.drain(..) {
+            e.owed.met(Met::HandedOver);
+            handed += 1;
+        }
+        let c = &self.shared.counters.commands_handed_over;
+        c.fetch_add(handed, std::sync::atomic::Ordering::Relaxed);
+        self.blacklist = Blacklist::default();
+        self.sync_watch.clear();
+        info!(fl = %self.id, handed_over = handed, "FL owned elsewhere now; its pending commands are its new owner's");
+    }
+}
+
 impl Supervised for FlProxy {
     fn restarting(&mut self, _: &mut Self::Context) {
         self.stats.restarted();
@@ -707,6 +783,10 @@ counted!(FlProxy, FlOutputs => (), |this, msg, ctx| {
     }
 });
 
+counted!(FlProxy, SetOwned => (), |this, msg, _| {
+    this.set_owned(msg.0);
+});
+
 counted!(FlProxy, Restart => (), |this, _, ctx| {
     ctx.stop();
 });
@@ -752,5 +832,6 @@ counted!(FlProxy, GetStatus => MessageResult<Envelope<GetStatus>>, |this, _, _| 
         blacklisted: this.blacklist.len(),
         restarts: this.stats.snapshot(false).restarts,
         last_seen_ms_ago: this.last_seen.map(|t| t.elapsed().as_millis() as u64),
+        owned: this.owned,
     })
 });

@@ -65,6 +65,9 @@ pub struct Liveness {
     outage_reason: Vec<std::sync::Mutex<String>>,
     /// Outages declared per FL: the dispatcher applies each one once (see `Dispatcher`).
     outages: Vec<AtomicU64>,
+    /// Whether this engine owns each FL: reads what it writes, holds its pending commands,
+    /// judges its liveness. All FLs in one instance; in a cluster, those assigned to it.
+    owned: Vec<AtomicBool>,
 }
 
 impl Liveness {
@@ -78,6 +81,24 @@ impl Liveness {
             recovery_reported: (0..fls).map(|_| AtomicBool::new(false)).collect(),
             outage_reason: (0..fls).map(|_| Default::default()).collect(),
             outages: (0..fls).map(|_| AtomicU64::new(0)).collect(),
+            owned: (0..fls).map(|_| AtomicBool::new(true)).collect(),
+        }
+    }
+
+    /// Whether this engine owns FL `fl` (see [`Liveness::set_owned`]).
+    pub fn is_owned(&self, fl: usize) -> bool {
+        self.owned.get(fl).is_some_and(|o| o.load(Relaxed))
+    }
+
+    /// FL `fl` is (no longer) this engine's: a new owner starts with a fresh view of its
+    /// liveness (status Starting, nothing seen yet), as after a restart.
+    pub fn set_owned(&self, fl: usize, owned: bool) {
+        if let Some(o) = self.owned.get(fl) {
+            o.store(owned, Relaxed);
+        }
+        self.set_status(fl, FlStatus::Starting);
+        if let Some(s) = self.seen_up_to.get(fl) {
+            s.0.store(0, Relaxed);
         }
     }
 
@@ -164,10 +185,12 @@ impl Liveness {
         }
     }
 
-    /// Up to when the router has seen everything every FL wrote (the earliest of
+    /// Up to when the router has seen everything every FL it owns wrote (the earliest of
     /// [`Liveness::seen_up_to`]); None: some FL not read up to date yet.
     pub fn seen_all_up_to(&self) -> Option<Instant> {
         (0..self.seen_up_to.len())
+            // An FL another instance owns is not read here: its reconnects are not ours to see.
+            .filter(|&fl| self.is_owned(fl))
             .map(|fl| self.seen_up_to(fl))
             .try_fold(Instant::now(), |acc, at| at.map(|at| acc.min(at)))
     }

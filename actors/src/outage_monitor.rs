@@ -86,7 +86,8 @@ impl OutageMonitor {
     fn send_requests(&mut self) {
         let s = self.shared.clone();
         let now = Instant::now();
-        for fl in 0..s.settings.fls.len() {
+        // Only the FLs this engine owns: another instance asks and judges the others.
+        for fl in (0..s.settings.fls.len()).filter(|&fl| s.liveness.is_owned(fl)) {
             let id = s.fl_id(fl);
             self.alive_seq += 1;
             let cid = format!("flrouter-alive-{id}-{}", self.alive_seq);
@@ -119,6 +120,12 @@ impl OutageMonitor {
         let timeout = s.settings.timeouts.alive_timeout;
         let epoch = s.liveness.epoch();
         for fl in 0..s.settings.fls.len() {
+            if !s.liveness.is_owned(fl) {
+                // Not ours to judge; if it becomes ours, its window starts afresh.
+                self.open[fl].clear();
+                self.offline_since[fl] = None;
+                continue;
+            }
             let evidence = s.liveness.last_evidence(fl);
             let open = &mut self.open[fl];
             // Anything the FL wrote that the router read after sending a request answers it.

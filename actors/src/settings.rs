@@ -641,6 +641,20 @@ pub struct EngineSettings {
     /// 0 = half the available cores, at least one (the main thread and librdkafka's threads
     /// need about as much CPU as the shards). Commands are assigned by their input partition.
     pub shards: usize,
+    /// Which FLs this engine speaks for at start (see [`FlOwnership`]). Set by the shell, not
+    /// by the config file: a cluster instance starts owning none (`docs/design/cluster.md`).
+    #[serde(skip)]
+    pub ownership: FlOwnership,
+}
+
+/// Which FLs an engine owns: reads, holds pending commands for, judges the liveness of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FlOwnership {
+    /// Every configured FL (one router instance).
+    #[default]
+    All,
+    /// Only those handed to it with `Engine::set_fl_owned` (an instance of a cluster).
+    Assigned,
 }
 
 /// The most shards the engine starts (a thread each).

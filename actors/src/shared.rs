@@ -62,6 +62,11 @@ impl Shared {
             .unwrap_or(0)
     }
 
+    /// The index of FL `id` in the configured order.
+    pub fn fl_index(&self, id: &str) -> Option<usize> {
+        self.settings.fls.iter().position(|f| f.id == id)
+    }
+
     pub fn fl_id(&self, fl: usize) -> &str {
         self.settings.fls.get(fl).map_or("?", |f| f.id.as_str())
     }

@@ -45,8 +45,10 @@ impl SyncScheduler {
         }
     }
 
-    fn start_sync(&mut self, msg: StartSync) {
+    fn start_sync(&mut self, mut msg: StartSync) {
         let s = &self.shared;
+        // A chain is read where its FL is owned: a session here covers this engine's FLs.
+        msg.fls.retain(|&fl| s.liveness.is_owned(fl));
         Counters::inc(&s.counters.sync_sessions_started);
         let fls: Vec<&str> = msg.fls.iter().map(|&i| s.fl_id(i)).collect();
         info!(trigger = ?msg.trigger, fls = ?fls, "sync session starting");
