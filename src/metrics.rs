@@ -97,6 +97,8 @@ pub const SPEC: &[Metric] = &[
     counter("flrouter_standby_events_dropped", "Switch-scoped FL messages (port events) from an FL that is not the switch's active one, dropped: the active FL speaks for the switch.", &[]),
     counter("flrouter_commands_handed_over", "Commands forwarded to an FL another instance owns, or pending when this instance stopped owning it: the FL's owner adopts them from its read topic.", &[]),
     counter("flrouter_fl_messages_not_owned", "FL messages that reached the engine after this instance stopped owning the FL (dropped; the new owner reads them).", &[]),
+    counter("flrouter_forwards_adopted", "Forwards read back from an owned FL's read topic and made pending (a cluster instance).", &[]),
+    counter("flrouter_answers_held", "FL acks and answers that waited for their forward to be adopted (a cluster instance).", &[]),
     gauge("flrouter_fl_switches", "Switches per FL, by role: active (its commands go to this FL) or standby (connected, not active).", &["fl", "role"]),
     gauge("flrouter_fl_online", "1 when the FL is online (evidence within the alive timeout), else 0.", &["fl", "status"]),
     counter("flrouter_mailbox_messages_sent", "Messages sent to actors' mailboxes, by actor kind.", &["kind"]),
@@ -198,6 +200,8 @@ impl Snapshot {
             "flrouter_standby_events_dropped" => one(self.counter("standby_events_dropped")),
             "flrouter_commands_handed_over" => one(self.counter("commands_handed_over")),
             "flrouter_fl_messages_not_owned" => one(self.counter("fl_messages_not_owned")),
+            "flrouter_forwards_adopted" => one(self.counter("forwards_adopted")),
+            "flrouter_answers_held" => one(self.counter("answers_held")),
             "flrouter_fl_switches" => self
                 .switches
                 .iter()

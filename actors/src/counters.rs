@@ -59,6 +59,8 @@ counters! {
     duplicate_answers_dropped: "FL answers for commands that already had their outcome (dropped).",
     commands_handed_over: "Commands forwarded to an FL another instance owns, or pending when this instance stopped owning the FL (the owner adopts them from the FL read topic).",
     fl_messages_not_owned: "FL messages reaching the engine after it stopped owning the FL (dropped; its new owner reads them).",
+    forwards_adopted: "Forwards read from an owned FL's read topic and made pending (a cluster instance).",
+    answers_held: "FL acks and answers that waited for their forward's adoption (a cluster instance).",
 }
 
 impl Counters {

@@ -13,8 +13,8 @@ use crate::dispatcher::{
     self, Dispatcher, LookupSwitch, RestoreMap, RestoreReport, SwitchCounts, SwitchView,
 };
 use crate::fl_proxy::{
-    self, FlOutput, FlOutputs, FlProxy, GetInflight, GetStatus, InflightRow, ProxyStatus, Restart,
-    SetOwned,
+    self, FlOutput, FlOutputs, FlProxy, Forwarded, GetInflight, GetStatus, InflightRow,
+    ProxyStatus, Restart, SetOwned,
 };
 use crate::liveness::FlStatus;
 use crate::mailbox::{Mailbox, MailboxSnapshot, MailboxStats, SendRejected};
@@ -48,6 +48,8 @@ pub struct Engine {
     proxies: Arc<HashMap<String, Mailbox<FlProxy>>>,
     /// FL write topic → FL id, for the shell's consumer.
     write_topics: Arc<HashMap<String, String>>,
+    /// FL read topic → FL id (a cluster instance reads its FLs' forwards back).
+    read_topics: Arc<HashMap<String, String>>,
 }
 
 impl Engine {
@@ -170,8 +172,12 @@ impl Engine {
 
         let mut proxies = HashMap::new();
         let mut write_topics = HashMap::new();
+        let mut read_topics = HashMap::new();
         for (fl, mbox) in shared.settings.fls.iter().zip(mailboxes.iter()) {
             proxies.insert(fl.id.clone(), mbox.clone());
+            for topic in shared.settings.topics.fl_read_topics(&fl.id) {
+                read_topics.insert(topic, fl.id.clone());
+            }
             for topic in shared.settings.topics.fl_write_topics(&fl.id) {
                 write_topics.insert(topic, fl.id.clone());
             }
@@ -184,6 +190,7 @@ impl Engine {
             monitor,
             proxies: Arc::new(proxies),
             write_topics: Arc::new(write_topics),
+            read_topics: Arc::new(read_topics),
         })
     }
 
@@ -281,6 +288,40 @@ impl Engine {
             r?;
         }
         unknown.map_or(Ok(()), Err)
+    }
+
+    /// Records read back from FL read topics (a cluster instance, for the FLs it owns; each
+    /// record's origin names its topic): every forwarded command becomes pending at its FL's
+    /// proxy, whichever instance forwarded it (`docs/design/cluster.md`). A record from a topic
+    /// no FL reads is ignored (its ticket is released).
+    pub async fn fl_forwards(&self, msgs: Vec<Inbound>) -> Result<(), EngineError> {
+        let mut parts: Vec<(&Mailbox<FlProxy>, Vec<Inbound>)> = Vec::new();
+        for m in msgs {
+            let fl = m
+                .origin
+                .as_ref()
+                .and_then(|o| self.read_topics.get(o.topic.as_ref()));
+            let Some(proxy) = fl.and_then(|fl| self.proxies.get(fl)) else {
+                continue;
+            };
+            match parts.iter_mut().find(|(p, _)| std::ptr::eq(*p, proxy)) {
+                Some((_, v)) => v.push(m),
+                None => parts.push((proxy, vec![m])),
+            }
+        }
+        let asks = parts.into_iter().map(|(p, v)| p.ask(Forwarded(v)));
+        for r in futures::future::join_all(asks).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// The shell has read FL `fl`'s read topics up to their end as of `at`, and handed every
+    /// record to [`Engine::fl_forwards`] (answers waiting for their forward are released).
+    pub fn fl_forwards_read_up_to(&self, fl: &str, at: tokio::time::Instant) {
+        if let Some(i) = self.shared.fl_index(fl) {
+            self.shared.liveness.forwards_read_up_to(i, at);
+        }
     }
 
     /// The FL that writes to `topic`, if any.

@@ -22,11 +22,12 @@ use crate::messages::{
     Forwards, FromActiveOnly, MonitorPort, PartAnswer, PartFailed, SwitchEvent, UnwatchSync,
     WatchSync, WriteErrors,
 };
-use crate::obligation::Met;
+use crate::obligation::{Met, Obligation};
 use crate::outbox::{Inbound, Outgoing};
 use crate::pending::{Blacklist, Expiry, PendingTable};
 use crate::previous::PriorAnswer;
 use crate::protocol::{self, ErrorType, MessageView};
+use crate::settings::FlOwnership;
 use crate::shared::{Shared, Source};
 use crate::switch_map::{FlIndex, Via};
 
@@ -53,6 +54,12 @@ pub struct FlOutput(pub Inbound);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FlOutputs(pub Vec<Inbound>);
+
+/// Records read from this FL's read topics (a cluster instance that owns the FL): each
+/// forwarded command becomes pending here, whichever instance forwarded it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forwarded(pub Vec<Inbound>);
 
 /// This engine (no longer) owns the FL (`Engine::set_fl_owned`). Losing it drops the pending
 /// commands unanswered: their forwards are on the FL's read topic, where its new owner adopts
@@ -124,6 +131,13 @@ pub struct FlProxy {
     /// Whether this engine owns the FL. When not, commands are forwarded and handed over (the
     /// owner adopts them from the read topic) and nothing the FL writes is read here.
     owned: bool,
+    /// A cluster instance: every forward is handed over, and commands become pending only by
+    /// adoption from the read topic ([`Forwarded`]), so the read topic's offset is never
+    /// committed past a command still open (`docs/design/cluster.md`).
+    adopts: bool,
+    /// FL answers and acks for no pending command, waiting (in arrival order) until the
+    /// forwards on the read topic are adopted up to their arrival.
+    held: std::collections::VecDeque<(Instant, Inbound)>,
 }
 
 impl FlProxy {
@@ -136,6 +150,7 @@ impl FlProxy {
     ) -> Self {
         let id = shared.settings.fls[index].id.clone();
         let owned = shared.liveness.is_owned(index);
+        let adopts = shared.settings.engine.ownership == FlOwnership::Assigned;
         let t = &shared.settings.topics;
         let read_topics = t.fl_read_topics(&id);
         let lane_outputs = t
@@ -158,11 +173,13 @@ impl FlProxy {
             sync_watch: HashMap::new(),
             failing: Default::default(),
             owned,
+            adopts,
+            held: Default::default(),
         }
     }
 
     fn forward(&mut self, f: Forward) {
-        if !self.owned {
+        if !self.owned || self.adopts {
             return self.hand_over(f);
         }
         let s = &self.shared;
@@ -284,6 +301,14 @@ impl FlProxy {
             // An offline FL spoke: recovery is registered at once, not at the next tick.
             let _ = self.monitor.evidence.tell(Evidence { fl: self.index });
         }
+        self.handle_output(msg, now, true);
+    }
+
+    /// An FL message's handling after its evidence is stamped: now, or again when released
+    /// from the hold (`may_hold` false then).
+    fn handle_output(&mut self, msg: Inbound, now: Instant, may_hold: bool) {
+        let shared = self.shared.clone();
+        let s = &*shared;
         let view = match MessageView::read(&msg.payload, &s.settings.protocol.envelope) {
             Ok(v) => v,
             Err(e) => {
@@ -292,9 +317,15 @@ impl FlProxy {
                 return;
             }
         };
+        let kind = self.classify(&view, now);
+        if may_hold && self.must_wait_for_adoption(&kind, &view, now) {
+            Counters::inc(&s.counters.answers_held);
+            self.held.push_back((now, msg));
+            return;
+        }
         let lane_to = self.lane_to(&msg);
         let lane_to = lane_to.as_deref();
-        match self.classify(&view, now) {
+        match kind {
             FlMessage::ChainItem(session) => {
                 let item = ChainItem {
                     fl: self.index,
@@ -321,6 +352,98 @@ impl FlProxy {
             FlMessage::SwitchEvent => self.on_switch_event(&view, &msg, lane_to),
             FlMessage::Answer => self.on_answer(&view, &msg, lane_to, now),
         }
+    }
+
+    /// A cluster instance adopts its FL's commands from the read topic, so an ack or answer
+    /// can arrive before the forward it answers is adopted. It waits while the forwards are
+    /// not adopted up to its arrival (the forward was on the read topic before the FL read it).
+    fn must_wait_for_adoption(
+        &self,
+        kind: &FlMessage<'_>,
+        view: &MessageView<'_>,
+        now: Instant,
+    ) -> bool {
+        if !self.adopts || !matches!(kind, FlMessage::Ack(Some(_)) | FlMessage::Answer) {
+            return false;
+        }
+        let Some(cid) = view.correlation() else {
+            return false;
+        };
+        !self.pending.contains(cid)
+            && self
+                .shared
+                .liveness
+                .forwards_seen_up_to(self.index)
+                .is_none_or(|seen| seen < now)
+    }
+
+    /// Held messages whose forwards are adopted by now (or that waited as long as a command
+    /// may wait for its first answer: then nothing is coming to match them), in arrival order.
+    fn release_held(&mut self, now: Instant) {
+        let seen = self.shared.liveness.forwards_seen_up_to(self.index);
+        let max_wait = self.shared.settings.timeouts.ack;
+        while let Some(&(arrived, _)) = self.held.front() {
+            let adopted = seen.is_some_and(|seen| seen >= arrived);
+            if !adopted && arrived + max_wait > now {
+                break;
+            }
+            if let Some((arrived, msg)) = self.held.pop_front() {
+                self.handle_output(msg, arrived, false);
+            }
+        }
+    }
+
+    /// A forward read from this FL's read topic, by whichever instance it was sent: pending
+    /// here, its deadline from the record's time, its input the read topic's record.
+    fn adopt_forward(&mut self, msg: Inbound) {
+        let shared = self.shared.clone();
+        let s = &*shared;
+        if !self.owned {
+            Counters::inc(&s.counters.fl_messages_not_owned);
+            return;
+        }
+        let Ok(view) = MessageView::read(&msg.payload, &s.settings.protocol.envelope) else {
+            // Not a command the router could have forwarded: nothing to wait for.
+            return;
+        };
+        let Some(cid) = view.correlation() else {
+            return;
+        };
+        // The router's own requests (alive, sync) are answered to the router, not adopted.
+        if cid.starts_with("flrouter-")
+            || matches!(
+                view.command_kind(&s.settings.protocol),
+                Ok(protocol::CommandKind::SyncRequest { .. })
+            )
+            || self.sync_watch.contains_key(cid)
+        {
+            return;
+        }
+        let switch = match view.target(&s.settings.protocol).map(|l| l.target) {
+            Ok(protocol::Target::One(sw)) => Arc::from(sw.as_str()),
+            _ => Arc::from(""),
+        };
+        let timeout = s.settings.timeouts.ack_for(view.class());
+        let now_ms = protocol::now_millis();
+        let at_ms = msg
+            .origin
+            .as_ref()
+            .and_then(|o| o.timestamp_ms)
+            .unwrap_or(now_ms);
+        let left = (at_ms + timeout.as_millis() as u64).saturating_sub(now_ms);
+        let requester = crate::shared::requester(&msg, Some(&view));
+        Counters::inc(&s.counters.forwards_adopted);
+        self.pending.insert(
+            cid,
+            requester,
+            switch,
+            msg.ticket.clone(),
+            None,
+            None,
+            Instant::now(),
+            std::time::Duration::from_millis(left),
+            Obligation::new(),
+        );
     }
 
     /// What an FL message is, decided in one place, in order of precedence.
@@ -525,6 +648,9 @@ impl FlProxy {
 
     fn tick(&mut self) {
         let now = Instant::now();
+        if !self.held.is_empty() {
+            self.release_held(now);
+        }
         let s = self.shared.clone();
         let t = &s.settings.timeouts;
         // A deadline is judged only as far as the router has read the FL's answers: after a
@@ -722,6 +848,7 @@ impl FlProxy {
         c.fetch_add(handed, std::sync::atomic::Ordering::Relaxed);
         self.blacklist = Blacklist::default();
         self.sync_watch.clear();
+        self.held.clear();
         info!(fl = %self.id, handed_over = handed, "FL owned elsewhere now; its pending commands are its new owner's");
     }
 }
@@ -780,6 +907,12 @@ counted!(FlProxy, FlOutput => (), |this, msg, ctx| {
 counted!(FlProxy, FlOutputs => (), |this, msg, ctx| {
     for m in msg.0 {
         this.guarded(ctx, "fl output", |p| p.on_output(m));
+    }
+});
+
+counted!(FlProxy, Forwarded => (), |this, msg, ctx| {
+    for m in msg.0 {
+        this.guarded(ctx, "adopt forward", |p| p.adopt_forward(m));
     }
 });
 

@@ -68,6 +68,9 @@ pub struct Liveness {
     /// Whether this engine owns each FL: reads what it writes, holds its pending commands,
     /// judges its liveness. All FLs in one instance; in a cluster, those assigned to it.
     owned: Vec<AtomicBool>,
+    /// In a cluster: up to when the engine has adopted every forward on each owned FL's read
+    /// topics (an FL answer to a forward not adopted yet waits until then).
+    forwards_seen_up_to: Vec<Stamp>,
 }
 
 impl Liveness {
@@ -82,6 +85,7 @@ impl Liveness {
             outage_reason: (0..fls).map(|_| Default::default()).collect(),
             outages: (0..fls).map(|_| AtomicU64::new(0)).collect(),
             owned: (0..fls).map(|_| AtomicBool::new(true)).collect(),
+            forwards_seen_up_to: (0..fls).map(|_| Stamp::default()).collect(),
         }
     }
 
@@ -97,8 +101,10 @@ impl Liveness {
             o.store(owned, Relaxed);
         }
         self.set_status(fl, FlStatus::Starting);
-        if let Some(s) = self.seen_up_to.get(fl) {
-            s.0.store(0, Relaxed);
+        for stamps in [&self.seen_up_to, &self.forwards_seen_up_to] {
+            if let Some(s) = stamps.get(fl) {
+                s.0.store(0, Relaxed);
+            }
         }
     }
 
@@ -201,6 +207,22 @@ impl Liveness {
             return Some(Instant::now());
         }
         self.seen_up_to.get(fl)?.get(self.epoch)
+    }
+
+    /// The shell has read FL `fl`'s read topics up to their end as of `at`, and the engine
+    /// has adopted every forward on them (a cluster instance; see `FlProxy`).
+    pub fn forwards_read_up_to(&self, fl: usize, at: Instant) {
+        if let Some(s) = self.forwards_seen_up_to.get(fl) {
+            s.advance(self.epoch, at);
+        }
+    }
+
+    /// Up to when every forward to FL `fl` has been adopted; None: not read up to date yet.
+    pub fn forwards_seen_up_to(&self, fl: usize) -> Option<Instant> {
+        if !self.tracked.load(Relaxed) {
+            return Some(Instant::now());
+        }
+        self.forwards_seen_up_to.get(fl)?.get(self.epoch)
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Origin {
     pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
+    /// The record's timestamp (ms since the epoch), when Kafka gave one.
+    pub timestamp_ms: Option<u64>,
 }
 
 impl fmt::Display for Origin {

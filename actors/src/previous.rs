@@ -266,6 +266,7 @@ mod tests {
             topic: "cmds".into(),
             partition: 0,
             offset,
+            timestamp_ms: None,
         });
         Some(Box::leak(o))
     }

@@ -171,6 +171,7 @@ fn from(topic: &str, msg: Inbound) -> Inbound {
         topic: topic.into(),
         partition: 0,
         offset: 0,
+        timestamp_ms: None,
     });
     msg
 }

@@ -188,3 +188,134 @@ async fn only_owned_fls_are_asked_if_alive_and_judged() {
         .collect();
     assert_eq!(outages.len(), 1, "one outage, the owned FL's: {outages:?}");
 }
+
+/// What the shell hands the engine for a forward it reads back from an FL read topic.
+fn read_back(fwd: &fl_router_actors::Outgoing, offset: i64, ticket: Ticket) -> Inbound {
+    let mut m = Inbound::new(fwd.payload.clone()).ticket(ticket);
+    m.key = fwd.key.clone();
+    m.headers = fwd.headers.clone();
+    m.reply_to = fwd
+        .headers
+        .iter()
+        .find(|(k, _)| k == fl_router_actors::outbox::headers::REPLY_TO)
+        .and_then(|(_, v)| std::str::from_utf8(v).ok().map(str::to_string));
+    m.origin = Some(fl_router_actors::outbox::Origin {
+        topic: fwd.topic.as_str().into(),
+        partition: 0,
+        offset,
+        timestamp_ms: Some(fl_router_actors::protocol::now_millis()),
+    });
+    m
+}
+
+fn cluster_instance() -> (Engine, fl_router_actors::testkit::Recorded) {
+    let mut s = settings();
+    s.engine.ownership = FlOwnership::Assigned;
+    let (engine, rec) = start_recorded(s);
+    engine.set_fl_owned("a", true).unwrap();
+    (engine, rec)
+}
+
+#[actix_rt::test]
+async fn a_cluster_instance_keeps_a_command_only_by_adopting_its_forward() {
+    tokio::time::pause();
+    let (engine, mut rec) = cluster_instance();
+    engine
+        .restore_switch_map(vec![stored_switch(SW1, "a")])
+        .await
+        .unwrap();
+    for cid in ["c5", "c6"] {
+        engine
+            .command(Inbound::new(command(cid)).reply_to("my.reply"))
+            .await
+            .unwrap();
+    }
+    let forwards = [rec.next_within(WAIT).await, rec.next_within(WAIT).await];
+    assert_eq!(
+        engine.fl_status("a").await.unwrap().pending,
+        0,
+        "even for an FL it owns, a cluster instance does not keep what it forwards"
+    );
+    let released = Arc::new(AtomicBool::new(false));
+    let records = vec![
+        read_back(&forwards[0], 0, Ticket::new(Flag(released.clone()))),
+        read_back(&forwards[1], 1, Ticket::none()),
+    ];
+    engine.fl_forwards(records).await.unwrap();
+    assert_eq!(engine.fl_status("a").await.unwrap().pending, 2, "adopted");
+    assert_eq!(counter(&engine, "forwards_adopted"), 2);
+
+    engine
+        .fl_output("a", Inbound::new(answer("c5")))
+        .await
+        .unwrap();
+    let out = rec.next_within(WAIT).await;
+    assert_eq!(
+        (out.topic.as_str(), body(&out)["correlation_id"].as_str()),
+        ("my.reply", Some("c5")),
+        "the answer goes to the reply-to the forward carried"
+    );
+    drop(out);
+    assert!(
+        released.load(Ordering::SeqCst),
+        "the read topic's record is done once the final answer is out"
+    );
+    // The silent one times out here, from its record's time.
+    let err = rec.next_within(engine.settings().timeouts.ack * 2).await;
+    assert_eq!(body(&err)["correlation_id"], "c6");
+    assert_eq!(body(&err)["payload"]["error-type"], "OPERATION_TIMED_OUT");
+}
+
+#[actix_rt::test]
+async fn an_answer_that_overtakes_its_forward_waits_for_the_adoption() {
+    tokio::time::pause();
+    let (engine, mut rec) = cluster_instance();
+    engine
+        .restore_switch_map(vec![stored_switch(SW1, "a")])
+        .await
+        .unwrap();
+    // The shell reports how far it has read: the FL's write topic up to now, its read topic
+    // not yet.
+    engine.track_fl_reads();
+    engine
+        .command(Inbound::new(command("c7")).reply_to("my.reply"))
+        .await
+        .unwrap();
+    let fwd = rec.next_within(WAIT).await;
+    engine.fl_read_up_to("a", tokio::time::Instant::now());
+    engine
+        .fl_output("a", Inbound::new(answer("c7")))
+        .await
+        .unwrap();
+    engine
+        .fl_output("a", Inbound::new(answer("never-forwarded")))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(rec.drain().is_empty(), "both wait for the read topic");
+    assert_eq!(counter(&engine, "answers_held"), 2);
+
+    engine
+        .fl_forwards(vec![read_back(&fwd, 0, Ticket::none())])
+        .await
+        .unwrap();
+    engine.fl_forwards_read_up_to("a", tokio::time::Instant::now());
+    let out = rec
+        .until(WAIT, |o| body(o)["correlation_id"] == "never-forwarded")
+        .await;
+    let to = |cid: &str| {
+        out.iter()
+            .find(|o| body(o)["correlation_id"] == cid)
+            .map(|o| o.topic.clone())
+    };
+    assert_eq!(
+        to("c7").as_deref(),
+        Some("my.reply"),
+        "matched once adopted"
+    );
+    assert_eq!(
+        to("never-forwarded").as_deref(),
+        Some(engine.settings().topics.default_reply.as_str()),
+        "an answer to nothing is routed by kind once the read topic says so, not lost"
+    );
+}

@@ -40,6 +40,7 @@ fn again(msg: Inbound) -> Inbound {
         topic: "cmds".into(),
         partition: 0,
         offset: 7,
+        timestamp_ms: None,
     });
     msg
 }
@@ -135,6 +136,7 @@ async fn a_command_read_again_gets_the_outcome_it_already_had() {
         topic: "cmds".into(),
         partition: 0,
         offset: 100,
+        timestamp_ms: None,
     });
     engine.command(new).await.unwrap();
     let fwd = rec.next_within(WAIT).await;

@@ -35,6 +35,7 @@ fn command(cid: &str, switch: &str, partition: i32, offset: i64) -> Inbound {
         topic: Arc::from("kilda.speaker"),
         partition,
         offset,
+        timestamp_ms: None,
     });
     msg
 }

@@ -255,6 +255,10 @@ fn inbound(
             topic: topic_name,
             partition: m.partition(),
             offset: m.offset(),
+            timestamp_ms: m
+                .timestamp()
+                .to_millis()
+                .and_then(|t| u64::try_from(t).ok()),
         }),
     }
 }
