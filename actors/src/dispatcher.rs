@@ -783,7 +783,7 @@ impl Dispatcher {
             parts,
             unsent,
         )
-        .start();
+        .start_forwarding();
     }
 
     fn notify_unmanaged(&self, fl: FlIndex, reason: &str) {

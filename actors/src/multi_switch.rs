@@ -209,23 +209,20 @@ impl MultiSwitchCommand {
     }
 }
 
-impl Drop for MultiSwitchCommand {
-    /// Stopped before its result (the engine is stopping): the command was never committed,
-    /// so the next incarnation reads it again.
-    fn drop(&mut self) {
-        if let Some(owed) = self.owed.take() {
-            owed.met(Met::LeftForRestart);
-        }
+impl MultiSwitchCommand {
+    /// Starts the collector and forwards its parts at once, from the caller's handler: a
+    /// command the dispatcher handles next (read after this one) cannot reach an FL's proxy
+    /// before these parts do. (Forwarded from `started`, they would leave a turn later.)
+    pub fn start_forwarding(mut self) -> Addr<Self> {
+        Self::create(move |ctx| {
+            let me = MultiSwitchPort::of(&Mailbox::new(ctx.address(), self.stats.clone()));
+            self.send_parts(me);
+            self
+        })
     }
-}
 
-impl Actor for MultiSwitchCommand {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    fn send_parts(&mut self, me: MultiSwitchPort) {
         let s = self.shared.clone();
-        let me = MultiSwitchPort::of(&Mailbox::new(ctx.address(), self.stats.clone()));
         let mut unreachable = Vec::new();
         for p in &self.parts {
             let forward = Forward {
@@ -253,6 +250,25 @@ impl Actor for MultiSwitchCommand {
         {
             p.state = State::Failed(Failure::FlOffline, None);
         }
+    }
+}
+
+impl Drop for MultiSwitchCommand {
+    /// Stopped before its result (the engine is stopping): the command was never committed,
+    /// so the next incarnation reads it again.
+    fn drop(&mut self) {
+        if let Some(owed) = self.owed.take() {
+            owed.met(Met::LeftForRestart);
+        }
+    }
+}
+
+impl Actor for MultiSwitchCommand {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        let s = self.shared.clone();
         let t = &s.settings.timeouts;
         ctx.run_later(t.ack + t.answer + t.tick * 2, |act, ctx| {
             if !act.done {

@@ -170,3 +170,41 @@ async fn a_switch_that_waits_for_a_reconnect_keeps_its_order_across_both_paths()
         d.received
     );
 }
+
+/// Deterministic (one shard: shard, dispatcher and proxies on the test's thread): a command
+/// that must follow every earlier one (a multi-switch command, `Order::All`) detours through
+/// the dispatcher; a single-switch command read right after it in the same batch would take
+/// the direct path and reach the proxy first. The shard's detour bookkeeping makes it follow.
+#[actix_rt::test]
+async fn a_command_read_after_a_detour_in_the_same_batch_does_not_overtake_it() {
+    let (engine, mut rec) = start_recorded(settings(1));
+    switch_event(&engine, &mut rec, "a", SWITCHES[0], "ACTIVATED").await;
+    switch_event(&engine, &mut rec, "a", SWITCHES[1], "ACTIVATED").await;
+    let mut multi = Inbound::new(
+        json!({"clazz":"org.openkilda.messaging.command.CommandMessage","correlation_id":"m1",
+            "timestamp":1,"payload":{"clazz":"org.example.DumpRules",
+            "switch_id":[SWITCHES[0], SWITCHES[1]]}})
+        .to_string(),
+    );
+    multi.origin = command("x", SWITCHES[0], 0, 0).origin;
+    engine
+        .commands(vec![multi, command("s1", SWITCHES[0], 0, 1)])
+        .await
+        .unwrap();
+    let seen = forwards(&engine, &mut rec, 2).await;
+    assert_eq!(
+        seen,
+        vec![
+            ("a".to_string(), "m1".to_string()),
+            ("a".to_string(), "s1".to_string())
+        ],
+        "the single-switch command follows the multi-switch part read before it"
+    );
+    // Both were read from one partition: the later one detoured too.
+    let d = engine
+        .mailboxes(false)
+        .into_iter()
+        .find(|r| r.kind == "dispatcher")
+        .unwrap();
+    assert_eq!(d.received, 2 + 2, "two switch events and both commands");
+}
