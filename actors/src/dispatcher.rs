@@ -33,8 +33,11 @@ use crate::protocol::{
     self, CommandKind, ErrorType, MessageView, ProtocolError, Requester, Target,
 };
 use crate::routes::Routes;
+use crate::settings::FlOwnership;
 use crate::shared::{requester, Shared, Source};
-use crate::switch_map::{FlIndex, Mode, Preference, StoredSwitch, SwitchMap, Transition, Via};
+use crate::switch_map::{
+    FlIndex, Mode, Preference, StoredConnection, StoredSwitch, SwitchMap, Transition, Via,
+};
 
 /// The switch map as stored in `topics.switch_map` before a restart: (switch id, stored value).
 /// Applied before any FL message or command is read; nothing is written back.
@@ -76,6 +79,18 @@ pub struct ConnectionView {
 #[rtype(result = "Vec<(usize, usize)>")]
 pub struct SwitchCounts;
 
+/// Records read from the switch-map topic that other cluster instances wrote (key, value;
+/// `None` for a tombstone), in topic order (`Engine::map_records`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MapRecords(pub Vec<(String, Option<Bytes>)>);
+
+/// This instance is (no longer) the cluster's leader: it announces map changes and writes
+/// the decisions (`Engine::set_leader`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetLeader(pub bool);
+
 pub const MAILBOX_CAPACITY: usize = 1024;
 
 pub struct Dispatcher {
@@ -99,6 +114,11 @@ pub struct Dispatcher {
     /// [`FlLost`] or by the first command for one of the FL's switches, whichever comes first,
     /// so no command is routed to an FL already declared offline.
     outages_applied: Vec<u64>,
+    /// A cluster instance (`FlOwnership::Assigned`): publishes its FLs' connections as facts.
+    cluster: bool,
+    /// Speaks for the map: sends the notices and writes the decisions. One instance always is;
+    /// in a cluster, the one the shell makes leader (`Engine::set_leader`).
+    leader: bool,
 }
 
 struct Lost {
@@ -119,7 +139,14 @@ enum Cause {
     Chain,
     /// The FL's outage (its proxy fails all its pending commands itself).
     Outage { reason: String },
+    /// A connection fact another cluster instance published for an FL it owns (that instance
+    /// forwarded the FL's own event and answers the FL's pending commands).
+    Fact,
 }
+
+/// Keys of connection facts on the switch-map topic: `fact/<fl>/<switch>` (one writer each: the
+/// FL's owner). Plain switch ids are the leader's decisions (and one instance's records).
+pub const FACT_PREFIX: &str = "fact/";
 
 /// How long the reason a switch was lost is kept for the NOT_FOUND text.
 const LOST_MEMORY: Duration = Duration::from_secs(600);
@@ -134,6 +161,7 @@ impl Dispatcher {
     ) -> Self {
         let f = &shared.settings.failover;
         let fls = shared.settings.fls.len();
+        let cluster = shared.settings.engine.ownership == FlOwnership::Assigned;
         let map = SwitchMap::new(Preference {
             rank: f.ranks(&shared.settings.fls),
             return_home: f.return_home,
@@ -150,6 +178,8 @@ impl Dispatcher {
             waiting_len: 0,
             lost_in_outage: vec![Default::default(); fls],
             outages_applied: vec![0; fls],
+            cluster,
+            leader: !cluster,
         }
     }
 
@@ -518,6 +548,7 @@ impl Dispatcher {
     fn changed(&mut self, sw: &str, fl: FlIndex, t: Transition, cause: Cause, ticket: &Ticket) {
         let s = self.shared.clone();
         let c = &s.counters;
+        let from_fact = matches!(cause, Cause::Fact);
         let forward = |cause: Cause| {
             if let Cause::Event { forward: Some(out) } = cause {
                 s.outbox.send(out);
@@ -558,6 +589,10 @@ impl Dispatcher {
                         format!("FL {} went offline: {reason}", s.fl_id(from))
                     }
                     Cause::Event { .. } => format!("FL {} reported it disconnected", s.fl_id(from)),
+                    Cause::Fact => format!(
+                        "FL {}'s owner (another instance) reported it disconnected",
+                        s.fl_id(from)
+                    ),
                     Cause::Chain => format!(
                         "FL {}'s sync chain no longer reports it read-write",
                         s.fl_id(from)
@@ -592,6 +627,10 @@ impl Dispatcher {
                         "its last read-write FL {} reported it disconnected",
                         s.fl_id(from)
                     ),
+                    Cause::Fact => format!(
+                        "its last read-write FL {}'s owner (another instance) reported it disconnected",
+                        s.fl_id(from)
+                    ),
                     Cause::Chain => format!(
                         "its last read-write FL {} no longer reports it",
                         s.fl_id(from)
@@ -606,8 +645,17 @@ impl Dispatcher {
                     },
                 );
                 let classes = &s.settings.protocol.classes;
+                let leader = self.leader;
+                if let (Cause::Outage { .. }, Some(set)) =
+                    (&cause, self.lost_in_outage.get_mut(from))
+                {
+                    set.insert(sw.to_string());
+                }
                 match cause {
                     Cause::Event { .. } => forward(cause),
+                    // Its owner forwarded the FL's own event.
+                    Cause::Fact => {}
+                    _ if !leader => {}
                     Cause::Chain if self.map.get(sw).is_none() => {
                         Counters::inc(&c.switch_offline_notifications);
                         s.send_event(
@@ -617,9 +665,6 @@ impl Dispatcher {
                         );
                     }
                     Cause::Outage { .. } => {
-                        if let Some(set) = self.lost_in_outage.get_mut(from) {
-                            set.insert(sw.to_string());
-                        }
                         Counters::inc(&c.unmanaged_notifications);
                         s.send_event(
                             sw,
@@ -640,11 +685,98 @@ impl Dispatcher {
             Transition::Availability => self.availability(sw),
             Transition::Unchanged | Transition::Unknown => {}
         }
-        self.store(sw, ticket);
+        if self.cluster && !from_fact && s.liveness.is_owned(fl) {
+            self.fact(sw, fl, ticket);
+        }
+        if self.leader {
+            self.store(sw, ticket);
+        }
+    }
+
+    /// Publishes FL `fl`'s connection to `sw` as a fact for the other instances (a tombstone
+    /// when it is gone); this instance owns `fl`, so it is the key's only writer.
+    fn fact(&self, sw: &str, fl: FlIndex, ticket: &Ticket) {
+        let s = &self.shared;
+        let topic = s.settings.topics.switch_map.clone();
+        let key = Bytes::from(format!("{FACT_PREFIX}{}/{sw}", s.fl_id(fl)));
+        let out = match self.map.connection(sw, fl) {
+            Some(c) => {
+                let value = StoredConnection {
+                    fl: s.fl_id(fl).to_string(),
+                    mode: c.mode,
+                    since: c.since_ms,
+                    via: c.via,
+                };
+                Outgoing::new(topic, serde_json::to_vec(&value).unwrap_or_default()).key(key)
+            }
+            None => Outgoing::tombstone(topic, key),
+        };
+        s.outbox.send(out.ticket(ticket));
+    }
+
+    /// A record of the switch-map topic written by another instance (a cluster): a connection
+    /// fact of an FL owned elsewhere is applied like that FL's event (the leader announces what
+    /// it means); a decision of the leader sets the switch's active FL here.
+    fn map_record(&mut self, key: &str, value: Option<Bytes>) {
+        let s = self.shared.clone();
+        if let Some(rest) = key.strip_prefix(FACT_PREFIX) {
+            let Some((fl_id, sw)) = rest.rsplit_once('/') else {
+                return;
+            };
+            let (Some(fl), Ok(sw)) = (s.fl_index(fl_id), protocol::normalise_switch_id(sw)) else {
+                warn!(key, "switch-map fact skipped (unknown FL or bad switch id)");
+                return;
+            };
+            if s.liveness.is_owned(fl) {
+                return; // this instance wrote it
+            }
+            let fact = value.and_then(|v| serde_json::from_slice::<StoredConnection>(&v).ok());
+            let had = self.map.connection(&sw, fl).map(|c| c.mode);
+            let t = match (fact, had) {
+                (Some(f), had) => {
+                    if let Some(old) = had.filter(|&m| m != f.mode) {
+                        let t = self.map.disconnect(&sw, fl, old);
+                        self.changed(&sw, fl, t, Cause::Fact, &Ticket::none());
+                    }
+                    self.map.connect(&sw, fl, f.mode, f.via, f.since)
+                }
+                (None, Some(mode)) => self.map.disconnect(&sw, fl, mode),
+                (None, None) => Transition::Unknown,
+            };
+            self.changed(&sw, fl, t, Cause::Fact, &Ticket::none());
+            return;
+        }
+        if self.leader {
+            return; // its own decision
+        }
+        let Some(value) = value else {
+            return; // the switch is gone: its facts remove the connections
+        };
+        let Ok(sw) = protocol::normalise_switch_id(key) else {
+            return;
+        };
+        let Ok(stored) = serde_json::from_slice::<StoredSwitch>(&value) else {
+            return;
+        };
+        let decided = stored.active.as_deref().and_then(|a| s.fl_index(a));
+        if let Some(fl) = decided {
+            if !self.map.set_active(&sw, fl) {
+                // The leader has seen a connection this map has not yet: take its view.
+                if let Some(entry) = stored.into_switch(|id| s.fl_index(id)) {
+                    self.map.restore(sw.clone(), entry);
+                }
+            }
+            if let Some(active) = self.map.active(&sw) {
+                self.release_waiting(&sw, active);
+            }
+        }
     }
 
     /// Publishes the switch's connections (OpenKilda's SwitchAvailabilityUpdateNotification).
     fn availability(&self, sw: &str) {
+        if !self.leader {
+            return; // the leader announces it
+        }
         let s = &self.shared;
         Counters::inc(&s.counters.availability_notifications);
         let entries: Vec<protocol::AvailabilityEntry<'_>> = self
@@ -833,6 +965,9 @@ impl Dispatcher {
         let index = |id: &str| fls.iter().position(|f| f.id == id);
         let mut report = RestoreReport::default();
         for (switch, value) in entries {
+            if switch.starts_with(FACT_PREFIX) {
+                continue; // a cluster's connection fact: read live (`Engine::map_records`)
+            }
             let sw = protocol::normalise_switch_id(&switch).ok();
             let stored = serde_json::from_slice::<StoredSwitch>(&value).ok();
             match (sw, stored.and_then(|v| v.into_switch(index))) {
@@ -935,6 +1070,20 @@ counted!(Dispatcher, FromActiveOnly => (), |this, msg, _| {
             Counters::inc(&c.answers_routed);
         }
     }
+});
+
+counted!(Dispatcher, MapRecords => (), |this, msg, _| {
+    for (key, value) in msg.0 {
+        this.map_record(&key, value);
+    }
+    this.publish();
+});
+
+counted!(Dispatcher, SetLeader => (), |this, msg, _| {
+    if this.leader != msg.0 {
+        info!(leader = msg.0, "cluster leadership changed");
+    }
+    this.leader = msg.0;
 });
 
 counted!(Dispatcher, FlLost => (), |this, msg, _| {

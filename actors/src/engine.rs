@@ -10,7 +10,8 @@ use actix::prelude::*;
 use crate::command_shard::{self, Command, CommandShard, Commands};
 use crate::counters::Counters;
 use crate::dispatcher::{
-    self, Dispatcher, LookupSwitch, RestoreMap, RestoreReport, SwitchCounts, SwitchView,
+    self, Dispatcher, LookupSwitch, MapRecords, RestoreMap, RestoreReport, SetLeader, SwitchCounts,
+    SwitchView,
 };
 use crate::fl_proxy::{
     self, FlOutput, FlOutputs, FlProxy, Forwarded, GetInflight, GetStatus, InflightRow,
@@ -455,6 +456,22 @@ impl Engine {
     }
 
     /// Stops FL `fl`'s proxy; `actix::Supervisor` restarts it with its pending commands.
+    /// Records of the switch-map topic written by other cluster instances, in topic order:
+    /// connection facts of FLs owned elsewhere and the leader's decisions (see
+    /// `docs/design/cluster.md`). Records this engine wrote itself are skipped.
+    pub async fn map_records(
+        &self,
+        records: Vec<(String, Option<bytes::Bytes>)>,
+    ) -> Result<(), EngineError> {
+        Ok(self.dispatcher.ask(MapRecords(records)).await?)
+    }
+
+    /// This instance leads the cluster (announces map changes, writes the decisions), or no
+    /// longer does. The engine of one router instance leads from the start.
+    pub fn set_leader(&self, leader: bool) -> Result<(), EngineError> {
+        Ok(self.dispatcher.tell(SetLeader(leader))?)
+    }
+
     /// This engine now owns FL `fl`, or no longer does (`docs/design/cluster.md`): an owned FL
     /// is read here, its commands are pending here and its liveness is judged here; for one
     /// owned elsewhere, commands are forwarded and handed over, and its pending commands are

@@ -283,6 +283,34 @@ impl SwitchMap {
         out
     }
 
+    /// FL `fl`'s connection to `switch`, if any (read-write first).
+    pub fn connection(&self, switch: &str, fl: FlIndex) -> Option<&Connection> {
+        let sw = self.switches.get(switch)?;
+        sw.connections
+            .iter()
+            .filter(|c| c.fl == fl)
+            .min_by_key(|c| c.mode != Mode::ReadWrite)
+    }
+
+    /// Makes `fl` the switch's active FL (a cluster leader's decision), if `fl` is connected
+    /// to it read-write here. False when it is not (this map has not seen that connection).
+    pub fn set_active(&mut self, switch: &str, fl: FlIndex) -> bool {
+        let Some(key) = self.key(switch) else {
+            return false;
+        };
+        let Some(sw) = self.switches.get_mut(switch) else {
+            return false;
+        };
+        if sw.position(fl, Mode::ReadWrite).is_none() {
+            return false;
+        }
+        if sw.active != Some(fl) {
+            sw.active = Some(fl);
+            self.dirty.push(key);
+        }
+        true
+    }
+
     /// Puts back a switch as stored before a restart (no transition: nothing is announced).
     pub fn restore(&mut self, switch: String, mut sw: Switch) {
         if sw.connections.is_empty() {
