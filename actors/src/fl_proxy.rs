@@ -260,8 +260,9 @@ impl FlProxy {
     }
 
     fn adopt(&mut self, a: Adopt) {
-        if !self.owned {
-            // Its forward is on the FL's read topic: the FL's owner adopts it from there.
+        if !self.owned || self.adopts {
+            // Its forward is on the FL's read topic: the FL's owner adopts it from there (in a
+            // cluster, only from there, even when that is this instance).
             Counters::inc(&self.shared.counters.commands_handed_over);
             return a.owed.met(Met::HandedOver);
         }
