@@ -99,6 +99,7 @@ pub const SPEC: &[Metric] = &[
     counter("flrouter_fl_messages_not_owned", "FL messages that reached the engine after this instance stopped owning the FL (dropped; the new owner reads them).", &[]),
     counter("flrouter_forwards_adopted", "Forwards read back from an owned FL's read topic and made pending (a cluster instance).", &[]),
     counter("flrouter_answers_held", "FL acks and answers that waited for their forward to be adopted (a cluster instance).", &[]),
+    counter("flrouter_forwards_settled", "Forwards read back from an owned FL's read topic whose command already had its outcome: not adopted (a cluster instance).", &[]),
     gauge("flrouter_fl_switches", "Switches per FL, by role: active (its commands go to this FL) or standby (connected, not active).", &["fl", "role"]),
     gauge("flrouter_fl_online", "1 when the FL is online (evidence within the alive timeout), else 0.", &["fl", "status"]),
     counter("flrouter_mailbox_messages_sent", "Messages sent to actors' mailboxes, by actor kind.", &["kind"]),
@@ -202,6 +203,7 @@ impl Snapshot {
             "flrouter_fl_messages_not_owned" => one(self.counter("fl_messages_not_owned")),
             "flrouter_forwards_adopted" => one(self.counter("forwards_adopted")),
             "flrouter_answers_held" => one(self.counter("answers_held")),
+            "flrouter_forwards_settled" => one(self.counter("forwards_settled")),
             "flrouter_fl_switches" => self
                 .switches
                 .iter()

@@ -61,6 +61,7 @@ counters! {
     fl_messages_not_owned: "FL messages reaching the engine after it stopped owning the FL (dropped; its new owner reads them).",
     forwards_adopted: "Forwards read from an owned FL's read topic and made pending (a cluster instance).",
     answers_held: "FL acks and answers that waited for their forward's adoption (a cluster instance).",
+    forwards_settled: "Forwards read back from an owned FL's read topic whose command already had its outcome (not adopted).",
 }
 
 impl Counters {

@@ -410,6 +410,12 @@ impl FlProxy {
         let Some(cid) = view.correlation() else {
             return;
         };
+        // Answered already (by this FL's previous owner, whose answers and errors the shell
+        // read back when this instance took the FL over): nothing to wait for.
+        if s.previous.has_outcome(cid) {
+            Counters::inc(&s.counters.forwards_settled);
+            return;
+        }
         // The router's own requests (alive, sync) are answered to the router, not adopted.
         if cid.starts_with("flrouter-")
             || matches!(

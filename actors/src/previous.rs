@@ -241,6 +241,18 @@ impl Previous {
         })
     }
 
+    /// Whether the command with this id already has its outcome (its FL's answer delivered, or
+    /// the router's own answer journaled): a forward of it read back needs no adoption.
+    pub fn has_outcome(&self, cid: &str) -> bool {
+        self.with(|st| {
+            Some(matches!(
+                st.by_cid.get(cid)?,
+                Prior::Answered | Prior::Error { .. }
+            ))
+        })
+        .unwrap_or(false)
+    }
+
     /// A pending command with this id got its final answer in this incarnation.
     pub fn settled(&self, cid: &str) {
         self.with(|st| {

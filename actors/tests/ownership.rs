@@ -319,3 +319,47 @@ async fn an_answer_that_overtakes_its_forward_waits_for_the_adoption() {
         "an answer to nothing is routed by kind once the read topic says so, not lost"
     );
 }
+
+#[actix_rt::test]
+async fn a_forward_whose_command_already_has_its_outcome_is_not_adopted() {
+    let (engine, mut rec) = cluster_instance();
+    engine
+        .restore_switch_map(vec![stored_switch(SW1, "a")])
+        .await
+        .unwrap();
+    // Taking FL a over, the shell read back what its previous owner settled: c8's answer was
+    // delivered.
+    use fl_router_actors::previous::PriorRecord;
+    engine.load_previous(
+        vec![
+            PriorRecord::Forwarded {
+                fl: "a".into(),
+                cid: "c8".into(),
+                reply_to: Some("my.reply".into()),
+                at_ms: fl_router_actors::protocol::now_millis(),
+            },
+            PriorRecord::Answered { cid: "c8".into() },
+        ],
+        Default::default(),
+    );
+    for cid in ["c8", "c9"] {
+        engine
+            .command(Inbound::new(command(cid)).reply_to("my.reply"))
+            .await
+            .unwrap();
+    }
+    let fwds = [rec.next_within(WAIT).await, rec.next_within(WAIT).await];
+    let records = fwds
+        .iter()
+        .enumerate()
+        .map(|(i, f)| read_back(f, i as i64, Ticket::none()))
+        .collect();
+    engine.fl_forwards(records).await.unwrap();
+    assert_eq!(
+        engine.fl_status("a").await.unwrap().pending,
+        1,
+        "only c9 waits for its answer"
+    );
+    assert_eq!(counter(&engine, "forwards_settled"), 1);
+    assert_eq!(counter(&engine, "forwards_adopted"), 1);
+}
