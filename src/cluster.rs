@@ -6,10 +6,58 @@
 use std::hash::Hasher;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
 use crate::kafka::offsets::OffsetTracker;
+use crate::kafka::ownership::Shares;
+
+/// `cluster`: several router instances as one router (`docs/design/cluster.md`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Run as one instance of a cluster: FLs owned by assignment, commands adopted by their
+    /// FL's owner from its read topic, one switch map over the switch-map topic, one leader.
+    /// Every instance needs the same settings (`/api/cluster` shows their digest) and its own
+    /// `kafka.instance_id`.
+    pub enabled: bool,
+    /// One partition per configured FL, no messages: in group `<kafka.group_id>-owners`,
+    /// whoever is assigned partition *f* owns FL *f* (in `fls` order).
+    pub owners_topic: String,
+    /// One partition, no messages: whoever is assigned it in group `<kafka.group_id>-leader`
+    /// leads (announces map changes, writes the decisions).
+    pub leader_topic: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            owners_topic: "kilda.flrouter.owners".into(),
+            leader_topic: "kilda.flrouter.leader".into(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Problems, each naming its key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (key, topic) in [
+            ("cluster.owners_topic", &self.owners_topic),
+            ("cluster.leader_topic", &self.leader_topic),
+        ] {
+            if topic.trim().is_empty() {
+                out.push(format!("{key}: must not be empty"));
+            }
+        }
+        if self.owners_topic == self.leader_topic {
+            out.push("cluster.leader_topic: must differ from cluster.owners_topic".into());
+        }
+        out
+    }
+}
 
 /// One consumer of this instance and its group.
 pub struct Membership {
@@ -24,14 +72,19 @@ pub struct ClusterView {
     pub instance_id: String,
     pub digest: String,
     pub memberships: Vec<Membership>,
+    /// A cluster instance: the FLs it owns and whether it leads.
+    pub shares: Option<Arc<Shares>>,
+    pub fls: Vec<String>,
 }
 
 impl ClusterView {
-    pub fn new(config: &Config, memberships: Vec<Membership>) -> Self {
+    pub fn new(config: &Config, memberships: Vec<Membership>, shares: Option<Arc<Shares>>) -> Self {
         Self {
             instance_id: config.instance_id(),
             digest: digest(config),
             memberships,
+            shares,
+            fls: config.fls.iter().map(|f| f.id.clone()).collect(),
         }
     }
 
@@ -49,12 +102,20 @@ impl ClusterView {
                 json!({"group": m.group, "consumer": m.consumer, "partitions": partitions})
             })
             .collect();
+        let (mode, leader, owned) = match &self.shares {
+            Some(sh) => (
+                "cluster",
+                sh.leader.load(std::sync::atomic::Ordering::SeqCst),
+                sh.owned(),
+            ),
+            None => ("single", true, self.fls.clone()),
+        };
         json!({
             "instance_id": self.instance_id,
             "config_digest": self.digest,
-            // One instance holds every duty until the cluster design's step 2 lands.
-            "mode": "single",
-            "leader": true,
+            "mode": mode,
+            "leader": leader,
+            "fls_owned": owned,
             "groups": groups,
         })
     }

@@ -9,12 +9,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use fl_router_actors::settings::{
-    EngineSettings, FailoverSettings, FlSettings, Limits, ProtocolSettings, Settings, SyncSettings,
-    Timeouts, TopicSettings,
+    EngineSettings, FailoverSettings, FlOwnership, FlSettings, Limits, ProtocolSettings, Settings,
+    SyncSettings, Timeouts, TopicSettings,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::admin::AdminConfig;
+use crate::cluster::ClusterConfig;
 use crate::load::LoadConfig;
 use crate::sim::SimConfig;
 
@@ -56,6 +57,9 @@ pub struct Config {
     /// The admin HTTP API and dashboard.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Several instances as one router.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +226,7 @@ impl Config {
         let ids: Vec<String> = self.fls.iter().map(|f| f.id.clone()).collect();
         out.extend(self.sim.validate(&ids));
         out.extend(self.load.validate());
+        out.extend(self.cluster.validate());
         let k = &self.kafka;
         if k.brokers.trim().is_empty() {
             out.push(format!(
@@ -291,7 +296,14 @@ impl Config {
             protocol: self.protocol.clone(),
             limits: self.limits.clone(),
             failover: self.failover.clone(),
-            engine: self.engine.clone(),
+            engine: EngineSettings {
+                ownership: if self.cluster.enabled {
+                    FlOwnership::Assigned
+                } else {
+                    FlOwnership::All
+                },
+                ..self.engine.clone()
+            },
         }
     }
 

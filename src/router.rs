@@ -28,6 +28,13 @@ pub struct Router {
     stop_fl: watch::Sender<bool>,
     finish: watch::Sender<bool>,
     loops: Vec<JoinHandle<()>>,
+    /// A cluster instance's map reader and freshness of its FLs' read topics.
+    tasks: Vec<JoinHandle<()>>,
+    /// A cluster instance's owners and leader memberships (a thread), and its stop flag.
+    groups: Option<std::thread::JoinHandle<()>>,
+    stop_groups: Arc<std::sync::atomic::AtomicBool>,
+    shares: Arc<kafka::ownership::Shares>,
+    fwd_tracker: Arc<OffsetTracker>,
     status: JoinHandle<()>,
     freshness: JoinHandle<()>,
     ready: watch::Receiver<bool>,
@@ -57,16 +64,16 @@ impl Router {
         )?;
         count_partitions(config, &outbox).await;
         let engine = Engine::start(config.settings(), outbox.clone())?;
-        restore_switch_map(config, &engine).await;
+        let cluster = config.cluster.enabled;
+        if !cluster {
+            // A cluster instance reads the map topic live instead (facts and decisions).
+            restore_switch_map(config, &engine).await;
+        }
         read_back_previous(config, &engine).await;
 
-        let write_topics: Vec<String> = config
-            .fls
-            .iter()
-            .flat_map(|f| config.topics.fl_write_topics(&f.id))
-            .collect();
         let cmd_tracker = OffsetTracker::new();
         let fl_tracker = OffsetTracker::new();
+        let fwd_tracker = OffsetTracker::new();
         let fl_group = fl_group(config);
         let instance = config.instance_id();
         let cmd_consumer = Arc::new(consumer::create(
@@ -76,14 +83,30 @@ impl Router {
             cmd_tracker.clone(),
             Some(kafka_stats.clone()),
         )?);
-        let fl_consumer = Arc::new(consumer::create(
-            &kafka::consumer_config(k, &fl_group, Some(&instance)),
-            "fl",
-            &write_topics,
-            fl_tracker.clone(),
-            Some(kafka_stats.clone()),
-        )?);
-        info!(brokers = %k.brokers, fls = config.fls.len(), instance = %instance, "fl-router started");
+        let fl_consumer = Arc::new(if cluster {
+            // Assigned by hand, FL by FL, as the owners group decides; no static membership
+            // (its commits come from a consumer that never joins the group).
+            consumer::create_manual(
+                &kafka::consumer_config(k, &fl_group, None),
+                "fl",
+                fl_tracker.clone(),
+                Some(kafka_stats.clone()),
+            )?
+        } else {
+            let write_topics: Vec<String> = config
+                .fls
+                .iter()
+                .flat_map(|f| config.topics.fl_write_topics(&f.id))
+                .collect();
+            consumer::create(
+                &kafka::consumer_config(k, &fl_group, Some(&instance)),
+                "fl",
+                &write_topics,
+                fl_tracker.clone(),
+                Some(kafka_stats.clone()),
+            )?
+        });
+        info!(brokers = %k.brokers, fls = config.fls.len(), instance = %instance, cluster, "fl-router started");
 
         let (stop_cmd, stop_cmd_rx) = watch::channel(false);
         let (stop_fl, stop_fl_rx) = watch::channel(false);
@@ -91,7 +114,96 @@ impl Router {
         let (caught_up_tx, caught_up_rx) = watch::channel(false);
         let (ready_tx, ready) = watch::channel(false);
         let (fatal_tx, fatal) = watch::channel(None);
-        let cmd_loop = tokio::spawn(consumer::run_loop(LoopParams {
+        let mut loops = Vec::new();
+        let mut tasks = Vec::new();
+        let shares = Arc::new(kafka::ownership::Shares::default());
+        let mut groups = None;
+        let stop_groups = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut also = None;
+        if cluster {
+            let fwd_consumer = Arc::new(consumer::create_manual(
+                &kafka::consumer_config(k, &format!("{}-fwd", k.group_id), None),
+                "forwards",
+                fwd_tracker.clone(),
+                Some(kafka_stats.clone()),
+            )?);
+            // The cluster's map first: routing waits until it is read.
+            let (map_ready_tx, map_ready) = watch::channel(false);
+            let (map_consumer, ends) = kafka::map_tail::consumer(
+                &kafka::base_config(k),
+                &config.topics.switch_map,
+                &instance,
+            )?;
+            tasks.push(tokio::spawn(kafka::map_tail::run(
+                map_consumer,
+                ends,
+                engine.clone(),
+                map_ready_tx,
+            )));
+            tasks.push(tokio::spawn(freshness::run(freshness::Params {
+                consumer: fwd_consumer.clone(),
+                tracker: fwd_tracker.clone(),
+                engine: engine.clone(),
+                fl_topics: config
+                    .fls
+                    .iter()
+                    .map(|f| (f.id.clone(), config.topics.fl_read_topics(&f.id)))
+                    .collect(),
+                reports: freshness::Reports::Forwards,
+                catch_up_timeout: k.catch_up_timeout,
+                caught_up: None,
+                also: None,
+            })));
+            loops.push(tokio::spawn(consumer::run_loop(LoopParams {
+                consumer: fwd_consumer.clone(),
+                tracker: fwd_tracker.clone(),
+                engine: engine.clone(),
+                role: Role::Forwards,
+                name: "forwards",
+                commit_interval: k.commit_interval,
+                stop_reading: stop_fl_rx.clone(),
+                finish: finish_rx.clone(),
+                gate: None,
+                ready: None,
+                max_outstanding: 0,
+                fatal: fatal_tx.clone(),
+            })));
+            groups = Some(kafka::ownership::start(
+                config,
+                engine.clone(),
+                kafka::ownership::Hand {
+                    name: "fl",
+                    consumer: fl_consumer.clone(),
+                    tracker: fl_tracker.clone(),
+                },
+                kafka::ownership::Hand {
+                    name: "forwards",
+                    consumer: fwd_consumer,
+                    tracker: fwd_tracker.clone(),
+                },
+                shares.clone(),
+                stop_groups.clone(),
+            )?);
+            // Routing starts once this instance has its first share and the map is read.
+            let (also_tx, also_rx) = watch::channel(false);
+            let sh = shares.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut map_ready = map_ready;
+                loop {
+                    if *map_ready.borrow() && sh.assigned.load(std::sync::atomic::Ordering::SeqCst)
+                    {
+                        let _ = also_tx.send(true);
+                        return;
+                    }
+                    tokio::select! {
+                        _ = map_ready.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
+                }
+            }));
+            also = Some(also_rx);
+        }
+        loops.push(tokio::spawn(consumer::run_loop(LoopParams {
             consumer: cmd_consumer,
             tracker: cmd_tracker.clone(),
             engine: engine.clone(),
@@ -104,7 +216,7 @@ impl Router {
             ready: Some(ready_tx),
             max_outstanding: k.max_inflight_commands,
             fatal: fatal_tx.clone(),
-        }));
+        })));
         let freshness = tokio::spawn(freshness::run(freshness::Params {
             consumer: fl_consumer.clone(),
             tracker: fl_tracker.clone(),
@@ -114,10 +226,12 @@ impl Router {
                 .iter()
                 .map(|f| (f.id.clone(), config.topics.fl_write_topics(&f.id)))
                 .collect(),
+            reports: freshness::Reports::Answers,
             catch_up_timeout: k.catch_up_timeout,
-            caught_up: caught_up_tx,
+            caught_up: Some(caught_up_tx),
+            also,
         }));
-        let fl_loop = tokio::spawn(consumer::run_loop(LoopParams {
+        loops.push(tokio::spawn(consumer::run_loop(LoopParams {
             consumer: fl_consumer,
             tracker: fl_tracker.clone(),
             engine: engine.clone(),
@@ -130,7 +244,7 @@ impl Router {
             ready: None,
             max_outstanding: 0,
             fatal: fatal_tx,
-        }));
+        })));
         let status = tokio::spawn(status_log(engine.clone(), outbox.clone()));
         tokio::spawn(mailbox_watch(engine.clone()));
         Ok(Router {
@@ -141,7 +255,12 @@ impl Router {
             stop_cmd,
             stop_fl,
             finish,
-            loops: vec![cmd_loop, fl_loop],
+            loops,
+            tasks,
+            groups,
+            stop_groups,
+            shares,
+            fwd_tracker,
             status,
             freshness,
             ready,
@@ -154,20 +273,29 @@ impl Router {
     /// This instance's memberships, for `/api/cluster`.
     pub fn cluster_view(&self, config: &Config) -> crate::cluster::ClusterView {
         use crate::cluster::{ClusterView, Membership};
+        let mut memberships = vec![
+            Membership {
+                group: config.kafka.group_id.clone(),
+                consumer: "commands",
+                tracker: self.cmd_tracker.clone(),
+            },
+            Membership {
+                group: fl_group(config),
+                consumer: "fl",
+                tracker: self.fl_tracker.clone(),
+            },
+        ];
+        if config.cluster.enabled {
+            memberships.push(Membership {
+                group: format!("{}-fwd", config.kafka.group_id),
+                consumer: "forwards",
+                tracker: self.fwd_tracker.clone(),
+            });
+        }
         ClusterView::new(
             config,
-            vec![
-                Membership {
-                    group: config.kafka.group_id.clone(),
-                    consumer: "commands",
-                    tracker: self.cmd_tracker.clone(),
-                },
-                Membership {
-                    group: fl_group(config),
-                    consumer: "fl",
-                    tracker: self.fl_tracker.clone(),
-                },
-            ],
+            memberships,
+            config.cluster.enabled.then(|| self.shares.clone()),
         )
     }
 
@@ -211,6 +339,13 @@ impl Router {
         while self.cmd_tracker.outstanding() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        if let Some(groups) = self.groups {
+            // A cluster instance gives its FLs and the leadership up: what it committed is where
+            // their next owner reads on (its pending commands are adopted there).
+            self.stop_groups
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = tokio::task::spawn_blocking(move || groups.join()).await;
+        }
         let _ = self.stop_fl.send(true);
         if !self.outbox.flush(Duration::from_secs(5)) {
             warn!("producer flush timed out");
@@ -232,6 +367,9 @@ impl Router {
         }
         self.status.abort();
         self.freshness.abort();
+        for t in self.tasks {
+            t.abort();
+        }
         info!("fl-router stopped");
     }
 }

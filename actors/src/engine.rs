@@ -367,6 +367,24 @@ impl Engine {
         s.previous.load(records, replay_until, &ids, keep)
     }
 
+    /// What FL `fl`'s previous owner did with the commands forwarded to it, read back when a
+    /// cluster instance takes the FL over: a forward whose command has its outcome is not
+    /// adopted (see `previous`).
+    pub fn add_previous(&self, records: Vec<PriorRecord>) -> PreviousReport {
+        let s = &self.shared;
+        let t = &s.settings.timeouts;
+        let ids: Vec<&str> = s.settings.fls.iter().map(|f| f.id.as_str()).collect();
+        let keep = (t.ack + t.answer).max(t.blacklist_ttl);
+        s.previous.add(records, &ids, keep)
+    }
+
+    /// Whether this engine owns FL `fl` (every FL, for one router instance).
+    pub fn fl_owned(&self, fl: &str) -> bool {
+        self.shared
+            .fl_index(fl)
+            .is_some_and(|i| self.shared.liveness.is_owned(i))
+    }
+
     /// The active FL of `switch` (normalised first): where its commands go, if anywhere.
     pub async fn lookup_switch(&self, switch: &str) -> Result<Option<String>, EngineError> {
         Ok(self.switch_view(switch).await?.and_then(|v| v.active))

@@ -126,11 +126,19 @@ impl Previous {
         fl_ids: &[&str],
         keep: Duration,
     ) -> LoadReport {
+        if let Ok(mut st) = self.state.lock() {
+            st.replay_until = replay_until;
+        }
+        self.add(records, fl_ids, keep)
+    }
+
+    /// Adds what Kafka says about more commands (a cluster instance taking an FL over), keeping
+    /// what is known and where replays end; all of it kept for `keep` from now.
+    pub fn add(&self, records: Vec<PriorRecord>, fl_ids: &[&str], keep: Duration) -> LoadReport {
         let mut report = LoadReport::default();
         let Ok(mut st) = self.state.lock() else {
             return report;
         };
-        st.replay_until = replay_until;
         // Only commands are indexed: a forward or a router error makes an entry; an FL
         // message with a correlation id no forwarded command had (an event, a poll answer)
         // says nothing about commands and must not be taken for a duplicate later.

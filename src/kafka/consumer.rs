@@ -126,6 +126,8 @@ pub type TrackedConsumer = StreamConsumer<TrackingContext>;
 pub enum Role {
     Commands,
     FlOutput,
+    /// A cluster instance's owned FLs' read topics: forwards to adopt.
+    Forwards,
 }
 
 pub fn create(
@@ -143,6 +145,21 @@ pub fn create(
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;
     Ok(consumer)
+}
+
+/// A consumer whose partitions are assigned by hand (a cluster instance's FL topics, by
+/// `kafka::ownership`): no subscription, offsets still committed in its group.
+pub fn create_manual(
+    config: &ClientConfig,
+    name: &'static str,
+    tracker: Arc<OffsetTracker>,
+    stats: Option<Arc<KafkaStats>>,
+) -> anyhow::Result<TrackedConsumer> {
+    Ok(config.create_with_context(TrackingContext {
+        tracker,
+        name,
+        stats,
+    })?)
 }
 
 /// Commits the tracker's positions (only those that moved unless `all`).
@@ -349,6 +366,7 @@ pub async fn run_loop(mut p: LoopParams) {
                         let r = match role {
                             Role::Commands => engine.commands(batch).await,
                             Role::FlOutput => engine.fl_outputs(batch).await,
+                            Role::Forwards => engine.fl_forwards(batch).await,
                         };
                         (at, r)
                     }));

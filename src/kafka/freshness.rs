@@ -38,11 +38,25 @@ pub struct Params {
     pub consumer: Arc<TrackedConsumer>,
     pub tracker: Arc<OffsetTracker>,
     pub engine: Engine,
-    /// (FL id, its write topics: one per output lane).
+    /// (FL id, its topics this consumer reads: write topics, or in a cluster the read topics).
     pub fl_topics: Vec<(String, Vec<String>)>,
+    /// Which of the engine's views this reports: the FLs' answers, or the forwards to them.
+    pub reports: Reports,
     pub catch_up_timeout: Duration,
-    /// Set true the first time every FL is read up to date (or at the catch-up timeout).
-    pub caught_up: watch::Sender<bool>,
+    /// Set true the first time every owned FL is read up to date (or at the catch-up timeout).
+    pub caught_up: Option<watch::Sender<bool>>,
+    /// Also required for `caught_up` (a cluster instance: its first share assigned and the
+    /// map topic read).
+    pub also: Option<watch::Receiver<bool>>,
+}
+
+/// What "read up to" means for the topics of one freshness task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reports {
+    /// FL write topics: `Engine::fl_read_up_to`.
+    Answers,
+    /// FL read topics (a cluster instance): `Engine::fl_forwards_read_up_to`.
+    Forwards,
 }
 
 /// One assigned partition's state as seen by one check.
@@ -63,7 +77,9 @@ struct PartitionState {
 }
 
 pub async fn run(p: Params) {
-    p.engine.track_fl_reads();
+    if p.reports == Reports::Answers {
+        p.engine.track_fl_reads();
+    }
     let mut parts: HashMap<(String, i32), PartitionState> = HashMap::new();
     let mut tick = tokio::time::interval(CHECK_INTERVAL);
     let mut assigned_at: Option<Instant> = None;
@@ -80,7 +96,8 @@ pub async fn run(p: Params) {
             tokio::task::spawn_blocking(move || snapshot(&consumer, &tracker, &topics, &starts))
                 .await
                 .unwrap_or_default();
-        if seen.is_empty() {
+        let owns_any = p.fl_topics.iter().any(|(fl, _)| p.engine.fl_owned(fl));
+        if seen.is_empty() && owns_any {
             continue;
         }
         assigned_at.get_or_insert(t0);
@@ -107,7 +124,7 @@ pub async fn run(p: Params) {
             }
         }
         let mut all = true;
-        for (fl, topics) in &p.fl_topics {
+        for (fl, topics) in p.fl_topics.iter().filter(|(fl, _)| p.engine.fl_owned(fl)) {
             // An FL is seen up to the least seen of all its topics' partitions.
             let mine: Vec<&PartitionState> = parts
                 .iter()
@@ -122,18 +139,20 @@ pub async fn run(p: Params) {
                     .collect::<Option<Vec<_>>>()
                     .and_then(|v| v.into_iter().min())
             };
-            match up_to {
-                Some(at) => p.engine.fl_read_up_to(fl, at),
-                None => all = false,
+            match (up_to, p.reports) {
+                (Some(at), Reports::Answers) => p.engine.fl_read_up_to(fl, at),
+                (Some(at), Reports::Forwards) => p.engine.fl_forwards_read_up_to(fl, at),
+                (None, _) => all = false,
             }
         }
-        if !*p.caught_up.borrow() {
-            if all {
+        let also = p.also.as_ref().is_none_or(|a| *a.borrow());
+        if let Some(caught_up) = p.caught_up.as_ref().filter(|c| !*c.borrow()) {
+            if all && also {
                 info!("FL topics read up to date; routing commands");
-                let _ = p.caught_up.send(true);
-            } else if assigned_at.is_some_and(|a| a.elapsed() >= p.catch_up_timeout) {
+                let _ = caught_up.send(true);
+            } else if also && assigned_at.is_some_and(|a| a.elapsed() >= p.catch_up_timeout) {
                 warn!("FL topics not read up to date in time; routing commands anyway");
-                let _ = p.caught_up.send(true);
+                let _ = caught_up.send(true);
             }
         }
     }

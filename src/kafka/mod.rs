@@ -3,7 +3,9 @@
 
 pub mod consumer;
 pub mod freshness;
+pub mod map_tail;
 pub mod offsets;
+pub mod ownership;
 pub mod producer;
 pub mod replay;
 pub mod stats;

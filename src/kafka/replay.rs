@@ -42,11 +42,41 @@ pub fn read_back(
     client: &ClientConfig,
     timeout: Duration,
 ) -> anyhow::Result<(Vec<PriorRecord>, Window)> {
+    read_back_scope(config, client, None, timeout)
+}
+
+/// What FL `fl`'s previous owner did with the commands forwarded to it (a cluster instance
+/// taking the FL over, see `kafka::ownership`): its forwards, the answers it routed and
+/// committed, the router's own answers. The window starts from the oldest uncommitted forward
+/// (the previous owner committed the read topic below its oldest pending command) or FL
+/// message. Blocking.
+pub fn read_back_fl(
+    config: &Config,
+    client: &ClientConfig,
+    fl: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<PriorRecord>> {
+    read_back_scope(config, client, Some(fl), timeout).map(|(records, _)| records)
+}
+
+fn read_back_scope(
+    config: &Config,
+    client: &ClientConfig,
+    only: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<(Vec<PriorRecord>, Window)> {
     let t = &config.topics;
     let k = &config.kafka;
-    let commands: Vec<String> = t.command_topics();
-    let fl_read: HashMap<String, String> = config
+    let commands: Vec<String> = match only {
+        None => t.command_topics(),
+        Some(_) => Vec::new(),
+    };
+    let fls: Vec<&fl_router_actors::settings::FlSettings> = config
         .fls
+        .iter()
+        .filter(|f| only.is_none_or(|o| f.id == o))
+        .collect();
+    let fl_read: HashMap<String, String> = fls
         .iter()
         .flat_map(|f| {
             t.fl_read_topics(&f.id)
@@ -54,14 +84,26 @@ pub fn read_back(
                 .map(|r| (r, f.id.clone()))
         })
         .collect();
-    let fl_write: Vec<String> = config
-        .fls
-        .iter()
-        .flat_map(|f| t.fl_write_topics(&f.id))
-        .collect();
+    let fl_write: Vec<String> = fls.iter().flat_map(|f| t.fl_write_topics(&f.id)).collect();
 
     let reader = table::reader(client)?;
-    let cmd_committed = committed(client, &k.group_id, &reader, &commands, timeout)?;
+    let mut cmd_committed = if commands.is_empty() {
+        Vec::new()
+    } else {
+        committed(client, &k.group_id, &reader, &commands, timeout)?
+    };
+    if only.is_some() {
+        // A takeover: the forwards still open start after the read topics' committed offset.
+        let read_topics: Vec<String> = fl_read.keys().cloned().collect();
+        let fwd_group = format!("{}-fwd", k.group_id);
+        cmd_committed.extend(committed(
+            client,
+            &fwd_group,
+            &reader,
+            &read_topics,
+            timeout,
+        )?);
+    }
     let fl_committed = committed(
         client,
         &format!("{}-fl", k.group_id),
@@ -132,6 +174,7 @@ pub fn read_back(
         records: 0,
         replay_until: cmd_committed
             .iter()
+            .filter(|(t, ..)| commands.contains(t))
             .map(|(t, p, _, high)| ((t.clone(), *p), *high))
             .collect(),
     };

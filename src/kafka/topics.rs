@@ -28,6 +28,10 @@ pub fn all_topics(config: &Config) -> BTreeSet<String> {
     set.insert(t.switch_map.clone());
     set.insert(t.journal.clone());
     set.extend(t.by_class.values().cloned());
+    if config.cluster.enabled {
+        set.insert(config.cluster.owners_topic.clone());
+        set.insert(config.cluster.leader_topic.clone());
+    }
     set
 }
 
@@ -43,6 +47,19 @@ pub async fn ensure(
         .fetch_metadata(None, Duration::from_secs(10))
         .map_err(|e| anyhow::anyhow!("cannot reach Kafka at {}: {e}", config.kafka.brokers))?;
     let existing: BTreeSet<String> = md.topics().iter().map(|t| t.name().to_string()).collect();
+    if config.cluster.enabled {
+        let c = &config.cluster;
+        for t in md.topics() {
+            if t.name() == c.owners_topic && t.partitions().len() != config.fls.len() {
+                anyhow::bail!(
+                    "cluster.owners_topic: {} has {} partitions; it needs one per configured FL ({})",
+                    c.owners_topic,
+                    t.partitions().len(),
+                    config.fls.len()
+                );
+            }
+        }
+    }
     let missing: Vec<&String> = wanted.difference(&existing).collect();
     if missing.is_empty() {
         return Ok(());
@@ -60,9 +77,17 @@ pub async fn ensure(
     let new: Vec<NewTopic> = missing
         .iter()
         .map(|name| {
+            // The cluster's assignment topics: one partition per FL, and one.
+            let partitions = if **name == config.cluster.owners_topic {
+                config.fls.len() as i32
+            } else if **name == config.cluster.leader_topic {
+                1
+            } else {
+                config.kafka.topic_partitions
+            };
             let topic = NewTopic::new(
                 name,
-                config.kafka.topic_partitions,
+                partitions,
                 TopicReplication::Fixed(config.kafka.topic_replication),
             );
             // The switch map is a table: the latest value per switch is all that matters.

@@ -1,0 +1,291 @@
+//! A cluster instance's share of the work, decided by Kafka's group assignment
+//! (`docs/design/cluster.md`): partition *f* of `cluster.owners_topic` in group
+//! `<group_id>-owners` is FL *f*; partition 0 of `cluster.leader_topic` in group
+//! `<group_id>-leader` is the leadership. Neither topic carries messages: the assignment is
+//! the decision. Both consumers are static members (the instance id) with cooperative-sticky
+//! assignment, polled on a thread of their own: taking an FL over reads its history back
+//! first, which blocks.
+//!
+//! Taking FL *f*: read back what its previous owner settled (`replay::read_back_fl`), load it
+//! into the engine, assign *f*'s write topics to the FL consumer and its read topics to the
+//! forwards consumer (from their committed offsets), then tell the engine it owns *f*.
+//! Losing it: commit what is done, take the partitions out of the offset trackers (nothing of
+//! them is committed from here any more), unassign, then tell the engine.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fl_router_actors::Engine;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use tracing::{info, warn};
+
+use super::consumer::{commit, TrackedConsumer};
+use super::offsets::OffsetTracker;
+use crate::config::Config;
+
+/// What this instance holds now (`/api/cluster`, the command gate).
+#[derive(Default)]
+pub struct Shares {
+    pub owned: Mutex<BTreeSet<String>>,
+    pub leader: AtomicBool,
+    /// The owners group has assigned this instance at least once (possibly nothing).
+    pub assigned: AtomicBool,
+}
+
+impl Shares {
+    pub fn owned(&self) -> Vec<String> {
+        self.owned
+            .lock()
+            .map(|o| o.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A hand-assigned consumer and its offsets.
+pub struct Hand {
+    pub name: &'static str,
+    pub consumer: Arc<TrackedConsumer>,
+    pub tracker: Arc<OffsetTracker>,
+}
+
+struct Owners {
+    config: Config,
+    engine: Engine,
+    fl: Hand,
+    forwards: Hand,
+    shares: Arc<Shares>,
+}
+
+impl Owners {
+    /// Every partition of `topics` (its count from the metadata).
+    fn partitions(&self, topics: &[String]) -> Vec<(String, i32)> {
+        let mut out = Vec::new();
+        for t in topics {
+            match self
+                .fl
+                .consumer
+                .fetch_metadata(Some(t), Duration::from_secs(10))
+            {
+                Ok(md) => {
+                    let n = md.topics().first().map_or(0, |m| m.partitions().len());
+                    out.extend((0..n as i32).map(|p| (t.clone(), p)));
+                }
+                Err(e) => warn!(topic = %t, error = %e, "no metadata; partitions not assigned"),
+            }
+        }
+        out
+    }
+
+    fn take(&self, fl: usize) {
+        let Some(f) = self.config.fls.get(fl) else {
+            warn!(partition = fl, "owners partition without a configured FL");
+            return;
+        };
+        let client = super::base_config(&self.config.kafka);
+        match super::replay::read_back_fl(&self.config, &client, &f.id, Duration::from_secs(30)) {
+            Ok(records) => {
+                let r = self.engine.add_previous(records);
+                info!(fl = %f.id, forwarded = r.forwarded, answered = r.answered, router_errors = r.errors, "FL's history read back");
+            }
+            Err(e) => {
+                warn!(fl = %f.id, error = %e, "FL's history not read back; commands its previous owner answered may be timed out again")
+            }
+        }
+        let t = &self.config.topics;
+        for (hand, topics) in [
+            (&self.fl, t.fl_write_topics(&f.id)),
+            (&self.forwards, t.fl_read_topics(&f.id)),
+        ] {
+            let mut tpl = TopicPartitionList::new();
+            for (topic, p) in self.partitions(&topics) {
+                hand.tracker.assigned(&topic, p);
+                let at = hand
+                    .tracker
+                    .resume_at(&topic, p)
+                    .map_or(Offset::Stored, Offset::Offset);
+                let _ = tpl.add_partition_offset(&topic, p, at);
+            }
+            if let Err(e) = hand.consumer.incremental_assign(&tpl) {
+                warn!(fl = %f.id, consumer = hand.name, error = %e, "cannot assign the FL's topics");
+            }
+        }
+        if let Err(e) = self.engine.set_fl_owned(&f.id, true) {
+            warn!(fl = %f.id, error = %e, "engine did not take the FL");
+        }
+        if let Ok(mut o) = self.shares.owned.lock() {
+            o.insert(f.id.clone());
+        }
+        info!(fl = %f.id, "FL owned here now");
+    }
+
+    fn give(&self, fl: usize) {
+        let Some(f) = self.config.fls.get(fl) else {
+            return;
+        };
+        let t = &self.config.topics;
+        for (hand, topics) in [
+            (&self.fl, t.fl_write_topics(&f.id)),
+            (&self.forwards, t.fl_read_topics(&f.id)),
+        ] {
+            commit(
+                &*hand.consumer,
+                &hand.tracker,
+                hand.name,
+                true,
+                CommitMode::Sync,
+            );
+            let mut tpl = TopicPartitionList::new();
+            for (topic, p) in self.partitions(&topics) {
+                hand.tracker.revoke(&topic, p);
+                tpl.add_partition(&topic, p);
+            }
+            if let Err(e) = hand.consumer.incremental_unassign(&tpl) {
+                warn!(fl = %f.id, consumer = hand.name, error = %e, "cannot unassign the FL's topics");
+            }
+        }
+        if let Err(e) = self.engine.set_fl_owned(&f.id, false) {
+            warn!(fl = %f.id, error = %e, "engine did not give the FL up");
+        }
+        if let Ok(mut o) = self.shares.owned.lock() {
+            o.remove(&f.id);
+        }
+        info!(fl = %f.id, "FL owned elsewhere now");
+    }
+}
+
+struct OwnersContext(Arc<Owners>);
+
+impl ClientContext for OwnersContext {}
+
+impl ConsumerContext for OwnersContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let fls: Vec<usize> = tpl
+            .elements()
+            .iter()
+            .map(|e| e.partition().max(0) as usize)
+            .collect();
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                for fl in fls {
+                    self.0.take(fl);
+                }
+                self.0.shares.assigned.store(true, SeqCst);
+                consumer.incremental_assign(tpl)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                for fl in fls {
+                    self.0.give(fl);
+                }
+                consumer.incremental_unassign(tpl)
+            }
+            other => {
+                warn!(error = ?other, "owners group: rebalance error; giving every FL up");
+                for fl in 0..self.0.config.fls.len() {
+                    self.0.give(fl);
+                }
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            warn!(error = %e, "owners group: (un)assign failed");
+        }
+    }
+}
+
+struct LeaderContext {
+    engine: Engine,
+    shares: Arc<Shares>,
+}
+
+impl ClientContext for LeaderContext {}
+
+impl ConsumerContext for LeaderContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        // Cooperative: an assignment or revocation lists only what moves (possibly nothing).
+        let lead = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                (tpl.count() > 0).then_some(true)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                (tpl.count() > 0).then_some(false)
+            }
+            _ => Some(false),
+        };
+        if let Some(lead) = lead {
+            info!(leader = lead, "cluster leadership");
+            self.shares.leader.store(lead, SeqCst);
+            let _ = self.engine.set_leader(lead);
+        }
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                consumer.incremental_assign(tpl)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                consumer.incremental_unassign(tpl)
+            }
+            _ => consumer.unassign(),
+        };
+        if let Err(e) = result {
+            warn!(error = %e, "leader group: (un)assign failed");
+        }
+    }
+}
+
+/// Runs the owners and leader group memberships until `stop`; then leaves both (giving the
+/// FLs and the leadership up in order).
+pub fn start(
+    config: &Config,
+    engine: Engine,
+    fl: Hand,
+    forwards: Hand,
+    shares: Arc<Shares>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let k = &config.kafka;
+    let instance = config.instance_id();
+    let group_config = |suffix: &str| {
+        let mut c = super::consumer_config(k, &format!("{}-{suffix}", k.group_id), Some(&instance));
+        c.set("partition.assignment.strategy", "cooperative-sticky");
+        c
+    };
+    let owners: BaseConsumer<OwnersContext> =
+        group_config("owners").create_with_context(OwnersContext(Arc::new(Owners {
+            config: config.clone(),
+            engine: engine.clone(),
+            fl,
+            forwards,
+            shares: shares.clone(),
+        })))?;
+    owners.subscribe(&[config.cluster.owners_topic.as_str()])?;
+    let leader: BaseConsumer<LeaderContext> =
+        group_config("leader").create_with_context(LeaderContext { engine, shares })?;
+    leader.subscribe(&[config.cluster.leader_topic.as_str()])?;
+    Ok(std::thread::Builder::new()
+        .name("cluster-groups".into())
+        .spawn(move || {
+            while !stop.load(SeqCst) {
+                // No messages: polling runs the rebalance callbacks and keeps the membership.
+                let _ = owners.poll(Duration::from_millis(100));
+                let _ = leader.poll(Duration::from_millis(1));
+            }
+            owners.unsubscribe();
+            leader.unsubscribe();
+            let _ = owners.poll(Duration::from_millis(500));
+            let _ = leader.poll(Duration::from_millis(100));
+        })?)
+}

@@ -1,0 +1,218 @@
+//! Several router instances as one router (`docs/design/cluster.md`), on the real broker: two
+//! instances split the FLs and one leads; every command is answered by its FL whichever
+//! instance read it and whichever owns the FL; kill -9 one instance under load and the other
+//! takes its FLs (and its command partition, if it had it) over: nothing lost, no false answer.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fl_router::load::{LoadConfig, LoadRun};
+use fl_router_actors::settings::Classes;
+use serde_json::{json, Value};
+
+const RATE: f64 = 200.0;
+
+/// The world's config with this instance's id.
+fn instance_config(w: &World, name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(&w.config_path).expect("world config");
+    let mut v: Value = serde_json::from_str(&text).expect("world config is JSON");
+    v["kafka"]["instance_id"] = json!(name);
+    let path = w.dir.path().join(format!("{name}.yaml"));
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    path
+}
+
+fn start(w: &World, name: &str) -> Router {
+    Router::spawn(
+        &instance_config(w, name),
+        &w.dir.path().join(format!("{name}.log")),
+        &[],
+    )
+}
+
+async fn cluster_view(r: &Router) -> Value {
+    let base = r.admin_url().await;
+    tokio::task::spawn_blocking(move || {
+        ureq::get(format!("{base}/api/cluster"))
+            .call()
+            .expect("admin reachable")
+            .body_mut()
+            .read_json::<Value>()
+            .expect("json")
+    })
+    .await
+    .unwrap()
+}
+
+fn owned(v: &Value) -> Vec<String> {
+    v["fls_owned"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_fls_and_survive_a_kill() {
+    let w = World::with(
+        &["fl1", "fl2"],
+        json!({
+            "cluster": {"enabled": true},
+            // A killed instance's FLs wait for its session to expire (6 s here) and for their
+            // history to be read back: the deadlines are well beyond that.
+            "timeouts": {"alive_interval": "1s", "alive_timeout": "20s", "ack": "30s"},
+            "sync": {"at_start": false, "periodic": "0s"},
+        }),
+    )
+    .await;
+    // The cluster topics are the world's own.
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&w.config_path).unwrap()).unwrap();
+    cfg["cluster"]["owners_topic"] = json!(format!("t{}.owners", w.id));
+    cfg["cluster"]["leader_topic"] = json!(format!("t{}.leader", w.id));
+    std::fs::write(&w.config_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+
+    let config = fl_router::config::Config::load(&w.config_path).expect("test config");
+    let sim = fl_router::sim::Simulator::start(
+        sim_client(),
+        &config.settings(),
+        &fl_router::sim::SimConfig {
+            switches_per_fl: 4,
+            ..Default::default()
+        },
+    )
+    .expect("simulator");
+    let mut r1 = start(&w, "r1");
+    r1.ready().await;
+    let mut r2 = start(&w, "r2");
+    // Both members of every group: the FLs split between them, one leads.
+    let deadline = Instant::now() + LONG * 2;
+    let (v1, v2) = loop {
+        let (v1, v2) = (cluster_view(&r1).await, cluster_view(&r2).await);
+        if owned(&v1).len() == 1 && owned(&v2).len() == 1 {
+            break (v1, v2);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "FLs not split: r1 {v1} r2 {v2}\nr2 log:\n{}",
+            r2.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut all = [owned(&v1), owned(&v2)].concat();
+    all.sort();
+    assert_eq!(all, vec!["fl1", "fl2"], "each FL owned once");
+    assert_eq!(
+        [&v1, &v2].iter().filter(|v| v["leader"] == true).count(),
+        1,
+        "one leader: {v1} {v2}"
+    );
+
+    let load = LoadRun::start(
+        sim_client(),
+        w.commands.clone(),
+        sim.switches(),
+        LoadConfig {
+            rate: RATE,
+            grace: Duration::from_secs(40),
+            reply_topic: w.reply.clone(),
+            unknown_switch_fraction: 0.0,
+        },
+        Classes::default(),
+    )
+    .expect("load");
+    let stats = load.stats().clone();
+    let sent = move || stats.sent.load(Relaxed);
+    while (sent() as f64) < RATE * 3.0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The instance that reads the commands (one partition) is the one killed: its FL, the
+    // command partition and perhaps the leadership move.
+    let commands_at_r1 = v1["groups"][0]["partitions"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty());
+    let killed_at = Instant::now();
+    let survivor = if commands_at_r1 {
+        r1.kill_hard();
+        &mut r2
+    } else {
+        r2.kill_hard();
+        &mut r1
+    };
+    let deadline = Instant::now() + LONG * 3;
+    loop {
+        let v = cluster_view(survivor).await;
+        if owned(&v).len() == 2 && v["leader"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "FLs not taken over: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let took_over = killed_at.elapsed();
+    while (sent() as f64) < RATE * 12.0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = tokio::task::spawn_blocking(move || load.finish())
+        .await
+        .unwrap()
+        .unwrap();
+    let on_default_topic = Reader::new(&w.default_reply).read_to_end().await.len();
+    eprintln!(
+        "{} conflicting={} on_default_topic={on_default_topic} took_over_ms={} errors={:?}",
+        report.summary_line(),
+        report.conflicting_outcomes,
+        took_over.as_millis(),
+        report.errors_by_type
+    );
+    let log = survivor.log_text();
+    // Commands became pending only by adoption from the FL read topics, on both instances.
+    let base = survivor.admin_url().await;
+    let metrics = tokio::task::spawn_blocking(move || {
+        ureq::get(format!("{base}/metrics"))
+            .call()
+            .expect("admin reachable")
+            .body_mut()
+            .read_to_string()
+            .unwrap_or_default()
+    })
+    .await
+    .unwrap();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(value("flrouter_forwards_adopted_total") > 0.0, "{metrics}");
+    assert!(value("flrouter_commands_handed_over_total") > 0.0, "{metrics}");
+    assert_eq!(
+        report.lost,
+        0,
+        "{}\nsurvivor log:\n{log}",
+        report.summary_line()
+    );
+    assert_eq!(
+        report.router_errors, 0,
+        "no false answers: {:?}",
+        report.errors_by_type
+    );
+    assert_eq!(report.conflicting_outcomes, 0);
+    assert_eq!(on_default_topic, 0, "every answer found its requester");
+    // A kill replays what was read and not committed: at most a commit interval's and a
+    // takeover's worth of commands.
+    let in_flight = RATE * (2.0 + took_over.as_secs_f64());
+    assert!(
+        (report.duplicates as f64) <= in_flight,
+        "duplicates {} > {in_flight:.0}",
+        report.duplicates
+    );
+    drop(sim);
+}
