@@ -165,6 +165,7 @@ impl Router {
                 finish: finish_rx.clone(),
                 gate: None,
                 ready: None,
+                ready_unassigned: false,
                 max_outstanding: 0,
                 fatal: fatal_tx.clone(),
             })));
@@ -214,6 +215,7 @@ impl Router {
             finish: finish_rx.clone(),
             gate: Some(caught_up_rx),
             ready: Some(ready_tx),
+            ready_unassigned: cluster,
             max_outstanding: k.max_inflight_commands,
             fatal: fatal_tx.clone(),
         })));
@@ -242,6 +244,7 @@ impl Router {
             finish: finish_rx,
             gate: None,
             ready: None,
+            ready_unassigned: false,
             max_outstanding: 0,
             fatal: fatal_tx,
         })));

@@ -59,8 +59,8 @@ fn owned(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_share_the_fls_and_survive_a_kill() {
+/// Two simulated FLs, cluster mode, the world's own cluster topics; and the simulator.
+async fn cluster_world() -> (World, fl_router::sim::Simulator) {
     let w = World::with(
         &["fl1", "fl2"],
         json!({
@@ -78,7 +78,6 @@ async fn two_instances_share_the_fls_and_survive_a_kill() {
     cfg["cluster"]["owners_topic"] = json!(format!("t{}.owners", w.id));
     cfg["cluster"]["leader_topic"] = json!(format!("t{}.leader", w.id));
     std::fs::write(&w.config_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
-
     let config = fl_router::config::Config::load(&w.config_path).expect("test config");
     let sim = fl_router::sim::Simulator::start(
         sim_client(),
@@ -89,33 +88,28 @@ async fn two_instances_share_the_fls_and_survive_a_kill() {
         },
     )
     .expect("simulator");
-    let mut r1 = start(&w, "r1");
-    r1.ready().await;
-    let mut r2 = start(&w, "r2");
-    // Both members of every group: the FLs split between them, one leads.
+    (w, sim)
+}
+
+/// Waits until the two instances split the FLs and one leads; returns their views.
+async fn split(r1: &Router, r2: &Router) -> (Value, Value) {
     let deadline = Instant::now() + LONG * 2;
-    let (v1, v2) = loop {
-        let (v1, v2) = (cluster_view(&r1).await, cluster_view(&r2).await);
-        if owned(&v1).len() == 1 && owned(&v2).len() == 1 {
-            break (v1, v2);
+    loop {
+        let (v1, v2) = (cluster_view(r1).await, cluster_view(r2).await);
+        let leaders = [&v1, &v2].iter().filter(|v| v["leader"] == true).count();
+        if owned(&v1).len() == 1 && owned(&v2).len() == 1 && leaders == 1 {
+            return (v1, v2);
         }
         assert!(
             Instant::now() < deadline,
-            "FLs not split: r1 {v1} r2 {v2}\nr2 log:\n{}",
-            r2.log_text()
+            "FLs not split, or not one leader: r1 {v1} r2 {v2}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let mut all = [owned(&v1), owned(&v2)].concat();
-    all.sort();
-    assert_eq!(all, vec!["fl1", "fl2"], "each FL owned once");
-    assert_eq!(
-        [&v1, &v2].iter().filter(|v| v["leader"] == true).count(),
-        1,
-        "one leader: {v1} {v2}"
-    );
+    }
+}
 
-    let load = LoadRun::start(
+fn load(w: &World, sim: &fl_router::sim::Simulator) -> LoadRun {
+    LoadRun::start(
         sim_client(),
         w.commands.clone(),
         sim.switches(),
@@ -127,7 +121,22 @@ async fn two_instances_share_the_fls_and_survive_a_kill() {
         },
         Classes::default(),
     )
-    .expect("load");
+    .expect("load")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_fls_and_survive_a_kill() {
+    let (w, sim) = cluster_world().await;
+    let mut r1 = start(&w, "r1");
+    r1.ready().await;
+    let mut r2 = start(&w, "r2");
+    // Both members of every group: the FLs split between them, one leads.
+    let (v1, v2) = split(&r1, &r2).await;
+    let mut all = [owned(&v1), owned(&v2)].concat();
+    all.sort();
+    assert_eq!(all, vec!["fl1", "fl2"], "each FL owned once");
+
+    let load = load(&w, &sim);
     let stats = load.stats().clone();
     let sent = move || stats.sent.load(Relaxed);
     while (sent() as f64) < RATE * 3.0 {
@@ -192,7 +201,10 @@ async fn two_instances_share_the_fls_and_survive_a_kill() {
             .unwrap_or(0.0)
     };
     assert!(value("flrouter_forwards_adopted_total") > 0.0, "{metrics}");
-    assert!(value("flrouter_commands_handed_over_total") > 0.0, "{metrics}");
+    assert!(
+        value("flrouter_commands_handed_over_total") > 0.0,
+        "{metrics}"
+    );
     assert_eq!(
         report.lost,
         0,
@@ -214,5 +226,58 @@ async fn two_instances_share_the_fls_and_survive_a_kill() {
         "duplicates {} > {in_flight:.0}",
         report.duplicates
     );
+    drop(sim);
+}
+
+/// SIGTERM each instance in turn under load and start it again (same instance id): each hands
+/// its FLs over on the way out and takes them back on return.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_loses_nothing_and_answers_nothing_falsely() {
+    let (w, sim) = cluster_world().await;
+    let r1 = start(&w, "r1");
+    r1.ready().await;
+    let r2 = start(&w, "r2");
+    split(&r1, &r2).await;
+    let load = load(&w, &sim);
+    let stats = load.stats().clone();
+    let sent = move || stats.sent.load(Relaxed);
+    let mut instances = [(r1, "r1"), (r2, "r2")];
+    for (i, (router, name)) in instances.iter_mut().enumerate() {
+        while (sent() as f64) < RATE * (2.0 + 5.0 * i as f64) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let status = router.terminate();
+        assert!(
+            status.success(),
+            "{name} stopped cleanly:\n{}",
+            router.log_text()
+        );
+        *router = start(&w, name);
+        router.ready().await;
+    }
+    let (r1, r2) = (&instances[0].0, &instances[1].0);
+    split(r1, r2).await;
+    while (sent() as f64) < RATE * 14.0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = tokio::task::spawn_blocking(move || load.finish())
+        .await
+        .unwrap()
+        .unwrap();
+    let on_default_topic = Reader::new(&w.default_reply).read_to_end().await.len();
+    eprintln!(
+        "rolling restart: {} conflicting={} on_default_topic={on_default_topic} errors={:?}",
+        report.summary_line(),
+        report.conflicting_outcomes,
+        report.errors_by_type
+    );
+    assert_eq!(report.lost, 0, "{}", report.summary_line());
+    assert_eq!(
+        report.router_errors, 0,
+        "no false answers: {:?}",
+        report.errors_by_type
+    );
+    assert_eq!(report.conflicting_outcomes, 0);
+    assert_eq!(on_default_topic, 0);
     drop(sim);
 }

@@ -216,6 +216,9 @@ pub struct LoopParams {
     pub gate: Option<watch::Receiver<bool>>,
     /// Set to true once this loop reads with partitions assigned (router readiness).
     pub ready: Option<watch::Sender<bool>>,
+    /// Ready once past the gate even with no partition (a cluster instance: the group may
+    /// give the command partitions to its peers; it still owns FLs and adopts their commands).
+    pub ready_unassigned: bool,
     /// Stop reading while this many inputs are still in the engine's care (0 = no bound).
     pub max_outstanding: usize,
     /// Set when the consumer hits a fatal error: it cannot go on, the process must restart.
@@ -313,7 +316,8 @@ pub async fn run_loop(mut p: LoopParams) {
                 commit(&*p.consumer, &p.tracker, p.name, false, CommitMode::Async);
             }
             _ = ready_tick.tick(), if p.ready.is_some() => {
-                if p.consumer.assignment().map(|a| a.count() > 0).unwrap_or(false) {
+                let assigned = p.consumer.assignment().map(|a| a.count() > 0).unwrap_or(false);
+                if assigned || p.ready_unassigned {
                     if let Some(r) = p.ready.take() {
                         info!("router ready: routing commands");
                         let _ = r.send(true);

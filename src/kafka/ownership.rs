@@ -260,7 +260,9 @@ pub fn start(
     let instance = config.instance_id();
     let group_config = |suffix: &str| {
         let mut c = super::consumer_config(k, &format!("{}-{suffix}", k.group_id), Some(&instance));
-        c.set("partition.assignment.strategy", "cooperative-sticky");
+        c.set("partition.assignment.strategy", "cooperative-sticky")
+            // No messages, and no context here consumes statistics.
+            .set("statistics.interval.ms", "0");
         c
     };
     let owners: BaseConsumer<OwnersContext> =
