@@ -281,3 +281,77 @@ async fn a_rolling_restart_loses_nothing_and_answers_nothing_falsely() {
     assert_eq!(on_default_topic, 0);
     drop(sim);
 }
+
+/// Duties that must run once cluster-wide, over a run with two instances: AliveRequests (one
+/// per FL per interval: only its owner asks), switch events (each forwarded once, by the FL's
+/// owner), the sync of an FL taken over (by its new owner, with `sync.at_start`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duties_run_once_cluster_wide() {
+    let (w, sim) = cluster_world().await;
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&w.config_path).unwrap()).unwrap();
+    cfg["sync"]["at_start"] = json!(true);
+    std::fs::write(&w.config_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let events = Reader::new(&w.events);
+    let r1 = start(&w, "r1");
+    r1.ready().await;
+    let r2 = start(&w, "r2");
+    split(&r1, &r2).await;
+    // A window with both instances in place.
+    let reads: Vec<Reader> = ["fl1", "fl2"]
+        .iter()
+        .map(|fl| Reader::at_end(&w.fl_read(fl)))
+        .collect();
+    let window = Duration::from_secs(5);
+    tokio::time::sleep(window).await;
+    let classes = Classes::default();
+    for (fl, r) in ["fl1", "fl2"].iter().zip(&reads) {
+        let asked = r
+            .read_to_end()
+            .await
+            .iter()
+            .filter(|m| m.json()["payload"]["clazz"] == classes.alive_request.as_str())
+            .count();
+        // One per second (alive_interval) from its one owner; two owners would make ten.
+        assert!(
+            (3..=7).contains(&asked),
+            "{fl}: {asked} AliveRequests in {window:?}"
+        );
+    }
+    let seen = events.read_to_end().await;
+    let mut per_switch = std::collections::HashMap::<String, usize>::new();
+    for m in &seen {
+        let v = m.json();
+        if v["payload"]["clazz"] == "org.openkilda.messaging.info.event.SwitchInfoData" {
+            *per_switch
+                .entry(v["payload"]["switch_id"].as_str().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(
+        per_switch.len(),
+        sim.switches().len(),
+        "every switch announced: {per_switch:?}"
+    );
+    assert!(
+        per_switch.values().all(|&n| n == 1),
+        "each switch event forwarded once: {per_switch:?}"
+    );
+    // Each FL's chain was requested by whoever took the FL over, and both instances route
+    // every switch.
+    let p = producer();
+    for (i, sw) in sim.switches().iter().enumerate() {
+        let reply = Reader::new(&w.reply);
+        send(
+            &p,
+            &w.commands,
+            None,
+            &command(&format!("d{i}"), sw),
+            Some(&w.reply),
+        )
+        .await;
+        let v = reply.expect(LONG).await.json();
+        assert_eq!(error_type(&v), None, "{sw} answered by its FL: {v}");
+    }
+    drop((r1, r2, sim));
+}

@@ -19,7 +19,7 @@ use crate::fl_proxy::{
 };
 use crate::liveness::FlStatus;
 use crate::mailbox::{Mailbox, MailboxSnapshot, MailboxStats, SendRejected};
-use crate::messages::{DispatcherPort, MonitorPort, Proxies, ProxyPort};
+use crate::messages::{DispatcherPort, MonitorPort, Proxies, ProxyPort, StartSync, SyncTrigger};
 use crate::outage_monitor::{self, OutageMonitor, RestartMonitor};
 use crate::outbox::{Inbound, Outbox};
 use crate::previous::{LoadReport as PreviousReport, PriorRecord};
@@ -46,6 +46,7 @@ pub struct Engine {
     threads: Arc<Threads>,
     dispatcher: Mailbox<Dispatcher>,
     monitor: Mailbox<OutageMonitor>,
+    scheduler: Mailbox<SyncScheduler>,
     proxies: Arc<HashMap<String, Mailbox<FlProxy>>>,
     /// FL write topic → FL id, for the shell's consumer.
     write_topics: Arc<HashMap<String, String>>,
@@ -189,6 +190,7 @@ impl Engine {
             threads: Arc::new(threads),
             dispatcher,
             monitor,
+            scheduler,
             proxies: Arc::new(proxies),
             write_topics: Arc::new(write_topics),
             read_topics: Arc::new(read_topics),
@@ -482,6 +484,20 @@ impl Engine {
         records: Vec<(String, Option<bytes::Bytes>)>,
     ) -> Result<(), EngineError> {
         Ok(self.dispatcher.ask(MapRecords(records)).await?)
+    }
+
+    /// A sync session for FL `fl` (a cluster instance that just took it over; with
+    /// `sync.at_start`, the FL's chain tells its new owner what it holds).
+    pub fn sync_fl(&self, fl: &str) -> Result<(), EngineError> {
+        let index = self
+            .shared
+            .fl_index(fl)
+            .ok_or_else(|| EngineError::UnknownFl(fl.to_string()))?;
+        Ok(self.scheduler.tell(StartSync {
+            fls: vec![index],
+            trigger: SyncTrigger::Takeover,
+            request: None,
+        })?)
     }
 
     /// This instance leads the cluster (announces map changes, writes the decisions), or no

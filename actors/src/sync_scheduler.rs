@@ -49,6 +49,9 @@ impl SyncScheduler {
         let s = &self.shared;
         // A chain is read where its FL is owned: a session here covers this engine's FLs.
         msg.fls.retain(|&fl| s.liveness.is_owned(fl));
+        if msg.fls.is_empty() && msg.request.is_none() {
+            return; // a cluster instance that owns none of them: nothing to sync, nobody to tell
+        }
         Counters::inc(&s.counters.sync_sessions_started);
         let fls: Vec<&str> = msg.fls.iter().map(|&i| s.fl_id(i)).collect();
         info!(trigger = ?msg.trigger, fls = ?fls, "sync session starting");

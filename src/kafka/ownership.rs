@@ -121,6 +121,12 @@ impl Owners {
             o.insert(f.id.clone());
         }
         info!(fl = %f.id, "FL owned here now");
+        if self.config.sync.at_start {
+            // What a single router does at its start, its new owner does for the FL.
+            if let Err(e) = self.engine.sync_fl(&f.id) {
+                warn!(fl = %f.id, error = %e, "no sync of the FL taken over");
+            }
+        }
     }
 
     fn give(&self, fl: usize) {

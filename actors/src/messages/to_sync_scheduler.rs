@@ -13,6 +13,8 @@ pub enum SyncTrigger {
     Recovery,
     LostWrites,
     Periodic,
+    /// A cluster instance took the FL over (its sync at start, as it were).
+    Takeover,
 }
 
 /// Start a sync session over `fls` (indexes). `request` is the controller's SyncRequest, whose
