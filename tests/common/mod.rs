@@ -152,6 +152,25 @@ impl World {
     }
 }
 
+/// Grows an existing topic to `total` partitions.
+pub async fn add_partitions(topic: &str, total: usize) {
+    use rdkafka::admin::NewPartitions;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let res = admin
+        .create_partitions(
+            &[NewPartitions::new(topic, total)],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .expect("create partitions");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("partitions of {t}: {e}"));
+    }
+}
+
 /// Sets a topic-level config (e.g. `max.message.bytes`) on an existing topic.
 pub async fn set_topic_config(topic: &str, name: &str, value: &str) {
     use rdkafka::admin::{AlterConfig, ResourceSpecifier};
