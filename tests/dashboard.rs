@@ -90,6 +90,10 @@ async fn dashboard_shows_live_fl_status_switch_counts_and_rates() {
         "fl2 stands by for one switch:\n{row2}"
     );
     assert!(dom.contains("fl_proxy"), "busiest mailboxes listed");
+    assert!(
+        dom.contains(r#"data-mode="single""#) && dom.contains("owns fl1, fl2"),
+        "this instance's shares shown:\n{dom}"
+    );
 
     // The screenshot step of the docs, exercised: a PNG of the live page.
     let png = w.dir.path().join("dashboard.png");
