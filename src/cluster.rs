@@ -28,6 +28,16 @@ pub struct ClusterConfig {
     /// One partition, no messages: whoever is assigned it in group `<kafka.group_id>-leader`
     /// leads (announces map changes, writes the decisions).
     pub leader_topic: String,
+    /// Each instance reads `<collect_topic>.<kafka.instance_id>` (created at its start, one
+    /// partition): its multi-switch commands' parts' results, sent by their FLs' owners.
+    pub collect_topic: String,
+}
+
+impl ClusterConfig {
+    /// This instance's collect topic.
+    pub fn collect_topic_of(&self, instance: &str) -> String {
+        format!("{}.{instance}", self.collect_topic)
+    }
 }
 
 impl Default for ClusterConfig {
@@ -36,6 +46,7 @@ impl Default for ClusterConfig {
             enabled: false,
             owners_topic: "kilda.flrouter.owners".into(),
             leader_topic: "kilda.flrouter.leader".into(),
+            collect_topic: "kilda.flrouter.collect".into(),
         }
     }
 }
@@ -47,6 +58,7 @@ impl ClusterConfig {
         for (key, topic) in [
             ("cluster.owners_topic", &self.owners_topic),
             ("cluster.leader_topic", &self.leader_topic),
+            ("cluster.collect_topic", &self.collect_topic),
         ] {
             if topic.trim().is_empty() {
                 out.push(format!("{key}: must not be empty"));

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use fl_router_actors::settings::{
-    EngineSettings, FailoverSettings, FlOwnership, FlSettings, Limits, ProtocolSettings, Settings,
-    SyncSettings, Timeouts, TopicSettings,
+    Collect, EngineSettings, FailoverSettings, FlOwnership, FlSettings, Limits, ProtocolSettings,
+    Settings, SyncSettings, Timeouts, TopicSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -302,6 +302,10 @@ impl Config {
                 } else {
                     FlOwnership::All
                 },
+                collect: self.cluster.enabled.then(|| Collect {
+                    topic: self.cluster.collect_topic_of(&self.instance_id()),
+                    prefix: format!("{}.", self.cluster.collect_topic),
+                }),
                 ..self.engine.clone()
             },
         }

@@ -127,6 +127,12 @@ impl Router {
                 fwd_tracker.clone(),
                 Some(kafka_stats.clone()),
             )?);
+            // Multi-switch parts' results from the FLs' owners.
+            let collect = kafka::collect::consumer(
+                &kafka::base_config(k),
+                &config.cluster.collect_topic_of(&instance),
+            )?;
+            tasks.push(tokio::spawn(kafka::collect::run(collect, engine.clone())));
             // The cluster's map first: routing waits until it is read.
             let (map_ready_tx, map_ready) = watch::channel(false);
             let (map_consumer, ends) = kafka::map_tail::consumer(

@@ -452,10 +452,34 @@ async fn three_instances_survive_two_kills() {
         report.max_answer_gap_ms,
         report.errors_by_type
     );
+    let logs: String = routers
+        .iter()
+        .map(|(r, name)| {
+            let lines: Vec<String> = r
+                .log_text()
+                .lines()
+                .filter(|l| {
+                    [
+                        "WARN",
+                        "ERROR",
+                        "owned",
+                        "leadership",
+                        "read back",
+                        "assigned",
+                        "revoked",
+                    ]
+                    .iter()
+                    .any(|k| l.contains(k))
+                })
+                .map(String::from)
+                .collect();
+            format!("--- {name}:\n{}", lines.join("\n"))
+        })
+        .collect();
     assert_eq!(report.lost, 0, "{}", report.summary_line());
     assert_eq!(
         report.router_errors, 0,
-        "no false answers: {:?}",
+        "no false answers: {:?}\n{logs}",
         report.errors_by_type
     );
     assert_eq!(report.conflicting_outcomes, 0);
@@ -472,4 +496,53 @@ async fn three_instances_survive_two_kills() {
         report.duplicates
     );
     drop(sim);
+}
+
+/// A multi-switch command whose switches are on FLs owned by two instances: each part is
+/// adopted by its FL's owner, whose results go to the collecting instance's collect topic, and
+/// one assembled result lists every switch as successful.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_switch_command_is_assembled_across_instances() {
+    let (w, sim) = cluster_world().await;
+    let r1 = start(&w, "r1");
+    r1.ready().await;
+    let r2 = start(&w, "r2");
+    split(&r1, &r2).await;
+    let p = producer();
+    let replies = Reader::new(&w.reply);
+    // Both instances route every switch (a probe per switch answered by its FL).
+    for (i, sw) in sim.switches().iter().enumerate() {
+        send(
+            &p,
+            &w.commands,
+            None,
+            &command(&format!("probe{i}"), sw),
+            Some(&w.reply),
+        )
+        .await;
+        let v = replies.expect(LONG).await.json();
+        assert_eq!(error_type(&v), None, "{v}");
+    }
+    let switches = sim.switches();
+    let cmd = json!({"clazz": "org.openkilda.messaging.command.CommandMessage", "correlation_id": "multi-c",
+                     "timestamp": 1, "payload": {"clazz": "DumpRules", "switch_id": switches}});
+    send(
+        &p,
+        &w.commands,
+        None,
+        cmd.to_string().as_bytes(),
+        Some(&w.reply),
+    )
+    .await;
+    let r = replies.expect(LONG).await.json();
+    assert_eq!(cid_of(&r), "multi-c", "{r}");
+    assert_eq!(r["payload"]["complete"], true, "{r}");
+    let entries = r["payload"]["switches"].as_array().unwrap();
+    assert_eq!(entries.len(), switches.len(), "{r}");
+    assert!(entries.iter().all(|e| e["status"] == "success"), "{r}");
+    assert!(
+        replies.next(Duration::from_millis(500)).await.is_none(),
+        "exactly one result"
+    );
+    drop((r1, r2, sim));
 }

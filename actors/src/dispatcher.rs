@@ -19,10 +19,11 @@ use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
 use crate::liveness::FlStatus;
-use crate::mailbox::{Envelope, MailboxStats, Outlet};
+use crate::mailbox::{Envelope, Mailbox, MailboxStats, Outlet};
 use crate::messages::{
     Adopt, ChainApplied, Detour, DetourDone, FailPending, FailSwitch, Failure, FlLost, Forward,
-    FromActiveOnly, NotifyUnmanaged, Proxies, StartSync, SwitchEvent, SyncComplete, SyncTrigger,
+    FromActiveOnly, MultiSwitchPort, NotifyUnmanaged, PartAnswer, PartFailed, Proxies, StartSync,
+    SwitchEvent, SyncComplete, SyncTrigger,
 };
 // The one actor the dispatcher starts.
 use crate::multi_switch::{self, MultiSwitchCommand, Part};
@@ -33,7 +34,7 @@ use crate::protocol::{
     self, CommandKind, ErrorType, MessageView, ProtocolError, Requester, Target,
 };
 use crate::routes::Routes;
-use crate::settings::FlOwnership;
+use crate::settings::{FlOwnership, PART_FL_HEADER};
 use crate::shared::{requester, Shared, Source};
 use crate::switch_map::{
     FlIndex, Mode, Preference, StoredConnection, StoredSwitch, SwitchMap, Transition, Via,
@@ -85,6 +86,12 @@ pub struct SwitchCounts;
 #[rtype(result = "()")]
 pub struct MapRecords(pub Vec<(String, Option<Bytes>)>);
 
+/// Records read from this cluster instance's collect topic: results of multi-switch parts
+/// from the FLs' owners (`Engine::collected`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Collected(pub Vec<Inbound>);
+
 /// This instance is (no longer) the cluster's leader: it announces map changes and writes
 /// the decisions (`Engine::set_leader`).
 #[derive(Message)]
@@ -119,6 +126,9 @@ pub struct Dispatcher {
     /// Speaks for the map: sends the notices and writes the decisions. One instance always is;
     /// in a cluster, the one the shell makes leader (`Engine::set_leader`).
     leader: bool,
+    /// A cluster instance's running multi-switch collectors, by correlation id: their parts'
+    /// results come back through its collect topic (`Engine::collected`).
+    collectors: HashMap<String, MultiSwitchPort>,
 }
 
 struct Lost {
@@ -180,6 +190,7 @@ impl Dispatcher {
             outages_applied: vec![0; fls],
             cluster,
             leader: !cluster,
+            collectors: HashMap::new(),
         }
     }
 
@@ -851,7 +862,7 @@ impl Dispatcher {
 impl Dispatcher {
     /// Splits a multi-switch command by FL and starts the actor that collects the parts.
     fn multi_switch(
-        &self,
+        &mut self,
         msg: &Inbound,
         cid: &str,
         request_class: String,
@@ -905,9 +916,9 @@ impl Dispatcher {
         }
         let stats = MailboxStats::new("multi_switch", cid, multi_switch::MAILBOX_CAPACITY);
         s.mailboxes.register(&stats);
-        MultiSwitchCommand::new(
+        let addr = MultiSwitchCommand::new(
             s.clone(),
-            stats,
+            stats.clone(),
             self.proxies.clone(),
             cid.to_string(),
             request_class,
@@ -916,6 +927,62 @@ impl Dispatcher {
             unsent,
         )
         .start_forwarding();
+        let stats_for_port = stats;
+        if s.settings.engine.collect.is_some() {
+            self.collectors.retain(|_, port| port.answer.connected());
+            self.collectors.insert(
+                cid.to_string(),
+                MultiSwitchPort::of(&Mailbox::new(addr, stats_for_port)),
+            );
+        }
+    }
+
+    /// Results of multi-switch parts that FL owners on other instances sent to this instance's
+    /// collect topic: each to its collector, by correlation id and the FL it names.
+    fn collected(&mut self, msg: Inbound) {
+        let s = self.shared.clone();
+        let Ok(view) = MessageView::read(&msg.payload, &s.settings.protocol.envelope) else {
+            return;
+        };
+        let Some(cid) = view.correlation() else {
+            return;
+        };
+        let fl = msg
+            .headers
+            .iter()
+            .find(|(k, _)| k == PART_FL_HEADER)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .and_then(|id| s.fl_index(id));
+        let (Some(port), Some(fl)) = (self.collectors.get(cid), fl) else {
+            Counters::inc(&s.counters.multi_late_answers);
+            debug!(
+                correlation_id = cid,
+                "part result for no running collector here; dropped"
+            );
+            return;
+        };
+        let timed_out = view.class() == Some(s.settings.protocol.classes.error_message.as_str())
+            && String::from_utf8_lossy(&msg.payload)
+                .contains(ErrorType::OperationTimedOut.as_str());
+        let sent = if timed_out {
+            port.failed.tell(PartFailed {
+                fl,
+                failure: Failure::TimedOut,
+            })
+        } else {
+            let is_final = view
+                .head
+                .chain_position()
+                .is_none_or(|(i, total)| total == 0 || i + 1 >= total);
+            port.answer.tell(PartAnswer {
+                fl,
+                payload: msg.payload.clone(),
+                is_final,
+            })
+        };
+        if sent.is_err() {
+            self.collectors.remove(cid);
+        }
     }
 
     fn notify_unmanaged(&self, fl: FlIndex, reason: &str) {
@@ -1077,6 +1144,12 @@ counted!(Dispatcher, MapRecords => (), |this, msg, _| {
         this.map_record(&key, value);
     }
     this.publish();
+});
+
+counted!(Dispatcher, Collected => (), |this, msg, _| {
+    for m in msg.0 {
+        this.collected(m);
+    }
 });
 
 counted!(Dispatcher, SetLeader => (), |this, msg, _| {

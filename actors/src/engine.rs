@@ -10,8 +10,8 @@ use actix::prelude::*;
 use crate::command_shard::{self, Command, CommandShard, Commands};
 use crate::counters::Counters;
 use crate::dispatcher::{
-    self, Dispatcher, LookupSwitch, MapRecords, RestoreMap, RestoreReport, SetLeader, SwitchCounts,
-    SwitchView,
+    self, Collected, Dispatcher, LookupSwitch, MapRecords, RestoreMap, RestoreReport, SetLeader,
+    SwitchCounts, SwitchView,
 };
 use crate::fl_proxy::{
     self, FlOutput, FlOutputs, FlProxy, Forwarded, GetInflight, GetStatus, InflightRow,
@@ -498,6 +498,12 @@ impl Engine {
             trigger: SyncTrigger::Takeover,
             request: None,
         })?)
+    }
+
+    /// Records read from this cluster instance's collect topic: multi-switch parts' results
+    /// sent by their FLs' owners, for the collectors running here.
+    pub async fn collected(&self, msgs: Vec<Inbound>) -> Result<(), EngineError> {
+        Ok(self.dispatcher.ask(Collected(msgs)).await?)
     }
 
     /// This instance leads the cluster (announces map changes, writes the decisions), or no

@@ -27,7 +27,7 @@ use crate::outbox::{Inbound, Outgoing};
 use crate::pending::{Blacklist, Expiry, PendingTable};
 use crate::previous::PriorAnswer;
 use crate::protocol::{self, ErrorType, MessageView};
-use crate::settings::FlOwnership;
+use crate::settings::{FlOwnership, PART_FL_HEADER};
 use crate::shared::{Shared, Source};
 use crate::switch_map::{FlIndex, Via};
 
@@ -192,7 +192,8 @@ impl FlProxy {
                 });
                 return f.owed.met(Met::Collected);
             }
-            s.send_error(
+            s.send_error_from(
+                Some(&self.id),
                 &f.requester,
                 &f.correlation_id,
                 Some(&f.switch_id),
@@ -544,7 +545,12 @@ impl FlProxy {
                 .reply_to
                 .unwrap_or_else(|| self.output_topic(class, lane_to).to_string());
             // Key and headers as the FL wrote them (the requester matches replies by key).
+            let collect = s.is_collect_topic(&topic);
             let mut out = Outgoing::pass_through(topic, msg);
+            if collect {
+                // A multi-switch part's answer, for its collector on another instance.
+                out = out.header(PART_FL_HEADER, Bytes::from(self.id.clone()));
+            }
             if let Some(t) = &route.final_ticket {
                 out = out.ticket(t);
             }
@@ -696,7 +702,8 @@ impl FlProxy {
                 continue;
             }
             info!(fl = %self.id, correlation_id = %entry.correlation_id, switch = %entry.switch_id, "{message}");
-            s.send_error(
+            s.send_error_from(
+                Some(&self.id),
                 &entry.requester,
                 &entry.correlation_id,
                 Some(&entry.switch_id),
@@ -751,7 +758,8 @@ impl FlProxy {
                 e.owed.met(Met::Collected);
                 continue;
             }
-            s.send_error(
+            s.send_error_from(
+                Some(&self.id),
                 &e.requester,
                 &e.correlation_id,
                 Some(&e.switch_id),
@@ -783,7 +791,8 @@ impl FlProxy {
             Counters::inc(&s.counters.failed_over_commands);
             self.blacklist
                 .insert(&e.correlation_id, now, s.settings.timeouts.blacklist_ttl);
-            s.send_error(
+            s.send_error_from(
+                Some(&self.id),
                 &e.requester,
                 &e.correlation_id,
                 Some(&e.switch_id),

@@ -224,14 +224,24 @@ impl MultiSwitchCommand {
     fn send_parts(&mut self, me: MultiSwitchPort) {
         let s = self.shared.clone();
         let mut unreachable = Vec::new();
+        // A cluster instance: each part's FL owner may be another instance, which adopts the
+        // part from the FL's read topic and sends its results to this instance's collect topic.
+        let collect = s.settings.engine.collect.as_ref().map(|c| c.topic.clone());
         for p in &self.parts {
+            let mut msg = Inbound::new(p.part.payload.clone());
+            if let Some(topic) = &collect {
+                msg = msg.reply_to(topic.clone());
+            }
             let forward = Forward {
                 correlation_id: self.correlation_id.clone(),
                 switch_id: Arc::from(p.part.switches.first().map_or("", String::as_str)),
-                requester: Requester::default(),
+                requester: Requester {
+                    reply_to: collect.clone(),
+                    ..Requester::default()
+                },
                 timeout: s.settings.timeouts.ack,
                 lane: p.part.lane,
-                msg: Inbound::new(p.part.payload.clone()),
+                msg,
                 multi: Some(me.clone()),
                 owed: Obligation::new(),
             };

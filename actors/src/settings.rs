@@ -645,7 +645,24 @@ pub struct EngineSettings {
     /// by the config file: a cluster instance starts owning none (`docs/design/cluster.md`).
     #[serde(skip)]
     pub ownership: FlOwnership,
+    /// A cluster instance: the topic its multi-switch collectors read the parts' results from
+    /// (`<cluster.collect_topic>.<instance id>`), and the prefix every instance's shares (an
+    /// FL owner tags what it sends there with the FL). Set by the shell.
+    #[serde(skip)]
+    pub collect: Option<Collect>,
 }
+
+/// Where a cluster instance collects multi-switch parts (see [`EngineSettings::collect`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collect {
+    /// This instance's collect topic.
+    pub topic: String,
+    /// Every instance's collect topic starts with it.
+    pub prefix: String,
+}
+
+/// Header an FL's owner adds to what it sends to a collect topic: the FL's id.
+pub const PART_FL_HEADER: &str = "flrouter_fl";
 
 /// Which FLs an engine owns: reads, holds pending commands for, judges the liveness of.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use crate::outbox::{headers, Inbound, Outbox, Outgoing, Ticket};
 use crate::previous::Previous;
 use crate::protocol::{self, ErrorType, HubRequest, MessageView, Requester};
 use crate::settings::Settings;
+use crate::settings::PART_FL_HEADER;
 
 pub struct Shared {
     pub settings: Settings,
@@ -100,6 +101,32 @@ impl Shared {
         description: &str,
         tickets: &[&Ticket],
     ) {
+        self.send_error_from(
+            None,
+            to,
+            correlation_id,
+            switch,
+            error_type,
+            message,
+            description,
+            tickets,
+        )
+    }
+
+    /// [`Shared::send_error`] by FL `fl`'s proxy: to a cluster's collect topic (a multi-switch
+    /// part's), the error names the FL (its collector matches it to the part).
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_error_from(
+        &self,
+        fl: Option<&str>,
+        to: &Requester,
+        correlation_id: &str,
+        switch: Option<&str>,
+        error_type: ErrorType,
+        message: &str,
+        description: &str,
+        tickets: &[&Ticket],
+    ) {
         let reply_to = to.reply_to.as_deref();
         let key = to.key.clone().or_else(|| {
             (!correlation_id.is_empty()).then(|| Bytes::from(correlation_id.to_string()))
@@ -137,10 +164,22 @@ impl Shared {
             self.outbox.send(j);
         }
         let mut out = Outgoing::new(topic, body).key_opt(key);
+        if let Some(fl) = fl.filter(|_| self.is_collect_topic(topic)) {
+            out = out.header(PART_FL_HEADER, Bytes::from(fl.to_string()));
+        }
         for t in tickets {
             out = out.ticket(t);
         }
         self.outbox.send(out);
+    }
+
+    /// Whether `topic` is a cluster instance's collect topic (see `EngineSettings::collect`).
+    pub fn is_collect_topic(&self, topic: &str) -> bool {
+        self.settings
+            .engine
+            .collect
+            .as_ref()
+            .is_some_and(|c| topic.starts_with(&c.prefix))
     }
 
     /// Keeps an unprocessable input byte for byte (a null value stays null), with why, where

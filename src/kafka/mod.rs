@@ -1,6 +1,7 @@
 //! The Kafka side of the shell: client configuration, consumers, the producer-backed outbox,
 //! offset tracking and topic set-up. Everything else in the router is Kafka-agnostic.
 
+pub mod collect;
 pub mod consumer;
 pub mod freshness;
 pub mod map_tail;

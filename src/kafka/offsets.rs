@@ -159,6 +159,15 @@ impl OffsetTracker {
         }
     }
 
+    /// Forgets what this process read of the partition: it is assigned again from its
+    /// committed offset, because the state that made the rest safe to skip is gone (a cluster
+    /// instance that gave an FL up and takes it back: its engine dropped that FL's commands).
+    pub fn forget(&self, topic: &str, partition: i32) {
+        if let Ok(mut parts) = self.parts.lock() {
+            parts.remove(&(Arc::from(topic), partition));
+        }
+    }
+
     /// Every partition was taken away at once (a failed rebalance).
     pub fn clear_assignment(&self) {
         if let Ok(mut a) = self.assignment.lock() {

@@ -7,8 +7,8 @@
 //! first, which blocks.
 //!
 //! Taking FL *f*: read back what its previous owner settled (`replay::read_back_fl`), load it
-//! into the engine, assign *f*'s write topics to the FL consumer and its read topics to the
-//! forwards consumer (from their committed offsets), then tell the engine it owns *f*.
+//! into the engine, tell the engine it owns *f*, then assign *f*'s write topics to the FL
+//! consumer and its read topics to the forwards consumer (from their committed offsets).
 //! Losing it: commit what is done, take the partitions out of the offset trackers (nothing of
 //! them is committed from here any more), unassign, then tell the engine.
 
@@ -96,6 +96,11 @@ impl Owners {
                 warn!(fl = %f.id, error = %e, "FL's history not read back; commands its previous owner answered may be timed out again")
             }
         }
+        // The engine owns the FL before its first message is read: a message handed to a
+        // proxy that does not own its FL is dropped (and its offset released).
+        if let Err(e) = self.engine.set_fl_owned(&f.id, true) {
+            warn!(fl = %f.id, error = %e, "engine did not take the FL");
+        }
         let t = &self.config.topics;
         for (hand, topics) in [
             (&self.fl, t.fl_write_topics(&f.id)),
@@ -103,19 +108,15 @@ impl Owners {
         ] {
             let mut tpl = TopicPartitionList::new();
             for (topic, p) in self.partitions(&topics) {
+                // From the committed offset, even if this process read the FL before: it
+                // dropped that FL's commands when it gave it up.
+                hand.tracker.forget(&topic, p);
                 hand.tracker.assigned(&topic, p);
-                let at = hand
-                    .tracker
-                    .resume_at(&topic, p)
-                    .map_or(Offset::Stored, Offset::Offset);
-                let _ = tpl.add_partition_offset(&topic, p, at);
+                let _ = tpl.add_partition_offset(&topic, p, Offset::Stored);
             }
             if let Err(e) = hand.consumer.incremental_assign(&tpl) {
                 warn!(fl = %f.id, consumer = hand.name, error = %e, "cannot assign the FL's topics");
             }
-        }
-        if let Err(e) = self.engine.set_fl_owned(&f.id, true) {
-            warn!(fl = %f.id, error = %e, "engine did not take the FL");
         }
         if let Ok(mut o) = self.shares.owned.lock() {
             o.insert(f.id.clone());

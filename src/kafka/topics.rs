@@ -31,6 +31,7 @@ pub fn all_topics(config: &Config) -> BTreeSet<String> {
     if config.cluster.enabled {
         set.insert(config.cluster.owners_topic.clone());
         set.insert(config.cluster.leader_topic.clone());
+        set.insert(config.cluster.collect_topic_of(&config.instance_id()));
     }
     set
 }
@@ -80,7 +81,9 @@ pub async fn ensure(
             // The cluster's assignment topics: one partition per FL, and one.
             let partitions = if **name == config.cluster.owners_topic {
                 config.fls.len() as i32
-            } else if **name == config.cluster.leader_topic {
+            } else if **name == config.cluster.leader_topic
+                || **name == config.cluster.collect_topic_of(&config.instance_id())
+            {
                 1
             } else {
                 config.kafka.topic_partitions
