@@ -120,12 +120,16 @@ async fn split(r1: &Router, r2: &Router) -> (Value, Value) {
 }
 
 fn load(w: &World, sim: &fl_router::sim::Simulator) -> LoadRun {
+    load_at(w, sim, RATE)
+}
+
+fn load_at(w: &World, sim: &fl_router::sim::Simulator, rate: f64) -> LoadRun {
     LoadRun::start(
         sim_client(),
         w.commands.clone(),
         sim.switches(),
         LoadConfig {
-            rate: RATE,
+            rate,
             grace: Duration::from_secs(40),
             reply_topic: w.reply.clone(),
             unknown_switch_fraction: 0.0,
@@ -133,6 +137,73 @@ fn load(w: &World, sim: &fl_router::sim::Simulator) -> LoadRun {
         Classes::default(),
     )
     .expect("load")
+}
+
+/// Waits until the load has sent `n` commands.
+async fn until_sent(load: &LoadRun, n: f64) {
+    while (load.stats().sent.load(Relaxed) as f64) < n {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The lines of the instances' logs that tell what moved (for a failure's message).
+fn what_moved(routers: &[(&Router, &str)]) -> String {
+    const KEYS: [&str; 7] = [
+        "WARN",
+        "ERROR",
+        "owned",
+        "leadership",
+        "read back",
+        "assigned",
+        "revoked",
+    ];
+    routers
+        .iter()
+        .map(|(r, name)| {
+            let lines: Vec<String> = r
+                .log_text()
+                .lines()
+                .filter(|l| KEYS.iter().any(|k| l.contains(k)))
+                .map(String::from)
+                .collect();
+            format!("--- {name}:\n{}\n", lines.join("\n"))
+        })
+        .collect()
+}
+
+/// Finishes the load; every command got exactly one outcome, its FL's answer, at its
+/// requester. Returns the report (for the run's own bounds).
+async fn every_command_answered_by_its_fl(
+    w: &World,
+    load: LoadRun,
+    what: &str,
+    routers: &[(&Router, &str)],
+) -> fl_router::load::LoadReport {
+    let report = tokio::task::spawn_blocking(move || load.finish())
+        .await
+        .unwrap()
+        .unwrap();
+    let on_default_topic = Reader::new(&w.default_reply).read_to_end().await.len();
+    eprintln!(
+        "{what}: {} conflicting={} on_default_topic={on_default_topic} longest_answer_gap_ms={} errors={:?}",
+        report.summary_line(),
+        report.conflicting_outcomes,
+        report.max_answer_gap_ms,
+        report.errors_by_type
+    );
+    let logs = what_moved(routers);
+    assert_eq!(report.lost, 0, "{}\n{logs}", report.summary_line());
+    assert_eq!(
+        report.router_errors, 0,
+        "no false answers: {:?}\n{logs}",
+        report.errors_by_type
+    );
+    assert_eq!(report.conflicting_outcomes, 0, "{logs}");
+    assert_eq!(
+        on_default_topic, 0,
+        "every answer found its requester\n{logs}"
+    );
+    report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,23 +219,19 @@ async fn two_instances_share_the_fls_and_survive_a_kill() {
     assert_eq!(all, vec!["fl1", "fl2"], "each FL owned once");
 
     let load = load(&w, &sim);
-    let stats = load.stats().clone();
-    let sent = move || stats.sent.load(Relaxed);
-    while (sent() as f64) < RATE * 3.0 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_sent(&load, RATE * 3.0).await;
     // The instance that reads the commands (one partition) is the one killed: its FL, the
     // command partition and perhaps the leadership move.
     let commands_at_r1 = v1["groups"][0]["partitions"]
         .as_array()
         .is_some_and(|p| !p.is_empty());
     let killed_at = Instant::now();
-    let survivor = if commands_at_r1 {
+    let (survivor, name) = if commands_at_r1 {
         r1.kill_hard();
-        &mut r2
+        (&r2, "r2")
     } else {
         r2.kill_hard();
-        &mut r1
+        (&r1, "r1")
     };
     let deadline = Instant::now() + LONG * 3;
     loop {
@@ -176,22 +243,11 @@ async fn two_instances_share_the_fls_and_survive_a_kill() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let took_over = killed_at.elapsed();
-    while (sent() as f64) < RATE * 12.0 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let report = tokio::task::spawn_blocking(move || load.finish())
-        .await
-        .unwrap()
-        .unwrap();
-    let on_default_topic = Reader::new(&w.default_reply).read_to_end().await.len();
-    eprintln!(
-        "{} conflicting={} on_default_topic={on_default_topic} took_over_ms={} errors={:?}",
-        report.summary_line(),
-        report.conflicting_outcomes,
-        took_over.as_millis(),
-        report.errors_by_type
-    );
-    let log = survivor.log_text();
+    eprintln!("took over {} ms after the kill", took_over.as_millis());
+    until_sent(&load, RATE * 12.0).await;
+    let report =
+        every_command_answered_by_its_fl(&w, load, "kill -9, not restarted", &[(survivor, name)])
+            .await;
     // Commands became pending only by adoption from the FL read topics, on both instances.
     let base = survivor.admin_url().await;
     let metrics = tokio::task::spawn_blocking(move || {
@@ -216,19 +272,6 @@ async fn two_instances_share_the_fls_and_survive_a_kill() {
         value("flrouter_commands_handed_over_total") > 0.0,
         "{metrics}"
     );
-    assert_eq!(
-        report.lost,
-        0,
-        "{}\nsurvivor log:\n{log}",
-        report.summary_line()
-    );
-    assert_eq!(
-        report.router_errors, 0,
-        "no false answers: {:?}",
-        report.errors_by_type
-    );
-    assert_eq!(report.conflicting_outcomes, 0);
-    assert_eq!(on_default_topic, 0, "every answer found its requester");
     // A kill replays what was read and not committed: at most a commit interval's and a
     // takeover's worth of commands.
     let in_flight = RATE * (2.0 + took_over.as_secs_f64());
@@ -250,13 +293,9 @@ async fn a_rolling_restart_loses_nothing_and_answers_nothing_falsely() {
     let r2 = start(&w, "r2");
     split(&r1, &r2).await;
     let load = load(&w, &sim);
-    let stats = load.stats().clone();
-    let sent = move || stats.sent.load(Relaxed);
     let mut instances = [(r1, "r1"), (r2, "r2")];
     for (i, (router, name)) in instances.iter_mut().enumerate() {
-        while (sent() as f64) < RATE * (2.0 + 5.0 * i as f64) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_sent(&load, RATE * (2.0 + 5.0 * i as f64)).await;
         let status = router.terminate();
         assert!(
             status.success(),
@@ -268,28 +307,8 @@ async fn a_rolling_restart_loses_nothing_and_answers_nothing_falsely() {
     }
     let (r1, r2) = (&instances[0].0, &instances[1].0);
     split(r1, r2).await;
-    while (sent() as f64) < RATE * 14.0 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let report = tokio::task::spawn_blocking(move || load.finish())
-        .await
-        .unwrap()
-        .unwrap();
-    let on_default_topic = Reader::new(&w.default_reply).read_to_end().await.len();
-    eprintln!(
-        "rolling restart: {} conflicting={} on_default_topic={on_default_topic} errors={:?}",
-        report.summary_line(),
-        report.conflicting_outcomes,
-        report.errors_by_type
-    );
-    assert_eq!(report.lost, 0, "{}", report.summary_line());
-    assert_eq!(
-        report.router_errors, 0,
-        "no false answers: {:?}",
-        report.errors_by_type
-    );
-    assert_eq!(report.conflicting_outcomes, 0);
-    assert_eq!(on_default_topic, 0);
+    until_sent(&load, RATE * 14.0).await;
+    every_command_answered_by_its_fl(&w, load, "rolling restart", &[(r1, "r1"), (r2, "r2")]).await;
     drop(sim);
 }
 
@@ -410,26 +429,10 @@ async fn three_instances_survive_two_kills() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let rate = cluster_rate();
-    let load = LoadRun::start(
-        sim_client(),
-        w.commands.clone(),
-        sim.switches(),
-        LoadConfig {
-            rate,
-            grace: Duration::from_secs(40),
-            reply_topic: w.reply.clone(),
-            unknown_switch_fraction: 0.0,
-        },
-        Classes::default(),
-    )
-    .expect("load");
-    let stats = load.stats().clone();
-    let sent = move || stats.sent.load(Relaxed);
+    let load = load_at(&w, &sim, rate);
     let mut back_in = Vec::new();
     for (i, at) in [(0usize, 10.0), (1, 20.0)] {
-        while (sent() as f64) < rate * at {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_sent(&load, rate * at).await;
         let (router, name) = &mut routers[i];
         let killed = Instant::now();
         router.kill_hard();
@@ -437,53 +440,11 @@ async fn three_instances_survive_two_kills() {
         router.ready().await;
         back_in.push((name.clone(), killed.elapsed()));
     }
-    while (sent() as f64) < rate * 30.0 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let report = tokio::task::spawn_blocking(move || load.finish())
-        .await
-        .unwrap()
-        .unwrap();
-    let on_default_topic = Reader::new(&w.default_reply).read_to_end().await.len();
-    eprintln!(
-        "three instances, two kills at {rate}/s: {} conflicting={} on_default_topic={on_default_topic} longest_answer_gap_ms={} routing_again_after={back_in:?} errors={:?}",
-        report.summary_line(),
-        report.conflicting_outcomes,
-        report.max_answer_gap_ms,
-        report.errors_by_type
-    );
-    let logs: String = routers
-        .iter()
-        .map(|(r, name)| {
-            let lines: Vec<String> = r
-                .log_text()
-                .lines()
-                .filter(|l| {
-                    [
-                        "WARN",
-                        "ERROR",
-                        "owned",
-                        "leadership",
-                        "read back",
-                        "assigned",
-                        "revoked",
-                    ]
-                    .iter()
-                    .any(|k| l.contains(k))
-                })
-                .map(String::from)
-                .collect();
-            format!("--- {name}:\n{}", lines.join("\n"))
-        })
-        .collect();
-    assert_eq!(report.lost, 0, "{}", report.summary_line());
-    assert_eq!(
-        report.router_errors, 0,
-        "no false answers: {:?}\n{logs}",
-        report.errors_by_type
-    );
-    assert_eq!(report.conflicting_outcomes, 0);
-    assert_eq!(on_default_topic, 0);
+    until_sent(&load, rate * 30.0).await;
+    eprintln!("routing again after {back_in:?}");
+    let views: Vec<(&Router, &str)> = routers.iter().map(|(r, n)| (r, n.as_str())).collect();
+    let what = format!("three instances, two kills at {rate}/s");
+    let report = every_command_answered_by_its_fl(&w, load, &what, &views).await;
     // Each kill replays what its instance had read and not committed: a commit interval's
     // worth and what waited for its return.
     let in_flight: f64 = back_in

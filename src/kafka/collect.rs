@@ -4,11 +4,9 @@
 //! belong to commands this one reads again and splits anew. Nothing is committed.
 
 use std::borrow::Cow;
-use std::time::Duration;
 
 use bytes::Bytes;
 use fl_router_actors::{Engine, Inbound};
-use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -36,21 +34,7 @@ pub fn consumer(client: &ClientConfig, topic: &str) -> anyhow::Result<StreamCons
 /// Feeds the engine until the consumer is dropped.
 pub async fn run(consumer: StreamConsumer, engine: Engine) {
     loop {
-        let first = match consumer.recv().await {
-            Ok(m) => m.detach(),
-            Err(e) => {
-                warn!(error = %e, "collect topic: consume error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match consumer.recv().now_or_never() {
-                Some(Ok(m)) => batch.push(m.detach()),
-                _ => break,
-            }
-        }
+        let batch = super::next_batch(&consumer, BATCH, "collect topic").await;
         let msgs = batch
             .iter()
             .map(|m| {

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use fl_router_actors::Engine;
-use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -56,21 +55,7 @@ pub async fn run(
         let _ = ready.send(true);
     }
     loop {
-        let first = match consumer.recv().await {
-            Ok(m) => m.detach(),
-            Err(e) => {
-                warn!(error = %e, "switch-map topic: consume error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match consumer.recv().now_or_never() {
-                Some(Ok(m)) => batch.push(m.detach()),
-                _ => break,
-            }
-        }
+        let batch = super::next_batch(&consumer, BATCH, "switch-map topic").await;
         let mut records = Vec::with_capacity(batch.len());
         for m in &batch {
             if let Some(high) = behind.get(&m.partition()) {

@@ -141,3 +141,31 @@ where
         }
     }
 }
+
+/// The next message of `consumer` and whatever else librdkafka already holds, up to `max`
+/// (owned copies); a consume error is logged (`what` names the reader) and waited out.
+pub async fn next_batch(
+    consumer: &rdkafka::consumer::StreamConsumer,
+    max: usize,
+    what: &str,
+) -> Vec<rdkafka::message::OwnedMessage> {
+    use futures::FutureExt;
+    loop {
+        match consumer.recv().await {
+            Ok(m) => {
+                let mut batch = vec![m.detach()];
+                while batch.len() < max {
+                    match consumer.recv().now_or_never() {
+                        Some(Ok(m)) => batch.push(m.detach()),
+                        _ => break,
+                    }
+                }
+                return batch;
+            }
+            Err(e) => {
+                tracing::warn!(reader = what, error = %e, "consume error");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
