@@ -272,3 +272,108 @@ async fn every_openkilda_class_is_routed_as_openkildas_router_does_with_bytes_ke
         assert_same_key_and_headers(name, f, &got);
     }
 }
+
+/// The same OpenKilda shapes through two router instances of one cluster (`cluster.enabled`):
+/// the regions are owned by either instance, the commands read by whichever holds the command
+/// partition; every unicast command still reaches its region's topic with its bytes, key and
+/// headers, and every region's output its controller topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openkilda_messages_through_a_cluster_of_two_keep_bytes_keys_and_headers() {
+    let ns = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let mut fixtures: Value = serde_json::from_str(FIXTURES).expect("fixtures");
+    prefix_topics(&mut fixtures, &ns);
+    let mut profile: Value = serde_yaml_ng::from_str(PROFILE).expect("profile");
+    profile["cluster"] = json!({
+        "enabled": true,
+        "owners_topic": "kilda.flrouter.owners",
+        "leader_topic": "kilda.flrouter.leader",
+        "collect_topic": "kilda.flrouter.collect",
+    });
+    prefix_topics(&mut profile, &ns);
+    profile["kafka"]["group_id"] = Value::String(format!("{ns}fl-router"));
+    profile["kafka"]["brokers"] = Value::String(brokers());
+    profile["kafka"]["consumer"] =
+        json!({"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"});
+    profile["admin"]["bind"] = Value::String("127.0.0.1:0".into());
+    let dir = tempfile::tempdir().unwrap();
+    let mut routers = Vec::new();
+    let mut config = None;
+    for name in ["ok1", "ok2"] {
+        let mut p = profile.clone();
+        p["kafka"]["instance_id"] = Value::String(name.into());
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, serde_yaml_ng::to_string(&p).unwrap()).unwrap();
+        config.get_or_insert_with(|| Config::load(&path).expect("the profile loads"));
+        let r = Router::spawn(&path, &dir.path().join(format!("{name}.log")), &[]);
+        r.ready().await;
+        routers.push(r);
+    }
+    let config = config.unwrap();
+    let _sim = Simulator::start(
+        sim_client(),
+        &config.settings(),
+        &SimConfig {
+            switches_per_fl: 0,
+            ..SimConfig::default()
+        },
+    )
+    .expect("simulator");
+    let p = producer();
+    for f in fixtures["announce"].as_array().unwrap() {
+        let to = Reader::at_end(f["expect_topic"].as_str().unwrap());
+        let body = produce(&p, f["topic"].as_str().unwrap(), f).await;
+        let got = find(&to, &body, "SwitchInfoData").await;
+        assert_same_key_and_headers("SwitchInfoData", f, &got);
+    }
+    // Both instances route every switch (facts on the switch-map topic) before commands go.
+    let switches: HashMap<String, Vec<String>> =
+        serde_json::from_value(fixtures["switches"].clone()).unwrap();
+    for r in &routers {
+        let url = r.admin_url().await;
+        for (fl, sws) in &switches {
+            for sw in sws {
+                let u = format!("{url}/api/switches/{sw}");
+                let want = format!("\"{fl}\"");
+                let deadline = tokio::time::Instant::now() + LONG;
+                loop {
+                    let u = u.clone();
+                    let body = tokio::task::spawn_blocking(move || {
+                        ureq::get(&u)
+                            .call()
+                            .ok()
+                            .and_then(|mut r| r.body_mut().read_to_string().ok())
+                            .unwrap_or_default()
+                    })
+                    .await
+                    .unwrap();
+                    if body.contains(&want) {
+                        break;
+                    }
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "{sw} not known on {fl} at {url}: {body}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    for f in fixtures["commands"].as_array().unwrap() {
+        if f["expect"].is_string() {
+            continue; // broadcasts and the sync request: their cluster tests are elsewhere
+        }
+        let name = f["name"].as_str().unwrap();
+        let to = Reader::at_end(f["expect_topic"].as_str().unwrap());
+        let body = produce(&p, f["topic"].as_str().unwrap(), f).await;
+        let got = find(&to, &body, name).await;
+        assert_same_key_and_headers(name, f, &got);
+    }
+    for f in fixtures["outputs"].as_array().unwrap() {
+        let name = f["name"].as_str().unwrap();
+        let to = Reader::at_end(f["expect_topic"].as_str().unwrap());
+        let body = produce(&p, f["topic"].as_str().unwrap(), f).await;
+        let got = find(&to, &body, name).await;
+        assert_same_key_and_headers(name, f, &got);
+    }
+    drop(routers);
+}
