@@ -102,6 +102,15 @@ async fn cluster_world_of(
     (w, sim)
 }
 
+/// Instances r1 (ready first) and r2, once they have split the FLs and one leads.
+async fn two_instances(w: &World) -> (Router, Router) {
+    let r1 = start(w, "r1");
+    r1.ready().await;
+    let r2 = start(w, "r2");
+    split(&r1, &r2).await;
+    (r1, r2)
+}
+
 /// Waits until the two instances split the FLs and one leads; returns their views.
 async fn split(r1: &Router, r2: &Router) -> (Value, Value) {
     let deadline = Instant::now() + LONG * 2;
@@ -288,10 +297,7 @@ async fn two_instances_share_the_fls_and_survive_a_kill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_loses_nothing_and_answers_nothing_falsely() {
     let (w, sim) = cluster_world().await;
-    let r1 = start(&w, "r1");
-    r1.ready().await;
-    let r2 = start(&w, "r2");
-    split(&r1, &r2).await;
+    let (r1, r2) = two_instances(&w).await;
     let load = load(&w, &sim);
     let mut instances = [(r1, "r1"), (r2, "r2")];
     for (i, (router, name)) in instances.iter_mut().enumerate() {
@@ -323,10 +329,7 @@ async fn duties_run_once_cluster_wide() {
     cfg["sync"]["at_start"] = json!(true);
     std::fs::write(&w.config_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
     let events = Reader::new(&w.events);
-    let r1 = start(&w, "r1");
-    r1.ready().await;
-    let r2 = start(&w, "r2");
-    split(&r1, &r2).await;
+    let (r1, r2) = two_instances(&w).await;
     // A window with both instances in place.
     let reads: Vec<Reader> = ["fl1", "fl2"]
         .iter()
@@ -465,10 +468,7 @@ async fn three_instances_survive_two_kills() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_switch_command_is_assembled_across_instances() {
     let (w, sim) = cluster_world().await;
-    let r1 = start(&w, "r1");
-    r1.ready().await;
-    let r2 = start(&w, "r2");
-    split(&r1, &r2).await;
+    let (r1, r2) = two_instances(&w).await;
     let p = producer();
     let replies = Reader::new(&w.reply);
     // Both instances route every switch (a probe per switch answered by its FL).

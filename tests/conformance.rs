@@ -89,6 +89,29 @@ fn assert_same_key_and_headers(name: &str, f: &Value, got: &Received) {
     assert_eq!(got.headers, headers_of(f), "{name}: same headers");
 }
 
+/// Stand-ins for the profile's regions: they answer the router's alive requests.
+fn regions(config: &Config) -> Simulator {
+    Simulator::start(
+        sim_client(),
+        &config.settings(),
+        &SimConfig {
+            switches_per_fl: 0,
+            ..SimConfig::default()
+        },
+    )
+    .expect("simulator")
+}
+
+/// The regions announce their switches; each event reaches its controller topic unchanged.
+async fn announce(p: &FutureProducer, fixtures: &Value) {
+    for f in fixtures["announce"].as_array().unwrap() {
+        let to = Reader::at_end(f["expect_topic"].as_str().unwrap());
+        let body = produce(p, f["topic"].as_str().unwrap(), f).await;
+        let got = find(&to, &body, "SwitchInfoData").await;
+        assert_same_key_and_headers("SwitchInfoData", f, &got);
+    }
+}
+
 /// Prefixes every string that is an OpenKilda topic name (`kilda.…`) with `ns`.
 fn prefix_topics(v: &mut Value, ns: &str) {
     match v {
@@ -120,24 +143,10 @@ async fn every_openkilda_class_is_routed_as_openkildas_router_does_with_bytes_ke
     let router = Router::spawn(&path, &dir.path().join("router.log"), &[]);
     router.ready().await;
     // The router created the profile's topics; the regions' stand-ins answer alive requests.
-    let _sim = Simulator::start(
-        sim_client(),
-        &config.settings(),
-        &SimConfig {
-            switches_per_fl: 0,
-            ..SimConfig::default()
-        },
-    )
-    .expect("simulator");
+    let _sim = regions(&config);
     let p = producer();
 
-    // The regions announce their switches.
-    for f in fixtures["announce"].as_array().unwrap() {
-        let to = Reader::at_end(f["expect_topic"].as_str().unwrap());
-        let body = produce(&p, f["topic"].as_str().unwrap(), f).await;
-        let got = find(&to, &body, "SwitchInfoData").await;
-        assert_same_key_and_headers("SwitchInfoData", f, &got);
-    }
+    announce(&p, &fixtures).await;
     // Other regions connect to a switch too: announced, not forwarded (the switch was managed
     // already; a second connect event would tell the controller nothing true).
     let availability = Classes::default().switch_availability_notification;
@@ -309,22 +318,9 @@ async fn openkilda_messages_through_a_cluster_of_two_keep_bytes_keys_and_headers
         routers.push(r);
     }
     let config = config.unwrap();
-    let _sim = Simulator::start(
-        sim_client(),
-        &config.settings(),
-        &SimConfig {
-            switches_per_fl: 0,
-            ..SimConfig::default()
-        },
-    )
-    .expect("simulator");
+    let _sim = regions(&config);
     let p = producer();
-    for f in fixtures["announce"].as_array().unwrap() {
-        let to = Reader::at_end(f["expect_topic"].as_str().unwrap());
-        let body = produce(&p, f["topic"].as_str().unwrap(), f).await;
-        let got = find(&to, &body, "SwitchInfoData").await;
-        assert_same_key_and_headers("SwitchInfoData", f, &got);
-    }
+    announce(&p, &fixtures).await;
     // Both instances route every switch (facts on the switch-map topic) before commands go.
     let switches: HashMap<String, Vec<String>> =
         serde_json::from_value(fixtures["switches"].clone()).unwrap();
