@@ -507,3 +507,64 @@ async fn a_multi_switch_command_is_assembled_across_instances() {
     );
     drop((r1, r2, sim));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controllers_sync_request_syncs_every_fl_once_across_instances() {
+    let (w, sim) = cluster_world().await;
+    let (r1, r2) = two_instances(&w).await;
+    let classes = Classes::default();
+    let events = Reader::new(&w.events);
+    let replies = Reader::new(&w.reply);
+    let req = json!({"clazz": classes.command_message, "correlation_id": "ctl-sync-1", "timestamp": 1,
+                     "payload": {"clazz": classes.sync_request, "dump_id": "d1"}});
+    send(
+        &producer(),
+        &w.commands,
+        None,
+        req.to_string().as_bytes(),
+        Some(&w.reply),
+    )
+    .await;
+    // Whichever instance read it, each FL's owner syncs that FL: one summary per FL.
+    let mut summaries = Vec::new();
+    for _ in 0..2 {
+        summaries.push(replies.expect(LONG).await.json());
+    }
+    let mut fls: Vec<String> = summaries
+        .iter()
+        .map(|v| {
+            assert_eq!(cid_of(v), "ctl-sync-1", "{v}");
+            let p = &v["payload"];
+            assert_eq!(p["complete"], true, "{v}");
+            assert_eq!(p["fls"].as_array().map(Vec::len), Some(1), "{v}");
+            assert_eq!(p["fls"][0]["switches"], 4, "{v}");
+            p["fls"][0]["fl_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    fls.sort();
+    assert_eq!(fls, ["fl1", "fl2"]);
+    assert!(
+        replies.next(Duration::from_millis(1000)).await.is_none(),
+        "one summary per FL, no more"
+    );
+    // Every chain message proxied to the controller once.
+    let chain: Vec<Value> = events
+        .read_to_end()
+        .await
+        .iter()
+        .map(|m| m.json())
+        .filter(|v| {
+            v["correlation_id"] == "ctl-sync-1" && v["clazz"] == classes.chunked_info_message
+        })
+        .collect();
+    let ids: std::collections::HashSet<String> = chain
+        .iter()
+        .map(|v| format!("{}", v["payload"]["switch_record"]["datapath"]))
+        .collect();
+    assert_eq!(ids.len(), chain.len(), "no chain message twice: {chain:?}");
+    assert_eq!(chain.len(), sim.switches().len(), "{chain:?}");
+    drop((r1, r2, sim));
+}

@@ -35,6 +35,8 @@ counters! {
     fl_outages: "FL outages declared (no evidence, or lost writes reported).",
     failed_fast: "Pending commands answered at once because their FL went offline.",
     sync_sessions_started: "Sync sessions started.",
+    sync_requests_handed_over: "Controller SyncRequests a cluster instance sent on to every FL's read topic, for each FL's owner to adopt and run.",
+    sync_requests_adopted: "Controller SyncRequests adopted from an owned FL's read topic (a cluster instance runs that FL's session).",
     sync_fl_complete: "FL chains completed in sync sessions.",
     sync_fl_failed: "FLs whose chain never completed, retries exhausted.",
     sync_retries: "SyncRequests re-sent to an FL whose chain was missing or incomplete.",

@@ -223,12 +223,25 @@ impl Dispatcher {
         };
         let (cid, switch_id) = match view.command_kind(rules) {
             Err(e) => return self.invalid(&msg, Some(&view), e),
+            Ok(CommandKind::SyncRequest { .. }) if self.cluster => {
+                // A cluster instance: each FL's owner runs that FL's sync. The request goes,
+                // unchanged, to every FL's read topic, where its owner adopts it (as it adopts
+                // commands) and runs a session for that FL (one summary per FL); this input is
+                // done once every copy is delivered.
+                for fl in &s.settings.fls {
+                    let topic = s.settings.topics.control_topic(&fl.id);
+                    s.outbox.send(Outgoing::pass_through(topic, &msg));
+                }
+                Counters::inc(&s.counters.sync_requests_handed_over);
+                return;
+            }
             Ok(CommandKind::SyncRequest { cid }) => {
                 // A controller's SyncRequest: a sync session over every FL.
                 let _ = self.scheduler.tell(StartSync {
                     fls: (0..s.settings.fls.len()).collect(),
                     trigger: SyncTrigger::Controller,
                     request: Some((cid.to_string(), msg.clone())),
+                    adopted: false,
                 });
                 return;
             }

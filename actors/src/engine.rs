@@ -123,14 +123,15 @@ impl Engine {
         let mailboxes: Vec<Mailbox<FlProxy>> = (0..shared.settings.fls.len())
             .map(|index| {
                 let st = stats("fl_proxy", shared.fl_id(index), fl_proxy::MAILBOX_CAPACITY);
-                let (sh, d, m, st2) = (
+                let (sh, d, m, sc, st2) = (
                     shared.clone(),
                     dispatcher_port.clone(),
                     monitor_port.clone(),
+                    scheduler.outlet(),
                     st.clone(),
                 );
                 let addr = actix::Supervisor::start_in_arbiter(&threads.handle(index), move |_| {
-                    FlProxy::new(index, sh, d, m, st2)
+                    FlProxy::new(index, sh, d, m, sc, st2)
                 });
                 Mailbox::new(addr, st)
             })
@@ -497,6 +498,7 @@ impl Engine {
             fls: vec![index],
             trigger: SyncTrigger::Takeover,
             request: None,
+            adopted: false,
         })?)
     }
 

@@ -19,11 +19,11 @@ use crate::liveness::{Delivered, FlStatus};
 use crate::mailbox::{Envelope, MailboxStats, Outlet};
 use crate::messages::{
     Adopt, ChainItem, DispatcherPort, Evidence, FailPending, FailSwitch, Failure, Forward,
-    Forwards, FromActiveOnly, MonitorPort, PartAnswer, PartFailed, SwitchEvent, UnwatchSync,
-    WatchSync, WriteErrors,
+    Forwards, FromActiveOnly, MonitorPort, PartAnswer, PartFailed, StartSync, SwitchEvent,
+    SyncTrigger, UnwatchSync, WatchSync, WriteErrors,
 };
 use crate::obligation::{Met, Obligation};
-use crate::outbox::{Inbound, Outgoing};
+use crate::outbox::{headers, Inbound, Outgoing};
 use crate::pending::{Blacklist, Expiry, PendingTable};
 use crate::previous::PriorAnswer;
 use crate::protocol::{self, ErrorType, MessageView};
@@ -35,6 +35,8 @@ use crate::switch_map::{FlIndex, Via};
 enum FlMessage<'v> {
     /// Part of a running sync session's chain.
     ChainItem(Outlet<ChainItem>),
+    /// Part of the chain of an adopted SyncRequest whose session is still starting.
+    ChainEarly,
     AliveResponse,
     /// For a command that timed out (blacklisted): dropped and counted.
     Late(&'v str),
@@ -119,6 +121,8 @@ pub struct FlProxy {
     dispatcher: DispatcherPort,
     /// Evidence of life and reported write failures go to the outage monitor.
     monitor: MonitorPort,
+    /// A controller's SyncRequest adopted from the read topic gets its session there.
+    scheduler: Outlet<StartSync>,
     stats: Arc<MailboxStats>,
     pending: PendingTable,
     blacklist: Blacklist,
@@ -126,6 +130,9 @@ pub struct FlProxy {
     last_seen: Option<Instant>,
     /// Correlation ids of running sync sessions that include this FL.
     sync_watch: HashMap<String, Outlet<ChainItem>>,
+    /// Adopted SyncRequests (a cluster instance) whose sessions are starting: their chain
+    /// messages wait here, with when the request was adopted, until the session watches.
+    sync_starting: HashMap<String, (Instant, Vec<Inbound>)>,
     /// Commands an outage failed, still to be answered (with the outage's reason).
     failing: std::collections::VecDeque<(crate::pending::Entry, String)>,
     /// Whether this engine owns the FL. When not, commands are forwarded and handed over (the
@@ -146,6 +153,7 @@ impl FlProxy {
         shared: Arc<Shared>,
         dispatcher: DispatcherPort,
         monitor: MonitorPort,
+        scheduler: Outlet<StartSync>,
         stats: Arc<MailboxStats>,
     ) -> Self {
         let id = shared.settings.fls[index].id.clone();
@@ -166,11 +174,13 @@ impl FlProxy {
             shared,
             dispatcher,
             monitor,
+            scheduler,
             stats,
             pending: PendingTable::default(),
             blacklist: Blacklist::default(),
             last_seen: None,
             sync_watch: HashMap::new(),
+            sync_starting: HashMap::new(),
             failing: Default::default(),
             owned,
             adopts,
@@ -338,6 +348,14 @@ impl FlProxy {
                     self.on_answer(&view, &msg, lane_to, now);
                 }
             }
+            FlMessage::ChainEarly => {
+                if let Some((_, early)) = view
+                    .correlation()
+                    .and_then(|c| self.sync_starting.get_mut(c))
+                {
+                    early.push(msg.clone());
+                }
+            }
             FlMessage::AliveResponse => self.on_alive_response(&view),
             FlMessage::Late(cid) => {
                 Counters::inc(&s.counters.blacklist_drops);
@@ -419,13 +437,15 @@ impl FlProxy {
         }
         // The router's own requests (alive, sync) are answered to the router, not adopted.
         if cid.starts_with("flrouter-")
-            || matches!(
-                view.command_kind(&s.settings.protocol),
-                Ok(protocol::CommandKind::SyncRequest { .. })
-            )
             || self.sync_watch.contains_key(cid)
+            || self.sync_starting.contains_key(cid)
         {
             return;
+        }
+        if let Ok(protocol::CommandKind::SyncRequest { .. }) =
+            view.command_kind(&s.settings.protocol)
+        {
+            return self.adopt_sync_request(cid.to_string(), msg);
         }
         let switch = match view.target(&s.settings.protocol).map(|l| l.target) {
             Ok(protocol::Target::One(sw)) => Arc::from(sw.as_str()),
@@ -454,6 +474,54 @@ impl FlProxy {
         );
     }
 
+    /// A controller's SyncRequest on this FL's read topic (sent on by whichever instance read
+    /// it): this FL's sync runs here, as a one-FL session that reports to the request's
+    /// reply-to. Its chain may arrive before the session watches: it waits in `sync_starting`.
+    /// A re-send by a running session is not a new request.
+    fn adopt_sync_request(&mut self, cid: String, msg: Inbound) {
+        let resent = msg
+            .headers
+            .iter()
+            .any(|(name, _)| name.as_ref() == headers::SYNC_RESEND);
+        if resent {
+            return;
+        }
+        let s = &self.shared;
+        info!(fl = %self.id, correlation_id = %cid, "controller SyncRequest adopted; syncing the FL here");
+        Counters::inc(&s.counters.sync_requests_adopted);
+        self.sync_starting
+            .insert(cid.clone(), (Instant::now(), Vec::new()));
+        let start = StartSync {
+            fls: vec![self.index],
+            trigger: SyncTrigger::Controller,
+            request: Some((cid.clone(), msg)),
+            adopted: true,
+        };
+        if self.scheduler.tell(start).is_err() {
+            self.sync_starting.remove(&cid); // shutting down
+        }
+    }
+
+    /// Chain messages of adopted SyncRequests whose sessions never started (the FL was lost
+    /// meanwhile, or the engine is stopping): ordinary messages after all.
+    fn expire_sync_starting(&mut self, now: Instant) {
+        let wait = self.shared.settings.timeouts.sync_chain;
+        let stale: Vec<String> = self
+            .sync_starting
+            .iter()
+            .filter(|(_, (at, _))| *at + wait <= now)
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        for cid in stale {
+            if let Some((_, msgs)) = self.sync_starting.remove(&cid) {
+                warn!(fl = %self.id, correlation_id = %cid, "adopted SyncRequest's session never started");
+                for m in msgs {
+                    self.handle_output(m, now, false);
+                }
+            }
+        }
+    }
+
     /// What an FL message is, decided in one place, in order of precedence.
     fn classify<'v>(&self, view: &'v MessageView<'_>, now: Instant) -> FlMessage<'v> {
         let s = &self.shared;
@@ -464,6 +532,9 @@ impl FlProxy {
             if session.connected() {
                 return FlMessage::ChainItem(session.clone());
             }
+        }
+        if cid.is_some_and(|c| self.sync_starting.contains_key(c)) {
+            return FlMessage::ChainEarly;
         }
         if class == Some(classes.alive_response.as_str()) {
             return FlMessage::AliveResponse;
@@ -663,6 +734,9 @@ impl FlProxy {
         let now = Instant::now();
         if !self.held.is_empty() {
             self.release_held(now);
+        }
+        if !self.sync_starting.is_empty() {
+            self.expire_sync_starting(now);
         }
         let s = self.shared.clone();
         let t = &s.settings.timeouts;
@@ -864,6 +938,7 @@ impl FlProxy {
         c.fetch_add(handed, std::sync::atomic::Ordering::Relaxed);
         self.blacklist = Blacklist::default();
         self.sync_watch.clear();
+        self.sync_starting.clear();
         self.held.clear();
         info!(fl = %self.id, handed_over = handed, "FL owned elsewhere now; its pending commands are its new owner's");
     }
@@ -941,6 +1016,12 @@ counted!(FlProxy, Restart => (), |this, _, ctx| {
 });
 
 counted!(FlProxy, WatchSync => (), |this, msg, _| {
+    // An adopted request's chain that came before its session: the session's now, in order.
+    if let Some((_, early)) = this.sync_starting.remove(&msg.correlation_id) {
+        for m in early {
+            let _ = msg.session.tell(ChainItem { fl: this.index, msg: m });
+        }
+    }
     this.sync_watch
         .insert(msg.correlation_id, msg.session);
 });

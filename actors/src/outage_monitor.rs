@@ -199,6 +199,7 @@ impl OutageMonitor {
             fls: vec![fl],
             trigger: SyncTrigger::Recovery,
             request: None,
+            adopted: false,
         });
     }
 
@@ -218,6 +219,7 @@ impl OutageMonitor {
             fls: vec![fl],
             trigger: SyncTrigger::LostWrites,
             request: None,
+            adopted: false,
         });
     }
 }

@@ -190,6 +190,9 @@ pub mod headers {
     /// Reply-to topic of a command: read on input, kept on the forwarded command (so a
     /// restarted router can find where the answer goes), and on journal records.
     pub const REPLY_TO: &str = "reply_to";
+    /// On a controller's SyncRequest a cluster instance re-sends to an FL whose chain was
+    /// missing: its session runs already, so the FL's owner does not adopt it as a new one.
+    pub const SYNC_RESEND: &str = "flrouter_sync_resend";
     /// On a journal record: the Kafka key the router's error was sent with.
     pub const JOURNAL_KEY: &str = "flrouter_key";
     /// Why a message went to the dead-letter topic.

@@ -831,6 +831,14 @@ impl Settings {
         }
         if let Some(c) = &t.lanes.control {
             push(check_template("topics.lanes.control", c));
+            let read = t.command_lanes().iter().any(|l| &l.to == c);
+            if self.engine.ownership == FlOwnership::Assigned && !read {
+                // An FL's owner adopts a controller's SyncRequest from the FL's read topics.
+                push(Err(SettingError::new(
+                    "topics.lanes.control",
+                    format!("{c:?} must be one of the command lanes' `to` templates in a cluster"),
+                )));
+            }
         }
         let mut froms = std::collections::HashSet::new();
         for (i, from) in t.command_topics().iter().enumerate() {
@@ -1009,6 +1017,28 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_needs_the_control_lane_among_the_read_topics() {
+        let mut s = Settings {
+            fls: vec![FlSettings {
+                id: "a".into(),
+                region: None,
+            }],
+            ..Settings::default()
+        };
+        s.topics.lanes.control = Some("speaker.control_{fl}".into());
+        assert!(s.validate().is_empty(), "fine for one instance");
+        s.engine.ownership = FlOwnership::Assigned;
+        let errs = s.validate();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].to_string().contains("topics.lanes.control"),
+            "{errs:?}"
+        );
+        s.topics.lanes.control = Some(s.topics.fl_read.clone());
+        assert!(s.validate().is_empty(), "one of the read topics");
+    }
 
     #[test]
     fn class_patterns_match_with_wildcards() {

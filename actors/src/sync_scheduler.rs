@@ -49,8 +49,10 @@ impl SyncScheduler {
         let s = &self.shared;
         // A chain is read where its FL is owned: a session here covers this engine's FLs.
         msg.fls.retain(|&fl| s.liveness.is_owned(fl));
-        if msg.fls.is_empty() && msg.request.is_none() {
-            return; // a cluster instance that owns none of them: nothing to sync, nobody to tell
+        if msg.fls.is_empty() && (msg.request.is_none() || msg.adopted) {
+            // A cluster instance that owns none of them: nothing to sync, nobody to tell (an
+            // adopted request is the FL's new owner's to adopt again).
+            return;
         }
         Counters::inc(&s.counters.sync_sessions_started);
         let fls: Vec<&str> = msg.fls.iter().map(|&i| s.fl_id(i)).collect();
@@ -70,6 +72,7 @@ impl SyncScheduler {
             msg.trigger,
             msg.fls,
             msg.request,
+            msg.adopted,
         );
         // The session registers itself with the proxies in `started`, using its own mailbox.
         session.start();
@@ -89,6 +92,7 @@ impl Actor for SyncScheduler {
                     fls: (0..act.shared.settings.fls.len()).collect(),
                     trigger: SyncTrigger::Periodic,
                     request: None,
+                    adopted: false,
                 })
             });
         }
@@ -97,6 +101,7 @@ impl Actor for SyncScheduler {
                 fls: (0..self.shared.settings.fls.len()).collect(),
                 trigger: SyncTrigger::Startup,
                 request: None,
+                adopted: false,
             });
         }
     }

@@ -27,7 +27,7 @@ use crate::messages::{
     ChainApplied, ChainItem, DispatcherPort, NotifyUnmanaged, Proxies, SwitchEvent, SyncComplete,
     SyncTrigger, UnwatchSync, WatchSync,
 };
-use crate::outbox::{Inbound, Outgoing, Ticket};
+use crate::outbox::{headers, Inbound, Outgoing, Ticket};
 use crate::protocol::{self, Head, MessageView, Target};
 use crate::shared::Shared;
 use crate::switch_map::{Mode, Via};
@@ -65,6 +65,9 @@ pub struct SyncSession {
     trigger: SyncTrigger,
     /// The controller's SyncRequest (forwarded unchanged) and its reply-to and ticket.
     request: Option<Inbound>,
+    /// The request is on the FLs' read topic already (adopted there by this FL's owner, in a
+    /// cluster): sent only as a re-send, marked as one.
+    adopted: bool,
     fls: Vec<FlSync>,
     started_at: Instant,
     done: bool,
@@ -87,6 +90,7 @@ impl SyncSession {
         trigger: SyncTrigger,
         fls: Vec<usize>,
         request: Option<(String, Inbound)>,
+        adopted: bool,
     ) -> Self {
         let now = Instant::now();
         let fls = fls
@@ -108,6 +112,7 @@ impl SyncSession {
             id,
             trigger,
             request: request.map(|(_, r)| r),
+            adopted,
             fls,
             started_at: now,
             done: false,
@@ -129,11 +134,13 @@ impl SyncSession {
             .as_ref()
             .map(|r| r.ticket.clone())
             .unwrap_or_default();
-        s.outbox.send(
-            Outgoing::new(s.settings.topics.control_topic(id), payload)
-                .key(Bytes::from(id.to_string()))
-                .ticket(&ticket),
-        );
+        let mut out = Outgoing::new(s.settings.topics.control_topic(id), payload)
+            .key(Bytes::from(id.to_string()))
+            .ticket(&ticket);
+        if self.adopted {
+            out = out.header(headers::SYNC_RESEND, Bytes::from_static(b"1"));
+        }
+        s.outbox.send(out);
     }
 
     fn on_item(&mut self, fl: usize, msg: Inbound, ctx: &mut Context<Self>) {
@@ -335,8 +342,10 @@ impl Actor for SyncSession {
                 }
             }
         }
-        for f in &self.fls {
-            self.send_request(f.fl);
+        if !self.adopted {
+            for f in &self.fls {
+                self.send_request(f.fl);
+            }
         }
         ctx.run_interval(self.shared.settings.timeouts.tick, |act, ctx| {
             act.check(ctx)

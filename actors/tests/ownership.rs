@@ -363,3 +363,106 @@ async fn a_forward_whose_command_already_has_its_outcome_is_not_adopted() {
     assert_eq!(counter(&engine, "forwards_settled"), 1);
     assert_eq!(counter(&engine, "forwards_adopted"), 1);
 }
+
+fn chain(cid: &str, index: u64, total: u64, sw: &str) -> Vec<u8> {
+    let c = fl_router_actors::settings::Classes::default();
+    json!({"clazz": c.chunked_info_message, "correlation_id": cid, "timestamp": 1,
+           "message_id": format!("{index} : {cid}"), "total_messages": total,
+           "payload": {"clazz": c.network_dump_switch, "switch_record": {"datapath": sw}, "write_mode": true}})
+    .to_string()
+    .into_bytes()
+}
+
+#[actix_rt::test]
+async fn a_controllers_sync_request_in_a_cluster_is_run_where_each_fl_is_owned() {
+    tokio::time::pause();
+    let (outbox, mut rec) = recording_outbox_held();
+    let mut s = settings();
+    s.engine.ownership = FlOwnership::Assigned;
+    let engine = Engine::start(s, outbox).expect("valid settings");
+    engine.set_fl_owned("a", true).unwrap();
+    engine.track_fl_reads();
+    let t = engine.settings().topics.clone();
+    let classes = engine.settings().protocol.classes.clone();
+    let req = json!({"clazz": classes.command_message, "correlation_id": "ctl-1", "timestamp": 1,
+                     "payload": {"clazz": classes.sync_request, "dump_id": "d1"}})
+    .to_string();
+    let input_done = Arc::new(AtomicBool::new(false));
+    engine
+        .command(
+            Inbound::new(req.clone())
+                .reply_to("ctl.reply")
+                .ticket(Ticket::new(Flag(input_done.clone()))),
+        )
+        .await
+        .unwrap();
+    // The reading instance runs no session: every FL's read topic gets the request unchanged.
+    let copies = [rec.next_within(WAIT).await, rec.next_within(WAIT).await];
+    for (copy, fl) in copies.iter().zip(["a", "b"]) {
+        assert_eq!(copy.topic, t.control_topic(fl));
+        assert_eq!(copy.payload.as_ref(), req.as_bytes(), "unchanged for {fl}");
+    }
+    assert_eq!(counter(&engine, "sync_sessions_started"), 0);
+    assert_eq!(counter(&engine, "sync_requests_handed_over"), 1);
+    // What the shell will read back from the read topics (each record its own input).
+    let adopted_done = Arc::new(AtomicBool::new(false));
+    let records = vec![
+        read_back(&copies[0], 0, Ticket::new(Flag(adopted_done.clone()))),
+        read_back(&copies[1], 0, Ticket::none()),
+    ];
+    let mut resent = read_back(&copies[0], 1, Ticket::none());
+    resent.headers.push((
+        fl_router_actors::outbox::headers::SYNC_RESEND.into(),
+        bytes::Bytes::from_static(b"1"),
+    ));
+    drop(copies);
+    assert!(
+        input_done.load(Ordering::SeqCst),
+        "the input is done once every copy is delivered"
+    );
+
+    // FL a's first chain message overtakes the adoption of its request: it waits for it.
+    engine.fl_read_up_to("a", tokio::time::Instant::now());
+    engine
+        .fl_output("a", Inbound::new(chain("ctl-1", 0, 2, SW1)))
+        .await
+        .unwrap();
+    engine.fl_forwards(records).await.unwrap();
+    engine.fl_forwards_read_up_to("a", tokio::time::Instant::now());
+    assert_eq!(
+        counter(&engine, "sync_requests_adopted"),
+        1,
+        "adopted for the owned FL only"
+    );
+    // A session's re-send is not a new request.
+    engine.fl_forwards(vec![resent]).await.unwrap();
+    engine
+        .fl_output(
+            "a",
+            Inbound::new(chain("ctl-1", 1, 2, "00:00:00:00:00:00:00:02")),
+        )
+        .await
+        .unwrap();
+    let seen = rec.until(WAIT * 5, |o| o.topic == "ctl.reply").await;
+    assert!(
+        !seen.iter().any(|o| o.topic == t.control_topic("a")),
+        "the FL has the request already: not sent again"
+    );
+    let proxied = seen
+        .iter()
+        .filter(|o| o.topic == t.events && body(o)["clazz"] == classes.chunked_info_message)
+        .count();
+    assert_eq!(proxied, 2, "both chain messages proxied, the early one too");
+    let summary = body(seen.last().unwrap())["payload"].clone();
+    assert_eq!(summary["trigger"], "controller");
+    assert_eq!(summary["complete"], true);
+    assert_eq!(summary["fls"].as_array().unwrap().len(), 1, "{summary}");
+    assert_eq!(summary["fls"][0]["fl_id"], "a");
+    assert_eq!(summary["fls"][0]["switches"], 2);
+    assert_eq!(counter(&engine, "sync_requests_adopted"), 1);
+    drop(seen);
+    assert!(
+        adopted_done.load(Ordering::SeqCst),
+        "the read topic's record is done once the summary is out"
+    );
+}

@@ -25,4 +25,7 @@ pub struct StartSync {
     pub fls: Vec<usize>,
     pub trigger: SyncTrigger,
     pub request: Option<(String, Inbound)>,
+    /// The request was read from the FLs' read topic (a cluster instance adopted a controller's
+    /// SyncRequest there): the FL has it already, so it is sent again only as a re-send.
+    pub adopted: bool,
 }
