@@ -99,6 +99,8 @@ pub const SPEC: &[Metric] = &[
     counter("flrouter_fl_messages_not_owned", "FL messages that reached the engine after this instance stopped owning the FL (dropped; the new owner reads them).", &[]),
     counter("flrouter_forwards_adopted", "Forwards read back from an owned FL's read topic and made pending (a cluster instance).", &[]),
     counter("flrouter_answers_held", "FL acks and answers that waited for their forward to be adopted (a cluster instance).", &[]),
+    counter("flrouter_sync_requests_handed_over", "Controller SyncRequests sent on to every FL's read topic, for each FL's owner to run (a cluster instance).", &[]),
+    counter("flrouter_sync_requests_adopted", "Controller SyncRequests adopted from an owned FL's read topic: that FL's sync runs here (a cluster instance).", &[]),
     counter("flrouter_forwards_settled", "Forwards read back from an owned FL's read topic whose command already had its outcome: not adopted (a cluster instance).", &[]),
     gauge("flrouter_fl_switches", "Switches per FL, by role: active (its commands go to this FL) or standby (connected, not active).", &["fl", "role"]),
     gauge("flrouter_fl_online", "1 when the FL is online (evidence within the alive timeout), else 0.", &["fl", "status"]),
@@ -204,6 +206,8 @@ impl Snapshot {
             "flrouter_forwards_adopted" => one(self.counter("forwards_adopted")),
             "flrouter_answers_held" => one(self.counter("answers_held")),
             "flrouter_forwards_settled" => one(self.counter("forwards_settled")),
+            "flrouter_sync_requests_handed_over" => one(self.counter("sync_requests_handed_over")),
+            "flrouter_sync_requests_adopted" => one(self.counter("sync_requests_adopted")),
             "flrouter_fl_switches" => self
                 .switches
                 .iter()
