@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::config::Config;
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::ownership::Shares;
+use crate::kafka::peers::Peer;
 
 /// `cluster`: several router instances as one router (`docs/design/cluster.md`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -87,16 +88,24 @@ pub struct ClusterView {
     /// A cluster instance: the FLs it owns and whether it leads.
     pub shares: Option<Arc<Shares>>,
     pub fls: Vec<String>,
+    /// The running peers found at start and how their settings differ from this instance's.
+    pub peers: Arc<Vec<Peer>>,
 }
 
 impl ClusterView {
-    pub fn new(config: &Config, memberships: Vec<Membership>, shares: Option<Arc<Shares>>) -> Self {
+    pub fn new(
+        config: &Config,
+        memberships: Vec<Membership>,
+        shares: Option<Arc<Shares>>,
+        peers: Arc<Vec<Peer>>,
+    ) -> Self {
         Self {
             instance_id: config.instance_id(),
             digest: digest(config),
             memberships,
             shares,
             fls: config.fls.iter().map(|f| f.id.clone()).collect(),
+            peers,
         }
     }
 
@@ -129,6 +138,7 @@ impl ClusterView {
             "leader": leader,
             "fls_owned": owned,
             "groups": groups,
+            "peers_at_start": *self.peers,
         })
     }
 }
@@ -139,7 +149,15 @@ impl ClusterView {
 /// order cannot change it). Instance-local settings (brokers, instance id, admin, shards,
 /// librdkafka options) are left out.
 pub fn digest(config: &Config) -> String {
-    let shared = json!({
+    let mut h = fnv::FnvHasher::default();
+    h.write(canonical(&shared_settings(config)).as_bytes());
+    format!("{:016x}", h.finish())
+}
+
+/// The settings every instance of one router must share, as JSON (what [`digest`] covers and
+/// what an instance publishes for its peers to compare).
+pub fn shared_settings(config: &Config) -> Value {
+    json!({
         "group_id": config.kafka.group_id,
         "fls": config.fls,
         "topics": config.topics,
@@ -148,10 +166,69 @@ pub fn digest(config: &Config) -> String {
         "sync": config.sync,
         "timeouts": config.timeouts,
         "limits": config.limits,
+    })
+}
+
+/// Shared settings that decide what the instances route where: if two running instances
+/// disagree on them, commands go to different topics or FLs by the instance that reads them,
+/// so an instance whose values differ from a running peer's is refused at start. The others
+/// (timeouts, sync, failover, limits) may differ for the length of a rolling change: reported,
+/// not refused.
+pub const MUST_MATCH: &[&str] = &["group_id", "fls", "topics", "protocol"];
+
+/// Where two instances' shared settings differ, as dotted keys (`timeouts.ack`,
+/// `topics.lanes`), split into those that must match ([`MUST_MATCH`]) and the rest.
+#[derive(Debug, Default, PartialEq, Serialize)]
+pub struct Differences {
+    pub must_match: Vec<String>,
+    pub may_differ: Vec<String>,
+}
+
+impl Differences {
+    pub fn is_empty(&self) -> bool {
+        self.must_match.is_empty() && self.may_differ.is_empty()
+    }
+}
+
+/// Compares this instance's shared settings with a peer's (both from [`shared_settings`]).
+pub fn compare(own: &Value, peer: &Value) -> Differences {
+    fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    let null = Value::Null;
+                    let sub = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(
+                        &sub,
+                        x.get(k).unwrap_or(&null),
+                        y.get(k).unwrap_or(&null),
+                        out,
+                    );
+                }
+            }
+            // Lists (the FLs, lanes) differ as a whole: order matters in them.
+            _ if a != b => out.push(path.to_string()),
+            _ => {}
+        }
+    }
+    let mut keys = Vec::new();
+    walk("", own, peer, &mut keys);
+    let (must_match, may_differ) = keys.into_iter().partition(|k| {
+        MUST_MATCH
+            .iter()
+            .any(|m| k == m || k.starts_with(&format!("{m}.")))
     });
-    let mut h = fnv::FnvHasher::default();
-    h.write(canonical(&shared).as_bytes());
-    format!("{:016x}", h.finish())
+    Differences {
+        must_match,
+        may_differ,
+    }
 }
 
 /// JSON with every object's keys sorted, whatever map type serialized it.
@@ -200,6 +277,23 @@ mod tests {
             a,
             digest(&config(&format!("{base}timeouts: {{ack: 7s}}\n")))
         );
+    }
+
+    #[test]
+    fn differences_name_the_keys_and_which_must_match() {
+        let base = "fls: [{id: a}, {id: b}]\n";
+        let own = shared_settings(&config(base));
+        assert!(compare(&own, &own).is_empty());
+        let peer = shared_settings(&config(
+            "fls: [{id: b}, {id: a}]\ntimeouts: {ack: 7s}\ntopics: {events: other.events}\n",
+        ));
+        let d = compare(&own, &peer);
+        assert_eq!(d.must_match, ["fls", "topics.events"]);
+        assert_eq!(d.may_differ, ["timeouts.ack"]);
+        // A key only one side has (an older version's peer) is a difference too.
+        let mut older = own.clone();
+        older["sync"].as_object_mut().unwrap().remove("retries");
+        assert_eq!(compare(&own, &older).may_differ, ["sync.retries"]);
     }
 
     #[test]

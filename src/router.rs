@@ -34,6 +34,8 @@ pub struct Router {
     groups: Option<std::thread::JoinHandle<()>>,
     stop_groups: Arc<std::sync::atomic::AtomicBool>,
     shares: Arc<kafka::ownership::Shares>,
+    /// The running peers found at start, and how their settings differ from this one's.
+    peers: Arc<Vec<kafka::peers::Peer>>,
     fwd_tracker: Arc<OffsetTracker>,
     status: JoinHandle<()>,
     freshness: JoinHandle<()>,
@@ -54,6 +56,12 @@ impl Router {
             &kafka::topics::all_topics(config),
         )
         .await?;
+        // A cluster instance first checks its settings against its running peers'.
+        let peers = if config.cluster.enabled {
+            kafka::peers::check_and_announce(config).await?
+        } else {
+            Vec::new()
+        };
 
         let kafka_stats = Arc::new(KafkaStats::default());
         let outbox = KafkaOutbox::start(
@@ -269,6 +277,7 @@ impl Router {
             groups,
             stop_groups,
             shares,
+            peers: Arc::new(peers),
             fwd_tracker,
             status,
             freshness,
@@ -305,6 +314,7 @@ impl Router {
             config,
             memberships,
             config.cluster.enabled.then(|| self.shares.clone()),
+            self.peers.clone(),
         )
     }
 

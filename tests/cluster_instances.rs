@@ -568,3 +568,60 @@ async fn a_controllers_sync_request_syncs_every_fl_once_across_instances() {
     assert_eq!(chain.len(), sim.switches().len(), "{chain:?}");
     drop((r1, r2, sim));
 }
+
+/// `name`'s config: the world's, with `change` applied to it.
+fn instance_config_with(w: &World, name: &str, change: impl FnOnce(&mut Value)) -> PathBuf {
+    let path = instance_config(w, name);
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    change(&mut v);
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_routing_settings_differ_from_a_running_peers_is_refused() {
+    let (w, _sim) = cluster_world().await;
+    let r1 = start(&w, "r1");
+    r1.ready().await;
+    let log = |name: &str| w.dir.path().join(format!("{name}.log"));
+    // The FLs in another order: FL f would be a different FL on each instance.
+    let cfg = instance_config_with(&w, "r2", |v| {
+        let fls = v["fls"].as_array_mut().unwrap();
+        fls.reverse();
+    });
+    let mut r2 = Router::spawn(&cfg, &log("r2"), &[]);
+    let deadline = Instant::now() + LONG;
+    while !r2.exited() {
+        assert!(
+            Instant::now() < deadline,
+            "r2 still running:\n{}",
+            r2.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = r2.log_text();
+    assert!(
+        text.contains("settings fls differ from running instance r1's"),
+        "the refusal names the key and the peer:\n{text}"
+    );
+    // A timeout may differ for the length of a rolling change: started, and shown.
+    let cfg = instance_config_with(&w, "r3", |v| v["timeouts"]["answer"] = json!("61s"));
+    let r3 = Router::spawn(&cfg, &log("r3"), &[]);
+    r3.ready().await;
+    let view = cluster_view(&r3).await;
+    let peers = view["peers_at_start"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(peers.len(), 1, "{view}");
+    assert_eq!(peers[0]["instance"], "r1", "{view}");
+    assert_eq!(
+        peers[0]["differences"]["may_differ"],
+        json!(["timeouts.answer"]),
+        "{view}"
+    );
+    assert!(r3
+        .log_text()
+        .contains("settings differ from a running instance's"));
+    drop((r1, r3));
+}

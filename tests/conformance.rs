@@ -90,12 +90,17 @@ fn assert_same_key_and_headers(name: &str, f: &Value, got: &Received) {
 }
 
 /// Stand-ins for the profile's regions: they answer the router's alive requests.
-fn regions(config: &Config) -> Simulator {
+/// Stand-ins for the regions: each answers commands, alive and sync requests, and reports the
+/// fixtures' switches of its region in its sync chain (as a real region would: a sync after
+/// an outage must not drop the switches the region announced).
+fn regions(config: &Config, fixtures: &Value) -> Simulator {
+    let switches = serde_json::from_value(fixtures["switches"].clone()).expect("fixture switches");
     Simulator::start(
         sim_client(),
         &config.settings(),
         &SimConfig {
             switches_per_fl: 0,
+            switches,
             ..SimConfig::default()
         },
     )
@@ -143,7 +148,7 @@ async fn every_openkilda_class_is_routed_as_openkildas_router_does_with_bytes_ke
     let router = Router::spawn(&path, &dir.path().join("router.log"), &[]);
     router.ready().await;
     // The router created the profile's topics; the regions' stand-ins answer alive requests.
-    let _sim = regions(&config);
+    let _sim = regions(&config, &fixtures);
     let p = producer();
 
     announce(&p, &fixtures).await;
@@ -318,7 +323,7 @@ async fn openkilda_messages_through_a_cluster_of_two_keep_bytes_keys_and_headers
         routers.push(r);
     }
     let config = config.unwrap();
-    let _sim = regions(&config);
+    let _sim = regions(&config, &fixtures);
     let p = producer();
     announce(&p, &fixtures).await;
     // Both instances route every switch (facts on the switch-map topic) before commands go.
@@ -347,7 +352,12 @@ async fn openkilda_messages_through_a_cluster_of_two_keep_bytes_keys_and_headers
                     }
                     assert!(
                         tokio::time::Instant::now() < deadline,
-                        "{sw} not known on {fl} at {url}: {body}"
+                        "{sw} not known on {fl} at {url}: {body}\n{}",
+                        routers
+                            .iter()
+                            .map(|r| r.log_text())
+                            .collect::<Vec<_>>()
+                            .join("\n----\n")
                     );
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }

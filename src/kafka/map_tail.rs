@@ -64,6 +64,9 @@ pub async fn run(
                 }
             }
             let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            if key.starts_with(super::peers::KEY_PREFIX) {
+                continue; // an instance's settings, compared at start (`peers.rs`)
+            }
             let value = m.payload().map(bytes::Bytes::copy_from_slice);
             records.push((key, value));
         }

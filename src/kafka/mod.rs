@@ -7,6 +7,7 @@ pub mod freshness;
 pub mod map_tail;
 pub mod offsets;
 pub mod ownership;
+pub mod peers;
 pub mod producer;
 pub mod replay;
 pub mod stats;
@@ -47,7 +48,9 @@ pub fn consumer_config(k: &KafkaConfig, group: &str, instance: Option<&str>) -> 
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
     if let Some(id) = instance {
-        c.set("group.instance.id", id);
+        // The client id names the instance to its peers (`peers.rs`) and in broker logs.
+        c.set("group.instance.id", id)
+            .set("client.id", format!("{}{id}", peers::CLIENT_ID_PREFIX));
     }
     c
 }

@@ -46,6 +46,9 @@ pub struct SimConfig {
     /// Switches on several FLs: each entry connects FL `fl` to every switch of FL
     /// `switches_of` as well, read-write (a standby for them) or read-only.
     pub connections: Vec<ExtraConnection>,
+    /// The switch ids of named FLs, instead of `switches_per_fl` generated ones (a stand-in
+    /// for a real region whose switches a test names).
+    pub switches: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +70,7 @@ impl Default for SimConfig {
             churn_down: Duration::from_secs(1),
             faults: BTreeMap::new(),
             connections: Vec::new(),
+            switches: BTreeMap::new(),
         }
     }
 }
@@ -123,6 +127,11 @@ impl SimConfig {
                 ));
             }
         }
+        for id in self.switches.keys() {
+            if !fl_ids.contains(id) {
+                out.push(format!("sim.switches.{id}: no FL with this id in fls"));
+            }
+        }
         if self.switches_per_fl > 65_535 {
             out.push("sim.switches_per_fl: at most 65535".into());
         }
@@ -132,8 +141,17 @@ impl SimConfig {
 
 /// The switch ids the simulator gives the configured FLs (for a load run in another process).
 pub fn switches_of(config: &crate::config::Config) -> Vec<String> {
-    (0..config.fls.len())
-        .flat_map(|i| (0..config.sim.switches_per_fl).map(move |j| fl::switch_id(i, j)))
+    let sim = &config.sim;
+    config
+        .fls
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| match sim.switches.get(&f.id) {
+            Some(named) => named.clone(),
+            None => (0..sim.switches_per_fl)
+                .map(|j| fl::switch_id(i, j))
+                .collect(),
+        })
         .collect()
 }
 
@@ -156,7 +174,7 @@ impl Simulator {
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                let s = SimFl::new(
+                let mut s = SimFl::new(
                     i,
                     &f.id,
                     f.region.as_deref(),
@@ -165,6 +183,9 @@ impl Simulator {
                     sim.answer_delay,
                     sim.answer_jitter,
                 );
+                if let Some(named) = sim.switches.get(&f.id) {
+                    s.switches = named.clone();
+                }
                 if let Some(fault) = sim.faults.get(&f.id) {
                     s.knobs.silent.store(fault.silent, Relaxed);
                     s.knobs

@@ -1,0 +1,141 @@
+//! A cluster instance checks its settings against its running peers' before it joins
+//! (`docs/design/cluster.md`, "What must be equal"): every instance publishes its shared
+//! settings on the switch-map topic under `instance/<id>` (compacted, so the latest per
+//! instance stays), and at start reads its peers' records. A peer counts while it is a member
+//! of the owners group (its consumers carry `client.id` `fl-router.<id>`), so the records of
+//! instances that are gone — or were stopped for a config change — never block a start.
+//!
+//! An instance whose routing settings ([`cluster::MUST_MATCH`]) differ from a running peer's
+//! refuses to start, naming the keys and the peer; other differences (timeouts, sync, failover,
+//! limits: a rolling change in progress) are logged and shown on `/api/cluster`.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::cluster::{self, Differences};
+use crate::config::Config;
+
+/// Key prefix of the instance records on the switch-map topic.
+pub const KEY_PREFIX: &str = "instance/";
+/// `client.id` prefix of an instance's group members.
+pub const CLIENT_ID_PREFIX: &str = "fl-router.";
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What an instance publishes about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Announcement {
+    pub instance: String,
+    pub digest: String,
+    pub settings: Value,
+    pub at_ms: u64,
+}
+
+/// A running peer and how its settings differ from this instance's.
+#[derive(Debug, Serialize)]
+pub struct Peer {
+    pub instance: String,
+    pub digest: String,
+    pub differences: Differences,
+}
+
+/// Reads the running peers' records, refuses a start whose routing settings differ from one
+/// of theirs, then publishes this instance's record. Returns the peers (for `/api/cluster`).
+pub async fn check_and_announce(config: &Config) -> anyhow::Result<Vec<Peer>> {
+    let me = config.instance_id();
+    let own = cluster::shared_settings(config);
+    let client = super::base_config(&config.kafka);
+    let (topic, group) = (
+        config.topics.switch_map.clone(),
+        format!("{}-owners", config.kafka.group_id),
+    );
+    let (running, records) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        Ok((
+            running(&client, &group)?,
+            super::table::read(&client, &topic, TIMEOUT)?,
+        ))
+    })
+    .await??;
+    let mut peers = Vec::new();
+    for (key, value) in records {
+        let Some(id) = key.strip_prefix(KEY_PREFIX.as_bytes()) else {
+            continue;
+        };
+        let id = String::from_utf8_lossy(id).into_owned();
+        if id == me || !running.contains(&id) {
+            continue;
+        }
+        let Ok(peer) = serde_json::from_slice::<Announcement>(&value) else {
+            warn!(peer = %id, "unreadable instance record on the switch-map topic; not compared");
+            continue;
+        };
+        peers.push(Peer {
+            differences: cluster::compare(&own, &peer.settings),
+            instance: id,
+            digest: peer.digest,
+        });
+    }
+    peers.sort_by(|a, b| a.instance.cmp(&b.instance));
+    for p in &peers {
+        let d = &p.differences;
+        if !d.must_match.is_empty() {
+            bail!(
+                "cluster: settings {} differ from running instance {}'s; every instance must \
+                 route alike (set them equal, or stop all instances to change them)",
+                d.must_match.join(", "),
+                p.instance
+            );
+        }
+        if !d.may_differ.is_empty() {
+            warn!(peer = %p.instance, keys = %d.may_differ.join(", "),
+                  "settings differ from a running instance's (a rolling change?)");
+        }
+    }
+    announce(config, &me, own).await?;
+    info!(
+        peers = peers.len(),
+        "cluster settings checked against the running instances"
+    );
+    Ok(peers)
+}
+
+/// The instance ids of the owners group's members.
+fn running(client: &rdkafka::ClientConfig, group: &str) -> anyhow::Result<Vec<String>> {
+    let consumer: BaseConsumer = super::table::reader(client)?;
+    let list = consumer.fetch_group_list(Some(group), TIMEOUT)?;
+    Ok(list
+        .groups()
+        .iter()
+        .flat_map(|g| g.members())
+        .filter_map(|m| m.client_id().strip_prefix(CLIENT_ID_PREFIX))
+        .map(str::to_string)
+        .collect())
+}
+
+async fn announce(config: &Config, me: &str, settings: Value) -> anyhow::Result<()> {
+    let record = Announcement {
+        instance: me.to_string(),
+        digest: cluster::digest(config),
+        settings,
+        at_ms: fl_router_actors::protocol::now_millis(),
+    };
+    let producer: FutureProducer = super::producer_config(&config.kafka).create()?;
+    let key = format!("{KEY_PREFIX}{me}");
+    let payload = serde_json::to_vec(&record)?;
+    producer
+        .send(
+            FutureRecord::to(&config.topics.switch_map)
+                .key(&key)
+                .payload(&payload),
+            TIMEOUT,
+        )
+        .await
+        .map_err(|(e, _)| anyhow::anyhow!("cannot publish this instance's settings: {e}"))?;
+    Ok(())
+}
