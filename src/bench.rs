@@ -11,7 +11,17 @@
 //!   processes too) at each fixed rate; prints the load's p50/p99/p99.9 and lost, and the middle's
 //!   CPU-seconds per million commands.
 //!
+//! - **Several instances** (`--instances N`, router side only): the same runs with N router
+//!   instances as one cluster (`cluster.enabled`); CPU and memory are summed over them, so
+//!   CPU-seconds per million is the scaling figure on a box they share. The saturation runs
+//!   start with the cluster's map on the switch-map topic (facts, as a running cluster has it).
+//! - **Failover** (`--failover-kills K`, [`failover`]): N ≥ 2 instances under load, one killed
+//!   with -9 at a time; prints how long until the survivors hold its FLs, its command
+//!   partitions and the leadership, as a distribution over the kills.
+//!
 //! A benchmark, not a test: nothing is asserted; the figures go to docs/benchmarks.md.
+
+mod failover;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -63,6 +73,20 @@ pub struct BenchArgs {
     /// Extra YAML merged into the router's configuration (e.g. `{engine: {shards: 2}}`).
     #[arg(long)]
     pub router_config: Option<String>,
+    /// Router instances as one cluster (1: the single router).
+    #[arg(long, default_value_t = 1)]
+    pub instances: usize,
+    /// Kill -9 an instance this many times under load and time the takeovers (needs
+    /// `--instances` of at least 2; 3 if left at 1).
+    #[arg(long, default_value_t = 0)]
+    pub failover_kills: usize,
+    /// In the failover runs, start each killed instance again at once (same id): time until
+    /// it holds its share again, instead of until the survivors take it over.
+    #[arg(long)]
+    pub failover_restart: bool,
+    /// Commands per second during the failover runs.
+    #[arg(long, default_value_t = 300)]
+    pub failover_rate: u64,
     /// Where configs, logs and reports go.
     #[arg(long, default_value = "out/bench")]
     pub out: PathBuf,
@@ -94,6 +118,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let id = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let sides: Vec<Side> = match args.only.as_deref() {
+        // The pipe is one process: compared with one router instance only.
+        None if args.instances > 1 => vec![Side::Router],
         None => vec![Side::Router, Side::Pipe],
         Some("router") => vec![Side::Router],
         Some("pipe") => vec![Side::Pipe],
@@ -111,9 +137,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     topics.insert(config.load.reply_topic.clone());
     runtime.block_on(crate::kafka::topics::ensure(&config, &client, &topics))?;
     println!(
-        "bench {id}: {} FLs x {per_fl} switches, {} partitions per topic, broker {}",
-        args.fls, args.partitions, args.brokers
+        "bench {id}: {} FLs x {per_fl} switches, {} partitions per topic, {} router instance(s), broker {}",
+        args.fls, args.partitions, args.instances.max(1), args.brokers
     );
+    if args.failover_kills > 0 {
+        return failover::run(args, &base, &id);
+    }
 
     let mut results = Vec::new();
     if args.runs > 0 {
@@ -191,6 +220,76 @@ fn write_config(dir: &Path, name: &str, v: &Value) -> anyhow::Result<PathBuf> {
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, serde_json::to_string_pretty(v)?)?;
     Ok(path)
+}
+
+/// The configs of a run's router instances: `v` itself for one; for several, `v` as one
+/// cluster (its own cluster topics, named after the run) with an instance id each.
+fn instance_configs(args: &BenchArgs, v: &Value, name: &str) -> Vec<Value> {
+    let n = args.instances.max(1);
+    if n == 1 {
+        return vec![v.clone()];
+    }
+    (1..=n)
+        .map(|i| {
+            let mut c = v.clone();
+            c["cluster"] = json!({
+                "enabled": true,
+                "owners_topic": format!("{name}.owners"),
+                "leader_topic": format!("{name}.leader"),
+                "collect_topic": format!("{name}.collect"),
+            });
+            // An FL's owner adopts sync requests from its read topics: no lane of their own.
+            if let Some(lanes) = c["topics"]["lanes"].as_object_mut() {
+                lanes.remove("control");
+            }
+            c["kafka"]["instance_id"] = json!(format!("{name}-i{i}"));
+            c
+        })
+        .collect()
+}
+
+/// Every instance of a run (configs written as `<name>-i<k>.yaml`, logs beside them).
+fn spawn_all(
+    args: &BenchArgs,
+    side: Side,
+    configs: &[Value],
+    name: &str,
+) -> anyhow::Result<Vec<Child>> {
+    configs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let n = format!("{name}-i{}", i + 1);
+            let cfg = write_config(&args.out, &n, v)?;
+            spawn(side, &cfg, &args.out.join(format!("{n}.log")), &[])
+        })
+        .collect()
+}
+
+fn cpu_of(children: &[Child]) -> f64 {
+    children.iter().map(|c| cpu_seconds(c.id())).sum()
+}
+
+/// The cluster's map as a running cluster has it on its switch-map topic: a read-write fact
+/// per switch from its FL's owner.
+fn seed_facts(client: &ClientConfig, config: &Config, per_fl: usize) -> anyhow::Result<()> {
+    let producer: ThreadedProducer<DefaultProducerContext> = client.create()?;
+    for (i, f) in config.fls.iter().enumerate() {
+        for j in 0..per_fl {
+            let sw = crate::sim::fl::switch_id(i, j);
+            let key = format!("{}{}/{sw}", fl_router_actors::dispatcher::FACT_PREFIX, f.id);
+            let value =
+                json!({"fl": f.id, "mode": "read_write", "since": 1, "via": "event"}).to_string();
+            send(
+                &producer,
+                BaseRecord::to(&config.topics.switch_map)
+                    .key(key.as_str())
+                    .payload(value.as_str()),
+            )?;
+        }
+    }
+    producer.flush(Duration::from_secs(60))?;
+    Ok(())
 }
 
 /// One switch event per switch on its FL's write topic (the router learns the map from them),
@@ -361,7 +460,8 @@ fn saturation_run(
     v["topics"]["fl_read"] = json!(format!("{name}.speaker_{{fl}}"));
     v["topics"]["switch_map"] = json!(format!("{name}.switch-map"));
     v["topics"]["journal"] = json!(format!("{name}.journal"));
-    let cfg = write_config(&args.out, &name, &v)?;
+    let configs = instance_configs(args, &v, &name);
+    let cfg = write_config(&args.out, &name, &configs[0])?;
     let config = Config::load(&cfg)?;
     let read_topics: Vec<String> = config
         .fls
@@ -375,13 +475,15 @@ fn saturation_run(
     rt.block_on(crate::kafka::topics::ensure(
         &config,
         client,
-        &read_topics.iter().cloned().collect(),
+        &crate::kafka::topics::all_topics(&config),
     ))?;
+    if configs.len() > 1 {
+        seed_facts(client, &config, config.sim.switches_per_fl)?;
+    }
     let consumer: BaseConsumer = client.clone().set("group.id", &name).create()?;
     let start_sum = end_offsets(&consumer, read_topics, args.partitions);
     let target = start_sum + args.commands as i64;
-    let child = spawn(side, &cfg, &args.out.join(format!("{name}.log")), &[])?;
-    let pid = child.id();
+    let children = spawn_all(args, side, &configs, &name)?;
     let give_up = Instant::now() + Duration::from_secs(600);
     let mut first: Option<(Instant, f64)> = None;
     let mut last_sum = start_sum;
@@ -389,10 +491,10 @@ fn saturation_run(
         let sum = end_offsets(&consumer, read_topics, args.partitions);
         let now = Instant::now();
         if first.is_none() && sum > start_sum {
-            first = Some((now, cpu_seconds(pid)));
+            first = Some((now, cpu_of(&children)));
         }
         if sum >= target {
-            break first.map(|(t0, c0)| (now.duration_since(t0), cpu_seconds(pid) - c0));
+            break first.map(|(t0, c0)| (now.duration_since(t0), cpu_of(&children) - c0));
         }
         if now > give_up {
             break None;
@@ -402,8 +504,8 @@ fn saturation_run(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let rss = peak_rss_mib(pid);
-    stop(child);
+    let rss = children.iter().map(|c| peak_rss_mib(c.id())).sum();
+    children.into_iter().for_each(stop);
     let (took, cpu) = result.with_context(|| {
         format!(
             "{} did not forward {} commands within 10 min (forwarded {})",
@@ -466,15 +568,21 @@ fn round_trip(
     v["topics"]["switch_map"] = json!(format!("{name}.switch-map"));
     v["topics"]["journal"] = json!(format!("{name}.journal"));
     v["load"]["reply_topic"] = json!(format!("{name}.reply"));
-    let cfg = write_config(&args.out, &name, &v)?;
+    let configs = instance_configs(args, &v, &name);
+    let cfg = write_config(&args.out, &name, &configs[0])?;
     let log = |what: &str| args.out.join(format!("{name}-{what}.log"));
-    let middle = spawn(side, &cfg, &log(side.name()), &[])?;
-    let pid = middle.id();
-    std::thread::sleep(Duration::from_secs(3)); // joined its groups (a benchmark, not a test)
+    let middle = if side == Side::Router {
+        spawn_all(args, side, &configs, &name)?
+    } else {
+        vec![spawn(side, &cfg, &log(side.name()), &[])?]
+    };
+    // Joined their groups (a benchmark, not a test: waits by the clock); a cluster takes longer.
+    let settle = Duration::from_secs(if middle.len() > 1 { 12 } else { 3 });
+    std::thread::sleep(settle);
     let sim = spawn(side, &cfg, &log("sim"), &["sim"])?;
-    std::thread::sleep(Duration::from_secs(3)); // the router read the simulator's switch events
+    std::thread::sleep(settle); // the instances read the simulator's switch events (and facts)
     let report = args.out.join(format!("{name}.json"));
-    let cpu0 = cpu_seconds(pid);
+    let cpu0 = cpu_of(&middle);
     let duration = humantime::format_duration(*args.round_trip).to_string();
     let status = Command::new(std::env::current_exe()?)
         .arg("-c")
@@ -485,10 +593,10 @@ fn round_trip(
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log("load"))?)
         .status()?;
-    let cpu = cpu_seconds(pid) - cpu0;
-    let rss = peak_rss_mib(pid);
+    let cpu = cpu_of(&middle) - cpu0;
+    let rss: f64 = middle.iter().map(|c| peak_rss_mib(c.id())).sum();
     stop(sim);
-    stop(middle);
+    middle.into_iter().for_each(stop);
     anyhow::ensure!(
         status.success(),
         "load run failed: see {}",

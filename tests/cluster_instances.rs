@@ -398,10 +398,19 @@ fn cluster_rate() -> f64 {
         .unwrap_or(300.0)
 }
 
-/// Three instances under load; kill -9 one at 10 s and another at 20 s, each started again at
-/// once (same instance id): every command answered by its FL, nothing false, duplicates
-/// bounded by what was in flight at the kills; the time until each killed instance routes
-/// again is printed.
+/// Seconds of the three-instance run, the kills at a third and two thirds of it:
+/// `CLUSTER_SECONDS` overrides it (the run is 60 s, kills at 20 s and 40 s).
+fn cluster_seconds() -> f64 {
+    std::env::var("CLUSTER_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30.0)
+}
+
+/// Three instances under load; kill -9 one at a third of the run and another at two thirds
+/// (10 s and 20 s by default), each started again at once (same instance id): every command
+/// answered by its FL, nothing false, duplicates bounded by what was in flight at the kills;
+/// the time until each killed instance routes again is printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_survive_two_kills() {
     let (w, sim) = cluster_world_of(&["fl1", "fl2", "fl3"], 3).await;
@@ -432,9 +441,38 @@ async fn three_instances_survive_two_kills() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let rate = cluster_rate();
+    let seconds = cluster_seconds();
+    let events = Reader::new(&w.events);
     let load = load_at(&w, &sim, rate);
+    // Switch events all through the kills: every 50 ms one more from a switch's FL (a repeat
+    // from its active FL, which the router forwards), each with an id of its own.
+    let stop_events = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let emitter = {
+        let stop = stop_events.clone();
+        let per_fl: Vec<(String, Vec<String>)> = sim
+            .fls
+            .iter()
+            .map(|f| (w.fl_write(&f.id), f.switches.clone()))
+            .collect();
+        tokio::spawn(async move {
+            let p = producer();
+            let mut n = 0usize;
+            while !stop.load(Relaxed) {
+                let (topic, sws) = &per_fl[n % per_fl.len()];
+                let sw = &sws[(n / per_fl.len()) % sws.len()];
+                let ev = json!({"clazz": "org.openkilda.messaging.info.InfoMessage",
+                    "correlation_id": format!("tev-{n}"), "timestamp": 1,
+                    "payload": {"clazz": "org.openkilda.messaging.info.event.SwitchInfoData",
+                                "switch_id": sw, "state": "ACTIVATED"}});
+                send(&p, topic, Some(sw), ev.to_string().as_bytes(), None).await;
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            n
+        })
+    };
     let mut back_in = Vec::new();
-    for (i, at) in [(0usize, 10.0), (1, 20.0)] {
+    for (i, at) in [(0usize, seconds / 3.0), (1, seconds * 2.0 / 3.0)] {
         until_sent(&load, rate * at).await;
         let (router, name) = &mut routers[i];
         let killed = Instant::now();
@@ -443,7 +481,9 @@ async fn three_instances_survive_two_kills() {
         router.ready().await;
         back_in.push((name.clone(), killed.elapsed()));
     }
-    until_sent(&load, rate * 30.0).await;
+    until_sent(&load, rate * seconds).await;
+    stop_events.store(true, Relaxed);
+    let emitted = emitter.await.expect("events emitted");
     eprintln!("routing again after {back_in:?}");
     let views: Vec<(&Router, &str)> = routers.iter().map(|(r, n)| (r, n.as_str())).collect();
     let what = format!("three instances, two kills at {rate}/s");
@@ -458,6 +498,35 @@ async fn three_instances_survive_two_kills() {
         (report.duplicates as f64) <= in_flight,
         "duplicates {} > {in_flight:.0}",
         report.duplicates
+    );
+    // Every switch event reached the controller; repeats only from the kills' replays.
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    let deadline = Instant::now() + LONG;
+    loop {
+        for m in events.read_to_end().await {
+            if let Some(id) = m.json()["correlation_id"].as_str() {
+                if id.starts_with("tev-") {
+                    *seen.entry(id.to_string()).or_default() += 1;
+                }
+            }
+        }
+        if seen.len() >= emitted || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let missing: Vec<String> = (0..emitted)
+        .map(|n| format!("tev-{n}"))
+        .filter(|id| !seen.contains_key(id))
+        .collect();
+    let repeated: usize = seen.values().map(|&c| c - 1).sum();
+    eprintln!(
+        "switch events: {emitted} emitted, {} missing, {repeated} repeated",
+        missing.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "switch events missing on the events topic: {missing:?}"
     );
     drop(sim);
 }
