@@ -292,15 +292,14 @@ async fn two_instances_share_the_fls_and_survive_a_kill() {
     drop(sim);
 }
 
-/// SIGTERM each instance in turn under load and start it again (same instance id): each hands
-/// its FLs over on the way out and takes them back on return.
+/// SIGTERM each of three instances in turn under load and start it again (same instance id):
+/// each hands its FLs over on the way out and takes them back on return.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rolling_restart_loses_nothing_and_answers_nothing_falsely() {
-    let (w, sim) = cluster_world().await;
-    let (r1, r2) = two_instances(&w).await;
+async fn a_rolling_restart_of_three_loses_nothing_and_answers_nothing_falsely() {
+    let (w, sim) = cluster_world_of(&["fl1", "fl2", "fl3"], 3).await;
+    let mut routers = three_instances(&w).await;
     let load = load(&w, &sim);
-    let mut instances = [(r1, "r1"), (r2, "r2")];
-    for (i, (router, name)) in instances.iter_mut().enumerate() {
+    for (i, (router, name)) in routers.iter_mut().enumerate() {
         until_sent(&load, RATE * (2.0 + 5.0 * i as f64)).await;
         let status = router.terminate();
         assert!(
@@ -311,10 +310,10 @@ async fn a_rolling_restart_loses_nothing_and_answers_nothing_falsely() {
         *router = start(&w, name);
         router.ready().await;
     }
-    let (r1, r2) = (&instances[0].0, &instances[1].0);
-    split(r1, r2).await;
-    until_sent(&load, RATE * 14.0).await;
-    every_command_answered_by_its_fl(&w, load, "rolling restart", &[(r1, "r1"), (r2, "r2")]).await;
+    all_owned_once(&routers).await;
+    until_sent(&load, RATE * 19.0).await;
+    let views: Vec<(&Router, &str)> = routers.iter().map(|(r, n)| (r, n.as_str())).collect();
+    every_command_answered_by_its_fl(&w, load, "rolling restart of three", &views).await;
     drop(sim);
 }
 
@@ -398,6 +397,41 @@ fn cluster_rate() -> f64 {
         .unwrap_or(300.0)
 }
 
+/// Instances r1, r2, r3 (started in turn), once every FL of fl1..fl3 is owned once and one
+/// instance leads.
+async fn three_instances(w: &World) -> Vec<(Router, String)> {
+    let mut routers: Vec<(Router, String)> = Vec::new();
+    for name in ["r1", "r2", "r3"] {
+        let r = start(w, name);
+        r.ready().await;
+        routers.push((r, name.to_string()));
+    }
+    all_owned_once(&routers).await;
+    routers
+}
+
+/// Waits until every FL of fl1..fl3 is owned once among `routers` and one of them leads.
+async fn all_owned_once(routers: &[(Router, String)]) {
+    let deadline = Instant::now() + LONG * 3;
+    loop {
+        let mut views = Vec::new();
+        for (r, _) in routers {
+            views.push(cluster_view(r).await);
+        }
+        let mut fls: Vec<String> = views.iter().flat_map(owned).collect();
+        fls.sort();
+        let leaders = views.iter().filter(|v| v["leader"] == true).count();
+        if fls == ["fl1", "fl2", "fl3"] && leaders == 1 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "FLs not owned once each: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Seconds of the three-instance run, the kills at a third and two thirds of it:
 /// `CLUSTER_SECONDS` overrides it (the run is 60 s, kills at 20 s and 40 s).
 fn cluster_seconds() -> f64 {
@@ -414,32 +448,7 @@ fn cluster_seconds() -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_survive_two_kills() {
     let (w, sim) = cluster_world_of(&["fl1", "fl2", "fl3"], 3).await;
-    let mut routers: Vec<(Router, String)> = Vec::new();
-    for name in ["r1", "r2", "r3"] {
-        let r = start(&w, name);
-        r.ready().await;
-        routers.push((r, name.to_string()));
-    }
-    let all_owned = |views: &[Value]| {
-        let mut fls: Vec<String> = views.iter().flat_map(owned).collect();
-        fls.sort();
-        fls == ["fl1", "fl2", "fl3"] && views.iter().filter(|v| v["leader"] == true).count() == 1
-    };
-    let deadline = Instant::now() + LONG * 3;
-    loop {
-        let mut views = Vec::new();
-        for (r, _) in &routers {
-            views.push(cluster_view(r).await);
-        }
-        if all_owned(&views) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "FLs not owned once each: {views:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut routers = three_instances(&w).await;
     let rate = cluster_rate();
     let seconds = cluster_seconds();
     let events = Reader::new(&w.events);
