@@ -153,6 +153,7 @@ async fn snapshot(s: &AdminState) -> metrics::Snapshot {
         switches: s.engine.switch_counts().await.unwrap_or_default(),
         producer: s.producer.clone(),
         kafka: s.kafka.clone(),
+        share: s.cluster.as_ref().map(|c| c.share()),
     }
 }
 

@@ -123,24 +123,65 @@ impl ClusterView {
                 json!({"group": m.group, "consumer": m.consumer, "partitions": partitions})
             })
             .collect();
-        let (mode, leader, owned) = match &self.shares {
-            Some(sh) => (
-                "cluster",
-                sh.leader.load(std::sync::atomic::Ordering::SeqCst),
-                sh.owned(),
-            ),
-            None => ("single", true, self.fls.clone()),
+        let share = self.share();
+        let mode = if self.shares.is_some() {
+            "cluster"
+        } else {
+            "single"
         };
+        // What runs here and nowhere else in the cluster.
+        let mut duties: Vec<String> = share
+            .fls_owned
+            .iter()
+            .map(|fl| {
+                format!("FL {fl}: pending commands, answers, alive requests, outage decisions, sync sessions, switch events")
+            })
+            .collect();
+        if share.leader {
+            duties.push("leader: switch availability and unmanaged notices, active-FL decisions on the switch-map topic".into());
+        }
         json!({
             "instance_id": self.instance_id,
             "config_digest": self.digest,
             "mode": mode,
-            "leader": leader,
-            "fls_owned": owned,
+            "leader": share.leader,
+            "fls_owned": share.fls_owned,
+            "command_partitions": share.command_partitions,
+            "duties": duties,
             "groups": groups,
             "peers_at_start": *self.peers,
         })
     }
+
+    /// What this instance holds now.
+    pub fn share(&self) -> Share {
+        let (leader, fls_owned) = match &self.shares {
+            Some(sh) => (
+                sh.leader.load(std::sync::atomic::Ordering::SeqCst),
+                sh.owned(),
+            ),
+            None => (true, self.fls.clone()),
+        };
+        let command_partitions = self
+            .memberships
+            .iter()
+            .filter(|m| m.consumer == "commands")
+            .map(|m| m.tracker.assignment().len())
+            .sum();
+        Share {
+            fls_owned,
+            leader,
+            command_partitions,
+        }
+    }
+}
+
+/// What one instance holds: its FLs, whether it leads, its command partitions.
+#[derive(Debug, Default, Clone)]
+pub struct Share {
+    pub fls_owned: Vec<String>,
+    pub leader: bool,
+    pub command_partitions: usize,
 }
 
 /// A fingerprint of the settings that must be equal on every instance of one router (the

@@ -101,6 +101,8 @@ pub const SPEC: &[Metric] = &[
     counter("flrouter_answers_held", "FL acks and answers that waited for their forward to be adopted (a cluster instance).", &[]),
     counter("flrouter_sync_requests_handed_over", "Controller SyncRequests sent on to every FL's read topic, for each FL's owner to run (a cluster instance).", &[]),
     counter("flrouter_sync_requests_adopted", "Controller SyncRequests adopted from an owned FL's read topic: that FL's sync runs here (a cluster instance).", &[]),
+    gauge("flrouter_cluster_owned", "What this instance holds now, by what: fls (FLs it owns), command_partitions (command-topic partitions it reads), leader (1 when it leads). One instance holds everything.", &["what"]),
+    gauge("flrouter_cluster_fl_owned", "1 for each FL this instance owns (reads, asks, judges, syncs), 0 for the others.", &["fl"]),
     counter("flrouter_forwards_settled", "Forwards read back from an owned FL's read topic whose command already had its outcome: not adopted (a cluster instance).", &[]),
     gauge("flrouter_fl_switches", "Switches per FL, by role: active (its commands go to this FL) or standby (connected, not active).", &["fl", "role"]),
     gauge("flrouter_fl_online", "1 when the FL is online (evidence within the alive timeout), else 0.", &["fl", "status"]),
@@ -133,6 +135,8 @@ pub struct Snapshot {
     pub switches: Vec<(String, (usize, usize))>,
     pub producer: Option<Arc<ProducerCounters>>,
     pub kafka: Option<Arc<KafkaStats>>,
+    /// This instance's share of the cluster (everything, for a single instance).
+    pub share: Option<crate::cluster::Share>,
 }
 
 impl Snapshot {
@@ -208,6 +212,28 @@ impl Snapshot {
             "flrouter_forwards_settled" => one(self.counter("forwards_settled")),
             "flrouter_sync_requests_handed_over" => one(self.counter("sync_requests_handed_over")),
             "flrouter_sync_requests_adopted" => one(self.counter("sync_requests_adopted")),
+            "flrouter_cluster_owned" => match &self.share {
+                Some(sh) => vec![
+                    (vec!["fls".into()], sh.fls_owned.len() as f64),
+                    (
+                        vec!["command_partitions".into()],
+                        sh.command_partitions as f64,
+                    ),
+                    (vec!["leader".into()], if sh.leader { 1.0 } else { 0.0 }),
+                ],
+                None => Vec::new(),
+            },
+            "flrouter_cluster_fl_owned" => match &self.share {
+                Some(sh) => self
+                    .fls
+                    .iter()
+                    .map(|(fl, _)| {
+                        let owned = sh.fls_owned.iter().any(|o| o == fl);
+                        (vec![fl.clone()], if owned { 1.0 } else { 0.0 })
+                    })
+                    .collect(),
+                None => Vec::new(),
+            },
             "flrouter_fl_switches" => self
                 .switches
                 .iter()

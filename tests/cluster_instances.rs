@@ -277,6 +277,22 @@ async fn two_instances_share_the_fls_and_survive_a_kill() {
             .unwrap_or(0.0)
     };
     assert!(value("flrouter_forwards_adopted_total") > 0.0, "{metrics}");
+    // What the survivor holds, in its metrics too.
+    assert_eq!(
+        value(r#"flrouter_cluster_owned{what="fls"}"#),
+        2.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value(r#"flrouter_cluster_owned{what="leader"}"#),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value(r#"flrouter_cluster_fl_owned{fl="fl1"}"#),
+        1.0,
+        "{metrics}"
+    );
     assert!(
         value("flrouter_commands_handed_over_total") > 0.0,
         "{metrics}"
