@@ -719,3 +719,51 @@ async fn an_instance_whose_routing_settings_differ_from_a_running_peers_is_refus
         .contains("settings differ from a running instance's"));
     drop((r1, r3));
 }
+
+/// An instance frozen (SIGSTOP) longer than the session timeout under load: the other takes
+/// its FLs over; when it resumes it has lost them and must not act on them — no false answer,
+/// nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_paused_past_its_session_loses_its_share_and_answers_nothing_falsely() {
+    let (w, sim) = cluster_world().await;
+    let (r1, r2) = two_instances(&w).await;
+    let load = load(&w, &sim);
+    until_sent(&load, RATE * 3.0).await;
+    r1.pause();
+    let paused = Instant::now();
+    let deadline = paused + LONG * 3;
+    loop {
+        let v = cluster_view(&r2).await;
+        if owned(&v).len() == 2 && v["leader"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "FLs not taken over: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "taken over {} ms after the pause",
+        paused.elapsed().as_millis()
+    );
+    // Frozen a while longer, with the survivor routing everything.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    r1.resume();
+    split(&r1, &r2).await;
+    let frozen = paused.elapsed();
+    until_sent(&load, RATE * 20.0).await;
+    let report = every_command_answered_by_its_fl(
+        &w,
+        load,
+        "paused past the session timeout",
+        &[(&r1, "r1"), (&r2, "r2")],
+    )
+    .await;
+    // On resuming, the frozen instance answers what it held before it hears that it lost its
+    // FLs, as the new owner does: duplicates, bounded by what was sent while it was frozen.
+    let bound = RATE * (2.0 + frozen.as_secs_f64());
+    assert!(
+        (report.duplicates as f64) <= bound,
+        "duplicates {} > {bound:.0}",
+        report.duplicates
+    );
+    drop(sim);
+}
