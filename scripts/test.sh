@@ -39,7 +39,7 @@ if [ "${FLROUTER_SKIP_FAILOVER:-0}" != 1 ]; then
   cluster_up=1
   if scripts/kafka.sh cluster-start; then
     FLROUTER_TEST_BROKERS="$(scripts/kafka.sh cluster-bootstrap)" FLROUTER_TEST_REPLICATION=3 \
-      timeout "${FAILOVER_TIMEOUT:-600}" cargo test --locked -p fl-router --test cluster -- --ignored 2>&1 \
+      timeout "${FAILOVER_TIMEOUT:-600}" cargo test --locked -p fl-router --test cluster -- --ignored --test-threads=1 2>&1 \
       | tee -a "$out" || rc=$?
   else
     echo "failover step: the cluster did not start" | tee -a "$out"

@@ -61,7 +61,7 @@ pub const SPEC: &[Metric] = &[
     counter("flrouter_fl_messages_received", "Messages read from FL write topics.", &[]),
     counter(
         "flrouter_messages_routed",
-        "Messages the router produced on, by direction: command_to_fl, answer_to_controller, event_to_controller, sync_chain.",
+        "Messages the router produced on, by direction: command_to_fl, answer_to_controller, event_to_controller, sync_chain, sync_chain_orphan (a chain message for a router sync session not running here: to the events topic).",
         &["direction"],
     ),
     counter("flrouter_router_errors", "Errors the router answered commands with, by type.", &["type"]),
@@ -164,6 +164,7 @@ impl Snapshot {
                 ("answer_to_controller", "answers_routed"),
                 ("event_to_controller", "events_forwarded"),
                 ("sync_chain", "sync_chain_messages"),
+                ("sync_chain_orphan", "orphan_chain_messages"),
             ]),
             "flrouter_router_errors" => by(&[
                 ("not_found", "errors_not_found"),

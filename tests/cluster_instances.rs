@@ -16,22 +16,8 @@ use serde_json::{json, Value};
 
 const RATE: f64 = 200.0;
 
-/// The world's config with this instance's id.
-fn instance_config(w: &World, name: &str) -> PathBuf {
-    let text = std::fs::read_to_string(&w.config_path).expect("world config");
-    let mut v: Value = serde_json::from_str(&text).expect("world config is JSON");
-    v["kafka"]["instance_id"] = json!(name);
-    let path = w.dir.path().join(format!("{name}.yaml"));
-    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-    path
-}
-
 fn start(w: &World, name: &str) -> Router {
-    Router::spawn(
-        &instance_config(w, name),
-        &w.dir.path().join(format!("{name}.log")),
-        &[],
-    )
+    start_instance(w, name, name)
 }
 
 async fn cluster_view(r: &Router) -> Value {
@@ -81,11 +67,7 @@ async fn cluster_world_of(
     )
     .await;
     // The cluster topics are the world's own.
-    let mut cfg: Value =
-        serde_json::from_str(&std::fs::read_to_string(&w.config_path).unwrap()).unwrap();
-    cfg["cluster"]["owners_topic"] = json!(format!("t{}.owners", w.id));
-    cfg["cluster"]["leader_topic"] = json!(format!("t{}.leader", w.id));
-    std::fs::write(&w.config_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    cluster_mode(&w);
     if command_partitions > 1 {
         add_partitions(&w.commands, command_partitions).await;
     }

@@ -35,6 +35,7 @@ counters! {
     fl_outages: "FL outages declared (no evidence, or lost writes reported).",
     failed_fast: "Pending commands answered at once because their FL went offline.",
     sync_sessions_started: "Sync sessions started.",
+    orphan_chain_messages: "Sync chain messages for a router's own session that is not running here (ended, or ran at the FL's previous owner): proxied to the events topic.",
     sync_requests_handed_over: "Controller SyncRequests a cluster instance sent on to every FL's read topic, for each FL's owner to adopt and run.",
     sync_requests_adopted: "Controller SyncRequests adopted from an owned FL's read topic (a cluster instance runs that FL's session).",
     sync_fl_complete: "FL chains completed in sync sessions.",

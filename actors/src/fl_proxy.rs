@@ -26,6 +26,7 @@ use crate::obligation::{Met, Obligation};
 use crate::outbox::{headers, Inbound, Outgoing};
 use crate::pending::{Blacklist, Expiry, PendingTable};
 use crate::previous::PriorAnswer;
+use crate::recent::RecentlySettled;
 use crate::protocol::{self, ErrorType, MessageView};
 use crate::settings::{FlOwnership, PART_FL_HEADER};
 use crate::shared::{Shared, Source};
@@ -108,6 +109,8 @@ pub struct ProxyStatus {
     pub owned: bool,
 }
 pub const MAILBOX_CAPACITY: usize = 1024;
+/// Settled commands an FL proxy remembers, to drop their duplicate answers (about 2 MiB).
+const RECENT_SETTLED: usize = 65_536;
 
 pub struct FlProxy {
     index: FlIndex,
@@ -126,6 +129,8 @@ pub struct FlProxy {
     stats: Arc<MailboxStats>,
     pending: PendingTable,
     blacklist: Blacklist,
+    /// The last commands answered here: a second answer to one of them is a duplicate.
+    recent: RecentlySettled,
     /// When the FL last wrote anything: evidence that it is alive.
     last_seen: Option<Instant>,
     /// Correlation ids of running sync sessions that include this FL.
@@ -178,6 +183,7 @@ impl FlProxy {
             stats,
             pending: PendingTable::default(),
             blacklist: Blacklist::default(),
+            recent: RecentlySettled::new(RECENT_SETTLED),
             last_seen: None,
             sync_watch: HashMap::new(),
             sync_starting: HashMap::new(),
@@ -389,6 +395,10 @@ impl FlProxy {
         let Some(cid) = view.correlation() else {
             return false;
         };
+        // The router's own requests are never adopted: nothing to wait for.
+        if cid.starts_with("flrouter-") {
+            return false;
+        }
         !self.pending.contains(cid)
             && self
                 .shared
@@ -610,6 +620,7 @@ impl FlProxy {
             if route.final_ticket.is_some() {
                 if let Some(cid) = cid {
                     s.previous.settled(cid);
+                    self.recent.insert(cid);
                 }
             }
             let topic = route
@@ -650,6 +661,21 @@ impl FlProxy {
                 }
                 None => {}
             }
+            if self.recent.contains(cid) {
+                // Its command was forwarded twice (a replay, a second adoption): answered once.
+                Counters::inc(&c.duplicate_answers_dropped);
+                debug!(fl = %self.id, correlation_id = cid, "second answer for a command answered here; dropped");
+                return;
+            }
+        }
+        // For a request the router made itself (a sync chain) whose session is not here: it
+        // ended, or ran at this FL's previous owner in a cluster. Chain messages go to the
+        // events topic, as a running session proxies them — never to a reply topic.
+        if cid.is_some_and(|c| c.starts_with("flrouter-")) {
+            let topic = lane_to.unwrap_or(&s.settings.topics.events).to_string();
+            s.outbox.send(Outgoing::pass_through(topic, msg));
+            Counters::inc(&c.orphan_chain_messages);
+            return;
         }
         // Not an answer to anything we track: route by kind, key and headers as they came.
         let topic = self.output_topic(class, lane_to).to_string();

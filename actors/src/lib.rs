@@ -21,6 +21,7 @@ pub mod outage_monitor;
 pub mod outbox;
 pub mod pending;
 pub mod previous;
+pub mod recent;
 pub mod protocol;
 pub mod routes;
 pub mod settings;

@@ -466,3 +466,25 @@ async fn a_controllers_sync_request_in_a_cluster_is_run_where_each_fl_is_owned()
         "the read topic's record is done once the summary is out"
     );
 }
+
+#[actix_rt::test]
+async fn a_chain_for_a_router_sync_that_is_not_running_here_goes_to_the_events_topic() {
+    // The FL's previous owner asked for this chain; its session ended with it.
+    let (engine, mut rec) = cluster_instance();
+    engine.track_fl_reads();
+    engine.fl_read_up_to("a", tokio::time::Instant::now());
+    engine.fl_forwards_read_up_to("a", tokio::time::Instant::now());
+    let chain = chain("flrouter-sync-elsewhere", 0, 1, SW1);
+    engine
+        .fl_output("a", Inbound::new(chain.clone()))
+        .await
+        .unwrap();
+    let out = rec.next_within(WAIT).await;
+    assert_eq!(
+        out.topic,
+        engine.settings().topics.events,
+        "not a reply topic"
+    );
+    assert_eq!(out.payload.as_ref(), chain.as_slice());
+    assert_eq!(counter(&engine, "orphan_chain_messages"), 1);
+}

@@ -233,3 +233,35 @@ async fn an_adopted_command_past_its_deadline_times_out_once() {
         .map(|(_, v)| v.clone());
     assert_eq!(to.as_deref(), Some(&b"reply.c-stale"[..]));
 }
+
+#[actix_rt::test]
+async fn a_second_answer_to_a_command_answered_here_is_dropped_not_routed_by_kind() {
+    // Forwarded twice (its first forward unknown to this incarnation): the FL answers twice.
+    let (engine, mut rec) = start().await;
+    engine
+        .command(Inbound::new(command("c-twice")).reply_to("reply.c-twice"))
+        .await
+        .unwrap();
+    let fwd = rec.next_within(WAIT).await;
+    assert_eq!(body(&fwd)["correlation_id"], "c-twice");
+    for _ in 0..2 {
+        engine
+            .fl_output("a", Inbound::new(answer("c-twice")))
+            .await
+            .unwrap();
+    }
+    let out = rec.next_within(WAIT).await;
+    assert_eq!(out.topic, "reply.c-twice");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        rec.drain().is_empty(),
+        "the second answer goes nowhere (not to the default topic)"
+    );
+    let dropped = engine
+        .counters()
+        .snapshot()
+        .into_iter()
+        .find(|(n, _)| *n == "duplicate_answers_dropped")
+        .map_or(0, |(_, v)| v);
+    assert_eq!(dropped, 1);
+}

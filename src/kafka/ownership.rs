@@ -22,7 +22,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::consumer::{commit, TrackedConsumer};
 use super::offsets::OffsetTracker;
@@ -126,6 +126,16 @@ impl Owners {
             // What a single router does at its start, its new owner does for the FL.
             if let Err(e) = self.engine.sync_fl(&f.id) {
                 warn!(fl = %f.id, error = %e, "no sync of the FL taken over");
+            }
+        }
+    }
+
+    /// Gives up every FL this instance owns (its membership is gone).
+    fn give_all(&self) {
+        let owned = self.shares.owned();
+        for (i, f) in self.config.fls.iter().enumerate() {
+            if owned.contains(&f.id) {
+                self.give(i);
             }
         }
     }
@@ -272,18 +282,35 @@ pub fn start(
             .set("statistics.interval.ms", "0");
         c
     };
-    let owners: BaseConsumer<OwnersContext> =
-        group_config("owners").create_with_context(OwnersContext(Arc::new(Owners {
-            config: config.clone(),
-            engine: engine.clone(),
-            fl,
-            forwards,
-            shares: shares.clone(),
-        })))?;
-    owners.subscribe(&[config.cluster.owners_topic.as_str()])?;
-    let leader: BaseConsumer<LeaderContext> =
-        group_config("leader").create_with_context(LeaderContext { engine, shares })?;
-    leader.subscribe(&[config.cluster.leader_topic.as_str()])?;
+    let state = Arc::new(Owners {
+        config: config.clone(),
+        engine: engine.clone(),
+        fl,
+        forwards,
+        shares: shares.clone(),
+    });
+    let (owners_config, owners_topic) =
+        (group_config("owners"), config.cluster.owners_topic.clone());
+    let st = state.clone();
+    let join_owners = move || -> anyhow::Result<BaseConsumer<OwnersContext>> {
+        let c: BaseConsumer<OwnersContext> =
+            owners_config.create_with_context(OwnersContext(st.clone()))?;
+        c.subscribe(&[owners_topic.as_str()])?;
+        Ok(c)
+    };
+    let (leader_config, leader_topic) =
+        (group_config("leader"), config.cluster.leader_topic.clone());
+    let (e, sh) = (engine.clone(), shares.clone());
+    let join_leader = move || -> anyhow::Result<BaseConsumer<LeaderContext>> {
+        let c: BaseConsumer<LeaderContext> = leader_config.create_with_context(LeaderContext {
+            engine: e.clone(),
+            shares: sh.clone(),
+        })?;
+        c.subscribe(&[leader_topic.as_str()])?;
+        Ok(c)
+    };
+    let mut owners = join_owners()?;
+    let mut leader = join_leader()?;
     Ok(std::thread::Builder::new()
         .name("cluster-groups".into())
         .spawn(move || {
@@ -291,6 +318,33 @@ pub fn start(
                 // No messages: polling runs the rebalance callbacks and keeps the membership.
                 let _ = owners.poll(Duration::from_millis(100));
                 let _ = leader.poll(Duration::from_millis(1));
+                // A static member fenced after its group coordinator moved (librdkafka keeps a
+                // stale member id: apache/kafka#23542) is dead for good. Its share was given
+                // up when its session timed out; give up what is left and join again with the
+                // same instance id, which takes the share back.
+                if let Some((_, reason)) = owners.client().fatal_error() {
+                    error!(group = "owners", error = %reason, "cluster group membership lost; giving the FLs up and joining again");
+                    state.give_all();
+                    match join_owners() {
+                        Ok(c) => owners = c,
+                        Err(e) => {
+                            warn!(error = %e, "cannot join the owners group again yet");
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    }
+                }
+                if let Some((_, reason)) = leader.client().fatal_error() {
+                    error!(group = "leader", error = %reason, "cluster group membership lost; joining again");
+                    shares.leader.store(false, SeqCst);
+                    let _ = engine.set_leader(false);
+                    match join_leader() {
+                        Ok(c) => leader = c,
+                        Err(e) => {
+                            warn!(error = %e, "cannot join the leader group again yet");
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    }
+                }
             }
             owners.unsubscribe();
             leader.unsubscribe();

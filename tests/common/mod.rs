@@ -152,6 +152,36 @@ impl World {
     }
 }
 
+/// Turns the world's config into a cluster instance's (`cluster.enabled`, the world's own
+/// owners and leader topics).
+pub fn cluster_mode(w: &World) {
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&w.config_path).unwrap()).unwrap();
+    cfg["cluster"]["enabled"] = serde_json::json!(true);
+    cfg["cluster"]["owners_topic"] = serde_json::json!(format!("t{}.owners", w.id));
+    cfg["cluster"]["leader_topic"] = serde_json::json!(format!("t{}.leader", w.id));
+    fs::write(&w.config_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+}
+
+/// The world's config with this instance's id (`kafka.instance_id`).
+pub fn instance_config(w: &World, name: &str) -> PathBuf {
+    let text = fs::read_to_string(&w.config_path).expect("world config");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("world config is JSON");
+    v["kafka"]["instance_id"] = serde_json::json!(name);
+    let path = w.dir.path().join(format!("{name}.yaml"));
+    fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    path
+}
+
+/// Cluster instance `name` of the world, its log in `<log>.log`.
+pub fn start_instance(w: &World, name: &str, log: &str) -> Router {
+    Router::spawn(
+        &instance_config(w, name),
+        &w.dir.path().join(format!("{log}.log")),
+        &[],
+    )
+}
+
 /// Grows an existing topic to `total` partitions.
 pub async fn add_partitions(topic: &str, total: usize) {
     use rdkafka::admin::NewPartitions;
@@ -569,6 +599,20 @@ pub fn supervise(
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
     tokio::sync::watch::Sender<bool>,
 ) {
+    supervise_with(router, move |n| {
+        w.start_router(&format!("router-restart-{n}"))
+    })
+}
+
+/// [`supervise`] with the restart given: `restart(n)` starts the `n`th replacement.
+pub fn supervise_with(
+    router: Router,
+    restart: impl Fn(usize) -> Router + Send + 'static,
+) -> (
+    tokio::task::JoinHandle<Router>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::sync::watch::Sender<bool>,
+) {
     let restarts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let r = restarts.clone();
@@ -591,7 +635,7 @@ pub fn supervise(
                         .collect::<Vec<_>>()
                         .join("\n")
                 );
-                router = w.start_router(&format!("router-restart-{n}"));
+                router = restart(n);
             }
         }
     });
