@@ -50,12 +50,17 @@ pub fn read_ranges(
     }
     consumer.assign(&tpl)?;
     let deadline = Instant::now() + timeout;
+    let mut last_error: Option<String> = None;
     while !left.is_empty() {
         anyhow::ensure!(
             Instant::now() < deadline,
-            "{} partition(s) not read to their end within {}",
+            "{} partition(s) not read to their end within {}{}",
             left.len(),
-            humantime::format_duration(timeout)
+            humantime::format_duration(timeout),
+            last_error
+                .as_deref()
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
         );
         let Some(m) = consumer.poll(Duration::from_millis(100)) else {
             // Compaction may have removed the last records before `end`: the position tells.
@@ -71,7 +76,17 @@ pub fn read_ranges(
             }
             continue;
         };
-        let m = m?;
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                // A broker restarting or a leader moving: librdkafka reports it and retries on
+                // its own. Only the deadline ends the read (a read given up here would cost
+                // false answers: what was not read back is not known to be answered).
+                tracing::debug!(error = %e, "reading back: transient consumer error; retrying");
+                last_error = Some(e.to_string());
+                continue;
+            }
+        };
         use rdkafka::message::Message;
         let key = (m.topic().to_string(), m.partition());
         let Some(&end) = left.get(&key) else { continue };

@@ -513,10 +513,21 @@ impl Reader {
 
     /// Everything up to the topic's current end (its end offset is read now).
     pub async fn read_to_end(&self) -> Vec<Received> {
-        let (_, high) = self
-            .consumer
-            .fetch_watermarks(&self.topic, 0, Duration::from_secs(10))
-            .expect("watermarks");
+        // Retried: right after a broker restart the partition may have no leader yet.
+        let deadline = tokio::time::Instant::now() + LONG;
+        let high = loop {
+            match self
+                .consumer
+                .fetch_watermarks(&self.topic, 0, Duration::from_secs(10))
+            {
+                Ok((_, high)) => break high,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("watermarks of {}: {e}; retrying", self.topic);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("watermarks of {}: {e}", self.topic),
+            }
+        };
         let mut out: Vec<Received> = Vec::new();
         while high > 0 && out.last().is_none_or(|m| m.offset + 1 < high) {
             match self.next(LONG).await {
