@@ -58,6 +58,13 @@ fn shipped_config_runs_the_embedded_demo_and_loses_nothing() {
             .any(|l| l.starts_with("t=1s ") && l.contains("fls_online=2/2")),
         "status lines:\n{stdout}"
     );
+    // A quiet start: no client is given options it does not take.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("CONFWARN")).collect();
+    assert!(
+        warnings.is_empty(),
+        "librdkafka configuration warnings: {warnings:#?}"
+    );
 }
 
 /// The embedded default with its admin API on an OS-chosen port and a token, for chaos.

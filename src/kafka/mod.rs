@@ -55,6 +55,48 @@ pub fn consumer_config(k: &KafkaConfig, group: &str, instance: Option<&str>) -> 
     c
 }
 
+/// `client` for a producer: the consumer-only properties of a config shared by a process's
+/// consumers and producers taken out, so librdkafka has nothing to warn about
+/// (`CONFWARN … is a consumer property and will be ignored by this producer instance`).
+pub fn for_producer(client: &ClientConfig) -> ClientConfig {
+    const CONSUMER_ONLY: &[&str] = &[
+        "group.id",
+        "group.instance.id",
+        "group.protocol",
+        "group.remote.assignor",
+        "partition.assignment.strategy",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "coordinator.query.interval.ms",
+        "max.poll.interval.ms",
+        "enable.auto.commit",
+        "auto.commit.interval.ms",
+        "enable.auto.offset.store",
+        "auto.offset.reset",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+        "isolation.level",
+        "enable.partition.eof",
+        "check.crcs",
+        "allow.auto.create.topics",
+    ];
+    let mut c = client.clone();
+    let fetch: Vec<String> = c
+        .config_map()
+        .keys()
+        .filter(|k| k.starts_with("fetch."))
+        .map(|k| k.to_string())
+        .collect();
+    for k in CONSUMER_ONLY
+        .iter()
+        .copied()
+        .chain(fetch.iter().map(String::as_str))
+    {
+        c.remove(k);
+    }
+    c
+}
+
 pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = base_config(k);
     c.set("linger.ms", "1")

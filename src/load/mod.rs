@@ -215,7 +215,7 @@ impl LoadRun {
             !switches.is_empty(),
             "load: no switches to send commands to"
         );
-        let mut pcfg = client.clone();
+        let mut pcfg = crate::kafka::for_producer(&client);
         // Idempotent: a broker failover cannot write a command twice and pass for a router
         // duplicate.
         pcfg.set("linger.ms", "1")

@@ -228,7 +228,7 @@ impl Simulator {
             .map(|f| settings.topics.fl_write_topic(&f.id))
             .collect();
 
-        let mut pcfg = client.clone();
+        let mut pcfg = crate::kafka::for_producer(&client);
         // Idempotent, like a real FL should be: a broker failover cannot duplicate an answer.
         pcfg.set("linger.ms", "1")
             .set("enable.idempotence", "true")
