@@ -115,15 +115,7 @@ async fn killing_partition_leaders_under_load_loses_nothing_and_blames_no_fl() {
     let _router = supervisor.await.unwrap();
     let restarts = restarts.load(std::sync::atomic::Ordering::SeqCst);
     let outages = outage_notifications(&events).await;
-    let strays: Vec<String> = Reader::new(&w.default_reply)
-        .read_to_end()
-        .await
-        .iter()
-        .map(|m| {
-            let v = m.json();
-            format!("{} {}", v["correlation_id"], v["payload"]["clazz"])
-        })
-        .collect();
+    let strays = stray_answers(&w).await;
     let on_default_topic = strays.len();
     drop(sim);
     eprintln!(
@@ -221,20 +213,7 @@ async fn a_cluster_of_routers_survives_broker_leader_kills() {
         }));
     }
     // Both instances route every switch before the load starts.
-    let p = producer();
-    let replies = Reader::new(&w.reply);
-    for (i, sw) in sim.switches().iter().enumerate() {
-        send(
-            &p,
-            &w.commands,
-            None,
-            &command(&format!("probe{i}"), sw),
-            Some(&w.reply),
-        )
-        .await;
-        let v = replies.expect(Duration::from_secs(60)).await.json();
-        assert_eq!(error_type(&v), None, "{sw} routed: {v}");
-    }
+    probe_every_switch(&w, &sim.switches(), Duration::from_secs(60)).await;
     let load = LoadRun::start(
         sim_client(),
         w.commands.clone(),
@@ -297,15 +276,7 @@ async fn a_cluster_of_routers_survives_broker_leader_kills() {
         logs.push_str("\n----\n");
     }
     let outages = outage_notifications(&events).await;
-    let strays: Vec<String> = Reader::new(&w.default_reply)
-        .read_to_end()
-        .await
-        .iter()
-        .map(|m| {
-            let v = m.json();
-            format!("{} {}", v["correlation_id"], v["payload"]["clazz"])
-        })
-        .collect();
+    let strays = stray_answers(&w).await;
     let on_default_topic = strays.len();
     drop(sim);
     eprintln!(

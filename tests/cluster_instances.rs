@@ -545,21 +545,10 @@ async fn three_instances_survive_two_kills() {
 async fn a_multi_switch_command_is_assembled_across_instances() {
     let (w, sim) = cluster_world().await;
     let (r1, r2) = two_instances(&w).await;
-    let p = producer();
-    let replies = Reader::new(&w.reply);
     // Both instances route every switch (a probe per switch answered by its FL).
-    for (i, sw) in sim.switches().iter().enumerate() {
-        send(
-            &p,
-            &w.commands,
-            None,
-            &command(&format!("probe{i}"), sw),
-            Some(&w.reply),
-        )
-        .await;
-        let v = replies.expect(LONG).await.json();
-        assert_eq!(error_type(&v), None, "{v}");
-    }
+    probe_every_switch(&w, &sim.switches(), LONG).await;
+    let p = producer();
+    let replies = Reader::at_end(&w.reply);
     let switches = sim.switches();
     let cmd = json!({"clazz": "org.openkilda.messaging.command.CommandMessage", "correlation_id": "multi-c",
                      "timestamp": 1, "payload": {"clazz": "DumpRules", "switch_id": switches}});

@@ -182,6 +182,39 @@ pub fn start_instance(w: &World, name: &str, log: &str) -> Router {
     )
 }
 
+/// Sends a probe command to every switch and waits for each answer: every one answered by its
+/// FL (the switch is routed), within `within` each.
+pub async fn probe_every_switch(w: &World, switches: &[String], within: Duration) {
+    let p = producer();
+    let replies = Reader::new(&w.reply);
+    for (i, sw) in switches.iter().enumerate() {
+        send(
+            &p,
+            &w.commands,
+            None,
+            &command(&format!("probe{i}"), sw),
+            Some(&w.reply),
+        )
+        .await;
+        let v = replies.expect(within).await.json();
+        assert_eq!(error_type(&v), None, "{sw} routed: {v}");
+    }
+}
+
+/// What reached the default reply topic (answers that lost their way), as
+/// `correlation id payload class` lines.
+pub async fn stray_answers(w: &World) -> Vec<String> {
+    Reader::new(&w.default_reply)
+        .read_to_end()
+        .await
+        .iter()
+        .map(|m| {
+            let v = m.json();
+            format!("{} {}", v["correlation_id"], v["payload"]["clazz"])
+        })
+        .collect()
+}
+
 /// Grows an existing topic to `total` partitions.
 pub async fn add_partitions(topic: &str, total: usize) {
     use rdkafka::admin::NewPartitions;
