@@ -41,6 +41,23 @@ fn leader(topic: &str) -> (i32, usize) {
     (p.leader(), p.isr().len())
 }
 
+/// The load at `RATE` over the simulator's switches; `grace` for the last answers.
+fn load(w: &World, sim: &fl_router::sim::Simulator, grace: Duration) -> LoadRun {
+    LoadRun::start(
+        sim_client(),
+        w.commands.clone(),
+        sim.switches(),
+        LoadConfig {
+            rate: RATE,
+            grace,
+            reply_topic: w.reply.clone(),
+            unknown_switch_fraction: 0.0,
+        },
+        Classes::default(),
+    )
+    .expect("load")
+}
+
 async fn until(what: &str, mut f: impl FnMut() -> bool) {
     // A JVM broker restarting on two busy cores takes a while to rejoin.
     const LONG: Duration = Duration::from_secs(120);
@@ -78,19 +95,7 @@ async fn killing_partition_leaders_under_load_loses_nothing_and_blames_no_fl() {
     let w = std::sync::Arc::new(w);
     let (supervisor, restarts, stop_supervisor) = supervise(w.clone(), router);
 
-    let load = LoadRun::start(
-        sim_client(),
-        w.commands.clone(),
-        sim.switches(),
-        LoadConfig {
-            rate: RATE,
-            grace: Duration::from_secs(30),
-            reply_topic: w.reply.clone(),
-            unknown_switch_fraction: 0.0,
-        },
-        Classes::default(),
-    )
-    .expect("load");
+    let load = load(&w, &sim, Duration::from_secs(30));
     let stats = load.stats().clone();
     let sent = move || stats.sent.load(Relaxed);
     let started = Instant::now();
@@ -214,19 +219,7 @@ async fn a_cluster_of_routers_survives_broker_leader_kills() {
     }
     // Both instances route every switch before the load starts.
     probe_every_switch(&w, &sim.switches(), Duration::from_secs(60)).await;
-    let load = LoadRun::start(
-        sim_client(),
-        w.commands.clone(),
-        sim.switches(),
-        LoadConfig {
-            rate: RATE,
-            grace: Duration::from_secs(40),
-            reply_topic: w.reply.clone(),
-            unknown_switch_fraction: 0.0,
-        },
-        Classes::default(),
-    )
-    .expect("load");
+    let load = load(&w, &sim, Duration::from_secs(40));
     let stats = load.stats().clone();
     let sent = move || stats.sent.load(Relaxed);
     let started = Instant::now();
