@@ -1,6 +1,6 @@
 //! The admin HTTP API (actix-web), bound to 127.0.0.1 unless configured otherwise: health and
 //! readiness, Prometheus `/metrics`, FL status, switch lookup, in-flight commands, per-actor
-//! mailbox figures, engine counters, the in-process load (if any), the dashboard at `/`, and the
+//! mailbox figures, engine counters, the life of one recent command, the in-process load (if any), the dashboard at `/`, and the
 //! fault-injection endpoint. Mutating endpoints need `Authorization: Bearer <token>` with the
 //! token from `admin.token` or `FLROUTER_ADMIN_TOKEN`; without a configured token they refuse
 //! every request (there is no default token).
@@ -78,6 +78,8 @@ pub struct AdminState {
     pub broker: Option<tokio::sync::mpsc::UnboundedSender<Duration>>,
     /// This instance among its peers (`/api/cluster`).
     pub cluster: Option<Arc<ClusterView>>,
+    /// The last minutes as time series (the dashboard's charts).
+    pub history: Option<Arc<crate::history::History>>,
 }
 
 /// Starts the server on the current actix system; returns its handle (stop it at shutdown).
@@ -100,6 +102,11 @@ pub fn serve(
             .route("/api/stats", web::get().to(stats))
             .route("/api/load", web::get().to(load))
             .route("/api/cluster", web::get().to(cluster))
+            .route(
+                "/api/commands/{correlation_id}",
+                web::get().to(command_life),
+            )
+            .route("/api/history", web::get().to(history))
             .route("/api/faults", web::post().to(fault))
     })
     .workers(1)
@@ -154,6 +161,7 @@ async fn snapshot(s: &AdminState) -> metrics::Snapshot {
         producer: s.producer.clone(),
         kafka: s.kafka.clone(),
         share: s.cluster.as_ref().map(|c| c.share()),
+        latency: s.history.as_ref().and_then(|h| h.latency_quantiles()),
     }
 }
 
@@ -215,6 +223,26 @@ async fn inflight(s: web::Data<AdminState>, q: web::Query<Limit>) -> HttpRespons
     let map: serde_json::Map<String, serde_json::Value> =
         rows.into_iter().map(|(fl, r)| (fl, json!(r))).collect();
     HttpResponse::Ok().json(map)
+}
+
+async fn history(s: web::Data<AdminState>) -> HttpResponse {
+    match &s.history {
+        Some(h) => HttpResponse::Ok().json(json!({
+            "interval_ms": crate::history::INTERVAL.as_millis() as u64,
+            "samples": h.samples(),
+        })),
+        None => HttpResponse::NotFound().json(json!({"error": "no history in this process"})),
+    }
+}
+
+/// The life of one recent command (`crate::trace` renders it for `fl-router trace`).
+async fn command_life(s: web::Data<AdminState>, cid: web::Path<String>) -> HttpResponse {
+    let traces = s.engine.traces();
+    let window = traces.window();
+    match traces.life(&cid) {
+        Some(life) => HttpResponse::Ok().json(crate::trace::life_json(&life, &window)),
+        None => HttpResponse::NotFound().json(crate::trace::not_kept_json(&cid, &window)),
+    }
 }
 
 async fn cluster(s: web::Data<AdminState>) -> HttpResponse {

@@ -52,6 +52,15 @@ pub enum Command {
     /// Router vs. pipe on a real broker: one-way saturation and round-trip figures (CPU, memory,
     /// throughput, latency), A/B alternating; see docs/benchmarks.md.
     Bench(crate::bench::BenchArgs),
+    /// Print what a running router did with one recent command (received, routed, answered or
+    /// timed out, delivered, committed); exits 1 when the router no longer keeps it.
+    Trace {
+        /// The command's correlation id.
+        correlation_id: String,
+        /// The router's admin API.
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        admin: String,
+    },
     /// Scripted fault injection against a running router (see scenarios/).
     Chaos {
         #[command(subcommand)]

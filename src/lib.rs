@@ -10,12 +10,15 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod embedded;
+pub mod history;
 pub mod kafka;
+pub mod latency;
 pub mod load;
 pub mod metrics;
 pub mod pipe;
 pub mod router;
 pub mod sim;
+pub mod trace;
 
 use crate::config::Config;
 pub use crate::router::Router;
@@ -117,6 +120,7 @@ pub fn start_admin(
         load,
         broker,
         cluster: Some(Arc::new(router.cluster_view(config))),
+        history: Some(router.history().clone()),
     };
     admin::serve(&config.admin, state).map(Some)
 }

@@ -39,6 +39,20 @@ fn main() -> ExitCode {
     {
         return run_chaos(scenario, admin, token.clone());
     }
+    if let Some(Command::Trace {
+        correlation_id,
+        admin,
+    }) = &cli.command
+    {
+        return match fl_router::trace::run(correlation_id, admin) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     // The benchmark writes its own configurations (it runs the router and the pipe as children).
     if let Some(Command::Bench(args)) = &cli.command {
         return match fl_router::bench::run(args) {
@@ -78,7 +92,7 @@ fn main() -> ExitCode {
             let system = actix_rt::System::new();
             system.block_on(fl_router::run_with(config, stop_signal(cli.duration), opts))
         }
-        Command::Chaos { .. } | Command::Bench(_) => Ok(()), // handled above
+        Command::Chaos { .. } | Command::Bench(_) | Command::Trace { .. } => Ok(()), // handled above
         Command::Sim => run_sim(config, cli.duration),
         Command::Pipe => real_kafka(&config, "pipe").and_then(|()| {
             let reply = config.load.reply_topic.clone();

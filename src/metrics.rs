@@ -121,6 +121,7 @@ pub const SPEC: &[Metric] = &[
     counter("flrouter_dead_letters_reduced", "Dead letters the dead-letter topic refused whole, produced again cut down.", &[]),
     counter("flrouter_dead_letters_stuck", "Dead letters refused even cut down to their headers: their inputs stay uncommitted. Alert on any.", &[]),
     counter("flrouter_obligations_unmet", "Commands whose owed final answer was dropped by the engine without being given (a bug). Alert on any.", &[]),
+    gauge("flrouter_router_added_latency_seconds", "Router-added latency over the last 10 s, by quantile (0.5, 0.99): from reading a message to handing what it became (forward, routed answer or event) to the producer, on the router's own clock.", &["quantile"]),
     gauge("flrouter_kafka_producer_queue_messages", "Messages in the producer's queue (librdkafka statistics).", &[]),
     gauge("flrouter_kafka_consumer_lag_messages", "Consumer lag summed over partitions (librdkafka statistics).", &["consumer"]),
 ];
@@ -137,6 +138,8 @@ pub struct Snapshot {
     pub kafka: Option<Arc<KafkaStats>>,
     /// This instance's share of the cluster (everything, for a single instance).
     pub share: Option<crate::cluster::Share>,
+    /// Router-added latency p50 and p99 (seconds) over the last 10 s.
+    pub latency: Option<(f64, f64)>,
 }
 
 impl Snapshot {
@@ -213,6 +216,10 @@ impl Snapshot {
             "flrouter_forwards_settled" => one(self.counter("forwards_settled")),
             "flrouter_sync_requests_handed_over" => one(self.counter("sync_requests_handed_over")),
             "flrouter_sync_requests_adopted" => one(self.counter("sync_requests_adopted")),
+            "flrouter_router_added_latency_seconds" => match self.latency {
+                Some((p50, p99)) => vec![(vec!["0.5".into()], p50), (vec!["0.99".into()], p99)],
+                None => Vec::new(),
+            },
             "flrouter_cluster_owned" => match &self.share {
                 Some(sh) => vec![
                     (vec!["fls".into()], sh.fls_owned.len() as f64),

@@ -12,12 +12,14 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::history::History;
 use crate::kafka;
 use crate::kafka::consumer::{self, LoopParams, Role};
 use crate::kafka::freshness;
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::producer::KafkaOutbox;
 use crate::kafka::stats::KafkaStats;
+use crate::latency::RouterLatency;
 
 pub struct Router {
     engine: Engine,
@@ -38,6 +40,8 @@ pub struct Router {
     peers: Arc<Vec<kafka::peers::Peer>>,
     fwd_tracker: Arc<OffsetTracker>,
     status: JoinHandle<()>,
+    /// The last minutes as time series (`/api/history`).
+    history: Arc<History>,
     freshness: JoinHandle<()>,
     ready: watch::Receiver<bool>,
     fatal: watch::Receiver<Option<String>>,
@@ -82,6 +86,7 @@ impl Router {
         let cmd_tracker = OffsetTracker::new();
         let fl_tracker = OffsetTracker::new();
         let fwd_tracker = OffsetTracker::new();
+        cmd_tracker.trace_commits_to(engine.traces().clone());
         let fl_group = fl_group(config);
         let instance = config.instance_id();
         let cmd_consumer = Arc::new(consumer::create(
@@ -263,6 +268,14 @@ impl Router {
             fatal: fatal_tx,
         })));
         let status = tokio::spawn(status_log(engine.clone(), outbox.clone()));
+        let latency = Arc::new(RouterLatency::default());
+        outbox.measure_latency(latency.clone());
+        let history = Arc::new(History::default());
+        tasks.push(tokio::spawn(crate::history::run(
+            engine.clone(),
+            latency,
+            history.clone(),
+        )));
         tokio::spawn(mailbox_watch(engine.clone()));
         Ok(Router {
             engine,
@@ -285,6 +298,7 @@ impl Router {
             fatal,
             drain_timeout: k.drain_timeout,
             kafka_stats,
+            history,
         })
     }
 
@@ -324,6 +338,10 @@ impl Router {
 
     pub fn outbox(&self) -> &Arc<KafkaOutbox> {
         &self.outbox
+    }
+
+    pub fn history(&self) -> &Arc<History> {
+        &self.history
     }
 
     pub fn kafka_stats(&self) -> &Arc<KafkaStats> {

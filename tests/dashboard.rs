@@ -4,8 +4,11 @@
 mod common;
 
 use std::process::Command;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use common::*;
+use fl_router::load::{LoadConfig, LoadRun};
 
 /// Runs headless Chromium on `url`; returns the DOM after the page's scripts ran.
 fn dump_dom(url: &str, screenshot: Option<&std::path::Path>) -> String {
@@ -103,4 +106,99 @@ async fn dashboard_shows_live_fl_status_switch_counts_and_rates() {
         .unwrap();
     let bytes = std::fs::read(&png).expect("screenshot written");
     assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
+}
+
+/// `data-<attr>` of the chart `key` in the DOM, as a number.
+fn chart_attr(dom: &str, key: &str, attr: &str) -> u64 {
+    let tag = dom
+        .split(&format!(r#"data-chart="{key}""#))
+        .nth(1)
+        .unwrap_or_else(|| panic!("a {key} chart:\n{dom}"));
+    let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+    tag.split(&format!(r#"data-{attr}=""#))
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("data-{attr} on the {key} chart: {tag}"))
+}
+
+/// The charts, drawn from the router's own history while a load runs through it: commands in
+/// and answers out, router errors (one FL stays silent for a while: its commands time out),
+/// router-added latency, each FL's status, the busiest mailboxes. With
+/// `FLROUTER_DOCS_SCREENSHOT=<path>` the page is also saved there (docs/dashboard.png is made
+/// so; `DASHBOARD_LOAD_SECONDS` lengthens the run for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charts_show_the_last_minutes_of_a_router_under_load() {
+    let w = World::new(&["fl1", "fl2", "fl3"], "2s").await;
+    let (sim, router) = simulated_network(&w, 4, "router").await;
+    let load = LoadRun::start(
+        sim_client(),
+        w.commands.clone(),
+        sim.switches(),
+        LoadConfig {
+            rate: 200.0,
+            grace: Duration::from_secs(5),
+            reply_topic: w.reply.clone(),
+            unknown_switch_fraction: 0.02,
+        },
+        fl_router_actors::settings::Classes::default(),
+    )
+    .expect("load");
+    let seconds: u64 = std::env::var("DASHBOARD_LOAD_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    // fl2 is silent for the middle third: its commands are answered OPERATION_TIMED_OUT.
+    let sent_by = |n: u64| {
+        let load = &load;
+        async move {
+            tokio::time::timeout(LONG * 20, async {
+                while load.stats().sent.load(Relaxed) < n {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .expect("the load sends");
+        }
+    };
+    let per_third = 200 * seconds / 3;
+    sent_by(per_third).await;
+    let silent = &sim.fl("fl2").expect("fl2").knobs.silent;
+    silent.store(true, Relaxed);
+    sent_by(2 * per_third).await;
+    silent.store(false, Relaxed);
+    sent_by(3 * per_third).await;
+    let url = router.admin_url().await;
+    let dom = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || dump_dom(&url, None)
+    })
+    .await
+    .unwrap();
+    assert!(
+        dom.contains(r#"data-charts="1""#),
+        "the charts were drawn:\n{dom}"
+    );
+    assert!(
+        chart_attr(&dom, "traffic", "points") >= seconds.min(8) - 2,
+        "a sample a second:\n{dom}"
+    );
+    for key in ["traffic", "errors", "latency", "fl_status"] {
+        assert!(
+            chart_attr(&dom, key, "nonzero") > 0,
+            "the {key} chart has data:\n{dom}"
+        );
+    }
+    assert!(dom.contains(r#"data-status="online""#), "FLs shown online");
+    if let Ok(path) = std::env::var("FLROUTER_DOCS_SCREENSHOT") {
+        let path = std::path::PathBuf::from(path);
+        tokio::task::spawn_blocking(move || dump_dom(&url, Some(&path)))
+            .await
+            .unwrap();
+    }
+    let report = tokio::task::spawn_blocking(move || load.finish())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(report.answered > 0, "{}", report.summary_line());
 }

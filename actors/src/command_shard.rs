@@ -86,6 +86,9 @@ impl CommandShard {
         let Ok(view) = MessageView::read(&msg.payload, &rules.envelope) else {
             return self.detour(ctx, msg, Order::Free);
         };
+        if let Some(cid) = view.correlation() {
+            s.trace_received(cid, &msg);
+        }
         let (cid, switch) = match view.command_kind(rules) {
             Ok(CommandKind::OneSwitch { cid, switch }) => (cid, switch),
             Ok(_) => return self.detour(ctx, msg, Order::All),

@@ -39,6 +39,7 @@ use crate::shared::{requester, Shared, Source};
 use crate::switch_map::{
     FlIndex, Mode, Preference, StoredConnection, StoredSwitch, SwitchMap, Transition, Via,
 };
+use crate::trace::Step;
 
 /// The switch map as stored in `topics.switch_map` before a restart: (switch id, stored value).
 /// Applied before any FL message or command is read; nothing is written back.
@@ -144,7 +145,7 @@ struct Waiting {
 /// What caused a map change: it decides what the controller is told.
 enum Cause {
     /// An FL's switch event (forwarded unchanged when it changes whether the switch is managed).
-    Event { forward: Option<Outgoing> },
+    Event { forward: Option<Box<Outgoing>> },
     /// A sync chain (its messages are forwarded by the session).
     Chain,
     /// The FL's outage (its proxy fails all its pending commands itself).
@@ -211,6 +212,9 @@ impl Dispatcher {
             // Never forwarded; but answered with its correlation id (in its family) when it
             // has one, so the requester can tell which of its commands was refused.
             let view = MessageView::read(&msg.payload, &rules.envelope).ok();
+            if let Some(cid) = view.as_ref().and_then(|v| v.correlation()) {
+                s.trace_received(cid, &msg);
+            }
             let err = ProtocolError::TooLarge {
                 size: msg.payload.len(),
                 limit,
@@ -311,6 +315,13 @@ impl Dispatcher {
             .unwrap_or_default();
         if !grace_left.is_zero() && self.waiting_len < f.max_waiting {
             Counters::inc(&s.counters.grace_waits);
+            s.traces.record(
+                &fwd.correlation_id,
+                Step::WaitingForReconnect {
+                    switch: fwd.switch_id.clone(),
+                    up_to_ms: grace_left.min(fwd.timeout).as_millis() as u64,
+                },
+            );
             debug!(correlation_id = %fwd.correlation_id, switch = %fwd.switch_id, "waiting for the switch to reconnect");
             let until = now + grace_left.min(fwd.timeout);
             self.waiting_len += 1;
@@ -557,7 +568,7 @@ impl Dispatcher {
         };
         let cause = match ev.via {
             Via::Event => Cause::Event {
-                forward: ev.forward,
+                forward: ev.forward.map(Box::new),
             },
             Via::Sync => Cause::Chain,
         };
@@ -575,7 +586,7 @@ impl Dispatcher {
         let from_fact = matches!(cause, Cause::Fact);
         let forward = |cause: Cause| {
             if let Cause::Event { forward: Some(out) } = cause {
-                s.outbox.send(out);
+                s.outbox.send(*out);
                 Counters::inc(&c.events_forwarded);
             }
         };
@@ -927,6 +938,13 @@ impl Dispatcher {
                 lane: s.lane_of(msg),
             });
         }
+        s.traces.record(
+            cid,
+            Step::FannedOut {
+                fls: parts.len(),
+                unsent: unsent.len(),
+            },
+        );
         let stats = MailboxStats::new("multi_switch", cid, multi_switch::MAILBOX_CAPACITY);
         s.mailboxes.register(&stats);
         let addr = MultiSwitchCommand::new(

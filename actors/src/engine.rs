@@ -341,6 +341,11 @@ impl Engine {
         &self.shared.counters
     }
 
+    /// The recent commands' lives (`GET /api/commands/{id}`); the shell adds offset commits.
+    pub fn traces(&self) -> &Arc<crate::trace::Traces> {
+        &self.shared.traces
+    }
+
     pub fn mailboxes(&self, reset_window: bool) -> Vec<MailboxSnapshot> {
         self.shared.mailboxes.snapshot(reset_window)
     }

@@ -31,6 +31,7 @@ use crate::recent::RecentlySettled;
 use crate::settings::{FlOwnership, PART_FL_HEADER};
 use crate::shared::{Shared, Source};
 use crate::switch_map::{FlIndex, Via};
+use crate::trace::{Delivery, DeliveryNote, Step};
 
 /// What a message from the FL is, decided once by `FlProxy::classify`.
 enum FlMessage<'v> {
@@ -115,6 +116,9 @@ const RECENT_SETTLED: usize = 65_536;
 pub struct FlProxy {
     index: FlIndex,
     id: String,
+    /// `id` and `read_topics` shared into command traces (`crate::trace`), not copied.
+    trace_id: Arc<str>,
+    trace_topics: Vec<Arc<str>>,
     /// This FL's read topic per command lane.
     read_topics: Vec<String>,
     /// This FL's write topic → (output lane's controller-side topic, if it has one).
@@ -173,6 +177,8 @@ impl FlProxy {
             .collect();
         Self {
             index,
+            trace_id: Arc::from(id.as_str()),
+            trace_topics: read_topics.iter().map(|t| Arc::from(t.as_str())).collect(),
             id,
             read_topics,
             lane_outputs,
@@ -239,9 +245,11 @@ impl FlProxy {
             f.timeout,
             f.owed,
         );
+        let note = self.trace_forward(&f.correlation_id, f.lane, &f.switch_id, false);
         let out = self
             .to_fl(f.lane, &f.switch_id, f.msg)
-            .ticket(&delivery_ticket);
+            .ticket(&delivery_ticket)
+            .note(note);
         drop(delivery_ticket);
         s.outbox.send(out);
         Counters::inc(&s.counters.commands_forwarded);
@@ -258,11 +266,47 @@ impl FlProxy {
             .or(self.read_topics.first())
             .cloned()
             .unwrap_or_default();
-        Outgoing::new(topic, msg.payload)
+        let read_at = msg.read_at;
+        let mut out = Outgoing::new(topic, msg.payload)
             .key_opt(msg.key)
             .headers(msg.headers)
             .partition_key(Bytes::copy_from_slice(switch_id.as_bytes()))
-            .ticket(&msg.ticket)
+            .ticket(&msg.ticket);
+        out.read_at = read_at;
+        out
+    }
+
+    /// Records a forward in the command's trace; the note reports its delivery.
+    fn trace_forward(
+        &self,
+        cid: &str,
+        lane: usize,
+        switch_id: &Arc<str>,
+        handed_over: bool,
+    ) -> Option<DeliveryNote> {
+        let s = &self.shared;
+        if !s.traces.enabled() {
+            return None;
+        }
+        let topic = self
+            .trace_topics
+            .get(lane)
+            .or(self.trace_topics.first())
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""));
+        let note = DeliveryNote::new(&s.traces, cid, Delivery::Forward, &topic);
+        let fl = self.trace_id.clone();
+        let step = if handed_over {
+            Step::HandedOver { fl, topic }
+        } else {
+            Step::Forwarded {
+                fl,
+                switch: switch_id.clone(),
+                topic,
+            }
+        };
+        s.traces.record(cid, step);
+        note
     }
 
     /// A command for an FL another instance owns: forwarded, not kept. Its input is done once
@@ -270,7 +314,9 @@ impl FlProxy {
     /// read topic and owes it its answer.
     fn hand_over(&mut self, f: Forward) {
         let s = &self.shared;
-        s.outbox.send(self.to_fl(f.lane, &f.switch_id, f.msg));
+        let note = self.trace_forward(&f.correlation_id, f.lane, &f.switch_id, true);
+        s.outbox
+            .send(self.to_fl(f.lane, &f.switch_id, f.msg).note(note));
         Counters::inc(&s.counters.commands_forwarded);
         Counters::inc(&s.counters.commands_handed_over);
         f.owed.met(Met::HandedOver);
@@ -288,6 +334,12 @@ impl FlProxy {
         let ack = s.settings.timeouts.ack.as_millis() as u64;
         let left = (a.forwarded_at_ms + ack).saturating_sub(protocol::now_millis());
         debug!(fl = %self.id, correlation_id = %a.correlation_id, left_ms = left, "command read again; pending again without a second forward");
+        s.traces.record(
+            &a.correlation_id,
+            Step::Adopted {
+                fl: self.trace_id.clone(),
+            },
+        );
         self.pending.insert(
             &a.correlation_id,
             a.requester,
@@ -365,12 +417,20 @@ impl FlProxy {
             FlMessage::AliveResponse => self.on_alive_response(&view),
             FlMessage::Late(cid) => {
                 Counters::inc(&s.counters.blacklist_drops);
+                self.trace_dropped(cid);
                 debug!(fl = %self.id, correlation_id = cid, "late message for a timed-out command dropped");
             }
             FlMessage::Ack(cid) => {
                 Counters::inc(&s.counters.acks_received);
                 if let Some(cid) = cid {
-                    if !self.pending.ack(cid, now, s.settings.timeouts.answer) {
+                    if self.pending.ack(cid, now, s.settings.timeouts.answer) {
+                        s.traces.record(
+                            cid,
+                            Step::AckedByFl {
+                                fl: self.trace_id.clone(),
+                            },
+                        );
+                    } else {
                         debug!(fl = %self.id, correlation_id = cid, "ack for no pending command");
                     }
                 }
@@ -471,6 +531,12 @@ impl FlProxy {
         let left = (at_ms + timeout.as_millis() as u64).saturating_sub(now_ms);
         let requester = crate::shared::requester(&msg, Some(&view));
         Counters::inc(&s.counters.forwards_adopted);
+        s.traces.record(
+            cid,
+            Step::Adopted {
+                fl: self.trace_id.clone(),
+            },
+        );
         self.pending.insert(
             cid,
             requester,
@@ -628,13 +694,28 @@ impl FlProxy {
                 .unwrap_or_else(|| self.output_topic(class, lane_to).to_string());
             // Key and headers as the FL wrote them (the requester matches replies by key).
             let collect = s.is_collect_topic(&topic);
+            let mut note = None;
+            if let Some(cid) = cid.filter(|_| s.traces.enabled()) {
+                let trace_topic: Arc<str> = Arc::from(topic.as_str());
+                if route.final_ticket.is_some() {
+                    note = DeliveryNote::new(&s.traces, cid, Delivery::Reply, &trace_topic);
+                }
+                s.traces.record(
+                    cid,
+                    Step::Answered {
+                        fl: self.trace_id.clone(),
+                        topic: trace_topic,
+                        last: route.final_ticket.is_some(),
+                    },
+                );
+            }
             let mut out = Outgoing::pass_through(topic, msg);
             if collect {
                 // A multi-switch part's answer, for its collector on another instance.
                 out = out.header(PART_FL_HEADER, Bytes::from(self.id.clone()));
             }
             if let Some(t) = &route.final_ticket {
-                out = out.ticket(t);
+                out = out.ticket(t).note(note);
             }
             s.outbox.send(out);
             if let Some(owed) = route.owed {
@@ -650,12 +731,21 @@ impl FlProxy {
                 Some(PriorAnswer::Route { reply_to }) => {
                     let topic =
                         reply_to.unwrap_or_else(|| self.output_topic(class, lane_to).to_string());
+                    s.traces.record(
+                        cid,
+                        Step::Answered {
+                            fl: self.trace_id.clone(),
+                            topic: Arc::from(topic.as_str()),
+                            last: is_final,
+                        },
+                    );
                     s.outbox.send(Outgoing::pass_through(topic, msg));
                     Counters::inc(&c.previous_answers_routed);
                     return;
                 }
                 Some(PriorAnswer::Duplicate) => {
                     Counters::inc(&c.duplicate_answers_dropped);
+                    self.trace_dropped(cid);
                     debug!(fl = %self.id, correlation_id = cid, "answer for a command that has its outcome already; dropped");
                     return;
                 }
@@ -664,6 +754,7 @@ impl FlProxy {
             if self.recent.contains(cid) {
                 // Its command was forwarded twice (a replay, a second adoption): answered once.
                 Counters::inc(&c.duplicate_answers_dropped);
+                self.trace_dropped(cid);
                 debug!(fl = %self.id, correlation_id = cid, "second answer for a command answered here; dropped");
                 return;
             }
@@ -698,6 +789,15 @@ impl FlProxy {
         }
         s.outbox.send(Outgoing::pass_through(topic, msg));
         Counters::inc(&c.answers_routed);
+    }
+
+    fn trace_dropped(&self, cid: &str) {
+        self.shared.traces.record(
+            cid,
+            Step::LateAnswerDropped {
+                fl: self.trace_id.clone(),
+            },
+        );
     }
 
     /// The controller-side topic of the output lane `msg` came on, if that lane has one.

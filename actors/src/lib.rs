@@ -30,6 +30,7 @@ pub mod switch_map;
 pub mod sync_scheduler;
 pub mod sync_session;
 pub mod testkit;
+pub mod trace;
 
 pub use engine::{Engine, EngineError};
 pub use outbox::{Inbound, Outbox, Outgoing, Ticket};

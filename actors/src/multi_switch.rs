@@ -26,6 +26,7 @@ use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::protocol::Requester;
 use crate::protocol::{self, Head};
 use crate::shared::Shared;
+use crate::trace::{Delivery, DeliveryNote, Step};
 
 pub const MAILBOX_CAPACITY: usize = 64;
 
@@ -195,10 +196,24 @@ impl MultiSwitchCommand {
         let body =
             protocol::info_message(&s.settings.protocol.classes, &self.correlation_id, payload);
         let topic = s.reply_topic(self.reply_to.as_deref()).to_string();
+        let trace_topic: Arc<str> = Arc::from(topic.as_str());
+        s.traces.record(
+            &self.correlation_id,
+            Step::Assembled {
+                complete,
+                topic: trace_topic.clone(),
+            },
+        );
         s.outbox.send(
             Outgoing::new(topic, body)
                 .key(Bytes::from(self.correlation_id.clone()))
-                .ticket(&self.ticket),
+                .ticket(&self.ticket)
+                .note(DeliveryNote::new(
+                    &s.traces,
+                    &self.correlation_id,
+                    Delivery::Reply,
+                    &trace_topic,
+                )),
         );
         Counters::inc(&s.counters.multi_results);
         if let Some(owed) = self.owed.take() {

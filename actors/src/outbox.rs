@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::trace::DeliveryNote;
+
 /// Keeps an inbound message's offset uncommitted while any clone is alive.
 #[derive(Clone, Default)]
 pub struct Ticket(Option<Arc<dyn Any + Send + Sync>>);
@@ -75,6 +77,8 @@ pub struct Inbound {
     pub reply_to: Option<String>,
     pub ticket: Ticket,
     pub origin: Option<Origin>,
+    /// When the shell read it (router-added latency is measured from here).
+    pub read_at: Option<std::time::Instant>,
 }
 
 impl Inbound {
@@ -87,6 +91,7 @@ impl Inbound {
             reply_to: None,
             ticket: Ticket::none(),
             origin: None,
+            read_at: None,
         }
     }
     /// Sets the `reply_to` header (and its parsed value).
@@ -121,6 +126,10 @@ pub struct Outgoing {
     /// Produce Kafka's null value (a tombstone) instead of `payload`.
     pub null_value: bool,
     pub tickets: Vec<Ticket>,
+    /// Its delivery is a step of a command's life (`crate::trace`): the shell reports it.
+    pub note: Option<DeliveryNote>,
+    /// When the input it passes on was read: the shell measures router-added latency.
+    pub read_at: Option<std::time::Instant>,
 }
 
 impl Outgoing {
@@ -133,6 +142,8 @@ impl Outgoing {
             payload: payload.into(),
             null_value: false,
             tickets: Vec::new(),
+            note: None,
+            read_at: None,
         }
     }
     /// A message passed through to `topic`: the input's bytes, key and headers unchanged,
@@ -143,6 +154,7 @@ impl Outgoing {
             .headers(msg.headers.clone())
             .ticket(&msg.ticket);
         out.null_value = msg.null_value;
+        out.read_at = msg.read_at;
         out
     }
     /// A tombstone (null value) for `key` on a compacted topic.
@@ -170,6 +182,10 @@ impl Outgoing {
     }
     pub fn partition_key(mut self, key: impl Into<Bytes>) -> Self {
         self.partition_key = Some(key.into());
+        self
+    }
+    pub fn note(mut self, note: Option<DeliveryNote>) -> Self {
+        self.note = note;
         self
     }
     pub fn ticket(mut self, ticket: &Ticket) -> Self {

@@ -272,12 +272,16 @@ impl Default for SyncSettings {
 pub struct Limits {
     /// Larger inbound messages are rejected (REQUEST_INVALID / dead letter), never forwarded.
     pub max_message_bytes: usize,
+    /// Recent commands whose lives are kept for `GET /api/commands/{id}` (about 0.4 KiB each;
+    /// 0 = none).
+    pub traced_commands: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_message_bytes: 1024 * 1024,
+            traced_commands: 50_000,
         }
     }
 }

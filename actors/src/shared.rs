@@ -13,6 +13,7 @@ use crate::previous::Previous;
 use crate::protocol::{self, ErrorType, HubRequest, MessageView, Requester};
 use crate::settings::Settings;
 use crate::settings::PART_FL_HEADER;
+use crate::trace::{Delivery, DeliveryNote, Step, Traces};
 
 pub struct Shared {
     pub settings: Settings,
@@ -22,6 +23,8 @@ pub struct Shared {
     pub liveness: Liveness,
     /// What a previous incarnation did with the commands read again after a restart.
     pub previous: Previous,
+    /// The recent commands' lives (`crate::trace`).
+    pub traces: Arc<Traces>,
     /// Command topic → its lane (the FL topic template a command from it goes to).
     lanes: std::collections::HashMap<String, usize>,
 }
@@ -36,6 +39,7 @@ pub enum Source<'a> {
 impl Shared {
     pub fn new(settings: Settings, outbox: Arc<dyn Outbox>) -> Arc<Self> {
         let fls = settings.fls.len();
+        let settings_traced = settings.limits.traced_commands;
         let lanes = settings
             .topics
             .command_topics()
@@ -51,6 +55,7 @@ impl Shared {
             mailboxes: MailboxRegistry::default(),
             liveness: Liveness::new(fls),
             previous: Previous::default(),
+            traces: Traces::new(settings_traced),
         })
     }
 
@@ -170,7 +175,46 @@ impl Shared {
         for t in tickets {
             out = out.ticket(t);
         }
+        if !correlation_id.is_empty() && self.traces.enabled() {
+            let topic: Arc<str> = Arc::from(topic);
+            out = out.note(DeliveryNote::new(
+                &self.traces,
+                correlation_id,
+                Delivery::Reply,
+                &topic,
+            ));
+            self.traces.record(
+                correlation_id,
+                Step::RouterAnswered {
+                    error: error_type.as_str(),
+                    message: message.into(),
+                    topic,
+                },
+            );
+        }
         self.outbox.send(out);
+    }
+
+    /// Records that a command was read (its first step; `crate::trace`).
+    pub fn trace_received(&self, cid: &str, msg: &Inbound) {
+        if !self.traces.enabled() {
+            return;
+        }
+        let (topic, partition, offset) = msg.origin.as_ref().map_or_else(
+            || (Arc::from(""), -1, -1),
+            |o| (o.topic.clone(), o.partition, o.offset),
+        );
+        // Enough of the key to recognise it (OpenKilda's keys carry request/reply matching).
+        let key = msg.key.as_ref().map(|k| k.slice(..k.len().min(96)));
+        self.traces.record(
+            cid,
+            Step::Received {
+                topic,
+                partition,
+                offset,
+                key,
+            },
+        );
     }
 
     /// Whether `topic` is a cluster instance's collect topic (see `EngineSettings::collect`).
@@ -207,6 +251,19 @@ impl Shared {
         }
         out.null_value = msg.null_value;
         self.outbox.send(out);
+        if self.traces.enabled() {
+            let cid = MessageView::read(&msg.payload, &self.settings.protocol.envelope)
+                .ok()
+                .and_then(|v| v.correlation().map(str::to_string));
+            if let Some(cid) = cid {
+                self.traces.record(
+                    &cid,
+                    Step::DeadLettered {
+                        reason: reason.into(),
+                    },
+                );
+            }
+        }
     }
 }
 

@@ -191,11 +191,14 @@ pub fn commit<C: Consumer<X>, X: ConsumerContext>(
         }
     }
     match consumer.commit(&tpl, mode) {
-        Ok(()) => debug!(
-            consumer = name,
-            partitions = positions.len(),
-            "offsets committed"
-        ),
+        Ok(()) => {
+            tracker.committed(&positions);
+            debug!(
+                consumer = name,
+                partitions = positions.len(),
+                "offsets committed"
+            )
+        }
         Err(e) => warn!(consumer = name, error = %e, "offset commit failed; will retry"),
     }
 }
@@ -271,6 +274,7 @@ fn inbound(
         headers: hdrs,
         reply_to,
         ticket,
+        read_at: Some(std::time::Instant::now()),
         origin: Some(Origin {
             topic: topic_name,
             partition: m.partition(),

@@ -10,6 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use fl_router_actors::trace::Traces;
 use fl_router_actors::Ticket;
 
 #[derive(Default)]
@@ -34,6 +35,8 @@ pub struct OffsetTracker {
     commits_suspended: std::sync::atomic::AtomicBool,
     /// The partitions the group has assigned to this consumer now (`/api/cluster`).
     assignment: Mutex<BTreeSet<(String, i32)>>,
+    /// Where commits are reported, to date a command's offset commit in its trace.
+    traces: std::sync::OnceLock<Arc<Traces>>,
 }
 
 /// Releases its offset when dropped (i.e. when the last ticket clone is gone).
@@ -131,6 +134,20 @@ impl OffsetTracker {
             .lock()
             .map(|a| a.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Reports this consumer's commits to `traces` from now on.
+    pub fn trace_commits_to(&self, traces: Arc<Traces>) {
+        let _ = self.traces.set(traces);
+    }
+
+    /// Positions that Kafka accepted as committed.
+    pub fn committed(&self, positions: &[(Arc<str>, i32, i64)]) {
+        if let Some(t) = self.traces.get() {
+            for (topic, partition, position) in positions {
+                t.committed(topic, *partition, *position);
+            }
+        }
     }
 
     /// Stops (or resumes) committing; see `commits_suspended`.

@@ -29,6 +29,9 @@ use fl_router_actors::outbox::headers;
 use fl_router_actors::{Outbox, Outgoing};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::Message as _;
+
+use crate::latency::RouterLatency;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::{mpsc, Notify};
@@ -120,8 +123,11 @@ impl ProducerContext for DeliveryContext {
     fn delivery(&self, result: &DeliveryResult<'_>, inflight: Box<InFlight>) {
         match result {
             // Dropping the InFlight drops its tickets: the inputs' offsets may now be committed.
-            Ok(_) => {
+            Ok(m) => {
                 self.counters.delivered.fetch_add(1, Relaxed);
+                if let Some(note) = &inflight.out.note {
+                    note.delivered(m.partition(), m.offset());
+                }
             }
             Err((e, _)) => {
                 self.counters.failed.fetch_add(1, Relaxed);
@@ -147,6 +153,8 @@ pub struct KafkaOutbox {
     room: Notify,
     /// Partition counts of topics whose messages carry a partition key.
     partitions: std::sync::RwLock<std::collections::HashMap<String, i32>>,
+    /// Router-added latency of what is passed on (set by the router, not the pipe).
+    latency: std::sync::OnceLock<Arc<RouterLatency>>,
 }
 
 impl KafkaOutbox {
@@ -174,6 +182,7 @@ impl KafkaOutbox {
             overflow: Mutex::new(VecDeque::new()),
             room: Notify::new(),
             partitions: Default::default(),
+            latency: Default::default(),
         });
         tokio::spawn(drain_overflow(Arc::downgrade(&outbox)));
         tokio::spawn(retry_loop(
@@ -183,6 +192,11 @@ impl KafkaOutbox {
             max_retries,
         ));
         Ok(outbox)
+    }
+
+    /// Measures router-added latency into `l` from now on.
+    pub fn measure_latency(&self, l: Arc<RouterLatency>) {
+        let _ = self.latency.set(l);
     }
 
     /// Produces `inflight`, or queues it behind messages waiting for room.
@@ -292,6 +306,9 @@ impl KafkaOutbox {
 
 impl Outbox for KafkaOutbox {
     fn send(&self, out: Outgoing) {
+        if let (Some(at), Some(l)) = (out.read_at, self.latency.get()) {
+            l.record(at.elapsed());
+        }
         if let Ok(mut p) = self.paused.lock() {
             if let Some(held) = p.as_mut() {
                 held.push(out);
@@ -361,6 +378,9 @@ async fn retry_loop(
             });
         } else if topic != dead_letter {
             error!(topic = %topic, error = %error, fatal, "delivery failed; dead-lettered");
+            if let Some(note) = &inflight.out.note {
+                note.failed(&error.to_string());
+            }
             outbox.counters.dead_lettered.fetch_add(1, Relaxed);
             let mut dl = Outgoing::new(dead_letter.clone(), inflight.out.payload.clone())
                 .key_opt(inflight.out.key.clone())
