@@ -5,6 +5,9 @@
 #  2. the broker-failover step: stops nothing else, starts a three-node cluster
 #     (scripts/kafka.sh cluster-start), runs tests/cluster.rs against it, stops it. Bounded by
 #     FAILOVER_TIMEOUT seconds (default 600); FLROUTER_SKIP_FAILOVER=1 leaves it out.
+#  Between them, while the broker still runs, the package step (root only): builds the Debian
+#  package and installs, runs, upgrades and purges it (tests/package.rs);
+#  FLROUTER_SKIP_PACKAGE=1 leaves it out.
 # Ends with one line `tests: N passed, N failed` over both steps.
 #   scripts/test.sh [extra cargo test args for step 1]
 set -euo pipefail
@@ -29,6 +32,17 @@ trap 'exit 130' INT TERM
 
 rc=0
 cargo test --workspace --locked "$@" 2>&1 | tee "$out" || rc=$?
+
+if [ "${FLROUTER_SKIP_PACKAGE:-0}" != 1 ]; then
+  echo "== package step: the Debian package, installed with dpkg -i =="
+  if [ "$(id -u)" = 0 ]; then
+    timeout "${PACKAGE_TIMEOUT:-900}" cargo test --locked -p fl-router --test package -- --ignored 2>&1 \
+      | tee -a "$out" || rc=$?
+  else
+    echo "package step: SKIPPED: it installs a package system-wide and needs root" \
+      "(FLROUTER_SKIP_PACKAGE=1 leaves it out)" | tee -a "$out"
+  fi
+fi
 cleanup
 
 if [ "${FLROUTER_SKIP_FAILOVER:-0}" != 1 ]; then
