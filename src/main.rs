@@ -11,7 +11,9 @@ use fl_router::{embedded, kafka, load, sim};
 use tracing_subscriber::EnvFilter;
 
 /// librdkafka reports every connection change at info; keep those out unless asked for.
-const DEFAULT_LOG: &str = "info,librdkafka=warn,rdkafka=warn";
+/// actix-web's server logs its workers and runtime at info: the router says where the admin API
+/// listens, once.
+const DEFAULT_LOG: &str = "info,librdkafka=warn,rdkafka=warn,actix_server=warn";
 
 // mimalloc: memory is allocated on the actor and consumer threads and freed on librdkafka's
 // delivery thread; glibc's malloc serialises that on its arena lock (a tenth of the router's

@@ -257,7 +257,7 @@ async fn a_cluster_of_routers_survives_broker_leader_kills() {
         let text = router.log_text();
         let notable: Vec<&str> = text
             .lines()
-            .filter(|l| !l.contains("Client stats") && !l.contains("topic created"))
+            .filter(|l| !l.contains("Client stats") && !l.contains("topics created"))
             .filter(|l| {
                 l.contains("WARN")
                     || l.contains("ERROR")

@@ -12,6 +12,7 @@ fn shipped_config_runs_the_embedded_demo_and_loses_nothing() {
         .args(["--duration", "6s"])
         .env_remove("FLROUTER_KAFKA_BROKERS")
         .env_remove("FLROUTER_CONFIG")
+        .env_remove("RUST_LOG") // the shipped default filter
         .output()
         .expect("run fl-router");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -64,6 +65,26 @@ fn shipped_config_runs_the_embedded_demo_and_loses_nothing() {
     assert!(
         warnings.is_empty(),
         "librdkafka configuration warnings: {warnings:#?}"
+    );
+    // One line per thing: the admin API's address once (not actix's workers and runtime), the
+    // topics created in one line.
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("admin API listening"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("actix_server"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("topics created"))
+            .count()
+            <= 1
+            && !stderr.contains("topic created"),
+        "topics created, in one line:\n{stderr}"
     );
 }
 

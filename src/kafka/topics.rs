@@ -110,12 +110,17 @@ pub async fn ensure(
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
         )
         .await?;
+    let mut created = Vec::new();
     for r in results {
         match r {
-            Ok(name) => info!(topic = %name, "topic created"),
+            Ok(name) => created.push(name),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
         }
+    }
+    // One line for the lot: an operator needs to know they were made, not one line each.
+    if !created.is_empty() {
+        info!(count = created.len(), topics = %created.join(", "), "topics created");
     }
     Ok(())
 }
