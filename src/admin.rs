@@ -82,12 +82,41 @@ pub struct AdminState {
     pub history: Option<Arc<crate::history::History>>,
 }
 
+/// What the admin API serves: the running router's state, replaced when a reload starts a new
+/// engine (the server, its port and its connections stay), and where reloads are asked for.
+pub struct AdminSlot {
+    state: std::sync::RwLock<AdminState>,
+    /// `POST /api/reload` hands its request to the process's runner here.
+    pub reload: Option<tokio::sync::mpsc::UnboundedSender<crate::reload::Request>>,
+}
+
+impl AdminSlot {
+    pub fn new(
+        state: AdminState,
+        reload: Option<tokio::sync::mpsc::UnboundedSender<crate::reload::Request>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            state: std::sync::RwLock::new(state),
+            reload,
+        })
+    }
+
+    /// The state of the router running now (a clone: handles, not data).
+    pub fn current(&self) -> AdminState {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn replace(&self, state: AdminState) {
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+}
+
 /// Starts the server on the current actix system; returns its handle (stop it at shutdown).
 pub fn serve(
     config: &AdminConfig,
-    state: AdminState,
+    slot: Arc<AdminSlot>,
 ) -> anyhow::Result<actix_web::dev::ServerHandle> {
-    let data = web::Data::new(state);
+    let data = web::Data::from(slot);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -108,6 +137,7 @@ pub fn serve(
             )
             .route("/api/history", web::get().to(history))
             .route("/api/faults", web::post().to(fault))
+            .route("/api/reload", web::post().to(reload))
     })
     .workers(1)
     .disable_signals()
@@ -135,7 +165,8 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn ready(s: web::Data<AdminState>) -> HttpResponse {
+async fn ready(st: web::Data<AdminSlot>) -> HttpResponse {
+    let s = &st.current();
     if *s.ready.borrow() {
         HttpResponse::Ok().json(json!({"ready": true}))
     } else {
@@ -165,13 +196,15 @@ async fn snapshot(s: &AdminState) -> metrics::Snapshot {
     }
 }
 
-async fn metrics_text(s: web::Data<AdminState>) -> HttpResponse {
+async fn metrics_text(st: web::Data<AdminSlot>) -> HttpResponse {
+    let s = &st.current();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics::render(snapshot(&s).await))
+        .body(metrics::render(snapshot(s).await))
 }
 
-async fn fls(s: web::Data<AdminState>) -> HttpResponse {
+async fn fls(st: web::Data<AdminSlot>) -> HttpResponse {
+    let s = &st.current();
     let counts = s.engine.switch_counts().await.unwrap_or_default();
     let statuses = s.engine.fl_statuses().await;
     let rows: Vec<_> = s
@@ -196,7 +229,8 @@ async fn fls(s: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok().json(rows)
 }
 
-async fn switch(s: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+async fn switch(st: web::Data<AdminSlot>, id: web::Path<String>) -> HttpResponse {
+    let s = &st.current();
     if let Err(e) = fl_router_actors::protocol::normalise_switch_id(&id) {
         return HttpResponse::BadRequest().json(json!({"error": e.to_string()}));
     }
@@ -218,14 +252,16 @@ struct Limit {
     limit: Option<usize>,
 }
 
-async fn inflight(s: web::Data<AdminState>, q: web::Query<Limit>) -> HttpResponse {
+async fn inflight(st: web::Data<AdminSlot>, q: web::Query<Limit>) -> HttpResponse {
+    let s = &st.current();
     let rows = s.engine.inflight(q.limit.unwrap_or(100).min(10_000)).await;
     let map: serde_json::Map<String, serde_json::Value> =
         rows.into_iter().map(|(fl, r)| (fl, json!(r))).collect();
     HttpResponse::Ok().json(map)
 }
 
-async fn history(s: web::Data<AdminState>) -> HttpResponse {
+async fn history(st: web::Data<AdminSlot>) -> HttpResponse {
+    let s = &st.current();
     match &s.history {
         Some(h) => HttpResponse::Ok().json(json!({
             "interval_ms": crate::history::INTERVAL.as_millis() as u64,
@@ -236,7 +272,8 @@ async fn history(s: web::Data<AdminState>) -> HttpResponse {
 }
 
 /// The life of one recent command (`crate::trace` renders it for `fl-router trace`).
-async fn command_life(s: web::Data<AdminState>, cid: web::Path<String>) -> HttpResponse {
+async fn command_life(st: web::Data<AdminSlot>, cid: web::Path<String>) -> HttpResponse {
+    let s = &st.current();
     let traces = s.engine.traces();
     let window = traces.window();
     match traces.life(&cid) {
@@ -245,7 +282,8 @@ async fn command_life(s: web::Data<AdminState>, cid: web::Path<String>) -> HttpR
     }
 }
 
-async fn cluster(s: web::Data<AdminState>) -> HttpResponse {
+async fn cluster(st: web::Data<AdminSlot>) -> HttpResponse {
+    let s = &st.current();
     match &s.cluster {
         Some(c) => HttpResponse::Ok().json(c.snapshot()),
         None => {
@@ -254,11 +292,13 @@ async fn cluster(s: web::Data<AdminState>) -> HttpResponse {
     }
 }
 
-async fn mailboxes(s: web::Data<AdminState>) -> HttpResponse {
+async fn mailboxes(st: web::Data<AdminSlot>) -> HttpResponse {
+    let s = &st.current();
     HttpResponse::Ok().json(s.engine.mailboxes(false))
 }
 
-async fn stats(s: web::Data<AdminState>) -> HttpResponse {
+async fn stats(st: web::Data<AdminSlot>) -> HttpResponse {
+    let s = &st.current();
     let map: serde_json::Map<String, serde_json::Value> = s
         .engine
         .counters()
@@ -269,7 +309,8 @@ async fn stats(s: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok().json(map)
 }
 
-async fn load(s: web::Data<AdminState>) -> HttpResponse {
+async fn load(st: web::Data<AdminSlot>) -> HttpResponse {
+    let s = &st.current();
     let Some(slot) = &s.load else {
         return HttpResponse::NotFound().json(
             json!({"error": "no in-process load (run with --with-load or the embedded default)"}),
@@ -348,7 +389,8 @@ fn refusal(req: &HttpRequest, token: &Option<String>) -> Option<HttpResponse> {
     }
 }
 
-async fn fault(req: HttpRequest, s: web::Data<AdminState>, body: web::Bytes) -> HttpResponse {
+async fn fault(req: HttpRequest, st: web::Data<AdminSlot>, body: web::Bytes) -> HttpResponse {
+    let s = &st.current();
     if let Some(r) = refusal(&req, &s.token) {
         return r;
     }
@@ -359,9 +401,35 @@ async fn fault(req: HttpRequest, s: web::Data<AdminState>, body: web::Bytes) -> 
         }
     };
     warn!(?fault, "fault injected");
-    match apply(&s, fault.clone()).await {
+    match apply(s, fault.clone()).await {
         Ok(()) => HttpResponse::Ok().json(json!({"ok": true, "applied": fault})),
         Err((status, msg)) => HttpResponse::build(status).json(json!({"error": msg})),
+    }
+}
+
+/// Reads the configuration file again and applies a changed FL list (`crate::reload`):
+/// `202` with the plan when it starts, `409` with the reason when it is refused.
+async fn reload(req: HttpRequest, st: web::Data<AdminSlot>) -> HttpResponse {
+    let s = st.current();
+    if let Some(r) = refusal(&req, &s.token) {
+        return r;
+    }
+    let Some(tx) = &st.reload else {
+        return HttpResponse::NotFound()
+            .json(json!({"error": "this process does not reload (the embedded default)"}));
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = crate::reload::Request {
+        reply: Some(reply),
+        source: "admin API",
+    };
+    if tx.send(request).is_err() {
+        return HttpResponse::ServiceUnavailable().json(json!({"error": "shutting down"}));
+    }
+    match answer.await {
+        Ok(Ok(plan)) => HttpResponse::Accepted().json(json!({"reloading": true, "plan": plan})),
+        Ok(Err(e)) => HttpResponse::Conflict().json(json!({"error": e.to_string()})),
+        Err(_) => HttpResponse::ServiceUnavailable().json(json!({"error": "shutting down"})),
     }
 }
 

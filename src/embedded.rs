@@ -73,7 +73,8 @@ pub fn run(
             *r = Some(load);
         }
         let (broker_tx, mut broker_rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
-        let admin = crate::start_admin(&config, &router, Some(&sim), Some(slot.clone()), Some(broker_tx))?;
+        let admin = crate::start_admin(&config, &router, Some(&sim), Some(slot.clone()), Some(broker_tx), None)?
+            .map(|(h, _)| h);
         let mut broker_back: Option<tokio::time::Instant> = None;
         println!(
             "embedded: router ready; {} simulated FLs x {} switches; load {:.0} commands/s{}",

@@ -16,6 +16,7 @@ pub mod latency;
 pub mod load;
 pub mod metrics;
 pub mod pipe;
+pub mod reload;
 pub mod router;
 pub mod sim;
 pub mod trace;
@@ -31,13 +32,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     run_with(config, shutdown, RunOptions::default()).await
 }
 
-/// What runs in the router's process besides the router (staging and chaos runs).
-#[derive(Debug, Clone, Copy, Default)]
+/// What runs in the router's process besides the router (staging and chaos runs), and where
+/// its configuration came from.
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// The FL simulator (section `sim`), reachable through the admin fault endpoint.
     pub with_sim: bool,
     /// The load generator (section `load`), from the moment the router is ready.
     pub with_load: bool,
+    /// The configuration file, read again on a reload (SIGHUP, `POST /api/reload`).
+    pub config_path: Option<std::path::PathBuf>,
+}
+
+/// What ends the wait of [`run_with`]'s main loop.
+enum Event {
+    Shutdown,
+    Fatal(String),
+    Reload(reload::Request),
 }
 
 /// [`run`], optionally with the simulator and the load in the same process.
@@ -77,12 +88,69 @@ pub async fn run_with(
             *r = Some(run);
         }
     }
-    let admin = start_admin(&config, &router, sim.as_ref(), slot.clone(), None)?;
-    let fatal = tokio::select! {
-        _ = shutdown => None,
-        why = router.fatal() => Some(why),
+    let (reload_tx, mut reloads) = tokio::sync::mpsc::unbounded_channel();
+    hangups(reload_tx.clone());
+    let admin = start_admin(
+        &config,
+        &router,
+        sim.as_ref(),
+        slot.clone(),
+        None,
+        Some(reload_tx),
+    )?;
+    let mut config = config;
+    let mut router = router;
+    tokio::pin!(shutdown);
+    let fatal = loop {
+        let event = tokio::select! {
+            _ = &mut shutdown => Event::Shutdown,
+            why = router.fatal() => Event::Fatal(why),
+            Some(r) = reloads.recv() => Event::Reload(r),
+        };
+        let request = match event {
+            Event::Shutdown => break None,
+            Event::Fatal(why) => break Some(why),
+            Event::Reload(r) => r,
+        };
+        let (next, plan) = match reload::prepare(&config, opts.config_path.as_deref()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(source = request.source, error = %e, "reload refused; running as before");
+                if let Some(reply) = request.reply {
+                    let _ = reply.send(Err(e));
+                }
+                continue;
+            }
+        };
+        tracing::info!(source = request.source, added = ?plan.added, removed = ?plan.removed, changed = ?plan.changed,
+            "reloading the FL list: draining the engine and starting it again with the new list");
+        if let Some(reply) = request.reply {
+            let _ = reply.send(Ok(plan.clone()));
+        }
+        router.shutdown_leaving_groups().await;
+        router = match Router::start(&next).await {
+            Ok(r) => {
+                config = next;
+                r
+            }
+            Err(e) => {
+                // The new list could not start (a topic it needs, …): back to the running one.
+                tracing::error!(error = %e, "reload failed; starting again with the previous FL list");
+                Router::start(&config).await?
+            }
+        };
+        if let Some((_, admin_slot)) = &admin {
+            admin_slot.replace(admin_state(
+                &config,
+                &router,
+                sim.as_ref(),
+                slot.clone(),
+                None,
+            ));
+        }
+        tracing::info!(fls = ?config.fls.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), "reloaded: routing with the new FL list");
     };
-    if let Some(h) = admin {
+    if let Some((h, _)) = admin {
         h.stop(true).await;
     }
     if let Some(run) = slot.and_then(|s| s.run.lock().ok().and_then(|mut r| r.take())) {
@@ -98,18 +166,52 @@ pub async fn run_with(
     }
 }
 
-/// Serves the admin API for `router` when `admin.enabled`.
+/// Sends a reload request on every SIGHUP.
+fn hangups(tx: tokio::sync::mpsc::UnboundedSender<reload::Request>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let r = reload::Request {
+                reply: None,
+                source: "SIGHUP",
+            };
+            if tx.send(r).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Serves the admin API for `router` when `admin.enabled`; `reload` takes `POST /api/reload`.
 pub fn start_admin(
     config: &Config,
     router: &Router,
     sim: Option<&sim::Simulator>,
     load: Option<Arc<admin::LoadSlot>>,
     broker: Option<tokio::sync::mpsc::UnboundedSender<std::time::Duration>>,
-) -> anyhow::Result<Option<actix_web::dev::ServerHandle>> {
+    reload: Option<tokio::sync::mpsc::UnboundedSender<reload::Request>>,
+) -> anyhow::Result<Option<(actix_web::dev::ServerHandle, Arc<admin::AdminSlot>)>> {
     if !config.admin.enabled {
         return Ok(None);
     }
-    let state = admin::AdminState {
+    let slot = admin::AdminSlot::new(admin_state(config, router, sim, load, broker), reload);
+    let handle = admin::serve(&config.admin, slot.clone())?;
+    Ok(Some((handle, slot)))
+}
+
+/// The admin API's view of `router`.
+pub fn admin_state(
+    config: &Config,
+    router: &Router,
+    sim: Option<&sim::Simulator>,
+    load: Option<Arc<admin::LoadSlot>>,
+    broker: Option<tokio::sync::mpsc::UnboundedSender<std::time::Duration>>,
+) -> admin::AdminState {
+    admin::AdminState {
         engine: router.engine().clone(),
         outbox: Some(router.outbox().clone()),
         producer: Some(router.outbox().counters.clone()),
@@ -121,6 +223,5 @@ pub fn start_admin(
         broker,
         cluster: Some(Arc::new(router.cluster_view(config))),
         history: Some(router.history().clone()),
-    };
-    admin::serve(&config.admin, state).map(Some)
+    }
 }

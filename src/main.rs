@@ -90,6 +90,7 @@ fn main() -> ExitCode {
             let opts = fl_router::RunOptions {
                 with_sim: cli.with_sim,
                 with_load: cli.with_load,
+                config_path: Some(path.clone()),
             };
             let system = actix_rt::System::new();
             system.block_on(fl_router::run_with(config, stop_signal(cli.duration), opts))

@@ -40,6 +40,8 @@ pub struct Router {
     peers: Arc<Vec<kafka::peers::Peer>>,
     fwd_tracker: Arc<OffsetTracker>,
     status: JoinHandle<()>,
+    /// The consumers that are group members (left on a reload).
+    members: Vec<Arc<consumer::TrackedConsumer>>,
     /// The last minutes as time series (`/api/history`).
     history: Arc<History>,
     freshness: JoinHandle<()>,
@@ -119,6 +121,10 @@ impl Router {
                 Some(kafka_stats.clone()),
             )?
         });
+        let mut members = vec![cmd_consumer.clone()];
+        if !cluster {
+            members.push(fl_consumer.clone());
+        }
         info!(brokers = %k.brokers, fls = config.fls.len(), instance = %instance, cluster, "fl-router started");
 
         let (stop_cmd, stop_cmd_rx) = watch::channel(false);
@@ -299,6 +305,7 @@ impl Router {
             drain_timeout: k.drain_timeout,
             kafka_stats,
             history,
+            members,
         })
     }
 
@@ -369,6 +376,17 @@ impl Router {
 
     /// Stops reading commands, waits for pending ones (up to the drain timeout), flushes, commits.
     pub async fn shutdown(self) {
+        self.stop(false).await
+    }
+
+    /// [`Router::shutdown`], then the consumers leave their groups, so that the next engine's
+    /// consumers (a reload's: new FL topics) get a new assignment at once. (A static member
+    /// does not leave on close: its successor would take over the old assignment as it was.)
+    pub async fn shutdown_leaving_groups(self) {
+        self.stop(true).await
+    }
+
+    async fn stop(self, leave_groups: bool) {
         info!("shutting down: no new commands; waiting for pending ones");
         let _ = self.stop_cmd.send(true);
         let deadline = Instant::now() + self.drain_timeout;
@@ -401,6 +419,14 @@ impl Router {
         let _ = self.finish.send(true);
         for l in self.loops {
             let _ = l.await;
+        }
+        if leave_groups {
+            for c in &self.members {
+                // librdkafka sends a static member's LeaveGroup on an explicit unsubscribe,
+                // from its own queue: serve it until the revocation is through.
+                rdkafka::consumer::Consumer::unsubscribe(&**c);
+                let _ = tokio::time::timeout(Duration::from_millis(500), c.recv()).await;
+            }
         }
         self.status.abort();
         self.freshness.abort();

@@ -352,6 +352,11 @@ impl Router {
         signal(&self.child, "-STOP");
     }
 
+    /// SIGHUP: the router reads its configuration file again (a reload of the FL list).
+    pub fn hangup(&self) {
+        signal(&self.child, "-HUP");
+    }
+
     /// SIGCONT after [`Router::pause`].
     pub fn resume(&self) {
         signal(&self.child, "-CONT");

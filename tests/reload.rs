@@ -1,0 +1,165 @@
+//! Changing the FL list of a running router (binary, real broker): `POST /api/reload` with the
+//! token adds an FL and the router routes to it; a change to anything but `fls` is refused and
+//! the router goes on; SIGHUP removes the FL again.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "reload-t0ken";
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+async fn post_reload(admin: &str, token: Option<&'static str>) -> (u16, Value) {
+    let url = format!("{admin}/api/reload");
+    tokio::task::spawn_blocking(move || {
+        let mut req = agent().post(url);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut r = req.send_empty().expect("admin reachable");
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_json().unwrap_or(Value::Null))
+    })
+    .await
+    .unwrap()
+}
+
+async fn fl_ids(admin: &str) -> Vec<String> {
+    let url = format!("{admin}/api/fls");
+    tokio::task::spawn_blocking(move || {
+        let v: Value = agent()
+            .get(url)
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_json().ok())
+            .unwrap_or(Value::Null);
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["fl"].as_str().map(str::to_string))
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits until the router lists exactly `want` and is ready.
+async fn serving(admin: &str, want: &[&str]) {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let ready = {
+            let url = format!("{admin}/ready");
+            tokio::task::spawn_blocking(move || {
+                agent()
+                    .get(url)
+                    .call()
+                    .map(|r| r.status().as_u16() == 200)
+                    .unwrap_or(false)
+            })
+            .await
+            .unwrap()
+        };
+        let ids = fl_ids(admin).await;
+        if ready && ids == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not serving {want:?}: ready={ready}, fls={ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn edit_config(w: &World, f: impl FnOnce(&mut Value)) {
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&w.config_path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&w.config_path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_fl_added_by_reload_is_routed_to_and_removed_by_sighup() {
+    let w = World::with(
+        &["fl1"],
+        json!({
+            "timeouts": {"ack": "5s", "alive_interval": "1h", "alive_timeout": "2h"},
+            "sync": {"at_start": false, "periodic": "0s"},
+            "admin": {"bind": "127.0.0.1:0", "token": TOKEN},
+        }),
+    )
+    .await;
+    let router = w.start_router("router");
+    let admin = router.admin_url().await;
+    serving(&admin, &["fl1"]).await;
+    let p = producer();
+    let events = Reader::new(&w.events);
+    announce(&p, &w, "fl1", SW1, &events).await;
+
+    // Add fl2 to the file; the admin call needs the token.
+    edit_config(&w, |v| v["fls"] = json!([{"id": "fl1"}, {"id": "fl2"}]));
+    assert_eq!(post_reload(&admin, None).await.0, 401);
+    let (status, body) = post_reload(&admin, Some(TOKEN)).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["plan"]["added"], json!(["fl2"]), "{body}");
+    serving(&admin, &["fl1", "fl2"]).await;
+    assert!(
+        router
+            .log_text()
+            .contains("reloaded: routing with the new FL list"),
+        "the change is logged"
+    );
+
+    // fl2 is routed to; fl1's switch still routes (the map came back from its topic).
+    announce(&p, &w, "fl2", SW2, &events).await;
+    let fl2_read = Reader::new(&w.fl_read("fl2"));
+    let replies = Reader::new(&w.reply);
+    send(&p, &w.commands, None, &command("r-2", SW2), Some(&w.reply)).await;
+    let fwd = fl2_read.expect(LONG).await;
+    assert_eq!(cid_of(&fwd.json()), "r-2");
+    send(&p, &w.fl_write("fl2"), None, &answer("r-2"), None).await;
+    let got = replies.expect(LONG).await.json();
+    assert_eq!((cid_of(&got).as_str(), error_type(&got)), ("r-2", None));
+    let fl1_read = Reader::at_end(&w.fl_read("fl1"));
+    send(&p, &w.commands, None, &command("r-1", SW1), Some(&w.reply)).await;
+    assert_eq!(cid_of(&fl1_read.expect(LONG).await.json()), "r-1");
+
+    // Anything else than fls: refused, naming the key; the router goes on unchanged.
+    edit_config(&w, |v| v["timeouts"]["ack"] = json!("9s"));
+    let (status, body) = post_reload(&admin, Some(TOKEN)).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timeouts.ack"),
+        "{body}"
+    );
+    serving(&admin, &["fl1", "fl2"]).await;
+
+    // SIGHUP with fl2 gone from the file: removed; its switch is no longer routed.
+    edit_config(&w, |v| {
+        v["timeouts"]["ack"] = json!("5s");
+        v["fls"] = json!([{"id": "fl1"}]);
+    });
+    router.hangup();
+    serving(&admin, &["fl1"]).await;
+    send(&p, &w.commands, None, &command("r-3", SW2), Some(&w.reply)).await;
+    let got = replies.until(LONG, |v| cid_of(v) == "r-3").await;
+    assert_eq!(error_type(&got), Some("NOT_FOUND"), "{got}");
+    // How long routing paused (for the docs): the log from each reload to ready again.
+    for l in router.log_text().lines().filter(|l| {
+        l.contains("reload") || l.contains("router ready") || l.contains("shutting down")
+    }) {
+        eprintln!("{l}");
+    }
+}
