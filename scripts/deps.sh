@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and a fresh machine may lack, from Debian's packages:
-# a JDK and Maven (the Kafka broker), Chromium (the dashboard test), a C toolchain (librdkafka).
+# a JDK and Maven (the Kafka broker), Chromium (the dashboard test), a C toolchain (librdkafka),
+# adduser (the Debian package's postinst).
 # Does nothing when everything is there. Needs root (or sudo) only when it installs something.
 set -euo pipefail
 need=()
@@ -9,6 +10,8 @@ command -v mvn >/dev/null || need+=(maven)
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc g++)
 command -v chromium >/dev/null || need+=(chromium)
+# The Debian package's test (as root) installs it with dpkg, whose postinst needs adduser.
+command -v adduser >/dev/null || need+=(adduser)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "deps.sh: installing ${need[*]}" >&2
 sudo=""
