@@ -127,8 +127,9 @@ pub async fn run_with(
         if let Some(reply) = request.reply {
             let _ = reply.send(Ok(plan.clone()));
         }
+        let carried = router.carried();
         router.shutdown_leaving_groups().await;
-        router = match Router::start(&next).await {
+        router = match Router::start_after(&next, Some(carried.clone())).await {
             Ok(r) => {
                 config = next;
                 r
@@ -136,7 +137,7 @@ pub async fn run_with(
             Err(e) => {
                 // The new list could not start (a topic it needs, …): back to the running one.
                 tracing::error!(error = %e, "reload failed; starting again with the previous FL list");
-                Router::start(&config).await?
+                Router::start_after(&config, Some(carried)).await?
             }
         };
         if let Some((_, admin_slot)) = &admin {

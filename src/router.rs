@@ -44,6 +44,7 @@ pub struct Router {
     members: Vec<Arc<consumer::TrackedConsumer>>,
     /// The last minutes as time series (`/api/history`).
     history: Arc<History>,
+    latency: Arc<RouterLatency>,
     freshness: JoinHandle<()>,
     ready: watch::Receiver<bool>,
     fatal: watch::Receiver<Option<String>>,
@@ -55,6 +56,12 @@ impl Router {
     /// Creates topics, starts the engine, the producer and both consumers.
     /// Must be called inside an actix `System` (the engine's actors live there).
     pub async fn start(config: &Config) -> anyhow::Result<Router> {
+        Self::start_after(config, None).await
+    }
+
+    /// [`Router::start`] in place of `previous` (a reload): its command traces, its history
+    /// and its latency figures go on in the new router.
+    pub async fn start_after(config: &Config, previous: Option<Carried>) -> anyhow::Result<Router> {
         let k = &config.kafka;
         kafka::topics::ensure(
             config,
@@ -77,7 +84,8 @@ impl Router {
             Some(kafka_stats.clone()),
         )?;
         count_partitions(config, &outbox).await;
-        let engine = Engine::start(config.settings(), outbox.clone())?;
+        let carried = previous.unwrap_or_else(|| Carried::new(config));
+        let engine = Engine::start_with_traces(config.settings(), outbox.clone(), carried.traces)?;
         let cluster = config.cluster.enabled;
         if !cluster {
             // A cluster instance reads the map topic live instead (facts and decisions).
@@ -274,12 +282,11 @@ impl Router {
             fatal: fatal_tx,
         })));
         let status = tokio::spawn(status_log(engine.clone(), outbox.clone()));
-        let latency = Arc::new(RouterLatency::default());
+        let (latency, history) = (carried.latency, carried.history);
         outbox.measure_latency(latency.clone());
-        let history = Arc::new(History::default());
         tasks.push(tokio::spawn(crate::history::run(
             engine.clone(),
-            latency,
+            latency.clone(),
             history.clone(),
         )));
         tokio::spawn(mailbox_watch(engine.clone()));
@@ -305,6 +312,7 @@ impl Router {
             drain_timeout: k.drain_timeout,
             kafka_stats,
             history,
+            latency,
             members,
         })
     }
@@ -349,6 +357,15 @@ impl Router {
 
     pub fn history(&self) -> &Arc<History> {
         &self.history
+    }
+
+    /// What a router started in this one's place keeps (see [`Router::start_after`]).
+    pub fn carried(&self) -> Carried {
+        Carried {
+            traces: self.engine.traces().clone(),
+            history: self.history.clone(),
+            latency: self.latency.clone(),
+        }
     }
 
     pub fn kafka_stats(&self) -> &Arc<KafkaStats> {
@@ -434,6 +451,24 @@ impl Router {
             t.abort();
         }
         info!("fl-router stopped");
+    }
+}
+
+/// What goes on from one router to the next in one process (a reload): the operator's view.
+#[derive(Clone)]
+pub struct Carried {
+    traces: Arc<fl_router_actors::trace::Traces>,
+    history: Arc<History>,
+    latency: Arc<RouterLatency>,
+}
+
+impl Carried {
+    fn new(config: &Config) -> Self {
+        Self {
+            traces: fl_router_actors::trace::Traces::new(config.limits.traced_commands),
+            history: Arc::new(History::default()),
+            latency: Arc::new(RouterLatency::default()),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Changing the FL list of a running router (binary, real broker): `POST /api/reload` with the
-//! token adds an FL and the router routes to it; a change to anything but `fls` is refused and
-//! the router goes on; SIGHUP removes the FL again.
+//! token adds an FL and the router routes to it (the traces and the charts' history of before
+//! stay); a change to anything but `fls` is refused and the router goes on; SIGHUP removes the
+//! FL again.
 
 mod common;
 
@@ -80,6 +81,24 @@ async fn serving(admin: &str, want: &[&str]) {
     }
 }
 
+async fn get_json(admin: &str, path: &str) -> (u16, Value) {
+    let url = format!("{admin}{path}");
+    tokio::task::spawn_blocking(move || {
+        let mut r = agent().get(url).call().expect("admin reachable");
+        (
+            r.status().as_u16(),
+            r.body_mut().read_json().unwrap_or(Value::Null),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+async fn history_len(admin: &str) -> usize {
+    let (_, v) = get_json(admin, "/api/history").await;
+    v["samples"].as_array().map_or(0, Vec::len)
+}
+
 fn edit_config(w: &World, f: impl FnOnce(&mut Value)) {
     let mut v: Value =
         serde_json::from_str(&std::fs::read_to_string(&w.config_path).unwrap()).unwrap();
@@ -104,6 +123,23 @@ async fn an_fl_added_by_reload_is_routed_to_and_removed_by_sighup() {
     let p = producer();
     let events = Reader::new(&w.events);
     announce(&p, &w, "fl1", SW1, &events).await;
+    // A command answered before the reload: its trace and the charts' history outlive it.
+    let fl1_read = Reader::at_end(&w.fl_read("fl1"));
+    let replies = Reader::new(&w.reply);
+    send(&p, &w.commands, None, &command("r-0", SW1), Some(&w.reply)).await;
+    fl1_read.expect(LONG).await;
+    send(&p, &w.fl_write("fl1"), None, &answer("r-0"), None).await;
+    assert_eq!(cid_of(&replies.expect(LONG).await.json()), "r-0");
+    // The first sample comes a second after the start.
+    let deadline = tokio::time::Instant::now() + LONG;
+    let before = loop {
+        let n = history_len(&admin).await;
+        if n > 0 {
+            break n;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no history sample");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
 
     // Add fl2 to the file; the admin call needs the token.
     edit_config(&w, |v| v["fls"] = json!([{"id": "fl1"}, {"id": "fl2"}]));
@@ -118,18 +154,23 @@ async fn an_fl_added_by_reload_is_routed_to_and_removed_by_sighup() {
             .contains("reloaded: routing with the new FL list"),
         "the change is logged"
     );
+    let (status, life) = get_json(&admin, "/api/commands/r-0").await;
+    assert_eq!(
+        status, 200,
+        "the trace of a command before the reload: {life}"
+    );
+    assert_eq!(life["outcome"], "answered by FL fl1");
+    assert!(history_len(&admin).await >= before, "the history goes on");
 
     // fl2 is routed to; fl1's switch still routes (the map came back from its topic).
     announce(&p, &w, "fl2", SW2, &events).await;
     let fl2_read = Reader::new(&w.fl_read("fl2"));
-    let replies = Reader::new(&w.reply);
     send(&p, &w.commands, None, &command("r-2", SW2), Some(&w.reply)).await;
     let fwd = fl2_read.expect(LONG).await;
     assert_eq!(cid_of(&fwd.json()), "r-2");
     send(&p, &w.fl_write("fl2"), None, &answer("r-2"), None).await;
     let got = replies.expect(LONG).await.json();
     assert_eq!((cid_of(&got).as_str(), error_type(&got)), ("r-2", None));
-    let fl1_read = Reader::at_end(&w.fl_read("fl1"));
     send(&p, &w.commands, None, &command("r-1", SW1), Some(&w.reply)).await;
     assert_eq!(cid_of(&fl1_read.expect(LONG).await.json()), "r-1");
 

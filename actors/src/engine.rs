@@ -56,11 +56,22 @@ pub struct Engine {
 
 impl Engine {
     pub fn start(settings: Settings, outbox: Arc<dyn Outbox>) -> Result<Engine, EngineError> {
+        let traces = crate::trace::Traces::new(settings.limits.traced_commands);
+        Self::start_with_traces(settings, outbox, traces)
+    }
+
+    /// [`Engine::start`], recording command lives into `traces`: those of the engine this one
+    /// replaces (a reload) stay readable.
+    pub fn start_with_traces(
+        settings: Settings,
+        outbox: Arc<dyn Outbox>,
+        traces: Arc<crate::trace::Traces>,
+    ) -> Result<Engine, EngineError> {
         let problems = settings.validate();
         if !problems.is_empty() {
             return Err(EngineError::Settings(problems));
         }
-        let shared = Shared::new(settings, outbox);
+        let shared = Shared::with_traces(settings, outbox, traces);
         if shared.settings.engine.ownership == FlOwnership::Assigned {
             // A cluster instance: no FL is this engine's until the shell hands it over.
             for fl in 0..shared.settings.fls.len() {

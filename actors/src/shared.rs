@@ -38,8 +38,17 @@ pub enum Source<'a> {
 
 impl Shared {
     pub fn new(settings: Settings, outbox: Arc<dyn Outbox>) -> Arc<Self> {
+        let traces = Traces::new(settings.limits.traced_commands);
+        Self::with_traces(settings, outbox, traces)
+    }
+
+    /// [`Shared::new`] recording into `traces` (kept from an engine this one replaces).
+    pub fn with_traces(
+        settings: Settings,
+        outbox: Arc<dyn Outbox>,
+        traces: Arc<Traces>,
+    ) -> Arc<Self> {
         let fls = settings.fls.len();
-        let settings_traced = settings.limits.traced_commands;
         let lanes = settings
             .topics
             .command_topics()
@@ -55,7 +64,7 @@ impl Shared {
             mailboxes: MailboxRegistry::default(),
             liveness: Liveness::new(fls),
             previous: Previous::default(),
-            traces: Traces::new(settings_traced),
+            traces,
         })
     }
 
