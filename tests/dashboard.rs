@@ -44,6 +44,14 @@ fn dump_dom(url: &str, screenshot: Option<&std::path::Path>) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// The page at `url` after its scripts ran, from a blocking task.
+async fn page(url: &str) -> String {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || dump_dom(&url, None))
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_live_fl_status_switch_counts_and_rates() {
     let w = World::new(&["fl1", "fl2"], "5s").await;
@@ -72,12 +80,7 @@ async fn dashboard_shows_live_fl_status_switch_counts_and_rates() {
     .await;
     events.expect(LONG).await; // its availability notice
     let url = router.admin_url().await;
-    let dom = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || dump_dom(&url, None)
-    })
-    .await
-    .unwrap();
+    let dom = page(&url).await;
     assert!(
         dom.contains(r#"data-live="1""#),
         "the page fetched live data:\n{dom}"
@@ -169,12 +172,7 @@ async fn charts_show_the_last_minutes_of_a_router_under_load() {
     silent.store(false, Relaxed);
     sent_by(3 * per_third).await;
     let url = router.admin_url().await;
-    let dom = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || dump_dom(&url, None)
-    })
-    .await
-    .unwrap();
+    let dom = page(&url).await;
     assert!(
         dom.contains(r#"data-charts="1""#),
         "the charts were drawn:\n{dom}"
