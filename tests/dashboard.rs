@@ -44,6 +44,18 @@ fn dump_dom(url: &str, screenshot: Option<&std::path::Path>) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// FL `fl`'s status in the newest sample of the router's history.
+async fn fl_status_now(admin: &str, fl: &str) -> Option<String> {
+    let (url, fl) = (format!("{admin}/api/history"), fl.to_string());
+    tokio::task::spawn_blocking(move || {
+        let v: serde_json::Value = ureq::get(&url).call().ok()?.body_mut().read_json().ok()?;
+        let last = v["samples"].as_array()?.last()?.clone();
+        last["fls"][&fl].as_str().map(str::to_string)
+    })
+    .await
+    .unwrap()
+}
+
 /// The page at `url` after its scripts ran, from a blocking task.
 async fn page(url: &str) -> String {
     let url = url.to_string();
@@ -127,12 +139,20 @@ fn chart_attr(dom: &str, key: &str, attr: &str) -> u64 {
 
 /// The charts, drawn from the router's own history while a load runs through it: commands in
 /// and answers out, router errors (one FL stays silent for a while: its commands time out),
-/// router-added latency, each FL's status, the busiest mailboxes. With
+/// router-added latency, each FL's status (fl2 offline while silent), the busiest mailboxes. With
 /// `FLROUTER_DOCS_SCREENSHOT=<path>` the page is also saved there (docs/dashboard.png is made
 /// so; `DASHBOARD_LOAD_SECONDS` lengthens the run for it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn charts_show_the_last_minutes_of_a_router_under_load() {
-    let w = World::new(&["fl1", "fl2", "fl3"], "2s").await;
+    // Liveness on, quickly: a silent FL is declared offline within seconds.
+    let w = World::with(
+        &["fl1", "fl2", "fl3"],
+        serde_json::json!({
+            "timeouts": {"ack": "2s", "alive_interval": "500ms", "alive_timeout": "2s"},
+            "sync": {"at_start": false, "periodic": "0s"},
+        }),
+    )
+    .await;
     let (sim, router) = simulated_network(&w, 4, "router").await;
     let load = LoadRun::start(
         sim_client(),
@@ -169,9 +189,18 @@ async fn charts_show_the_last_minutes_of_a_router_under_load() {
     let silent = &sim.fl("fl2").expect("fl2").knobs.silent;
     silent.store(true, Relaxed);
     sent_by(2 * per_third).await;
+    // Silent until a sample of the router's history has fl2 offline (the timeline must show it).
+    let url = router.admin_url().await;
+    let deadline = tokio::time::Instant::now() + LONG;
+    while fl_status_now(&url, "fl2").await.as_deref() != Some("offline") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fl2 never sampled offline"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     silent.store(false, Relaxed);
     sent_by(3 * per_third).await;
-    let url = router.admin_url().await;
     let dom = page(&url).await;
     assert!(
         dom.contains(r#"data-charts="1""#),
@@ -188,6 +217,10 @@ async fn charts_show_the_last_minutes_of_a_router_under_load() {
         );
     }
     assert!(dom.contains(r#"data-status="online""#), "FLs shown online");
+    assert!(
+        dom.contains(r#"data-status="offline""#),
+        "fl2's silence shown offline in the timeline"
+    );
     if let Ok(path) = std::env::var("FLROUTER_DOCS_SCREENSHOT") {
         let path = std::path::PathBuf::from(path);
         tokio::task::spawn_blocking(move || dump_dom(&url, Some(&path)))
