@@ -70,10 +70,29 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
     .unwrap_or_else(|_| panic!("{what} within {LONG:?}"));
 }
 
+/// Waits until all three brokers are up and every partition of `__consumer_offsets` has a
+/// leader and three in-sync replicas: a test that follows another one's broker kill starts
+/// on a settled cluster, not on one still electing leaders.
+async fn settled() {
+    until("the cluster settles", || {
+        let c: BaseConsumer = sim_client().create().expect("metadata client");
+        let Ok(md) = c.fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(5)) else {
+            return false;
+        };
+        md.brokers().len() == 3
+            && md.topics()[0]
+                .partitions()
+                .iter()
+                .all(|p| p.leader() >= 0 && p.isr().len() == 3)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the three-node cluster: run by scripts/test.sh in its own step"]
 async fn killing_partition_leaders_under_load_loses_nothing_and_blames_no_fl() {
     assert_eq!(replication(), 3, "run against the three-node cluster");
+    settled().await;
     let w = World::with(
         &["fl1", "fl2"],
         json!({
@@ -185,6 +204,7 @@ fn coordinator(group: &str) -> i32 {
 #[ignore = "needs the three-node cluster: run by scripts/test.sh in its own step"]
 async fn a_cluster_of_routers_survives_broker_leader_kills() {
     assert_eq!(replication(), 3, "run against the three-node cluster");
+    settled().await;
     let w = World::with(
         &["fl1", "fl2"],
         json!({

@@ -271,29 +271,52 @@ pub fn committed_offset(group: &str, topic: &str) -> Option<i64> {
     }
 }
 
+/// Creates `names`. A request-level error is retried with a fresh client for up to a minute:
+/// on the three-node cluster a test starts right after the previous one restarted a broker,
+/// and librdkafka can fail a request it had queued on a connection it then replaced
+/// (`DestroyBroker`) while the cluster settles. A topic that exists on a retry was created by
+/// the attempt that failed.
 async fn create_topics(names: &[String]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .expect("admin client");
+    use rdkafka::types::RDKafkaErrorCode;
+    const PATIENCE: Duration = Duration::from_secs(60);
     let new: Vec<NewTopic> = names
         .iter()
         .map(|n| NewTopic::new(n, 1, TopicReplication::Fixed(replication())))
         .collect();
-    let res = admin
-        .create_topics(
-            &new,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
-        )
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
+    let started = std::time::Instant::now();
+    let mut retried = false;
+    loop {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .expect("admin client");
+        match admin
+            .create_topics(
+                &new,
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+            )
+            .await
+        {
+            Ok(res) => {
+                for r in res {
+                    match r {
+                        Ok(_) => {}
+                        Err((_, RDKafkaErrorCode::TopicAlreadyExists)) if retried => {}
+                        Err((t, e)) => panic!("create topic {t}: {e}"),
+                    }
+                }
+                return;
+            }
+            Err(e) if started.elapsed() < PATIENCE => {
+                eprintln!("creating the test topics: {e}; retrying");
+                retried = true;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!(
                 "cannot reach the test Kafka broker at {} ({e}); run scripts/kafka.sh start",
                 brokers()
-            )
-        });
-    for r in res {
-        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+            ),
+        }
     }
 }
 
