@@ -71,8 +71,9 @@ pub const SPEC: &[Metric] = &[
     counter("flrouter_dead_letters", "Messages sent to the dead-letter topic.", &[]),
     counter("flrouter_fl_outages", "FL outages declared (silence or lost writes).", &[]),
     counter("flrouter_sync_sessions", "Sync sessions started.", &[]),
-    counter("flrouter_sync_fl_chains", "FL chains of sync sessions by outcome: complete or failed.", &["outcome"]),
-    counter("flrouter_sync_retries", "SyncRequests re-sent for a missing or incomplete chain.", &[]),
+    counter("flrouter_sync_fl_chains", "FL network dumps of sync sessions by outcome: complete (counted and whole, or closed by an end marker), uncounted (entries mapped, nothing concluded), empty (nothing, and no switch known), failed (missing or incomplete after the retries).", &["outcome"]),
+    counter("flrouter_sync_unreadable_entries", "Network dump entries without a readable switch: dead-lettered, their FL's dump incomplete.", &[]),
+    counter("flrouter_sync_retries", "SyncRequests re-sent for a missing or incomplete dump.", &[]),
     counter("flrouter_multi_switch_commands", "Multi-switch commands split and forwarded.", &[]),
     counter("flrouter_multi_switch_late_answers", "Answers for a multi-switch part that had already settled.", &[]),
     counter(
@@ -184,8 +185,11 @@ impl Snapshot {
             "flrouter_sync_sessions" => one(self.counter("sync_sessions_started")),
             "flrouter_sync_fl_chains" => by(&[
                 ("complete", "sync_fl_complete"),
+                ("uncounted", "sync_fl_uncounted"),
+                ("empty", "sync_fl_empty"),
                 ("failed", "sync_fl_failed"),
             ]),
+            "flrouter_sync_unreadable_entries" => one(self.counter("sync_unreadable_entries")),
             "flrouter_sync_retries" => one(self.counter("sync_retries")),
             "flrouter_multi_switch_commands" => one(self.counter("multi_commands")),
             "flrouter_multi_switch_late_answers" => one(self.counter("multi_late_answers")),

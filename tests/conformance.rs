@@ -285,6 +285,41 @@ async fn every_openkilda_class_is_routed_as_openkildas_router_does_with_bytes_ke
         let got = find(&to, &body, name).await;
         assert_same_key_and_headers(name, f, &got);
     }
+
+    // A network dump entry as today's Floodlight writes it, serialised by OpenKilda's own
+    // mapper (the oracle's example): region 1's plain InfoMessage, outside any sync session.
+    // It maps its switch to region 1 and reaches the network topology byte for byte.
+    let example = oracle::example("NetworkDumpSwitchData");
+    let entry = json!({
+        "topic": format!("{ns}{}", example["topic"].as_str().unwrap()),
+        "key": example["key"],
+        "message": example["value"],
+    });
+    let sw = example["key"].as_str().unwrap();
+    let to = Reader::at_end(&format!("{ns}kilda.topo.disco.storm"));
+    let bytes = oracle::example_bytes("NetworkDumpSwitchData");
+    send(&p, entry["topic"].as_str().unwrap(), Some(sw), &bytes, None).await;
+    let got = find(&to, &bytes, "NetworkDumpSwitchData").await;
+    assert_eq!(
+        got.key.as_deref(),
+        Some(sw.as_bytes()),
+        "keyed by its switch"
+    );
+    let view = admin_get(&url, &format!("/api/switches/{sw}")).await;
+    assert_eq!(
+        view["fl_id"], "1",
+        "the entry mapped its switch to its region: {view}"
+    );
+}
+
+async fn admin_get(url: &str, path: &str) -> Value {
+    let u = format!("{url}{path}");
+    tokio::task::spawn_blocking(move || {
+        let mut r = ureq::get(&u).call().expect("admin");
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).expect("JSON")
+    })
+    .await
+    .unwrap()
 }
 
 /// The same OpenKilda shapes through two router instances of one cluster (`cluster.enabled`):

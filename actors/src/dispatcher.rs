@@ -22,7 +22,7 @@ use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats, Outlet};
 use crate::messages::{
     Adopt, ChainApplied, Detour, DetourDone, FailPending, FailSwitch, Failure, FlLost, Forward,
-    FromActiveOnly, MultiSwitchPort, NotifyUnmanaged, PartAnswer, PartFailed, Proxies, StartSync,
+    FromActiveOnly, InOrder, MultiSwitchPort, PartAnswer, PartFailed, Proxies, StartSync,
     SwitchEvent, SyncComplete, SyncTrigger,
 };
 // The one actor the dispatcher starts.
@@ -560,20 +560,45 @@ impl Dispatcher {
 
     fn switch_event(&mut self, ev: SwitchEvent) {
         let now_ms = protocol::now_millis();
+        if ev.via == Via::Sync {
+            return self.dump_entry(ev, now_ms);
+        }
         let t = if ev.up {
             self.map
                 .connect(&ev.switch_id, ev.fl, ev.mode, ev.via, now_ms)
         } else {
             self.map.disconnect(&ev.switch_id, ev.fl, ev.mode)
         };
-        let cause = match ev.via {
-            Via::Event => Cause::Event {
-                forward: ev.forward.map(Box::new),
-            },
-            Via::Sync => Cause::Chain,
+        let cause = Cause::Event {
+            forward: ev.forward.map(Box::new),
         };
         debug!(switch = %ev.switch_id, fl = %self.shared.fl_id(ev.fl), up = ev.up, mode = ?ev.mode, transition = ?t, "switch connection changed");
         self.changed(&ev.switch_id, ev.fl, t, cause, &ev.ticket);
+    }
+
+    /// A network dump entry: the FL is connected to the switch in that mode (read-only means
+    /// its read-write connection, if it had one, is gone: the FL is no longer master). Then the
+    /// entry is forwarded only if the FL is the switch's active read-write FL, as OpenKilda's
+    /// router does (`SwitchMonitor`): one voice per switch, never a read-only region's.
+    fn dump_entry(&mut self, ev: SwitchEvent, now_ms: u64) {
+        let (sw, fl) = (ev.switch_id.as_str(), ev.fl);
+        if ev.mode == Mode::ReadOnly {
+            let t = self.map.disconnect(sw, fl, Mode::ReadWrite);
+            if t != Transition::Unknown {
+                self.changed(sw, fl, t, Cause::Chain, &ev.ticket);
+            }
+        }
+        let t = self.map.connect(sw, fl, ev.mode, Via::Sync, now_ms);
+        self.changed(sw, fl, t, Cause::Chain, &ev.ticket);
+        let Some(out) = ev.forward else { return };
+        let c = &self.shared.counters;
+        if ev.mode == Mode::ReadWrite && self.map.active(sw) == Some(fl) {
+            self.shared.outbox.send(out);
+            Counters::inc(&c.sync_chain_messages);
+        } else {
+            Counters::inc(&c.standby_events_dropped);
+            debug!(switch = %sw, fl = %self.shared.fl_id(fl), "dump entry from an FL that is not the switch's active read-write FL: not forwarded");
+        }
     }
 
     /// Acts on what a map change meant. Raw connection events are forwarded only where they
@@ -1016,27 +1041,23 @@ impl Dispatcher {
         }
     }
 
-    fn notify_unmanaged(&self, fl: FlIndex, reason: &str) {
-        let s = &self.shared;
-        let switches = self.map.active_of(fl);
-        info!(fl = %s.fl_id(fl), switches = switches.len(), reason, "switches unmanaged");
-        for sw in switches {
-            Counters::inc(&s.counters.unmanaged_notifications);
-            s.send_event(
-                &sw,
-                protocol::unmanaged_switch_notification(&s.settings.protocol.classes, &sw),
-                &[],
-            );
-        }
-    }
-
-    fn sync_complete(&mut self, fl: FlIndex, reported: Vec<(String, Mode)>) {
+    /// FL `fl`'s dump is known complete: its connections to switches the dump did not list,
+    /// learned before the request, are gone; and the switches its last outage left unmanaged
+    /// that the dump does not list are reported gone. `requested: None` removes nothing.
+    fn sync_complete(
+        &mut self,
+        fl: FlIndex,
+        listed: Vec<(String, Mode)>,
+        requested: Option<Instant>,
+    ) {
         let s = self.shared.clone();
-        // Switches this FL's outage left unmanaged that it no longer reports: gone.
+        let Some(requested) = requested else {
+            return;
+        };
         let before = std::mem::take(&mut self.lost_in_outage[fl]);
         let mut gone: Vec<&String> = before
             .iter()
-            .filter(|sw| !reported.iter().any(|(r, _)| r == *sw) && self.map.active(sw).is_none())
+            .filter(|sw| !listed.iter().any(|(r, _)| r == *sw) && self.map.active(sw).is_none())
             .collect();
         gone.sort();
         for sw in gone {
@@ -1052,7 +1073,7 @@ impl Dispatcher {
                 &[],
             );
         }
-        let changes = self.map.apply_chain(fl, &reported, protocol::now_millis());
+        let changes = self.map.forget_unlisted(fl, &listed, requested);
         for (sw, t) in changes {
             self.changed(&sw, fl, t, Cause::Chain, &Ticket::none());
         }
@@ -1195,18 +1216,19 @@ counted!(Dispatcher, FlLost => (), |this, msg, _| {
     this.publish();
 });
 
-counted!(Dispatcher, NotifyUnmanaged => (), |this, msg, _| {
-    this.notify_unmanaged(msg.fl, &msg.reason);
-    this.publish();
+counted!(Dispatcher, InOrder => (), |this, msg, _| {
+    this.shared.outbox.send(msg.0);
+    Counters::inc(&this.shared.counters.events_forwarded);
 });
 
 counted!(Dispatcher, SyncComplete => (), |this, msg, _| {
     let SyncComplete {
         fl,
         switches,
+        requested,
         session,
     } = msg;
-    this.sync_complete(fl, switches);
+    this.sync_complete(fl, switches, requested);
     this.publish();
     let _ = session.tell(ChainApplied { fl });
 });

@@ -161,6 +161,7 @@ impl Engine {
             sstats,
             dispatcher_port.clone(),
             list.clone(),
+            routes.clone(),
         ));
 
         let shards: Arc<[Mailbox<CommandShard>]> = (0..threads.count)

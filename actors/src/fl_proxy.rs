@@ -15,11 +15,12 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::counters::Counters;
+use crate::dialect::dump::{self, DumpPart};
 use crate::liveness::{Delivered, FlStatus};
 use crate::mailbox::{Envelope, MailboxStats, Outlet};
 use crate::messages::{
-    Adopt, ChainItem, DispatcherPort, Evidence, FailPending, FailSwitch, Failure, Forward,
-    Forwards, FromActiveOnly, MonitorPort, PartAnswer, PartFailed, StartSync, SwitchEvent,
+    Adopt, DispatcherPort, DumpSeen, Evidence, FailPending, FailSwitch, Failure, Forward, Forwards,
+    FromActiveOnly, InOrder, MonitorPort, PartAnswer, PartFailed, StartSync, SwitchEvent,
     SyncTrigger, UnwatchSync, WatchSync, WriteErrors,
 };
 use crate::obligation::{Met, Obligation};
@@ -35,10 +36,11 @@ use crate::trace::{Delivery, DeliveryNote, Step};
 
 /// What a message from the FL is, decided once by `FlProxy::classify`.
 enum FlMessage<'v> {
-    /// Part of a running sync session's chain.
-    ChainItem(Outlet<ChainItem>),
-    /// Part of the chain of an adopted SyncRequest whose session is still starting.
-    ChainEarly,
+    /// A part of a network dump (an entry, a marker, a chunk of a running session's chain),
+    /// with the session waiting for it, if one is.
+    Dump(DumpPart, Option<Outlet<DumpSeen>>),
+    /// A part of the dump of an adopted SyncRequest whose session is still starting.
+    DumpEarly(DumpPart),
     AliveResponse,
     /// For a command that timed out (blacklisted): dropped and counted.
     Late(&'v str),
@@ -138,10 +140,11 @@ pub struct FlProxy {
     /// When the FL last wrote anything: evidence that it is alive.
     last_seen: Option<Instant>,
     /// Correlation ids of running sync sessions that include this FL.
-    sync_watch: HashMap<String, Outlet<ChainItem>>,
-    /// Adopted SyncRequests (a cluster instance) whose sessions are starting: their chain
-    /// messages wait here, with when the request was adopted, until the session watches.
-    sync_starting: HashMap<String, (Instant, Vec<Inbound>)>,
+    sync_watch: HashMap<String, Outlet<DumpSeen>>,
+    /// Adopted SyncRequests (a cluster instance) whose sessions are starting: what their dumps
+    /// brought waits here (the messages themselves are handled), with when the request was
+    /// adopted, until the session watches.
+    sync_starting: HashMap<String, (Instant, Vec<DumpPart>)>,
     /// Commands an outage failed, still to be answered (with the outage's reason).
     failing: std::collections::VecDeque<(crate::pending::Entry, String)>,
     /// Whether this engine owns the FL. When not, commands are forwarded and handed over (the
@@ -396,22 +399,22 @@ impl FlProxy {
         let lane_to = self.lane_to(&msg);
         let lane_to = lane_to.as_deref();
         match kind {
-            FlMessage::ChainItem(session) => {
-                let item = ChainItem {
-                    fl: self.index,
-                    msg: msg.clone(),
-                };
-                if session.tell(item).is_err() {
-                    // The session is gone: the message is an ordinary answer now.
-                    self.on_answer(&view, &msg, lane_to, now);
+            FlMessage::Dump(part, session) => {
+                self.on_dump(&part, &msg, lane_to);
+                if let Some(session) = session {
+                    let _ = session.tell(DumpSeen {
+                        fl: self.index,
+                        part,
+                    });
                 }
             }
-            FlMessage::ChainEarly => {
+            FlMessage::DumpEarly(part) => {
+                self.on_dump(&part, &msg, lane_to);
                 if let Some((_, early)) = view
                     .correlation()
                     .and_then(|c| self.sync_starting.get_mut(c))
                 {
-                    early.push(msg.clone());
+                    early.push(part);
                 }
             }
             FlMessage::AliveResponse => self.on_alive_response(&view),
@@ -449,7 +452,13 @@ impl FlProxy {
         view: &MessageView<'_>,
         now: Instant,
     ) -> bool {
-        if !self.adopts || !matches!(kind, FlMessage::Ack(Some(_)) | FlMessage::Answer) {
+        // A dump part for no session here may answer a controller's SyncRequest not yet
+        // adopted: its session must see it.
+        let may_be_adopted = matches!(
+            kind,
+            FlMessage::Ack(Some(_)) | FlMessage::Answer | FlMessage::Dump(_, None)
+        );
+        if !self.adopts || !may_be_adopted {
             return false;
         }
         let Some(cid) = view.correlation() else {
@@ -589,11 +598,9 @@ impl FlProxy {
             .map(|(cid, _)| cid.clone())
             .collect();
         for cid in stale {
-            if let Some((_, msgs)) = self.sync_starting.remove(&cid) {
+            if self.sync_starting.remove(&cid).is_some() {
+                // Its dump was applied and forwarded as it came; only the judging is lost.
                 warn!(fl = %self.id, correlation_id = %cid, "adopted SyncRequest's session never started");
-                for m in msgs {
-                    self.handle_output(m, now, false);
-                }
             }
         }
     }
@@ -604,16 +611,26 @@ impl FlProxy {
         let cid = view.correlation();
         let class = view.class();
         let classes = &s.settings.protocol.classes;
+        let rules = &s.settings.protocol;
+        // A running session's dump: entries and markers by class, other chunks of its chain
+        // by their position.
+        let ours = |part: Option<DumpPart>| part.or_else(|| dump::chunk(view));
         if let Some(session) = cid.and_then(|c| self.sync_watch.get(c)) {
-            if session.connected() {
-                return FlMessage::ChainItem(session.clone());
+            if let Some(part) = ours(dump::read(view, rules)).filter(|_| session.connected()) {
+                return FlMessage::Dump(part, Some(session.clone()));
             }
         }
         if cid.is_some_and(|c| self.sync_starting.contains_key(c)) {
-            return FlMessage::ChainEarly;
+            if let Some(part) = ours(dump::read(view, rules)) {
+                return FlMessage::DumpEarly(part);
+            }
         }
         if class == Some(classes.alive_response.as_str()) {
             return FlMessage::AliveResponse;
+        }
+        // A dump entry with no session here (it ended; another instance's) is still true.
+        if let Some(part) = dump::read(view, rules) {
+            return FlMessage::Dump(part, None);
         }
         if let Some(cid) = cid {
             if !self.pending.contains(cid) && self.blacklist.contains(cid, now) {
@@ -628,6 +645,40 @@ impl FlProxy {
             return FlMessage::SwitchEvent;
         }
         FlMessage::Answer
+    }
+
+    /// A network dump part, whoever asked for it: an entry maps its switch (the dispatcher
+    /// forwards it from the switch's active read-write FL), an unreadable one is dead-lettered,
+    /// a marker or chunk goes on unchanged — all in order with this FL's switch events.
+    fn on_dump(&self, part: &DumpPart, msg: &Inbound, lane_to: Option<&str>) {
+        let s = &*self.shared;
+        let topic = lane_to.unwrap_or(&s.settings.topics.events).to_string();
+        let out = Outgoing::pass_through(topic, msg);
+        let sent = match part {
+            DumpPart::Entry { switch, mode, .. } => {
+                self.dispatcher.switch_event.tell(SwitchEvent {
+                    fl: self.index,
+                    switch_id: switch.clone(),
+                    up: true,
+                    mode: *mode,
+                    via: Via::Sync,
+                    ticket: msg.ticket.clone(),
+                    forward: Some(out),
+                })
+            }
+            DumpPart::Unreadable { reason, .. } => {
+                warn!(fl = %self.id, reason = %reason, "unreadable network dump entry; dead-lettered, the FL's dump cannot be judged complete");
+                Counters::inc(&s.counters.sync_unreadable_entries);
+                s.dead_letter(msg, Source::Fl(&self.id), reason);
+                return;
+            }
+            DumpPart::Chunk(_) | DumpPart::Begin | DumpPart::End => {
+                self.dispatcher.in_order.tell(InOrder(out))
+            }
+        };
+        if sent.is_err() {
+            warn!(fl = %self.id, "dispatcher gone; dump part not applied");
+        }
     }
 
     /// Evidence of life is all an AliveResponse is for, plus the writes it says failed.
@@ -852,8 +903,10 @@ impl FlProxy {
             }
             return;
         }
-        s.outbox.send(out);
-        Counters::inc(&s.counters.events_forwarded);
+        // Other states (`CHANGED` …) keep their place among the switch's events and dump entries.
+        if self.dispatcher.in_order.tell(InOrder(out)).is_err() {
+            warn!(fl = %self.id, "dispatcher gone; switch event not forwarded");
+        }
     }
 
     fn tick(&mut self) {
@@ -1142,10 +1195,10 @@ counted!(FlProxy, Restart => (), |this, _, ctx| {
 });
 
 counted!(FlProxy, WatchSync => (), |this, msg, _| {
-    // An adopted request's chain that came before its session: the session's now, in order.
+    // An adopted request's dump that came before its session: the session's now, in order.
     if let Some((_, early)) = this.sync_starting.remove(&msg.correlation_id) {
-        for m in early {
-            let _ = msg.session.tell(ChainItem { fl: this.index, msg: m });
+        for part in early {
+            let _ = msg.session.tell(DumpSeen { fl: this.index, part });
         }
     }
     this.sync_watch

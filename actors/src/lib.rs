@@ -10,6 +10,7 @@ pub mod mailbox;
 pub mod chunked_slab;
 pub mod command_shard;
 pub mod counters;
+pub mod dialect;
 pub mod dispatcher;
 pub mod engine;
 pub mod fl_proxy;

@@ -674,12 +674,14 @@ pub fn alive_request(classes: &Classes, correlation_id: &str) -> Bytes {
     )
 }
 
-pub fn sync_request(classes: &Classes, correlation_id: &str, dump_id: &str) -> Bytes {
-    command_message(
-        classes,
-        correlation_id,
-        serde_json::json!({"clazz": classes.sync_request, "dump_id": dump_id}),
-    )
+/// A network dump request (`NetworkCommandData`). Without a `dump_id` (a partial dump: one
+/// region's recovery) the field is left out, as OpenKilda's mapper leaves out nulls.
+pub fn sync_request(classes: &Classes, correlation_id: &str, dump_id: Option<&str>) -> Bytes {
+    let mut payload = serde_json::json!({"clazz": classes.sync_request});
+    if let Some(id) = dump_id {
+        payload["dump_id"] = serde_json::Value::from(id);
+    }
+    command_message(classes, correlation_id, payload)
 }
 
 pub fn fl_outage_notification(classes: &Classes, fl: &str, reason: &str) -> Bytes {

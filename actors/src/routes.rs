@@ -13,9 +13,10 @@
 //! Next to the table: per FL, the number of outages the dispatcher has applied. A shard that
 //! finds a switch's FL with more outages declared (`Liveness::outages`) than applied leaves the
 //! command to the dispatcher, which applies the outage first (no command is routed to an FL
-//! already declared offline).
+//! already declared offline). And per FL, how many switch connections it has: a sync session
+//! tells an empty region's silence from a region that did not answer by it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::switch_map::FlIndex;
@@ -25,6 +26,7 @@ type Table = papaya::HashMap<Arc<str>, FlIndex, foldhash::fast::RandomState>;
 pub struct Routes {
     table: Table,
     outages_applied: Vec<AtomicU64>,
+    connections: Vec<AtomicUsize>,
 }
 
 impl Routes {
@@ -32,6 +34,7 @@ impl Routes {
         Self {
             table: Table::with_hasher(foldhash::fast::RandomState::default()),
             outages_applied: (0..fls).map(|_| AtomicU64::new(0)).collect(),
+            connections: (0..fls).map(|_| AtomicUsize::new(0)).collect(),
         }
     }
 
@@ -63,6 +66,19 @@ impl Routes {
 
     pub fn set_outages_applied(&self, fl: FlIndex, n: u64) {
         if let Some(a) = self.outages_applied.get(fl) {
+            a.store(n, Ordering::Release);
+        }
+    }
+
+    /// Switch connections (any mode) FL `fl` has in the map.
+    pub fn connections(&self, fl: FlIndex) -> usize {
+        self.connections
+            .get(fl)
+            .map_or(0, |n| n.load(Ordering::Acquire))
+    }
+
+    pub fn set_connections(&self, fl: FlIndex, n: usize) {
+        if let Some(a) = self.connections.get(fl) {
             a.store(n, Ordering::Release);
         }
     }

@@ -393,8 +393,11 @@ pub struct Classes {
     pub switch_availability_notification: String,
     pub fl_outage_notification: String,
     pub sync_summary: String,
-    /// Payload class of one switch in an FL's sync chain (network dump).
+    /// Payload class of one switch in an FL's network dump (its answer to a sync request).
     pub network_dump_switch: String,
+    /// The markers around a dump in Floodlight of 2018–2019 (`docs/protocol.md`).
+    pub network_dump_begin: String,
+    pub network_dump_end: String,
     /// The router's answer to a hub-and-spoke flow-segment (or other) request it cannot deliver.
     pub hub_flow_error: String,
     /// The router's answer to a `*SpeakerCommandsRequest` it cannot deliver.
@@ -426,6 +429,8 @@ impl Default for Classes {
             fl_outage_notification: s("org.openkilda.messaging.info.event.FlOutageNotification"),
             sync_summary: s("org.openkilda.messaging.info.event.SyncSessionSummary"),
             network_dump_switch: s("org.openkilda.messaging.info.discovery.NetworkDumpSwitchData"),
+            network_dump_begin: s("org.openkilda.messaging.info.discovery.NetworkDumpBeginMarker"),
+            network_dump_end: s("org.openkilda.messaging.info.discovery.NetworkDumpEndMarker"),
             hub_flow_error: s("org.openkilda.floodlight.flow.response.FlowErrorResponse"),
             hub_speaker_commands_error: s(
                 "org.openkilda.floodlight.api.response.rulemanager.SpeakerCommandResponse",
@@ -501,9 +506,10 @@ fn openkilda_switch_rules() -> BTreeMap<String, Vec<String>> {
         &["/payload/scope"],
     );
     // From the speaker.
+    // Today's entry keeps the switch in its switch view; the 2018–2019 entry had `switch_id`.
     put(
         &["org.openkilda.messaging.info.discovery.NetworkDumpSwitchData"],
-        &["/payload/switch_record/datapath"],
+        &["/payload/switch_record/datapath", "/payload/switch_id"],
     );
     put(
         &["org.openkilda.messaging.info.event.IslInfoData"],

@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use crate::routes::Routes;
 
 use serde::{Deserialize, Serialize};
@@ -33,14 +35,25 @@ pub enum Via {
     Sync,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Connection {
     pub fl: FlIndex,
     pub mode: Mode,
     /// Wall-clock milliseconds since the epoch.
     pub since_ms: u64,
     pub via: Via,
+    /// When the router last read evidence of it (an event, a dump entry; a restore counts as
+    /// old news): a complete dump removes only connections learned before it was requested.
+    pub learned: Instant,
 }
+
+/// What a connection is; when it was last confirmed is bookkeeping, not part of it.
+impl PartialEq for Connection {
+    fn eq(&self, o: &Self) -> bool {
+        (self.fl, self.mode, self.since_ms, self.via) == (o.fl, o.mode, o.since_ms, o.via)
+    }
+}
+impl Eq for Connection {}
 
 /// One switch's connections and its active RW FL.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,6 +123,8 @@ pub struct SwitchMap {
     pref: Preference,
     /// Switches whose active FL changed since the last [`SwitchMap::publish`].
     dirty: Vec<Arc<str>>,
+    /// Connections per FL (any mode), kept as connections come and go.
+    per_fl: Vec<usize>,
 }
 
 impl SwitchMap {
@@ -118,14 +133,34 @@ impl SwitchMap {
             switches: HashMap::default(),
             pref,
             dirty: Vec::new(),
+            per_fl: Vec::new(),
         }
     }
 
     /// Writes the active FL of every switch whose active FL changed since the last call to
-    /// `routes` (the table the command shards read).
+    /// `routes` (the table the command shards read), and each FL's number of connections.
     pub fn publish(&mut self, routes: &Routes) {
         for key in self.dirty.drain(..) {
             routes.set(key.clone(), self.switches.get(&key).and_then(|s| s.active));
+        }
+        for (fl, n) in self.per_fl.iter().enumerate() {
+            routes.set_connections(fl, *n);
+        }
+    }
+
+    /// Connections FL `fl` has (to any switch, in any mode).
+    pub fn connections_of(&self, fl: FlIndex) -> usize {
+        self.per_fl.get(fl).copied().unwrap_or(0)
+    }
+
+    fn count(per_fl: &mut Vec<usize>, fl: FlIndex, added: bool) {
+        if per_fl.len() <= fl {
+            per_fl.resize(fl + 1, 0);
+        }
+        if added {
+            per_fl[fl] += 1;
+        } else {
+            per_fl[fl] = per_fl[fl].saturating_sub(1);
         }
     }
 
@@ -186,7 +221,8 @@ impl SwitchMap {
         let Some(sw) = self.switches.get_mut(switch) else {
             return Transition::Unknown;
         };
-        if sw.position(fl, mode).is_some() {
+        if let Some(i) = sw.position(fl, mode) {
+            sw.connections[i].learned = Instant::now();
             return Transition::Unchanged;
         }
         sw.connections.push(Connection {
@@ -194,7 +230,9 @@ impl SwitchMap {
             mode,
             since_ms: now_ms,
             via,
+            learned: Instant::now(),
         });
+        Self::count(&mut self.per_fl, fl, true);
         if mode == Mode::ReadOnly {
             return Transition::Availability;
         }
@@ -221,6 +259,7 @@ impl SwitchMap {
             return Transition::Unknown;
         };
         sw.connections.remove(i);
+        Self::count(&mut self.per_fl, fl, false);
         let t = Self::after_loss(&self.pref, sw, fl);
         self.mark(switch, &t);
         self.drop_if_empty(switch);
@@ -244,43 +283,35 @@ impl SwitchMap {
             .collect()
     }
 
-    /// Makes `fl`'s connections exactly what its complete sync chain reported: switches it no
-    /// longer reports lose its connections; each reported one is connected in its mode (a
-    /// switch reported read-only loses `fl`'s RW connection). Other FLs' connections stay.
-    pub fn apply_chain(
+    /// A complete dump of `fl` that did not list these switches: `fl`'s connections to every
+    /// switch it did not list are removed — only those learned before `requested` (a connection
+    /// confirmed since may come from an event written after the dump). Other FLs' connections
+    /// stay. Switch by switch in id order.
+    pub fn forget_unlisted(
         &mut self,
         fl: FlIndex,
-        reported: &[(String, Mode)],
-        now_ms: u64,
+        listed: &[(String, Mode)],
+        requested: Instant,
     ) -> Vec<(String, Transition)> {
-        let keep: HashMap<&str, Mode> = reported.iter().map(|(s, m)| (s.as_str(), *m)).collect();
+        let keep: HashMap<&str, Mode> = listed.iter().map(|(s, m)| (s.as_str(), *m)).collect();
         let mut gone: Vec<String> = self
             .switches
             .iter()
-            .filter(|(id, s)| s.has_fl(fl) && !keep.contains_key(&***id))
+            .filter(|(id, s)| {
+                !keep.contains_key(&***id)
+                    && s.connections
+                        .iter()
+                        .any(|c| c.fl == fl && c.learned < requested)
+            })
             .map(|(id, _)| id.to_string())
             .collect();
         gone.sort();
-        let mut out: Vec<(String, Transition)> = gone
-            .into_iter()
+        gone.into_iter()
             .map(|id| {
-                let t = self.remove_fl(&id, fl);
+                let t = self.remove_fl_before(&id, fl, Some(requested));
                 (id, t)
             })
-            .collect();
-        for (id, mode) in reported {
-            if *mode == Mode::ReadOnly {
-                let t = self.disconnect(id, fl, Mode::ReadWrite);
-                if t != Transition::Unknown {
-                    out.push((id.clone(), t));
-                }
-            }
-            let t = self.connect(id, fl, *mode, Via::Sync, now_ms);
-            if t != Transition::Unchanged {
-                out.push((id.clone(), t));
-            }
-        }
-        out
+            .collect()
     }
 
     /// FL `fl`'s connection to `switch`, if any (read-write first).
@@ -322,8 +353,15 @@ impl SwitchMap {
         if !active_ok {
             sw.active = Self::best(&self.pref, &sw);
         }
+        for c in &sw.connections {
+            Self::count(&mut self.per_fl, c.fl, true);
+        }
         let key: Arc<str> = Arc::from(switch);
-        self.switches.insert(key.clone(), sw);
+        if let Some(old) = self.switches.insert(key.clone(), sw) {
+            for c in &old.connections {
+                Self::count(&mut self.per_fl, c.fl, false);
+            }
+        }
         self.dirty.push(key);
     }
 
@@ -380,10 +418,27 @@ impl SwitchMap {
     }
 
     fn remove_fl(&mut self, switch: &str, fl: FlIndex) -> Transition {
+        self.remove_fl_before(switch, fl, None)
+    }
+
+    /// Removes `fl`'s connections to `switch` (only those learned before `before`, if given).
+    fn remove_fl_before(
+        &mut self,
+        switch: &str,
+        fl: FlIndex,
+        before: Option<Instant>,
+    ) -> Transition {
         let Some(sw) = self.switches.get_mut(switch) else {
             return Transition::Unknown;
         };
-        sw.connections.retain(|c| c.fl != fl);
+        let per_fl = &mut self.per_fl;
+        sw.connections.retain(|c| {
+            let gone = c.fl == fl && before.is_none_or(|b| c.learned < b);
+            if gone {
+                Self::count(per_fl, fl, false);
+            }
+            !gone
+        });
         let t = Self::after_loss(&self.pref, sw, fl);
         self.mark(switch, &t);
         self.drop_if_empty(switch);
@@ -476,6 +531,7 @@ impl StoredSwitch {
                 mode: Mode::ReadWrite,
                 since_ms: self.since.unwrap_or(0),
                 via: self.via.unwrap_or(Via::Event),
+                learned: Instant::now(),
             });
         }
         for c in &self.connections {
@@ -484,6 +540,7 @@ impl StoredSwitch {
                 mode: c.mode,
                 since_ms: c.since,
                 via: c.via,
+                learned: Instant::now(),
             });
         }
         let active = match (&self.active, &self.fl) {
@@ -578,24 +635,32 @@ mod tests {
         assert_eq!(m.counts(2), vec![(0, 0), (2, 0)]);
     }
 
-    #[test]
-    fn a_chain_changes_only_its_fls_connections() {
+    #[tokio::test(start_paused = true)]
+    async fn a_complete_dump_removes_only_its_fls_connections_learned_before_the_request() {
         let mut m = map();
         m.connect("s1", 0, RW, Via::Event, 1);
         m.connect("s1", 1, RW, Via::Event, 2);
         m.connect("s2", 0, RW, Via::Event, 1);
-        let out = m.apply_chain(0, &[("s1".into(), RO), ("s3".into(), RW)], 5);
+        m.connect("s4", 0, RW, Via::Event, 1);
+        tokio::time::advance(std::time::Duration::from_millis(10)).await;
+        let requested = Instant::now();
+        tokio::time::advance(std::time::Duration::from_millis(10)).await;
+        // After the request: s4 confirmed (an event written after the dump, perhaps), s5 new.
+        assert_eq!(m.connect("s4", 0, RW, Via::Event, 9), Unchanged);
+        m.connect("s5", 0, RW, Via::Event, 9);
+        assert_eq!(m.connections_of(0), 4);
+        let out = m.forget_unlisted(0, &[("s3".into(), RW)], requested);
         assert_eq!(
             out,
             vec![
-                ("s2".into(), Unmanaged { from: 0 }),
                 ("s1".into(), FailedOver { from: 0, to: 1 }),
-                ("s1".into(), Availability),
-                ("s3".into(), Managed { to: 0 }),
+                ("s2".into(), Unmanaged { from: 0 }),
             ]
         );
         assert_eq!(m.active("s1"), Some(1));
-        assert_eq!(m.read_only_of(0), vec!["s1".to_string()]);
+        assert_eq!(m.active("s4"), Some(0), "confirmed after the request: kept");
+        assert_eq!(m.active("s5"), Some(0), "learned after the request: kept");
+        assert_eq!((m.connections_of(0), m.connections_of(1)), (2, 1));
     }
 
     #[test]

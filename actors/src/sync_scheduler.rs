@@ -1,13 +1,21 @@
 //! `SyncScheduler`: starts sync sessions, for every reason there is: at router start (to learn
 //! the map), periodically (network sync), when the outage monitor reports a recovered FL or lost
 //! writes, and for a controller's SyncRequest (forwarded by the dispatcher). Each session is
-//! given the dispatcher (where its chains are applied) and the FL proxies (which it watches for
-//! its chains).
+//! given the dispatcher (where its dumps are applied) and the FL proxies (which it watches for
+//! its dumps).
+//!
+//! The `dump_id`, as OpenKilda's router sets it (`RegionTrackerBolt`, `FloodlightTracker`): a
+//! periodic dump uses one id for every region, because OpenKilda's network topology counts each
+//! new id as a generation and marks a switch OFFLINE when three generations miss it
+//! (`NetworkSwitchService`); every other dump of the router's own is partial (no id). The
+//! periodic sync runs on the wall clock's period boundaries and its id names the boundary, so
+//! every instance of a cluster asks its own regions under the same id.
 //!
 //! (The FL proxies and the outage monitor are restarted in place by `actix::Supervisor` when
 //! they stop — see `Engine::start`, where every actor is started.)
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use tracing::info;
@@ -15,6 +23,8 @@ use tracing::info;
 use crate::counters::Counters;
 use crate::mailbox::MailboxStats;
 use crate::messages::{DispatcherPort, Proxies, StartSync, SyncTrigger};
+use crate::protocol;
+use crate::routes::Routes;
 use crate::shared::Shared;
 // The one actor the scheduler starts.
 use crate::sync_session::{self, SyncSession};
@@ -26,8 +36,12 @@ pub struct SyncScheduler {
     stats: Arc<MailboxStats>,
     /// Given to each session: it applies the chains to the map there...
     dispatcher: DispatcherPort,
-    /// ...and watches these for its chains.
+    /// ...and watches these for its dumps...
     proxies: Proxies,
+    /// ...and reads how many switches each FL has.
+    routes: Arc<Routes>,
+    /// The last periodic round's boundary (its `dump_id`).
+    last_round: Option<u64>,
 }
 
 impl SyncScheduler {
@@ -36,17 +50,49 @@ impl SyncScheduler {
         stats: Arc<MailboxStats>,
         dispatcher: DispatcherPort,
         proxies: Proxies,
+        routes: Arc<Routes>,
     ) -> Self {
         Self {
             shared,
             stats,
             dispatcher,
             proxies,
+            routes,
+            last_round: None,
         }
     }
 
+    /// The periodic round due now: the nearest period boundary of the wall clock (so two
+    /// instances agree), and never the same twice here.
+    fn periodic_dump_id(&mut self) -> String {
+        let period = self.shared.settings.sync.periodic.as_millis().max(1) as u64;
+        let nearest = (protocol::now_millis() + period / 2) / period;
+        let round = match self.last_round {
+            Some(last) if nearest <= last => last + 1,
+            _ => nearest,
+        };
+        self.last_round = Some(round);
+        format!("flrouter-periodic-{}", round * period / 1000)
+    }
+
+    /// Runs the periodic sync at the next boundary of the wall clock's period, then again.
+    fn schedule_periodic(&self, ctx: &mut Context<Self>) {
+        let period = self.shared.settings.sync.periodic.as_millis().max(1) as u64;
+        let to_next = period - protocol::now_millis() % period;
+        ctx.run_later(Duration::from_millis(to_next), |act, ctx| {
+            act.start_sync(StartSync {
+                fls: (0..act.shared.settings.fls.len()).collect(),
+                trigger: SyncTrigger::Periodic,
+                request: None,
+                adopted: false,
+            });
+            act.schedule_periodic(ctx);
+        });
+    }
+
     fn start_sync(&mut self, mut msg: StartSync) {
-        let s = &self.shared;
+        let shared = self.shared.clone();
+        let s = &shared;
         // A chain is read where its FL is owned: a session here covers this engine's FLs.
         msg.fls.retain(|&fl| s.liveness.is_owned(fl));
         if msg.fls.is_empty() && (msg.request.is_none() || msg.adopted) {
@@ -61,6 +107,10 @@ impl SyncScheduler {
             Some((cid, _)) => cid.clone(),
             None => format!("flrouter-sync-{}", uuid::Uuid::new_v4().simple()),
         };
+        let dump_id = match (&msg.request, msg.trigger) {
+            (None, SyncTrigger::Periodic) => Some(self.periodic_dump_id()),
+            _ => None, // partial, or the controller's own request (forwarded unchanged)
+        };
         let stats = MailboxStats::new("sync_session", id.clone(), sync_session::MAILBOX_CAPACITY);
         s.mailboxes.register(&stats);
         let session = SyncSession::new(
@@ -68,8 +118,10 @@ impl SyncScheduler {
             stats.clone(),
             self.dispatcher.clone(),
             self.proxies.clone(),
+            self.routes.clone(),
             id,
             msg.trigger,
+            dump_id,
             msg.fls,
             msg.request,
             msg.adopted,
@@ -84,17 +136,9 @@ impl Actor for SyncScheduler {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        let periodic = self.shared.settings.sync.periodic;
-        if !periodic.is_zero() {
+        if !self.shared.settings.sync.periodic.is_zero() {
             // Network sync: covers whatever events were lost without anyone noticing.
-            ctx.run_interval(periodic, |act, _| {
-                act.start_sync(StartSync {
-                    fls: (0..act.shared.settings.fls.len()).collect(),
-                    trigger: SyncTrigger::Periodic,
-                    request: None,
-                    adopted: false,
-                })
-            });
+            self.schedule_periodic(ctx);
         }
         if self.shared.settings.sync.at_start {
             self.start_sync(StartSync {

@@ -1,18 +1,18 @@
-//! `SyncSession`: one actor per sync. It sends a SyncRequest to each of its FLs, has their proxies
-//! hand it every message carrying its correlation id, proxies each chain message to the events
-//! topic at once and unmodified (nothing is buffered), and checks each FL's chain for
-//! completeness (distinct indexes = `total_messages`; duplicates ignored; an empty chain is one
-//! message with total 0).
+//! `SyncSession`: one actor per sync. It sends a SyncRequest (a network dump request) to each
+//! of its FLs and judges each FL's dump as it arrives ([`DumpTally`]): the FL proxies have
+//! already applied every entry to the map and forwarded it (in order with the FL's switch
+//! events); they tell the session what each part was.
 //!
-//! The map follows the chain: each reported switch is mapped to the FL as it arrives (so it is
-//! routable at once), and on completion the dispatcher drops the FL's switches the chain did not
-//! report, with a switch-offline notification each. A chain still missing or incomplete at its
-//! deadline gets that FL's switches an UnmanagedSwitchNotification and the SyncRequest re-sent to
-//! that FL alone, with doubling backoff, up to `sync.retries` times. The session ends with one
-//! summary event and stops. Several sessions may run at once; a one-FL session (recovery, lost
-//! writes) is the same actor.
+//! A dump the router *knows* is complete (a counted chain with every index, or an end marker,
+//! every entry readable) makes the dispatcher remove the FL's connections the dump did not list
+//! and learned before the request. A dump without a count (today's Floodlight) proves only
+//! the connections it lists; nothing is removed. One still incomplete at its deadline (gaps,
+//! an unreadable entry, no end marker), or missing from an FL the router knows switches of, is
+//! asked for again with doubling backoff, up to `sync.retries` times, and never removes a
+//! switch. Silence from an FL with no known switch is an empty region. The session ends with
+//! one summary event and stops. Several sessions may run at once; a one-FL session (recovery,
+//! lost writes) is the same actor.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -22,15 +22,16 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::counters::Counters;
+use crate::dialect::dump::{DumpPart, DumpTally, Verdict};
 use crate::mailbox::{Mailbox, MailboxStats, Outlet};
 use crate::messages::{
-    ChainApplied, ChainItem, DispatcherPort, NotifyUnmanaged, Proxies, SwitchEvent, SyncComplete,
-    SyncTrigger, UnwatchSync, WatchSync,
+    ChainApplied, DispatcherPort, DumpSeen, Proxies, SyncComplete, SyncTrigger, UnwatchSync,
+    WatchSync,
 };
 use crate::outbox::{headers, Inbound, Outgoing, Ticket};
-use crate::protocol::{self, Head, MessageView, Target};
+use crate::protocol;
+use crate::routes::Routes;
 use crate::shared::Shared;
-use crate::switch_map::{Mode, Via};
 
 pub const MAILBOX_CAPACITY: usize = 4096;
 
@@ -38,9 +39,13 @@ pub const MAILBOX_CAPACITY: usize = 4096;
 #[serde(rename_all = "snake_case")]
 enum Outcome {
     Pending,
-    /// Chain complete; waiting for the dispatcher to apply it.
+    /// Dump complete; waiting for the dispatcher to apply it.
     Applying,
     Complete,
+    /// Entries without a count: mapped, nothing concluded about the rest.
+    Uncounted,
+    /// Nothing, from an FL the router knows no switch of.
+    Empty,
     Failed,
 }
 
@@ -49,10 +54,7 @@ struct FlSync {
     outcome: Outcome,
     /// Re-sends so far.
     retries: u32,
-    seen: HashSet<u64>,
-    total: Option<u64>,
-    /// Reported switches, each with its connection mode (`write_mode`).
-    switches: Vec<(String, Mode)>,
+    tally: DumpTally,
     deadline: Instant,
     /// Set while waiting out the backoff before a re-send.
     resend_at: Option<Instant>,
@@ -63,6 +65,8 @@ pub struct SyncSession {
     stats: Arc<MailboxStats>,
     id: String,
     trigger: SyncTrigger,
+    /// The router's own request's `dump_id` (None: a partial dump, e.g. a recovery).
+    dump_id: Option<String>,
     /// The controller's SyncRequest (forwarded unchanged) and its reply-to and ticket.
     request: Option<Inbound>,
     /// The request is on the FLs' read topic already (adopted there by this FL's owner, in a
@@ -70,13 +74,18 @@ pub struct SyncSession {
     adopted: bool,
     fls: Vec<FlSync>,
     started_at: Instant,
+    /// When the first request went out: what a complete dump can remove is judged against it
+    /// (None for an adopted request, sent at an unknown moment by another instance).
+    requested: Option<Instant>,
     done: bool,
-    /// Where the dispatcher confirms an applied chain (set when started).
+    /// Where the dispatcher confirms an applied dump (set when started).
     me: Option<Outlet<ChainApplied>>,
-    /// Applies the chains to the switch map.
+    /// Applies complete dumps to the switch map.
     dispatcher: DispatcherPort,
-    /// Watched for this session's chains.
+    /// Watched for this session's dumps.
     proxies: Proxies,
+    /// How many connections each FL has: silence from an FL with none is an empty region.
+    routes: Arc<Routes>,
 }
 
 impl SyncSession {
@@ -86,8 +95,10 @@ impl SyncSession {
         stats: Arc<MailboxStats>,
         dispatcher: DispatcherPort,
         proxies: Proxies,
+        routes: Arc<Routes>,
         id: String,
         trigger: SyncTrigger,
+        dump_id: Option<String>,
         fls: Vec<usize>,
         request: Option<(String, Inbound)>,
         adopted: bool,
@@ -99,9 +110,7 @@ impl SyncSession {
                 fl,
                 outcome: Outcome::Pending,
                 retries: 0,
-                seen: HashSet::new(),
-                total: None,
-                switches: Vec::new(),
+                tally: DumpTally::default(),
                 deadline: now + shared.settings.timeouts.sync_chain,
                 resend_at: None,
             })
@@ -111,23 +120,30 @@ impl SyncSession {
             stats,
             id,
             trigger,
+            dump_id,
             request: request.map(|(_, r)| r),
             adopted,
             fls,
             started_at: now,
+            requested: None,
             done: false,
             me: None,
             dispatcher,
             proxies,
+            routes,
         }
     }
 
-    fn send_request(&self, fl: usize) {
+    fn send_request(&mut self, fl: usize) {
         let s = &self.shared;
         let id = s.fl_id(fl);
         let payload = match &self.request {
             Some(r) => r.payload.clone(),
-            None => protocol::sync_request(&s.settings.protocol.classes, &self.id, &self.id),
+            None => protocol::sync_request(
+                &s.settings.protocol.classes,
+                &self.id,
+                self.dump_id.as_deref(),
+            ),
         };
         let ticket = self
             .request
@@ -139,88 +155,42 @@ impl SyncSession {
             .ticket(&ticket);
         if self.adopted {
             out = out.header(headers::SYNC_RESEND, Bytes::from_static(b"1"));
+        } else if self.requested.is_none() {
+            self.requested = Some(Instant::now());
         }
         s.outbox.send(out);
     }
 
-    fn on_item(&mut self, fl: usize, msg: Inbound, ctx: &mut Context<Self>) {
+    fn on_part(&mut self, fl: usize, part: DumpPart, ctx: &mut Context<Self>) {
         let s = self.shared.clone();
-        let view = MessageView::read(&msg.payload, &s.settings.protocol.envelope).ok();
-        let switch =
-            view.as_ref()
-                .and_then(|v| match v.target(&s.settings.protocol).map(|l| l.target) {
-                    Ok(Target::One(sw)) => Some(sw),
-                    _ => None,
-                });
-        let write_mode = view.as_ref().and_then(|v| {
-            protocol::lookup(
-                v.text,
-                &s.settings.protocol.switch_events.write_mode_pointer,
-            )
-        });
-        // `"write_mode": false` is a read-only connection; absent (or anything else) read-write.
-        let mode = match write_mode.map(|v| v.get().trim()) {
-            Some("false") => Mode::ReadOnly,
-            _ => Mode::ReadWrite,
-        };
-        let head = view.map(|v| v.head);
-        // Proxied at once and unmodified, whatever the state of the chain.
-        let key = switch.clone().unwrap_or_else(|| s.fl_id(fl).to_string());
-        s.outbox.send(
-            Outgoing::new(s.settings.topics.events.clone(), msg.payload.clone())
-                .key(Bytes::from(key))
-                .ticket(&msg.ticket),
-        );
-        Counters::inc(&s.counters.sync_chain_messages);
-
         let Some(f) = self.fls.iter_mut().find(|f| f.fl == fl) else {
             return;
         };
         if f.outcome != Outcome::Pending || f.resend_at.is_some() {
-            return; // late or duplicate chain after the FL was settled, or before its re-send
+            return; // late after the FL was settled, or before its re-send
         }
-        let (index, total) = head
-            .as_ref()
-            .and_then(Head::chain_position)
-            .unwrap_or((0, 1));
-        f.total = Some(total);
-        if f.seen.insert(index) {
-            if let Some(sw) = switch {
-                if !f.switches.iter().any(|(s, _)| *s == sw) {
-                    {
-                        let _ = self.dispatcher.switch_event.tell(SwitchEvent {
-                            fl,
-                            switch_id: sw.clone(),
-                            up: true,
-                            mode,
-                            via: Via::Sync,
-                            ticket: msg.ticket.clone(),
-                            forward: None,
-                        });
-                    }
-                    f.switches.push((sw, mode));
-                }
-            }
+        f.tally.add(&part);
+        if !f.tally.is_complete() {
+            return;
         }
-        if f.seen.len() as u64 >= total {
-            f.outcome = Outcome::Applying;
-            Counters::inc(&s.counters.sync_fl_complete);
-            let applied = match self.me.clone() {
-                Some(session) => self
-                    .dispatcher
-                    .sync_complete
-                    .tell(SyncComplete {
-                        fl,
-                        switches: f.switches.clone(),
-                        session,
-                    })
-                    .is_ok(),
-                _ => false,
-            };
-            if !applied {
-                f.outcome = Outcome::Complete; // nobody to apply it (shutting down)
-                self.finish_if_done(ctx);
-            }
+        f.outcome = Outcome::Applying;
+        Counters::inc(&s.counters.sync_fl_complete);
+        let applied = match self.me.clone() {
+            Some(session) => self
+                .dispatcher
+                .sync_complete
+                .tell(SyncComplete {
+                    fl,
+                    switches: f.tally.switches().to_vec(),
+                    requested: self.requested,
+                    session,
+                })
+                .is_ok(),
+            _ => false,
+        };
+        if !applied {
+            f.outcome = Outcome::Complete; // nobody to apply it (shutting down)
+            self.finish_if_done(ctx);
         }
     }
 
@@ -249,26 +219,29 @@ impl SyncSession {
             if now < f.deadline {
                 continue;
             }
-            let got = match f.total {
-                None => "no chain".to_string(),
-                Some(t) => format!("{} of {t} chain messages", f.seen.len()),
+            let fl_id = s.fl_id(f.fl);
+            let why = match f.tally.verdict() {
+                Verdict::Complete => continue, // being applied
+                Verdict::Uncounted => {
+                    f.outcome = Outcome::Uncounted;
+                    Counters::inc(&s.counters.sync_fl_uncounted);
+                    info!(fl = %fl_id, session = %self.id, switches = f.tally.switches().len(), "sync: uncounted dump (every entry mapped, nothing concluded about the rest)");
+                    continue;
+                }
+                Verdict::Silent if self.routes.connections(f.fl) == 0 => {
+                    f.outcome = Outcome::Empty;
+                    Counters::inc(&s.counters.sync_fl_empty);
+                    info!(fl = %fl_id, session = %self.id, "sync: no dump and no switch known: an empty region");
+                    continue;
+                }
+                Verdict::Silent => "no dump".to_string(),
+                Verdict::Incomplete(why) => why,
             };
-            let reason = format!(
-                "sync {}: {got} from FL {} by the deadline",
-                self.id,
-                s.fl_id(f.fl)
-            );
-            warn!(fl = %s.fl_id(f.fl), session = %self.id, retries = f.retries, "{reason}");
-            let _ = self.dispatcher.notify_unmanaged.tell(NotifyUnmanaged {
-                fl: f.fl,
-                reason: reason.clone(),
-            });
+            warn!(fl = %fl_id, session = %self.id, retries = f.retries, "sync {}: {why} from FL {fl_id} by the deadline; no switch is removed for it", self.id);
             if f.retries < retries {
                 f.retries += 1;
                 Counters::inc(&s.counters.sync_retries);
-                f.seen.clear();
-                f.total = None;
-                f.switches.clear();
+                f.tally = DumpTally::default();
                 f.resend_at = Some(now + backoff * 2u32.saturating_pow(f.retries - 1));
             } else {
                 f.outcome = Outcome::Failed;
@@ -298,13 +271,17 @@ impl SyncSession {
             .iter()
             .map(|f| {
                 json!({"fl_id": s.fl_id(f.fl), "status": f.outcome, "retries": f.retries,
-                       "switches": f.switches.len()})
+                       "switches": f.tally.switches().len(), "unreadable": f.tally.unreadable()})
             })
             .collect();
-        let complete = self.fls.iter().all(|f| f.outcome == Outcome::Complete);
+        // Complete: every FL's dump is known whole (or the FL is known empty).
+        let complete = self
+            .fls
+            .iter()
+            .all(|f| matches!(f.outcome, Outcome::Complete | Outcome::Empty));
         let payload = json!({
             "clazz": s.settings.protocol.classes.sync_summary,
-            "dump_id": self.id,
+            "dump_id": self.dump_id,
             "trigger": self.trigger,
             "complete": complete,
             "duration_ms": self.started_at.elapsed().as_millis() as u64,
@@ -343,8 +320,9 @@ impl Actor for SyncSession {
             }
         }
         if !self.adopted {
-            for f in &self.fls {
-                self.send_request(f.fl);
+            let fls: Vec<usize> = self.fls.iter().map(|f| f.fl).collect();
+            for fl in fls {
+                self.send_request(fl);
             }
         }
         ctx.run_interval(self.shared.settings.timeouts.tick, |act, ctx| {
@@ -380,6 +358,6 @@ counted!(SyncSession, ChainApplied => (), |this, msg, ctx| {
     this.finish_if_done(ctx);
 });
 
-counted!(SyncSession, ChainItem => (), |this, msg, ctx| {
-    this.on_item(msg.fl, msg.msg, ctx);
+counted!(SyncSession, DumpSeen => (), |this, msg, ctx| {
+    this.on_part(msg.fl, msg.part, ctx);
 });

@@ -46,7 +46,7 @@ fn named_actors(src: &str) -> Vec<&'static str> {
 fn sources() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
-    for dir in [root.clone(), root.join("messages")] {
+    for dir in [root.clone(), root.join("messages"), root.join("dialect")] {
         for entry in std::fs::read_dir(&dir).expect("read src dir") {
             let path = entry.expect("dir entry").path();
             if path.extension().is_some_and(|e| e == "rs") {
@@ -54,7 +54,8 @@ fn sources() -> Vec<(String, String)> {
                 let name = if dir == root {
                     stem
                 } else {
-                    format!("messages/{stem}")
+                    let room = dir.file_name().unwrap().to_string_lossy();
+                    format!("{room}/{stem}")
                 };
                 files.push((name, std::fs::read_to_string(&path).expect("read source")));
             }

@@ -512,16 +512,22 @@ async fn chain_with_a_gap_is_requested_again_from_that_fl_only() {
         before.elapsed() >= t.sync_chain - Duration::from_secs(1),
         "re-sent only after the deadline"
     );
-    let unmanaged: Vec<Value> = seen
-        .iter()
-        .filter(|o| is(o, EVENTS, &classes().unmanaged_switch_notification))
-        .map(|o| body(o)["payload"]["switch_id"].clone())
-        .collect();
-    assert_eq!(
-        unmanaged.len(),
-        2,
-        "b's switches (mapped as the chain arrived) are unmanaged: {unmanaged:?}"
+    // A dump the router cannot judge removes nothing and announces nothing: b's switches,
+    // mapped as its entries arrived, stay routable.
+    assert!(
+        seen.iter().all(|o| {
+            let c = class_of(o);
+            c != classes().unmanaged_switch_notification
+                && c != classes().switch_offline_notification
+        }),
+        "no notice for an incomplete dump"
     );
+    for sw in [S2, S3] {
+        assert_eq!(
+            engine.lookup_switch(sw).await.unwrap().as_deref(),
+            Some("b")
+        );
+    }
     assert!(
         seen.iter()
             .all(|o| !(class_of(o) == classes().sync_request && o.topic != "kilda.speaker_b")),
@@ -541,18 +547,26 @@ async fn chain_with_a_gap_is_requested_again_from_that_fl_only() {
 }
 
 #[actix_rt::test]
-async fn a_chain_that_never_starts_exhausts_the_retries_and_fails() {
+async fn a_dump_that_never_comes_from_an_fl_with_switches_exhausts_the_retries_and_fails() {
     tokio::time::pause();
     let mut s = sync_settings();
+    s.sync.at_start = false;
     s.sync.retries = 2;
     let (engine, mut rec) = start(s);
-    let cid = sync_request_to(&mut rec, "c").await;
+    // c has a switch: its silence is a request it never read, not an empty region.
     engine
-        .fl_output("a", Inbound::new(chain(&cid, 0, 0, None)))
+        .fl_output("c", Inbound::new(switch_up(S3)))
         .await
         .unwrap();
+    let req = json!({"clazz": classes().command_message, "correlation_id": "ctl-2", "timestamp": 1,
+                     "payload": {"clazz": classes().sync_request, "dump_id": "d2"}})
+    .to_string();
+    engine.command(Inbound::new(req)).await.unwrap();
+    let cid = "ctl-2";
+    rec.until(LONG, |o| is(o, "kilda.speaker_c", &classes().sync_request))
+        .await;
     engine
-        .fl_output("b", Inbound::new(chain(&cid, 0, 0, None)))
+        .fl_output("a", Inbound::new(chain(cid, 0, 0, None)))
         .await
         .unwrap();
     let seen = rec
@@ -560,16 +574,25 @@ async fn a_chain_that_never_starts_exhausts_the_retries_and_fails() {
             is(o, EVENTS, &classes().sync_summary)
         })
         .await;
-    let to_c = seen
-        .iter()
-        .filter(|o| is(o, "kilda.speaker_c", &classes().sync_request))
-        .count();
+    let to_c = seen.iter().filter(|o| o.topic == "kilda.speaker_c").count();
     assert_eq!(to_c, 2, "re-sent twice after the first request");
+    let to_b = seen.iter().filter(|o| o.topic == "kilda.speaker_b").count();
+    assert_eq!(
+        to_b, 0,
+        "b (no switch known) is an empty region: not asked again"
+    );
     let s = body(seen.last().unwrap())["payload"].clone();
     assert_eq!(s["complete"], false);
     assert_eq!(fl_entry(&s, "c")["status"], "failed");
     assert_eq!(fl_entry(&s, "c")["retries"], 2);
+    assert_eq!(fl_entry(&s, "b")["status"], "empty");
+    assert_eq!(fl_entry(&s, "b")["retries"], 0);
     assert_eq!(fl_entry(&s, "a")["status"], "complete");
+    assert_eq!(
+        engine.lookup_switch(S3).await.unwrap().as_deref(),
+        Some("c"),
+        "a dump that never came removes nothing"
+    );
     drop(engine);
 }
 
@@ -597,21 +620,37 @@ async fn periodic_network_sync_runs_over_every_fl_and_can_be_switched_off() {
     s.sync.periodic = Duration::from_secs(60);
     let (_engine, mut rec) = start(s);
     let started = tokio::time::Instant::now();
-    // The session asks a, b, c in order: once c is asked, all were.
-    let seen = rec
-        .until(LONG, |o| is(o, "kilda.speaker_c", &classes().sync_request))
-        .await;
-    assert!(
-        started.elapsed() >= Duration::from_secs(60),
-        "not before the first period"
-    );
-    for fl in ["a", "b"] {
-        let topic = format!("kilda.speaker_{fl}");
+    // Each round asks a, b, c in order under one dump_id (OpenKilda's network topology counts
+    // each new id as a generation); the rounds run on the period's boundaries.
+    let mut ids = Vec::new();
+    for round in 0..2 {
+        let seen = rec
+            .until(LONG, |o| is(o, "kilda.speaker_c", &classes().sync_request))
+            .await;
         assert!(
-            seen.iter().any(|o| is(o, &topic, &classes().sync_request)),
-            "{fl} asked too"
+            started.elapsed() <= Duration::from_secs(60 * (round + 1) + 1),
+            "round {round} within its period"
         );
+        let round_ids: Vec<Value> = ["a", "b", "c"]
+            .iter()
+            .map(|fl| {
+                let topic = format!("kilda.speaker_{fl}");
+                let req = seen
+                    .iter()
+                    .rev()
+                    .find(|o| is(o, &topic, &classes().sync_request))
+                    .unwrap_or_else(|| panic!("{fl} asked too"));
+                body(req)["payload"]["dump_id"].clone()
+            })
+            .collect();
+        assert!(round_ids[0].is_string(), "a periodic dump has a dump_id");
+        assert!(
+            round_ids.iter().all(|d| *d == round_ids[0]),
+            "one dump_id for every FL: {round_ids:?}"
+        );
+        ids.push(round_ids[0].clone());
     }
+    assert_ne!(ids[0], ids[1], "a new dump_id each round");
 
     let mut off = sync_settings();
     off.sync.at_start = false;

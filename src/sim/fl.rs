@@ -3,6 +3,12 @@
 //! unit-tested here and the transport in `sim::run` stays thin.
 //!
 //! Knobs are atomics so that the admin API and chaos scenarios can turn them while it runs.
+//!
+//! Two speakers: `design` (the protocol of docs/protocol.md: an ack for every command, a
+//! counted sync chain, an empty chain when it has no switch) and `openkilda`, as today's
+//! OpenKilda Floodlight speaks (floodlight-modules, `RecordHandler`, `SwitchTrackingService`):
+//! no ack, a network dump of one plain `InfoMessage(NetworkDumpSwitchData)` per switch keyed by
+//! the switch (nothing at all when it has none), switch events carrying the switch's view.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -29,6 +35,16 @@ pub fn switch_id(fl_index: usize, j: usize) -> String {
     )
 }
 
+/// How a simulated FL speaks (see the module doc).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    #[default]
+    Design,
+    #[serde(rename = "openkilda")]
+    OpenKilda,
+}
+
 /// Run-time fault knobs of one simulated FL.
 #[derive(Debug, Default)]
 pub struct Knobs {
@@ -46,6 +62,8 @@ pub struct Knobs {
     pub crashed_until: Mutex<Option<Instant>>,
     /// The next this-many sync chains are sent with one message missing (a gap).
     pub chain_gaps: AtomicU32,
+    /// Every network dump carries one entry without a readable switch.
+    pub unreadable_dump: AtomicBool,
 }
 
 impl Knobs {
@@ -89,6 +107,7 @@ pub struct SimFl {
     /// Other FLs' switches this FL is connected to as well: (switch, read-write?).
     pub extra: Vec<(String, bool)>,
     pub knobs: Knobs,
+    pub speaker: Speaker,
     classes: Classes,
     base_delay: Duration,
     jitter: Duration,
@@ -110,6 +129,7 @@ impl SimFl {
             switches: (0..switches).map(|j| switch_id(index, j)).collect(),
             extra: Vec::new(),
             knobs: Knobs::default(),
+            speaker: Speaker::Design,
             classes,
             base_delay,
             jitter,
@@ -117,11 +137,28 @@ impl SimFl {
     }
 
     fn info(&self, cid: &str, payload: Value) -> Bytes {
-        Bytes::from(
-            json!({"clazz": self.classes.info_message, "correlation_id": cid,
-                   "timestamp": now_millis(), "payload": payload})
-            .to_string(),
-        )
+        let mut v = json!({"clazz": self.classes.info_message, "correlation_id": cid,
+                           "timestamp": now_millis(), "payload": payload});
+        if self.speaker == Speaker::OpenKilda {
+            // Floodlight's InfoMessage writes its nulls, and its region.
+            v["destination"] = Value::Null;
+            v["region"] = json!(self.region);
+            v["cookie"] = Value::Null;
+        }
+        Bytes::from(v.to_string())
+    }
+
+    /// A switch's view as Floodlight reports it (`SpeakerSwitchView`): addresses made up from
+    /// the switch id, the shape real.
+    fn switch_view(&self, switch: &str) -> Value {
+        let low = u8::from_str_radix(switch.rsplit(':').next().unwrap_or("1"), 16).unwrap_or(1);
+        json!({"datapath": switch,
+               "switch-socket": {"address": format!("192.0.2.{low}"), "port": 41234},
+               "speaker-socket": {"address": "192.0.2.250", "port": 6653},
+               "hostname": format!("sw-{low}"), "OF-version": "OF_13",
+               "description": {"manufacturer": "Nicira, Inc.", "hardware": "Open vSwitch",
+                               "software": "2.15.1", "serial-number": "None", "datapath": "ovs"},
+               "features": ["METERS"], "ports": []})
     }
 
     /// Every switch this FL is connected to: its own read-write, then the extra ones.
@@ -142,14 +179,16 @@ impl SimFl {
 
     pub fn switch_event(&self, switch: &str, state: &str) -> Reply {
         let cid = format!("sim-{}-{}", self.id, uuid::Uuid::new_v4().simple());
+        let mut payload = json!({"clazz": "org.openkilda.messaging.info.event.SwitchInfoData",
+                                 "switch_id": switch, "state": state});
+        // Floodlight's full event carries the view; a disconnect is the reduced one.
+        if self.speaker == Speaker::OpenKilda && !matches!(state, "DEACTIVATED" | "REMOVED") {
+            payload["switch"] = self.switch_view(switch);
+        }
         Reply {
             delay: Duration::ZERO,
             key: switch.to_string(),
-            payload: self.info(
-                &cid,
-                json!({"clazz": "org.openkilda.messaging.info.event.SwitchInfoData",
-                       "switch_id": switch, "state": state}),
-            ),
+            payload: self.info(&cid, payload),
         }
     }
 
@@ -191,6 +230,13 @@ impl SimFl {
                     ),
                 }]
             }
+            Some(k) if k == c.sync_request && self.speaker == Speaker::OpenKilda => {
+                let text = std::str::from_utf8(bytes).unwrap_or_default();
+                let dump_id = fl_router_actors::protocol::lookup(text, "/payload/dump_id")
+                    .and_then(|v| serde_json::from_str::<Value>(v.get()).ok())
+                    .unwrap_or(Value::Null);
+                self.plain_dump(&cid, dump_id)
+            }
             Some(k) if k == c.sync_request => self.chain(&cid),
             _ => {
                 let text = std::str::from_utf8(bytes).unwrap_or_default();
@@ -198,7 +244,8 @@ impl SimFl {
                     .map(|s| s.into_owned())
                     .unwrap_or_default();
                 let mut out = Vec::with_capacity(2);
-                if !self.dropped() {
+                // OpenKilda's Floodlight sends no receive-ack.
+                if self.speaker == Speaker::Design && !self.dropped() {
                     out.push(Reply {
                         delay: Duration::ZERO,
                         key: switch.clone(),
@@ -219,6 +266,40 @@ impl SimFl {
                 out
             }
         }
+    }
+
+    /// Today's Floodlight network dump (`SwitchTrackingService.dumpAllSwitchesAction`): one
+    /// plain InfoMessage per connected switch with the request's correlation id and `dump_id`,
+    /// keyed by the switch; nothing at all when it has none.
+    fn plain_dump(&self, cid: &str, dump_id: Value) -> Vec<Reply> {
+        let c = &self.classes;
+        let mut out: Vec<Reply> = self
+            .connected()
+            .map(|(s, rw)| Reply {
+                delay: Duration::ZERO,
+                key: s.clone(),
+                payload: self.info(
+                    cid,
+                    json!({"clazz": c.network_dump_switch, "switch_record": self.switch_view(s),
+                           "dump_id": dump_id, "write_mode": rw}),
+                ),
+            })
+            .collect();
+        if self.knobs.unreadable_dump.load(Relaxed) {
+            // An entry whose view lost its datapath: the router cannot tell which switch.
+            let mut view = self.switch_view("00:00:00:00:00:00:00:ff");
+            view.as_object_mut().map(|o| o.remove("datapath"));
+            out.push(Reply {
+                delay: Duration::ZERO,
+                key: self.id.clone(),
+                payload: self.info(
+                    cid,
+                    json!({"clazz": c.network_dump_switch, "switch_record": view,
+                           "dump_id": dump_id, "write_mode": true}),
+                ),
+            });
+        }
+        out
     }
 
     /// The sync chain: one ChunkedInfoMessage per switch, or one empty message.
@@ -356,6 +437,45 @@ mod tests {
         f.knobs.crash_for(Duration::from_secs(60));
         assert!(f.knobs.is_crashed(Instant::now()));
         assert!(!f.knobs.is_crashed(Instant::now() + Duration::from_secs(61)));
+    }
+
+    #[test]
+    fn an_openkilda_speaker_sends_no_ack_and_a_plain_dump_or_nothing() {
+        let mut f = fl(2);
+        f.speaker = Speaker::OpenKilda;
+        let out = f.on_message(&command("c1", "00:00:00:00:00:01:00:00"));
+        assert_eq!(out.len(), 1, "the answer only");
+        assert_eq!(json_of(&out[0])["payload"]["clazz"], SIM_ANSWER_CLASS);
+        let req = json!({"clazz": "C", "correlation_id": "d : network-dump(r1)",
+                         "payload": {"clazz": Classes::default().sync_request, "dump_id": "g7"}})
+        .to_string();
+        let dump = f.on_message(req.as_bytes());
+        assert_eq!(dump.len(), 2);
+        for (r, sw) in dump.iter().zip(&f.switches) {
+            let v = json_of(r);
+            assert_eq!(r.key, *sw, "keyed by switch");
+            assert_eq!(
+                v["clazz"],
+                Classes::default().info_message,
+                "plain, no chain"
+            );
+            assert!(v.get("total_messages").is_none() && v.get("message_id").is_none());
+            assert_eq!(v["correlation_id"], "d : network-dump(r1)");
+            assert_eq!(v["payload"]["switch_record"]["datapath"], *sw);
+            assert_eq!(v["payload"]["dump_id"], "g7");
+        }
+        let mut empty = fl(0);
+        empty.speaker = Speaker::OpenKilda;
+        assert!(
+            empty.on_message(req.as_bytes()).is_empty(),
+            "nothing from an empty region"
+        );
+        empty.knobs.unreadable_dump.store(true, Relaxed);
+        let bad = empty.on_message(req.as_bytes());
+        assert_eq!(bad.len(), 1);
+        assert!(json_of(&bad[0])["payload"]["switch_record"]
+            .get("datapath")
+            .is_none());
     }
 
     #[test]

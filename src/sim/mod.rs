@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use self::fl::{Reply, SimFl};
+use self::fl::{Reply, SimFl, Speaker};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -49,6 +49,13 @@ pub struct SimConfig {
     /// The switch ids of named FLs, instead of `switches_per_fl` generated ones (a stand-in
     /// for a real region whose switches a test names).
     pub switches: BTreeMap<String, Vec<String>>,
+    /// How the simulated FLs speak: `design` (acks, counted sync chains) or `openkilda`
+    /// (today's OpenKilda Floodlight: no acks, plain network dumps, switch views in events).
+    pub speaker: Speaker,
+    /// The FLs announce their switches (connect events) when the simulator starts; `false`
+    /// plays regions that have run for long (their switches' events are old news, so only a
+    /// sync tells the router about them).
+    pub announce: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +78,8 @@ impl Default for SimConfig {
             faults: BTreeMap::new(),
             connections: Vec::new(),
             switches: BTreeMap::new(),
+            speaker: Speaker::Design,
+            announce: true,
         }
     }
 }
@@ -93,6 +102,8 @@ pub struct FaultConfig {
     pub crash_for: Duration,
     /// The first this-many sync chains have a gap (one message missing).
     pub chain_gaps: u32,
+    /// Every network dump carries one entry without a readable switch.
+    pub unreadable_dump: bool,
 }
 
 impl SimConfig {
@@ -183,6 +194,7 @@ impl Simulator {
                     sim.answer_delay,
                     sim.answer_jitter,
                 );
+                s.speaker = sim.speaker;
                 if let Some(named) = sim.switches.get(&f.id) {
                     s.switches = named.clone();
                 }
@@ -194,6 +206,9 @@ impl Simulator {
                     s.knobs.set_drop_fraction(fault.drop_answers);
                     s.knobs.fail_next_writes.store(fault.failed_writes, Relaxed);
                     s.knobs.chain_gaps.store(fault.chain_gaps, Relaxed);
+                    s.knobs
+                        .unreadable_dump
+                        .store(fault.unreadable_dump, Relaxed);
                 }
                 s
             })
@@ -263,6 +278,7 @@ impl Simulator {
             producer,
             churn: (sim.churn_interval, sim.churn_down),
             crashes,
+            announce: sim.announce,
         });
         let by_topic: HashMap<String, usize> = read.into_iter().collect();
         let thread = std::thread::Builder::new()
@@ -318,6 +334,7 @@ struct World {
     churn: (Duration, Duration),
     /// Per FL: (crash every, crash for); zero = never.
     crashes: Vec<(Duration, Duration)>,
+    announce: bool,
 }
 
 impl World {
@@ -356,7 +373,9 @@ async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     for i in 0..world.fls.len() {
-        world.send_all(i, world.fls[i].connect_events());
+        if world.announce {
+            world.send_all(i, world.fls[i].connect_events());
+        }
     }
     let mut was_down = vec![false; world.fls.len()];
     let mut tick = tokio::time::interval(Duration::from_millis(100));

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod oracle;
+
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -276,7 +278,7 @@ pub fn committed_offset(group: &str, topic: &str) -> Option<i64> {
 /// and librdkafka can fail a request it had queued on a connection it then replaced
 /// (`DestroyBroker`) while the cluster settles. A topic that exists on a retry was created by
 /// the attempt that failed.
-async fn create_topics(names: &[String]) {
+pub async fn create_topics(names: &[String]) {
     use rdkafka::types::RDKafkaErrorCode;
     const PATIENCE: Duration = Duration::from_secs(60);
     let new: Vec<NewTopic> = names
@@ -504,28 +506,32 @@ impl Reader {
     }
 
     /// A reader of what is written to `topic` from now on (the end offset is resolved now,
-    /// not when the first fetch happens to run).
+    /// not when the first fetch happens to run). Assigned once: assigning again while the
+    /// first assignment's fetch is starting trips an assertion in librdkafka (the process
+    /// aborts in `rd_kafka_assignment_partition_stopped`).
     pub fn at_end(topic: &str) -> Reader {
-        let r = Self::at(topic, Offset::End);
-        let (_, high) = r
-            .consumer
+        let consumer = Self::consumer();
+        let (_, high) = consumer
             .fetch_watermarks(topic, 0, Duration::from_secs(10))
             .expect("watermarks");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Offset(high))
-            .unwrap();
-        r.consumer.assign(&tpl).expect("assign");
-        r
+        Self::assigned(consumer, topic, Offset::Offset(high))
     }
 
     fn at(topic: &str, offset: Offset) -> Reader {
-        let consumer: StreamConsumer = ClientConfig::new()
+        Self::assigned(Self::consumer(), topic, offset)
+    }
+
+    fn consumer() -> StreamConsumer {
+        ClientConfig::new()
             .set("bootstrap.servers", brokers())
             .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", "50")
             .create()
-            .expect("consumer");
+            .expect("consumer")
+    }
+
+    fn assigned(consumer: StreamConsumer, topic: &str, offset: Offset) -> Reader {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, 0, offset).unwrap();
         consumer.assign(&tpl).expect("assign");

@@ -17,8 +17,8 @@ port! {
         detour: Detour,
         switch_event: SwitchEvent,
         from_active_only: FromActiveOnly,
+        in_order: InOrder,
         fl_lost: FlLost,
-        notify_unmanaged: NotifyUnmanaged,
         sync_complete: SyncComplete,
     }
 }
@@ -45,8 +45,9 @@ pub enum Order {
     All,
 }
 
-/// An FL reported a connection change for a switch, in an event or a sync chain entry.
-/// `ticket` is the FL message's: its offset is committed only once the change is stored.
+/// An FL reported a connection of a switch, in an event or a network dump entry
+/// (`via: Sync`, always `up`). `ticket` is the FL message's: its offset is committed only once
+/// the change is stored.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct SwitchEvent {
@@ -56,10 +57,17 @@ pub struct SwitchEvent {
     pub mode: Mode,
     pub via: Via,
     pub ticket: Ticket,
-    /// The FL's event, ready to be forwarded unchanged if the dispatcher decides it should be
-    /// (`None` for a chain entry: the sync session forwards chain messages itself).
+    /// The FL's message, ready to be forwarded unchanged if the dispatcher decides it should
+    /// be: an event when it tells the controller something true, a dump entry when `fl` is the
+    /// switch's active read-write FL.
     pub forward: Option<Outgoing>,
 }
+
+/// An FL message about switches that must keep its place among the FL's switch events and
+/// dump entries (they go through the dispatcher): forwarded as it is.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct InOrder(pub Outgoing);
 
 /// An FL message about a switch that only the switch's active FL speaks for
 /// (`protocol.switch_events.active_fl_only`): forwarded if `fl` is active (or none is).
@@ -79,21 +87,15 @@ pub struct FlLost {
     pub fl: usize,
 }
 
-/// Tell the controller that the switches FL `fl` is active for are unmanaged (its chain failed).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct NotifyUnmanaged {
-    pub fl: usize,
-    pub reason: String,
-}
-
-/// FL `fl`'s sync chain is complete and reported exactly `switches` (with the connection mode
-/// of each): its other connections are gone. The dispatcher confirms with [`ChainApplied`](super::ChainApplied) so
-/// the session's summary follows the changes.
+/// FL `fl`'s network dump is complete and listed exactly `switches`: its connections to the
+/// others, learned before `requested`, are gone (`None`: the request's time is not known here,
+/// nothing is removed). The dispatcher confirms with [`ChainApplied`](super::ChainApplied) so the
+/// session's summary follows the changes.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SyncComplete {
     pub fl: usize,
     pub switches: Vec<(String, Mode)>,
+    pub requested: Option<tokio::time::Instant>,
     pub session: Outlet<ChainApplied>,
 }

@@ -9,7 +9,7 @@ use crate::obligation::Obligation;
 use crate::outbox::Inbound;
 use crate::protocol::Requester;
 
-use super::{ChainItem, MultiSwitchPort};
+use super::{DumpSeen, MultiSwitchPort};
 
 port! {
     /// What the dispatcher, the shards, multi-switch commands and sync sessions send an FL's
@@ -70,7 +70,7 @@ pub struct Adopt {
 #[rtype(result = "()")]
 pub struct WatchSync {
     pub correlation_id: String,
-    pub session: Outlet<ChainItem>,
+    pub session: Outlet<DumpSeen>,
 }
 
 #[derive(Message)]

@@ -2,17 +2,18 @@
 
 use actix::prelude::*;
 
-use crate::outbox::Inbound;
+use crate::dialect::dump::DumpPart;
 
-/// A message from FL `fl` with this session's correlation id (handed over by its proxy).
-#[derive(Message)]
+/// A part of FL `fl`'s network dump carrying this session's correlation id (told by its proxy,
+/// which has already applied it to the map and forwarded it).
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct ChainItem {
+pub struct DumpSeen {
     pub fl: usize,
-    pub msg: Inbound,
+    pub part: DumpPart,
 }
 
-/// The dispatcher has applied FL `fl`'s complete chain to the map.
+/// The dispatcher has applied FL `fl`'s complete dump to the map.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ChainApplied {
