@@ -141,6 +141,10 @@ async fn every_openkilda_class_is_routed_as_openkildas_router_does_with_bytes_ke
     profile["kafka"]["group_id"] = Value::String(format!("{ns}fl-router"));
     profile["kafka"]["brokers"] = Value::String(brokers());
     profile["admin"]["bind"] = Value::String("127.0.0.1:0".into());
+    // No periodic sync: it runs on the minute's boundary, and the stand-ins' chains do not list
+    // the standby and read-only connections the fixtures announce (tests/network_dump.rs has
+    // the syncs).
+    profile["sync"]["periodic"] = Value::String("0s".into());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("openkilda.yaml");
     std::fs::write(&path, serde_yaml_ng::to_string(&profile).unwrap()).unwrap();
@@ -344,6 +348,10 @@ async fn openkilda_messages_through_a_cluster_of_two_keep_bytes_keys_and_headers
     profile["kafka"]["consumer"] =
         json!({"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"});
     profile["admin"]["bind"] = Value::String("127.0.0.1:0".into());
+    // No periodic sync: it runs on the minute's boundary, and the stand-ins' chains do not list
+    // the standby and read-only connections the fixtures announce (tests/network_dump.rs has
+    // the syncs).
+    profile["sync"]["periodic"] = Value::String("0s".into());
     let dir = tempfile::tempdir().unwrap();
     let mut routers = Vec::new();
     let mut config = None;

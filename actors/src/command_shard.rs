@@ -28,7 +28,7 @@ use crate::obligation::Obligation;
 use crate::outbox::Inbound;
 use crate::protocol::{CommandKind, MessageView};
 use crate::routes::Routes;
-use crate::shared::{requester, Shared};
+use crate::shared::Shared;
 
 /// A message read from an inbound command topic.
 #[derive(Message)]
@@ -79,6 +79,7 @@ impl CommandShard {
     fn command(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
         let s = self.shared.clone();
         Counters::inc(&s.counters.commands_received);
+        s.versions.observe_controller(&msg);
         let rules = &s.settings.protocol;
         if msg.payload.len() > s.settings.limits.max_message_bytes {
             return self.detour(ctx, msg, Order::Free);
@@ -110,7 +111,7 @@ impl CommandShard {
         let fwd = Forward {
             correlation_id: cid.to_string(),
             switch_id,
-            requester: requester(&msg, Some(&view)),
+            requester: s.requester(&msg, Some(&view)),
             timeout: s.settings.timeouts.ack_for(class),
             lane: s.lane_of(&msg),
             msg,

@@ -35,7 +35,7 @@ use crate::protocol::{
 };
 use crate::routes::Routes;
 use crate::settings::{FlOwnership, PART_FL_HEADER};
-use crate::shared::{requester, Shared, Source};
+use crate::shared::{Shared, Source};
 use crate::switch_map::{
     FlIndex, Mode, Preference, StoredConnection, StoredSwitch, SwitchMap, Transition, Via,
 };
@@ -259,7 +259,7 @@ impl Dispatcher {
             Ok(CommandKind::OneSwitch { cid, switch }) => (cid, switch),
         };
         let class = view.class();
-        let requester = requester(&msg, Some(&view));
+        let requester = s.requester(&msg, Some(&view));
         if let Some(replay) = s.previous.command(cid, msg.origin.as_ref()) {
             let cid = cid.to_string();
             return self.replayed(msg.clone(), requester, &cid, switch_id, replay);
@@ -495,8 +495,8 @@ impl Dispatcher {
                     correlation_id = cid,
                     "command read again; the router's answer repeated"
                 );
-                s.outbox
-                    .send(Outgoing::new(topic, body).key_opt(key).ticket(&msg.ticket));
+                let out = Outgoing::new(topic, body).key_opt(key).ticket(&msg.ticket);
+                s.outbox.send(s.answering(&msg, out));
             }
             Replay::Adopt {
                 fl,
@@ -531,7 +531,7 @@ impl Dispatcher {
         s.dead_letter(msg, Source::Commands, &reason);
         if msg.reply_to.is_some() || cid.is_some() {
             s.send_error(
-                &requester(msg, view),
+                &s.requester(msg, view),
                 cid.unwrap_or(""),
                 None,
                 ErrorType::RequestInvalid,

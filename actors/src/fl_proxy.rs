@@ -368,6 +368,7 @@ impl FlProxy {
             return;
         }
         Counters::inc(&s.counters.fl_messages_received);
+        s.versions.observe_fl(self.index, &msg);
         let now = Instant::now();
         self.last_seen = Some(now);
         if s.liveness.evidence(self.index) {
@@ -538,7 +539,7 @@ impl FlProxy {
             .and_then(|o| o.timestamp_ms)
             .unwrap_or(now_ms);
         let left = (at_ms + timeout.as_millis() as u64).saturating_sub(now_ms);
-        let requester = crate::shared::requester(&msg, Some(&view));
+        let requester = s.requester(&msg, Some(&view));
         Counters::inc(&s.counters.forwards_adopted);
         s.traces.record(
             cid,

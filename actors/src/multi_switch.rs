@@ -61,6 +61,8 @@ pub struct MultiSwitchCommand {
     correlation_id: String,
     request_class: String,
     reply_to: Option<String>,
+    /// The command's version header: its result carries it.
+    version: Option<bytes::Bytes>,
     /// Holds the command's offset until the assembled result is delivered.
     ticket: Ticket,
     parts: Vec<PartState>,
@@ -81,6 +83,7 @@ impl MultiSwitchCommand {
         parts: Vec<Part>,
         unsent: Vec<(String, Failure, Option<usize>)>,
     ) -> Self {
+        let version = shared.versions.of(command);
         Self {
             shared,
             stats,
@@ -89,6 +92,7 @@ impl MultiSwitchCommand {
             correlation_id,
             request_class,
             reply_to: command.reply_to.clone(),
+            version,
             ticket: command.ticket.clone(),
             parts: parts
                 .into_iter()
@@ -204,8 +208,13 @@ impl MultiSwitchCommand {
                 topic: trace_topic.clone(),
             },
         );
+        let version = self
+            .version
+            .clone()
+            .or_else(|| s.versions.for_controllers());
         s.outbox.send(
-            Outgoing::new(topic, body)
+            s.versions
+                .stamp(Outgoing::new(topic, body), version)
                 .key(Bytes::from(self.correlation_id.clone()))
                 .ticket(&self.ticket)
                 .note(DeliveryNote::new(

@@ -94,12 +94,15 @@ impl OutageMonitor {
             let delivered = Arc::new(Stamp::default());
             let ticket = Ticket::new(DeliveryStamp::new(s.liveness.epoch(), delivered.clone()));
             s.outbox.send(
-                Outgoing::new(
-                    s.settings.topics.control_topic(id),
-                    protocol::alive_request(&s.settings.protocol.classes, &cid),
-                )
-                .key(Bytes::from(id.to_string()))
-                .ticket(&ticket),
+                s.to_fl(
+                    fl,
+                    Outgoing::new(
+                        s.settings.topics.control_topic(id),
+                        protocol::alive_request(&s.settings.protocol.classes, &cid),
+                    )
+                    .key(Bytes::from(id.to_string()))
+                    .ticket(&ticket),
+                ),
             );
             let open = &mut self.open[fl];
             if s.liveness.status(fl) != FlStatus::Offline {

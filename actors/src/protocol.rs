@@ -527,6 +527,9 @@ pub struct Requester {
     /// of its own family, whose parts are read from these only when the router must answer.
     /// Boxed: 8 bytes in every pending command instead of 32, for the one family that has it.
     pub hub_request: Option<Box<Bytes>>,
+    /// The command's version header (`protocol.version_header`): the router's answer carries
+    /// it. None when the header is not in use.
+    pub version: Option<Bytes>,
 }
 
 /// A hub-and-spoke request's own parts, kept to answer it in its family when the router has to

@@ -290,6 +290,10 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProtocolSettings {
+    /// Whose conversation the router's own records follow (`design`, `openkilda`).
+    pub dialect: crate::dialect::Dialect,
+    /// The header every record the router makes carries (OpenKilda's version header).
+    pub version_header: crate::dialect::version::VersionHeader,
     pub envelope: EnvelopeRules,
     pub broadcast: BroadcastRules,
     pub classes: Classes,
@@ -876,6 +880,9 @@ impl Settings {
         }
         for (class, topic) in &t.by_class {
             push(check_topic_name(&format!("topics.by_class.{class}"), topic));
+        }
+        for e in crate::dialect::validate(self) {
+            push(Err(e));
         }
         if self.fls.is_empty() {
             push(Err(SettingError::new(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::counters::Counters;
+use crate::dialect::version::Versions;
 use crate::liveness::Liveness;
 use crate::mailbox::MailboxRegistry;
 use crate::outbox::{headers, Inbound, Outbox, Outgoing, Ticket};
@@ -25,6 +26,8 @@ pub struct Shared {
     pub previous: Previous,
     /// The recent commands' lives (`crate::trace`).
     pub traces: Arc<Traces>,
+    /// The version header of the records the router makes (and what it learned of it).
+    pub versions: Versions,
     /// Command topic → its lane (the FL topic template a command from it goes to).
     lanes: std::collections::HashMap<String, usize>,
 }
@@ -56,8 +59,10 @@ impl Shared {
             .enumerate()
             .map(|(i, t)| (t, i))
             .collect();
+        let versions = Versions::new(&settings.protocol.version_header, fls);
         Arc::new(Self {
             lanes,
+            versions,
             settings,
             outbox,
             counters: Counters::default(),
@@ -93,7 +98,27 @@ impl Shared {
         for t in tickets {
             out = out.ticket(t);
         }
-        self.outbox.send(out);
+        self.outbox.send(self.to_controllers(out));
+    }
+
+    /// A record the router makes on its own for FL `fl`, with that side's version header.
+    pub fn to_fl(&self, fl: usize, out: Outgoing) -> Outgoing {
+        self.versions.stamp(out, self.versions.for_fl(fl))
+    }
+
+    /// A record the router makes on its own for the controllers, with their version header.
+    pub fn to_controllers(&self, out: Outgoing) -> Outgoing {
+        self.versions.stamp(out, self.versions.for_controllers())
+    }
+
+    /// A record answering or wrapping `msg`: it takes `msg`'s version header (the controllers'
+    /// when `msg` has none).
+    pub fn answering(&self, msg: &Inbound, out: Outgoing) -> Outgoing {
+        let v = self
+            .versions
+            .of(msg)
+            .or_else(|| self.versions.for_controllers());
+        self.versions.stamp(out, v)
     }
 
     /// The topic for an error the router answers a command with.
@@ -177,7 +202,13 @@ impl Shared {
             }
             self.outbox.send(j);
         }
-        let mut out = Outgoing::new(topic, body).key_opt(key);
+        let version = to
+            .version
+            .clone()
+            .or_else(|| self.versions.for_controllers());
+        let mut out = self
+            .versions
+            .stamp(Outgoing::new(topic, body).key_opt(key), version);
         if let Some(fl) = fl.filter(|_| self.is_collect_topic(topic)) {
             out = out.header(PART_FL_HEADER, Bytes::from(fl.to_string()));
         }
@@ -276,14 +307,17 @@ impl Shared {
     }
 }
 
-/// Who waits for a command's outcome: its reply-to, its key, and its bytes when it is a
-/// hub-and-spoke request (answered in its own family).
-pub fn requester(msg: &Inbound, view: Option<&MessageView<'_>>) -> Requester {
-    Requester {
-        reply_to: msg.reply_to.clone(),
-        key: msg.key.clone(),
-        hub_request: view
-            .filter(|v| v.is_hub_and_spoke())
-            .map(|_| Box::new(msg.payload.clone())),
+impl Shared {
+    /// Who waits for a command's outcome: its reply-to, its key, its version header, and its
+    /// bytes when it is a hub-and-spoke request (answered in its own family).
+    pub fn requester(&self, msg: &Inbound, view: Option<&MessageView<'_>>) -> Requester {
+        Requester {
+            reply_to: msg.reply_to.clone(),
+            key: msg.key.clone(),
+            hub_request: view
+                .filter(|v| v.is_hub_and_spoke())
+                .map(|_| Box::new(msg.payload.clone())),
+            version: self.versions.of(msg),
+        }
     }
 }

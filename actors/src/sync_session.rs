@@ -137,22 +137,23 @@ impl SyncSession {
     fn send_request(&mut self, fl: usize) {
         let s = &self.shared;
         let id = s.fl_id(fl);
-        let payload = match &self.request {
-            Some(r) => r.payload.clone(),
-            None => protocol::sync_request(
-                &s.settings.protocol.classes,
-                &self.id,
-                self.dump_id.as_deref(),
+        let topic = s.settings.topics.control_topic(id);
+        let mut out = match &self.request {
+            // A controller's request: bytes, key and headers as it came.
+            Some(r) => Outgoing::pass_through(topic, r),
+            None => s.to_fl(
+                fl,
+                Outgoing::new(
+                    topic,
+                    protocol::sync_request(
+                        &s.settings.protocol.classes,
+                        &self.id,
+                        self.dump_id.as_deref(),
+                    ),
+                )
+                .key(Bytes::from(id.to_string())),
             ),
         };
-        let ticket = self
-            .request
-            .as_ref()
-            .map(|r| r.ticket.clone())
-            .unwrap_or_default();
-        let mut out = Outgoing::new(s.settings.topics.control_topic(id), payload)
-            .key(Bytes::from(id.to_string()))
-            .ticket(&ticket);
         if self.adopted {
             out = out.header(headers::SYNC_RESEND, Bytes::from_static(b"1"));
         } else if self.requested.is_none() {
@@ -294,8 +295,11 @@ impl SyncSession {
             .map(|r| r.ticket.clone())
             .unwrap_or_else(Ticket::none);
         s.send_event(&self.id, body.clone(), &[&ticket]);
-        if let Some(reply_to) = self.request.as_ref().and_then(|r| r.reply_to.clone()) {
-            s.outbox.send(Outgoing::new(reply_to, body).ticket(&ticket));
+        if let Some(r) = &self.request {
+            if let Some(reply_to) = r.reply_to.clone() {
+                let out = s.answering(r, Outgoing::new(reply_to, body).ticket(&ticket));
+                s.outbox.send(out);
+            }
         }
         info!(session = %self.id, complete, "sync session finished");
         ctx.stop();

@@ -56,6 +56,10 @@ pub struct SimConfig {
     /// plays regions that have run for long (their switches' events are old news, so only a
     /// sync tells the router about them).
     pub announce: bool,
+    /// Every record the FLs write carries this version header (its name from
+    /// `protocol.version_header.name`), as an OpenKilda Floodlight's producer stamps its build
+    /// version; none when unset.
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +84,7 @@ impl Default for SimConfig {
             switches: BTreeMap::new(),
             speaker: Speaker::Design,
             announce: true,
+            version: None,
         }
     }
 }
@@ -279,6 +284,15 @@ impl Simulator {
             churn: (sim.churn_interval, sim.churn_down),
             crashes,
             announce: sim.announce,
+            version: sim.version.clone().map(|v| {
+                let name = &settings.protocol.version_header.name;
+                let name = if name.is_empty() {
+                    "kafka.message.version.header".to_string()
+                } else {
+                    name.clone()
+                };
+                (name, v)
+            }),
         });
         let by_topic: HashMap<String, usize> = read.into_iter().collect();
         let thread = std::thread::Builder::new()
@@ -335,6 +349,8 @@ struct World {
     /// Per FL: (crash every, crash for); zero = never.
     crashes: Vec<(Duration, Duration)>,
     announce: bool,
+    /// (header name, value) stamped on every write.
+    version: Option<(String, String)>,
 }
 
 impl World {
@@ -343,9 +359,17 @@ impl World {
         if f.knobs.is_crashed(Instant::now()) || f.knobs.take_write_failure() {
             return;
         }
-        let rec = BaseRecord::to(&self.write[fl])
+        let mut rec = BaseRecord::to(&self.write[fl])
             .key(reply.key.as_bytes())
             .payload(reply.payload.as_ref());
+        if let Some((name, value)) = &self.version {
+            rec = rec.headers(rdkafka::message::OwnedHeaders::new().insert(
+                rdkafka::message::Header {
+                    key: name,
+                    value: Some(value.as_bytes()),
+                },
+            ));
+        }
         if let Err((e, _)) = crate::kafka::send_waiting(&self.producer, rec) {
             warn!(fl = %f.id, error = %e, "simulator write failed");
         }
