@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use fl_router::config::Config;
+use fl_router::sim::fl::Speaker;
 use fl_router::sim::{SimConfig, Simulator};
 use fl_router_actors::settings::Classes;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -101,19 +102,40 @@ fn regions(config: &Config, fixtures: &Value) -> Simulator {
         &SimConfig {
             switches_per_fl: 0,
             switches,
+            // Today's Floodlight, whose switches connected before the test: the fixtures'
+            // events announce them.
+            speaker: Speaker::OpenKilda,
+            announce: false,
             ..SimConfig::default()
         },
     )
     .expect("simulator")
 }
 
-/// The regions announce their switches; each event reaches its controller topic unchanged.
+/// The regions announce their switches (Floodlight's SwitchInfoData with the switch's view): the
+/// network topology hears each as OpenKilda's router tells it, a SwitchConnectNotification with
+/// the view and the event's correlation id, keyed by the switch; the raw event does not go on.
 async fn announce(p: &FutureProducer, fixtures: &Value) {
+    let connect = Classes::default().switch_connect_notification;
     for f in fixtures["announce"].as_array().unwrap() {
         let to = Reader::at_end(f["expect_topic"].as_str().unwrap());
         let body = produce(p, f["topic"].as_str().unwrap(), f).await;
-        let got = find(&to, &body, "SwitchInfoData").await;
-        assert_same_key_and_headers("SwitchInfoData", f, &got);
+        let deadline = tokio::time::Instant::now() + LONG;
+        let notice = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let m = to.next(left).await.expect("a connect notice");
+            assert_ne!(m.payload, body, "the raw connection event went on");
+            let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
+            if v["payload"]["clazz"] == connect.as_str() {
+                assert_eq!(m.key.as_deref(), f["key"].as_str().map(str::as_bytes));
+                break v;
+            }
+        };
+        assert_eq!(
+            notice["payload"]["speakerData"],
+            f["message"]["payload"]["switch"]
+        );
+        assert_eq!(notice["correlation_id"], f["message"]["correlation_id"]);
     }
 }
 

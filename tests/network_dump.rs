@@ -82,7 +82,7 @@ async fn route_every_switch(
     routed
 }
 
-/// The summary of the next sync session with this trigger on the events topic.
+/// The summary of the next sync session with this trigger on the router's notices topic.
 async fn summary(events: &Reader, trigger: &str, router: &Router) -> Value {
     let class = Classes::default().sync_summary;
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -154,7 +154,8 @@ async fn run(unreadable_region: Option<&str>) {
         },
     )
     .expect("simulator");
-    let events = Reader::new(&config.topics.events);
+    // The router's own notices (summaries, outages) are on a topic of its own in this profile.
+    let events = Reader::new(config.topics.notices_topic());
     let router = Router::spawn(&path, &dir.path().join("router.log"), &[]);
     router.ready().await;
     let p = producer();
@@ -175,7 +176,7 @@ async fn run(unreadable_region: Option<&str>) {
     }
     // Region 2 goes down until the router declares its outage (an alive request unanswered
     // for the profile's 5 s), then comes back: a recovery dump.
-    let outages = Reader::at_end(&config.topics.events);
+    let outages = Reader::at_end(config.topics.notices_topic());
     let region2_down = &sim.fl("2").unwrap().knobs;
     region2_down.crash_for(Duration::from_secs(120));
     let outage = Classes::default().fl_outage_notification;
@@ -192,30 +193,42 @@ async fn run(unreadable_region: Option<&str>) {
         eprintln!("{line}");
     }
 
-    // Everything the router said on the events topic, judged: which notices, about what.
-    let all = Reader::new(&config.topics.events).read_to_end().await;
+    // Everything the router said, judged: which switch notices, about what.
     let classes = Classes::default();
-    let mut outage_at = None;
+    let own = Reader::new(config.topics.notices_topic())
+        .read_to_end()
+        .await;
+    let outages: Vec<Value> = own
+        .iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.payload).unwrap_or(Value::Null))
+        .filter(|v| v["payload"]["clazz"] == classes.fl_outage_notification.as_str())
+        .collect();
+    assert!(!outages.is_empty(), "region 2's outage was declared");
+    assert!(
+        outages.iter().all(|v| v["payload"]["fl_id"] == "2"),
+        "only region 2 went down: {outages:?}"
+    );
+    let all = Reader::new(&config.topics.events).read_to_end().await;
     let mut false_notices = Vec::new();
     let mut true_notices: HashMap<String, usize> = HashMap::new();
     let region2 = &switches()["2"];
     for m in &all {
         let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
         let class = v["payload"]["clazz"].as_str().unwrap_or_default();
-        if class == classes.fl_outage_notification {
-            assert_eq!(v["payload"]["fl_id"], "2", "only region 2 went down: {v}");
-            outage_at.get_or_insert(m.offset);
-        }
-        let gone = class == classes.unmanaged_switch_notification
-            || class == classes.switch_offline_notification;
-        if gone {
-            let sw = v["payload"]["switch_id"]
+        assert!(
+            class != classes.unmanaged_switch_notification
+                && class != classes.switch_offline_notification
+                && class != classes.fl_outage_notification
+                && class != classes.sync_summary,
+            "no class OpenKilda lacks on its topic: {v}"
+        );
+        if class == classes.switch_disconnect_notification {
+            let sw = v["payload"]["switchId"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            let during_outage = class == classes.unmanaged_switch_notification
-                && outage_at.is_some()
-                && region2.contains(&sw);
+            // True news: region 2 went down (regionOffline).
+            let during_outage = v["payload"]["regionOffline"] == true && region2.contains(&sw);
             if during_outage {
                 *true_notices.entry(sw).or_default() += 1;
             } else {
@@ -223,7 +236,6 @@ async fn run(unreadable_region: Option<&str>) {
             }
         }
     }
-    assert!(outage_at.is_some(), "region 2's outage was declared");
     assert!(
         false_notices.is_empty(),
         "switches declared gone that never left: {false_notices:?}\n{}",
@@ -232,7 +244,7 @@ async fn run(unreadable_region: Option<&str>) {
     assert_eq!(
         true_notices.len(),
         region2.len(),
-        "region 2's switches were unmanaged while it was down: {true_notices:?}"
+        "region 2's switches were disconnected (region offline) while it was down: {true_notices:?}"
     );
     for s in [&startup, &recovery] {
         let fls = s["fls"].as_array().unwrap();

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::counters::Counters;
+use crate::dialect::{notices, Dialect};
 use crate::liveness::FlStatus;
 use crate::mailbox::{Envelope, Mailbox, MailboxStats, Outlet};
 use crate::messages::{
@@ -146,8 +147,9 @@ struct Waiting {
 enum Cause {
     /// An FL's switch event (forwarded unchanged when it changes whether the switch is managed).
     Event { forward: Option<Box<Outgoing>> },
-    /// A sync chain (its messages are forwarded by the session).
-    Chain,
+    /// A network dump: an entry of it (forwarded by `dump_entry`), or a complete dump that
+    /// did not list the switch (no entry).
+    Chain { entry: Option<Bytes> },
     /// The FL's outage (its proxy fails all its pending commands itself).
     Outage { reason: String },
     /// A connection fact another cluster instance published for an FL it owns (that instance
@@ -564,8 +566,11 @@ impl Dispatcher {
             return self.dump_entry(ev, now_ms);
         }
         let t = if ev.up {
-            self.map
-                .connect(&ev.switch_id, ev.fl, ev.mode, ev.via, now_ms)
+            let t = self
+                .map
+                .connect(&ev.switch_id, ev.fl, ev.mode, ev.via, now_ms);
+            self.note_addresses(&ev.switch_id, ev.fl, ev.mode, ev.forward.as_ref());
+            t
         } else {
             self.map.disconnect(&ev.switch_id, ev.fl, ev.mode)
         };
@@ -582,14 +587,19 @@ impl Dispatcher {
     /// router does (`SwitchMonitor`): one voice per switch, never a read-only region's.
     fn dump_entry(&mut self, ev: SwitchEvent, now_ms: u64) {
         let (sw, fl) = (ev.switch_id.as_str(), ev.fl);
+        let entry = ev.forward.as_ref().map(|o| o.payload.clone());
         if ev.mode == Mode::ReadOnly {
             let t = self.map.disconnect(sw, fl, Mode::ReadWrite);
             if t != Transition::Unknown {
-                self.changed(sw, fl, t, Cause::Chain, &ev.ticket);
+                let cause = Cause::Chain {
+                    entry: entry.clone(),
+                };
+                self.changed(sw, fl, t, cause, &ev.ticket);
             }
         }
         let t = self.map.connect(sw, fl, ev.mode, Via::Sync, now_ms);
-        self.changed(sw, fl, t, Cause::Chain, &ev.ticket);
+        self.note_addresses(sw, fl, ev.mode, ev.forward.as_ref());
+        self.changed(sw, fl, t, Cause::Chain { entry }, &ev.ticket);
         let Some(out) = ev.forward else { return };
         let c = &self.shared.counters;
         if ev.mode == Mode::ReadWrite && self.map.active(sw) == Some(fl) {
@@ -601,13 +611,44 @@ impl Dispatcher {
         }
     }
 
-    /// Acts on what a map change meant. Raw connection events are forwarded only where they
-    /// tell the controller the truth about the switch being managed (it became managed, lost
-    /// its last RW connection, or a repeat from the active FL); every other connection change
-    /// — a failover included — is published as one availability notice instead.
+    /// The switch's view in an FL's event or dump entry (`protocol.switch_events.view_pointers`).
+    fn view_in(&self, payload: &[u8]) -> Option<serde_json::Value> {
+        let text = std::str::from_utf8(payload).ok()?;
+        let rules = &self.shared.settings.protocol.switch_events;
+        rules.view_pointers.iter().find_map(|p| {
+            let raw = protocol::lookup(text, p)?;
+            serde_json::from_str::<serde_json::Value>(raw.get())
+                .ok()
+                .filter(serde_json::Value::is_object)
+        })
+    }
+
+    /// Keeps the addresses the FL reported with a connection (for availability notices).
+    fn note_addresses(&mut self, sw: &str, fl: FlIndex, mode: Mode, msg: Option<&Outgoing>) {
+        let Some(msg) = msg else { return };
+        if let Some(a) = self
+            .view_in(&msg.payload)
+            .and_then(|v| notices::addresses_of(&v))
+        {
+            self.map.set_addresses(sw, fl, mode, a);
+        }
+    }
+
+    /// Acts on what a map change meant, in the configured dialect (`crate::dialect::notices`):
+    /// - design: the FL's own connection event is forwarded where it tells the controller the
+    ///   truth about the switch being managed (it became managed, lost its last read-write
+    ///   connection, or a repeat from the active FL); an outage or a complete dump that ends
+    ///   the last connection sends the router's own notice;
+    /// - openkilda: raw connection events never go on; the switch's first read-write connection
+    ///   is a connect notice, its last one gone a disconnect notice (`regionOffline` for an
+    ///   outage), and repeats or disconnects of unknown connections say nothing.
+    ///
+    /// In both, every other connection change — a failover included — is one availability
+    /// notice.
     fn changed(&mut self, sw: &str, fl: FlIndex, t: Transition, cause: Cause, ticket: &Ticket) {
         let s = self.shared.clone();
         let c = &s.counters;
+        let openkilda = s.settings.protocol.dialect == Dialect::OpenKilda;
         let from_fact = matches!(cause, Cause::Fact);
         let forward = |cause: Cause| {
             if let Cause::Event { forward: Some(out) } = cause {
@@ -617,15 +658,15 @@ impl Dispatcher {
         };
         match t {
             Transition::Unchanged => {
-                if self.map.active(sw) == Some(fl) {
+                if !openkilda && self.map.active(sw) == Some(fl) {
                     forward(cause);
                 }
                 return;
             }
             Transition::Unknown => {
                 // A disconnect the map has no connection for: true news only if the switch has
-                // no active FL at all.
-                if self.map.active(sw).is_none() {
+                // no active FL at all (OpenKilda's router drops it).
+                if !openkilda && self.map.active(sw).is_none() {
                     forward(cause);
                 }
                 return;
@@ -639,7 +680,11 @@ impl Dispatcher {
                 for set in &mut self.lost_in_outage {
                     set.remove(sw);
                 }
-                forward(cause);
+                if openkilda {
+                    self.connect_notice(sw, &cause);
+                } else {
+                    forward(cause);
+                }
                 self.release_waiting(sw, to);
             }
             Transition::FailedOver { from, to } => {
@@ -653,8 +698,8 @@ impl Dispatcher {
                         "FL {}'s owner (another instance) reported it disconnected",
                         s.fl_id(from)
                     ),
-                    Cause::Chain => format!(
-                        "FL {}'s sync chain no longer reports it read-write",
+                    Cause::Chain { .. } => format!(
+                        "FL {}'s network dump no longer lists it read-write",
                         s.fl_id(from)
                     ),
                 };
@@ -668,12 +713,12 @@ impl Dispatcher {
                         });
                     }
                 }
-                self.availability(sw);
+                self.availability(sw, &cause);
             }
             Transition::Returned { from, to } => {
                 Counters::inc(&c.failbacks);
                 info!(switch = %sw, from = %s.fl_id(from), to = %s.fl_id(to), "switch returned to its preferred FL");
-                self.availability(sw);
+                self.availability(sw, &cause);
             }
             Transition::Unmanaged { from } => {
                 let why = match &cause {
@@ -691,8 +736,8 @@ impl Dispatcher {
                         "its last read-write FL {}'s owner (another instance) reported it disconnected",
                         s.fl_id(from)
                     ),
-                    Cause::Chain => format!(
-                        "its last read-write FL {} no longer reports it",
+                    Cause::Chain { .. } => format!(
+                        "its last read-write FL {} no longer lists it",
                         s.fl_id(from)
                     ),
                 };
@@ -704,45 +749,14 @@ impl Dispatcher {
                         why,
                     },
                 );
-                let classes = &s.settings.protocol.classes;
-                let leader = self.leader;
                 if let (Cause::Outage { .. }, Some(set)) =
                     (&cause, self.lost_in_outage.get_mut(from))
                 {
                     set.insert(sw.to_string());
                 }
-                match cause {
-                    Cause::Event { .. } => forward(cause),
-                    // Its owner forwarded the FL's own event.
-                    Cause::Fact => {}
-                    _ if !leader => {}
-                    Cause::Chain if self.map.get(sw).is_none() => {
-                        Counters::inc(&c.switch_offline_notifications);
-                        s.send_event(
-                            sw,
-                            protocol::switch_offline_notification(classes, sw, s.fl_id(from)),
-                            &[],
-                        );
-                    }
-                    Cause::Outage { .. } => {
-                        Counters::inc(&c.unmanaged_notifications);
-                        s.send_event(
-                            sw,
-                            protocol::unmanaged_switch_notification(classes, sw),
-                            &[],
-                        );
-                    }
-                    Cause::Chain => {
-                        Counters::inc(&c.unmanaged_notifications);
-                        s.send_event(
-                            sw,
-                            protocol::unmanaged_switch_notification(classes, sw),
-                            &[],
-                        );
-                    }
-                }
+                self.unmanaged_notice(sw, from, cause);
             }
-            Transition::Availability => self.availability(sw),
+            Transition::Availability => self.availability(sw, &cause),
             Transition::Unchanged | Transition::Unknown => {}
         }
         if self.cluster && !from_fact && s.liveness.is_owned(fl) {
@@ -750,6 +764,98 @@ impl Dispatcher {
         }
         if self.leader {
             self.store(sw, ticket);
+        }
+    }
+
+    /// The payload an FL sent that caused a change (its event, its dump entry).
+    fn source(cause: &Cause) -> Option<&[u8]> {
+        match cause {
+            Cause::Event { forward: Some(out) } => Some(&out.payload),
+            Cause::Chain { entry: Some(e) } => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The notice's correlation id: the FL message's that caused it, as OpenKilda's router keeps.
+    fn cause_cid(&self, cause: &Cause) -> Option<String> {
+        let payload = Self::source(cause)?;
+        let view = MessageView::read(payload, &self.shared.settings.protocol.envelope).ok()?;
+        view.correlation().map(str::to_string)
+    }
+
+    /// OpenKilda's `SwitchConnectNotification`, sent by the instance that read the FL's message
+    /// (in a cluster, the FL's owner; a fact from another instance announces nothing here).
+    fn connect_notice(&self, sw: &str, cause: &Cause) {
+        let s = &self.shared;
+        let Some(payload) = Self::source(cause) else {
+            return;
+        };
+        let Some(view) = self.view_in(payload) else {
+            // Floodlight's reduced event (no view): OpenKilda's network topology cannot read a
+            // connect notice without `speakerData`; the availability notice says what changed
+            // (and the next dump entry makes the switch online there).
+            warn!(switch = %sw, "switch connected without its view: availability notice instead of a connect notice");
+            return self.availability(sw, cause);
+        };
+        let cid = self.cause_cid(cause);
+        let entries = self.entries(sw);
+        Counters::inc(&s.counters.availability_notifications);
+        s.send_event(
+            sw,
+            notices::connect(
+                &s.settings.protocol.classes,
+                cid.as_deref(),
+                &view,
+                &entries,
+            ),
+            &[],
+        );
+    }
+
+    /// The switch lost its last read-write FL (`from`): what the controller is told.
+    fn unmanaged_notice(&self, sw: &str, from: FlIndex, cause: Cause) {
+        let s = self.shared.clone();
+        let c = &s.counters;
+        let classes = &s.settings.protocol.classes;
+        if s.settings.protocol.dialect == Dialect::OpenKilda {
+            let region_offline = matches!(cause, Cause::Outage { .. });
+            // The FL's event: its reader tells; an outage or a dump: the leader.
+            let speaks = match cause {
+                Cause::Event { .. } => true,
+                Cause::Fact => false,
+                _ => self.leader,
+            };
+            if speaks {
+                Counters::inc(&c.unmanaged_notifications);
+                let cid = self.cause_cid(&cause);
+                let entries = self.entries(sw);
+                s.send_event(
+                    sw,
+                    notices::disconnect(classes, cid.as_deref(), sw, &entries, region_offline),
+                    &[],
+                );
+            }
+            return;
+        }
+        match cause {
+            Cause::Event {
+                forward: Some(out), ..
+            } => {
+                s.outbox.send(*out);
+                Counters::inc(&c.events_forwarded);
+            }
+            Cause::Event { .. } => {}
+            // Its owner forwarded the FL's own event.
+            Cause::Fact => {}
+            _ if !self.leader => {}
+            Cause::Chain { .. } if self.map.get(sw).is_none() => {
+                Counters::inc(&c.switch_offline_notifications);
+                s.send_event(sw, notices::switch_offline(classes, sw, s.fl_id(from)), &[]);
+            }
+            Cause::Outage { .. } | Cause::Chain { .. } => {
+                Counters::inc(&c.unmanaged_notifications);
+                s.send_event(sw, notices::unmanaged(classes, sw), &[]);
+            }
         }
     }
 
@@ -766,6 +872,7 @@ impl Dispatcher {
                     mode: c.mode,
                     since: c.since_ms,
                     via: c.via,
+                    addresses: c.addresses.as_deref().cloned(),
                 };
                 Outgoing::new(topic, serde_json::to_vec(&value).unwrap_or_default()).key(key)
             }
@@ -832,31 +939,42 @@ impl Dispatcher {
         }
     }
 
+    /// Every connection of the switch, as a notice lists them.
+    fn entries(&self, sw: &str) -> Vec<notices::AvailabilityEntry<'_>> {
+        let s = &self.shared;
+        self.map
+            .get(sw)
+            .map(|x| {
+                x.connections()
+                    .iter()
+                    .map(|c| notices::AvailabilityEntry {
+                        fl: s.fl_id(c.fl),
+                        read_write: c.mode == Mode::ReadWrite,
+                        active: x.active() == Some(c.fl) && c.mode == Mode::ReadWrite,
+                        since_ms: c.since_ms,
+                        addresses: c.addresses.as_deref(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Publishes the switch's connections (OpenKilda's SwitchAvailabilityUpdateNotification).
-    fn availability(&self, sw: &str) {
+    fn availability(&self, sw: &str, cause: &Cause) {
         if !self.leader {
             return; // the leader announces it
         }
         let s = &self.shared;
         Counters::inc(&s.counters.availability_notifications);
-        let entries: Vec<protocol::AvailabilityEntry<'_>> = self
-            .map
-            .get(sw)
-            .map(|x| {
-                x.connections()
-                    .iter()
-                    .map(|c| protocol::AvailabilityEntry {
-                        fl: s.fl_id(c.fl),
-                        read_write: c.mode == Mode::ReadWrite,
-                        active: x.active() == Some(c.fl) && c.mode == Mode::ReadWrite,
-                        since_ms: c.since_ms,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let cid = self.cause_cid(cause);
         s.send_event(
             sw,
-            protocol::switch_availability_notification(&s.settings.protocol.classes, sw, &entries),
+            notices::availability(
+                &s.settings.protocol.classes,
+                cid.as_deref(),
+                sw,
+                &self.entries(sw),
+            ),
             &[],
         );
     }
@@ -1055,9 +1173,13 @@ impl Dispatcher {
             return;
         };
         let before = std::mem::take(&mut self.lost_in_outage[fl]);
+        // (OpenKilda's services heard of them at the outage: a disconnect notice each.)
+        let design = s.settings.protocol.dialect == Dialect::Design;
         let mut gone: Vec<&String> = before
             .iter()
-            .filter(|sw| !listed.iter().any(|(r, _)| r == *sw) && self.map.active(sw).is_none())
+            .filter(|sw| {
+                design && !listed.iter().any(|(r, _)| r == *sw) && self.map.active(sw).is_none()
+            })
             .collect();
         gone.sort();
         for sw in gone {
@@ -1065,17 +1187,13 @@ impl Dispatcher {
             Counters::inc(&s.counters.switch_offline_notifications);
             s.send_event(
                 sw,
-                protocol::switch_offline_notification(
-                    &s.settings.protocol.classes,
-                    sw,
-                    s.fl_id(fl),
-                ),
+                notices::switch_offline(&s.settings.protocol.classes, sw, s.fl_id(fl)),
                 &[],
             );
         }
         let changes = self.map.forget_unlisted(fl, &listed, requested);
         for (sw, t) in changes {
-            self.changed(&sw, fl, t, Cause::Chain, &Ticket::none());
+            self.changed(&sw, fl, t, Cause::Chain { entry: None }, &Ticket::none());
         }
     }
 

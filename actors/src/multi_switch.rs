@@ -19,12 +19,13 @@ use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::counters::Counters;
+use crate::dialect::{notices, Dialect};
 use crate::mailbox::{Mailbox, MailboxStats};
 use crate::messages::{Failure, Forward, MultiSwitchPort, PartAnswer, PartFailed, Proxies};
 use crate::obligation::{Met, Obligation};
 use crate::outbox::{Inbound, Outgoing, Ticket};
+use crate::protocol::Head;
 use crate::protocol::Requester;
-use crate::protocol::{self, Head};
 use crate::shared::Shared;
 use crate::trace::{Delivery, DeliveryNote, Step};
 
@@ -198,8 +199,13 @@ impl MultiSwitchCommand {
             "results": results,
         });
         let body =
-            protocol::info_message(&s.settings.protocol.classes, &self.correlation_id, payload);
-        let topic = s.reply_topic(self.reply_to.as_deref()).to_string();
+            notices::info_message(&s.settings.protocol.classes, &self.correlation_id, payload);
+        // No OpenKilda component reads a multi-switch result: without a reply-to it goes to
+        // the router's own notices there.
+        let topic = match (&self.reply_to, s.settings.protocol.dialect) {
+            (None, Dialect::OpenKilda) => s.settings.topics.notices_topic().to_string(),
+            _ => s.reply_topic(self.reply_to.as_deref()).to_string(),
+        };
         let trace_topic: Arc<str> = Arc::from(topic.as_str());
         s.traces.record(
             &self.correlation_id,

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::counters::Counters;
+use crate::dialect::notices;
 use crate::liveness::{DeliveryStamp, FlStatus, Stamp};
 use crate::mailbox::{MailboxStats, Outlet};
 use crate::messages::{DispatcherPort, Evidence, FlLost, StartSync, SyncTrigger, WriteErrors};
@@ -183,9 +184,9 @@ impl OutageMonitor {
         self.offline_since[fl] = Some(now);
         self.open[fl].clear();
         Counters::inc(&s.counters.fl_outages);
-        s.send_event(
+        s.send_notice(
             id,
-            protocol::fl_outage_notification(&s.settings.protocol.classes, id, reason),
+            notices::fl_outage(&s.settings.protocol.classes, id, reason),
             &[],
         );
         // The dispatcher fails its switches over first, then has the proxy answer its
@@ -213,9 +214,9 @@ impl OutageMonitor {
             format!("FL {id} failed to write {failed} message(s) since its last AliveResponse");
         warn!(fl = %id, failed, "FL lost writes; resyncing it");
         Counters::inc(&s.counters.fl_outages);
-        s.send_event(
+        s.send_notice(
             id,
-            protocol::fl_outage_notification(&s.settings.protocol.classes, id, &reason),
+            notices::fl_outage(&s.settings.protocol.classes, id, &reason),
             &[],
         );
         let _ = self.scheduler.tell(StartSync {

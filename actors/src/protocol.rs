@@ -664,11 +664,6 @@ pub fn command_message(
     envelope(&classes.command_message, correlation_id, payload)
 }
 
-/// An InfoMessage the router originates (notifications, the sync summary).
-pub fn info_message(classes: &Classes, correlation_id: &str, payload: serde_json::Value) -> Bytes {
-    envelope(&classes.info_message, correlation_id, payload)
-}
-
 pub fn alive_request(classes: &Classes, correlation_id: &str) -> Bytes {
     command_message(
         classes,
@@ -685,71 +680,6 @@ pub fn sync_request(classes: &Classes, correlation_id: &str, dump_id: Option<&st
         payload["dump_id"] = serde_json::Value::from(id);
     }
     command_message(classes, correlation_id, payload)
-}
-
-pub fn fl_outage_notification(classes: &Classes, fl: &str, reason: &str) -> Bytes {
-    info_message(
-        classes,
-        &format!("flrouter-outage-{}", uuid::Uuid::new_v4().simple()),
-        serde_json::json!({"clazz": classes.fl_outage_notification, "fl_id": fl, "reason": reason}),
-    )
-}
-
-pub fn unmanaged_switch_notification(classes: &Classes, switch: &str) -> Bytes {
-    info_message(
-        classes,
-        &format!("flrouter-unmanaged-{}", uuid::Uuid::new_v4().simple()),
-        serde_json::json!({"clazz": classes.unmanaged_switch_notification, "switch_id": switch}),
-    )
-}
-
-/// One connection as an availability notice lists it.
-#[derive(Debug, Clone, Copy)]
-pub struct AvailabilityEntry<'a> {
-    pub fl: &'a str,
-    pub read_write: bool,
-    pub active: bool,
-    pub since_ms: u64,
-}
-
-/// OpenKilda's `SwitchAvailabilityUpdateNotification` (its field names, camelCase as Jackson
-/// writes that class): every connection of the switch, one per FL (an FL's read-only entry is
-/// left out where it also has a read-write one, as OpenKilda's router does).
-pub fn switch_availability_notification(
-    classes: &Classes,
-    switch: &str,
-    entries: &[AvailabilityEntry<'_>],
-) -> Bytes {
-    let connections: Vec<serde_json::Value> = entries
-        .iter()
-        .filter(|e| e.read_write || !entries.iter().any(|o| o.read_write && o.fl == e.fl))
-        .map(|e| {
-            let at = UNIX_EPOCH + std::time::Duration::from_millis(e.since_ms);
-            serde_json::json!({
-                "regionName": e.fl,
-                "connectMode": if e.read_write { "READ_WRITE" } else { "READ_ONLY" },
-                "master": e.active,
-                "connectedAt": humantime::format_rfc3339_millis(at).to_string(),
-            })
-        })
-        .collect();
-    info_message(
-        classes,
-        &format!("flrouter-availability-{}", uuid::Uuid::new_v4().simple()),
-        serde_json::json!({
-            "clazz": classes.switch_availability_notification,
-            "switchId": switch,
-            "availabilityData": {"connections": connections},
-        }),
-    )
-}
-
-pub fn switch_offline_notification(classes: &Classes, switch: &str, fl: &str) -> Bytes {
-    info_message(
-        classes,
-        &format!("flrouter-offline-{}", uuid::Uuid::new_v4().simple()),
-        serde_json::json!({"clazz": classes.switch_offline_notification, "switch_id": switch, "fl_id": fl}),
-    )
 }
 
 #[cfg(test)]

@@ -43,8 +43,11 @@ pub struct TopicSettings {
     pub fl_read: String,
     /// FL → router topic template; `{fl}` is replaced by the FL id.
     pub fl_write: String,
-    /// Switch events, sync chains and router notifications (router → controller).
+    /// Switch events, network dump entries and switch notices (router → controller).
     pub events: String,
+    /// The router's own notices (FL outages, sync summaries; multi-switch results with no
+    /// reply-to in the OpenKilda dialect): no OpenKilda component reads them. Unset: `events`.
+    pub notices: Option<String>,
     /// Answers with no stored reply-to and no route for their kind.
     pub default_reply: String,
     /// Input the router cannot process, kept byte for byte with the reason in a header.
@@ -103,6 +106,7 @@ impl Default for TopicSettings {
             fl_read: "kilda.speaker_{fl}".into(),
             fl_write: "kilda.topo.disco_{fl}".into(),
             events: "kilda.topo.disco.storm".into(),
+            notices: None,
             default_reply: "kilda.northbound.storm".into(),
             dead_letter: "kilda.flrouter.dead-letter".into(),
             by_class: BTreeMap::new(),
@@ -114,6 +118,11 @@ impl Default for TopicSettings {
 }
 
 impl TopicSettings {
+    /// Where the router's own notices go (`notices`, else `events`).
+    pub fn notices_topic(&self) -> &str {
+        self.notices.as_deref().unwrap_or(&self.events)
+    }
+
     /// The command lanes in effect (the configured ones, else `commands` → `fl_read`).
     pub fn command_lanes(&self) -> Vec<CommandLane> {
         if self.lanes.commands.is_empty() {
@@ -395,6 +404,9 @@ pub struct Classes {
     /// The router's notice that a switch's connections changed without it becoming
     /// unmanaged (a failover, a standby or read-only connection came or went).
     pub switch_availability_notification: String,
+    /// OpenKilda's notices of a switch's first read-write connection, and of its last one gone.
+    pub switch_connect_notification: String,
+    pub switch_disconnect_notification: String,
     pub fl_outage_notification: String,
     pub sync_summary: String,
     /// Payload class of one switch in an FL's network dump (its answer to a sync request).
@@ -429,6 +441,12 @@ impl Default for Classes {
             ),
             switch_availability_notification: s(
                 "org.openkilda.messaging.info.switches.SwitchAvailabilityUpdateNotification",
+            ),
+            switch_connect_notification: s(
+                "org.openkilda.messaging.info.switches.SwitchConnectNotification",
+            ),
+            switch_disconnect_notification: s(
+                "org.openkilda.messaging.info.switches.SwitchDisconnectNotification",
             ),
             fl_outage_notification: s("org.openkilda.messaging.info.event.FlOutageNotification"),
             sync_summary: s("org.openkilda.messaging.info.event.SyncSessionSummary"),
@@ -605,6 +623,9 @@ pub struct SwitchEventRules {
     /// In a sync chain entry: `true` is a read-write connection, `false` read-only; absent
     /// means read-write.
     pub write_mode_pointer: String,
+    /// Where an event or dump entry keeps the switch's view (`SpeakerSwitchView`: its
+    /// addresses and description), tried in order.
+    pub view_pointers: Vec<String>,
     /// FL messages about a switch (not answers to a command) forwarded only from the switch's
     /// active FL, as OpenKilda's router does for port events: a standby FL's copy is dropped and
     /// counted. From any FL while the switch has no active FL.
@@ -622,6 +643,7 @@ impl Default for SwitchEventRules {
             read_only_up: v(&["ADDED"]),
             read_only_down: v(&["REMOVED"]),
             write_mode_pointer: "/payload/write_mode".into(),
+            view_pointers: v(&["/payload/switch", "/payload/switch_record"]),
             active_fl_only: vec!["org.openkilda.messaging.info.event.PortInfoData".into()],
         }
     }
@@ -877,6 +899,9 @@ impl Settings {
             ("topics.journal", &t.journal),
         ] {
             push(check_topic_name(key, v));
+        }
+        if let Some(n) = &t.notices {
+            push(check_topic_name("topics.notices", n));
         }
         for (class, topic) in &t.by_class {
             push(check_topic_name(&format!("topics.by_class.{class}"), topic));

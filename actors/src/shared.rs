@@ -101,6 +101,17 @@ impl Shared {
         self.outbox.send(self.to_controllers(out));
     }
 
+    /// Sends one of the router's own notices (an FL outage, a sync summary) to
+    /// `topics.notices`.
+    pub fn send_notice(&self, key: &str, payload: Bytes, tickets: &[&Ticket]) {
+        let mut out = Outgoing::new(self.settings.topics.notices_topic().to_string(), payload)
+            .key(Bytes::from(key.to_string()));
+        for t in tickets {
+            out = out.ticket(t);
+        }
+        self.outbox.send(self.to_controllers(out));
+    }
+
     /// A record the router makes on its own for FL `fl`, with that side's version header.
     pub fn to_fl(&self, fl: usize, out: Outgoing) -> Outgoing {
         self.versions.stamp(out, self.versions.for_fl(fl))

@@ -45,6 +45,8 @@ pub struct Connection {
     /// When the router last read evidence of it (an event, a dump entry; a restore counts as
     /// old news): a complete dump removes only connections learned before it was requested.
     pub learned: Instant,
+    /// `{"switchAddress", "speakerAddress"}` as the FL last reported them (availability notices).
+    pub addresses: Option<Arc<serde_json::Value>>,
 }
 
 /// What a connection is; when it was last confirmed is bookkeeping, not part of it.
@@ -231,6 +233,7 @@ impl SwitchMap {
             since_ms: now_ms,
             via,
             learned: Instant::now(),
+            addresses: None,
         });
         Self::count(&mut self.per_fl, fl, true);
         if mode == Mode::ReadOnly {
@@ -312,6 +315,15 @@ impl SwitchMap {
                 (id, t)
             })
             .collect()
+    }
+
+    /// Records the addresses FL `fl` reported for its connection to `switch` in `mode`.
+    pub fn set_addresses(&mut self, switch: &str, fl: FlIndex, mode: Mode, a: serde_json::Value) {
+        if let Some(sw) = self.switches.get_mut(switch) {
+            if let Some(i) = sw.position(fl, mode) {
+                sw.connections[i].addresses = Some(Arc::new(a));
+            }
+        }
     }
 
     /// FL `fl`'s connection to `switch`, if any (read-write first).
@@ -499,6 +511,8 @@ pub struct StoredConnection {
     pub mode: Mode,
     pub since: u64,
     pub via: Via,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<serde_json::Value>,
 }
 
 impl StoredSwitch {
@@ -513,6 +527,7 @@ impl StoredSwitch {
                     mode: c.mode,
                     since: c.since_ms,
                     via: c.via,
+                    addresses: c.addresses.as_deref().cloned(),
                 })
                 .collect(),
             fl: None,
@@ -532,6 +547,7 @@ impl StoredSwitch {
                 since_ms: self.since.unwrap_or(0),
                 via: self.via.unwrap_or(Via::Event),
                 learned: Instant::now(),
+                addresses: None,
             });
         }
         for c in &self.connections {
@@ -541,6 +557,7 @@ impl StoredSwitch {
                 since_ms: c.since,
                 via: c.via,
                 learned: Instant::now(),
+                addresses: c.addresses.clone().map(Arc::new),
             });
         }
         let active = match (&self.active, &self.fl) {

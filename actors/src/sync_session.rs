@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use crate::counters::Counters;
 use crate::dialect::dump::{DumpPart, DumpTally, Verdict};
+use crate::dialect::notices;
 use crate::mailbox::{Mailbox, MailboxStats, Outlet};
 use crate::messages::{
     ChainApplied, DispatcherPort, DumpSeen, Proxies, SyncComplete, SyncTrigger, UnwatchSync,
@@ -288,13 +289,13 @@ impl SyncSession {
             "duration_ms": self.started_at.elapsed().as_millis() as u64,
             "fls": fls,
         });
-        let body = protocol::info_message(&s.settings.protocol.classes, &self.id, payload);
+        let body = notices::info_message(&s.settings.protocol.classes, &self.id, payload);
         let ticket = self
             .request
             .as_ref()
             .map(|r| r.ticket.clone())
             .unwrap_or_else(Ticket::none);
-        s.send_event(&self.id, body.clone(), &[&ticket]);
+        s.send_notice(&self.id, body.clone(), &[&ticket]);
         if let Some(r) = &self.request {
             if let Some(reply_to) = r.reply_to.clone() {
                 let out = s.answering(r, Outgoing::new(reply_to, body).ticket(&ticket));

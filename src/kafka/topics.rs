@@ -23,6 +23,7 @@ pub fn all_topics(config: &Config) -> BTreeSet<String> {
     }
     set.extend(t.output_lanes().into_iter().filter_map(|l| l.to));
     set.insert(t.events.clone());
+    set.insert(t.notices_topic().to_string());
     set.insert(t.default_reply.clone());
     set.insert(t.dead_letter.clone());
     set.insert(t.switch_map.clone());
