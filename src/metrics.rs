@@ -73,6 +73,7 @@ pub const SPEC: &[Metric] = &[
     counter("flrouter_sync_sessions", "Sync sessions started.", &[]),
     counter("flrouter_sync_fl_chains", "FL network dumps of sync sessions by outcome: complete (counted and whole, or closed by an end marker), uncounted (entries mapped, nothing concluded), empty (nothing, and no switch known), failed (missing or incomplete after the retries).", &["outcome"]),
     counter("flrouter_sync_unreadable_entries", "Network dump entries without a readable switch: dead-lettered, their FL's dump incomplete.", &[]),
+    counter("flrouter_delivery_only_commands", "Commands of a class the speaker does not always answer (protocol.delivery_only): forwarded and tracked for delivery only, no router deadline.", &[]),
     counter("flrouter_sync_retries", "SyncRequests re-sent for a missing or incomplete dump.", &[]),
     counter("flrouter_multi_switch_commands", "Multi-switch commands split and forwarded.", &[]),
     counter("flrouter_multi_switch_late_answers", "Answers for a multi-switch part that had already settled.", &[]),
@@ -191,6 +192,7 @@ impl Snapshot {
             ]),
             "flrouter_sync_unreadable_entries" => one(self.counter("sync_unreadable_entries")),
             "flrouter_sync_retries" => one(self.counter("sync_retries")),
+            "flrouter_delivery_only_commands" => one(self.counter("delivery_only_forwarded")),
             "flrouter_multi_switch_commands" => one(self.counter("multi_commands")),
             "flrouter_multi_switch_late_answers" => one(self.counter("multi_late_answers")),
             "flrouter_replayed_commands" => by(&[

@@ -112,7 +112,7 @@ impl CommandShard {
             correlation_id: cid.to_string(),
             switch_id,
             requester: s.requester(&msg, Some(&view)),
-            timeout: s.settings.timeouts.ack_for(class),
+            timeout: s.settings.answer_deadline(class),
             lane: s.lane_of(&msg),
             msg,
             multi: None,

@@ -21,6 +21,7 @@ macro_rules! counters {
 counters! {
     commands_received: "Commands read from the inbound topics.",
     commands_forwarded: "Commands forwarded to an FL read topic.",
+    delivery_only_forwarded: "Commands of a class the speaker does not always answer (protocol.delivery_only), forwarded and tracked for delivery only.",
     fl_messages_received: "Messages read from FL write topics.",
     acks_received: "FlReceiveAck messages consumed.",
     answers_routed: "FL answers routed to a controller topic.",

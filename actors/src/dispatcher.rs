@@ -275,7 +275,7 @@ impl Dispatcher {
             correlation_id: cid.to_string(),
             switch_id,
             requester,
-            timeout: s.settings.timeouts.ack_for(class),
+            timeout: s.settings.answer_deadline(class),
             lane: s.lane_of(&msg),
             msg,
             multi: None,
@@ -321,11 +321,14 @@ impl Dispatcher {
                 &fwd.correlation_id,
                 Step::WaitingForReconnect {
                     switch: fwd.switch_id.clone(),
-                    up_to_ms: grace_left.min(fwd.timeout).as_millis() as u64,
+                    up_to_ms: fwd
+                        .timeout
+                        .map_or(grace_left, |t| grace_left.min(t))
+                        .as_millis() as u64,
                 },
             );
             debug!(correlation_id = %fwd.correlation_id, switch = %fwd.switch_id, "waiting for the switch to reconnect");
-            let until = now + grace_left.min(fwd.timeout);
+            let until = now + fwd.timeout.map_or(grace_left, |t| grace_left.min(t));
             self.waiting_len += 1;
             self.waiting
                 .entry(fwd.switch_id.to_string())
@@ -1297,10 +1300,15 @@ counted!(Dispatcher, FromActiveOnly => (), |this, msg, _| {
         forward,
     } = msg;
     let c = &this.shared.counters;
+    let openkilda = this.shared.settings.protocol.dialect == Dialect::OpenKilda;
     match this.map.active(&switch_id) {
         Some(active) if active != fl => {
             Counters::inc(&c.standby_events_dropped);
             debug!(switch = %switch_id, fl = %this.shared.fl_id(fl), "message from a standby FL dropped (the active FL speaks for the switch)");
+        }
+        None if openkilda => {
+            Counters::inc(&c.standby_events_dropped);
+            debug!(switch = %switch_id, fl = %this.shared.fl_id(fl), "message about a switch with no active FL dropped (as OpenKilda's router does)");
         }
         _ => {
             this.shared.outbox.send(forward);

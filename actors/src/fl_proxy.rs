@@ -234,6 +234,16 @@ impl FlProxy {
             );
             return f.owed.met(Met::RouterAnswered);
         }
+        let Some(timeout) = f.timeout else {
+            // A class the FL does not always answer: delivered, nothing kept (its input is
+            // done once the forward is delivered; its requester keeps its own timeout).
+            let note = self.trace_forward(&f.correlation_id, f.lane, &f.switch_id, false);
+            let out = self.to_fl(f.lane, &f.switch_id, f.msg).note(note);
+            s.outbox.send(out);
+            Counters::inc(&s.counters.commands_forwarded);
+            Counters::inc(&s.counters.delivery_only_forwarded);
+            return f.owed.met(Met::DeliveryOnly);
+        };
         // The deadline runs from delivery (a partition leader failover can hold the command
         // in the producer for seconds; the FL cannot answer what it cannot read).
         let (delivered, delivery_ticket) = Delivered::new(s.liveness.epoch());
@@ -245,7 +255,7 @@ impl FlProxy {
             f.multi,
             Some(delivered),
             now,
-            f.timeout,
+            timeout,
             f.owed,
         );
         let note = self.trace_forward(&f.correlation_id, f.lane, &f.switch_id, false);
@@ -333,8 +343,15 @@ impl FlProxy {
             return a.owed.met(Met::HandedOver);
         }
         let s = &self.shared;
+        let class = MessageView::read(&a.msg.payload, &s.settings.protocol.envelope)
+            .ok()
+            .and_then(|v| v.class().map(str::to_string));
+        let Some(deadline) = s.settings.answer_deadline(class.as_deref()) else {
+            // Delivered before the restart; nothing to wait for.
+            return a.owed.met(Met::DeliveryOnly);
+        };
         Counters::inc(&s.counters.replayed_adopted);
-        let ack = s.settings.timeouts.ack.as_millis() as u64;
+        let ack = deadline.as_millis() as u64;
         let left = (a.forwarded_at_ms + ack).saturating_sub(protocol::now_millis());
         debug!(fl = %self.id, correlation_id = %a.correlation_id, left_ms = left, "command read again; pending again without a second forward");
         s.traces.record(
@@ -531,7 +548,9 @@ impl FlProxy {
             Ok(protocol::Target::One(sw)) => Arc::from(sw.as_str()),
             _ => Arc::from(""),
         };
-        let timeout = s.settings.timeouts.ack_for(view.class());
+        let Some(timeout) = s.settings.answer_deadline(view.class()) else {
+            return; // delivered; its requester keeps its own timeout
+        };
         let now_ms = protocol::now_millis();
         let at_ms = msg
             .origin

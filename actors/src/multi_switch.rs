@@ -269,7 +269,8 @@ impl MultiSwitchCommand {
                     reply_to: collect.clone(),
                     ..Requester::default()
                 },
-                timeout: s.settings.timeouts.ack,
+                // Every part is owed a result, whatever its class.
+                timeout: Some(s.settings.timeouts.ack),
                 lane: p.part.lane,
                 msg,
                 multi: Some(me.clone()),

@@ -23,6 +23,9 @@ pub enum Met {
     /// The engine is stopping with the command unanswered: its offset is not committed, so
     /// the next incarnation reads it again.
     LeftForRestart,
+    /// Of a class its speaker does not always answer (`protocol.delivery_only`): delivered,
+    /// and its requester keeps its own timeout.
+    DeliveryOnly,
     /// Forwarded to an FL another instance owns, or left when this instance stopped owning
     /// the FL: the FL's owner adopts it from the FL's read topic (`docs/design/cluster.md`).
     HandedOver,

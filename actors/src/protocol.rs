@@ -530,6 +530,9 @@ pub struct Requester {
     /// The command's version header (`protocol.version_header`): the router's answer carries
     /// it. None when the header is not in use.
     pub version: Option<Bytes>,
+    /// Where the router answers it without a reply-to (`crate::dialect::answers`); None:
+    /// `topics.default_reply`.
+    pub errors_to: Option<std::sync::Arc<str>>,
 }
 
 /// A hub-and-spoke request's own parts, kept to answer it in its family when the router has to
@@ -620,6 +623,30 @@ pub fn hub_error(
         ));
     }
     Bytes::from(out)
+}
+
+/// The router's answer in the hub-and-spoke family to a Message-family request whose
+/// requester reads that family (a flow-hs dump): OpenKilda's `SpeakerDataResponse` carrying an
+/// `ErrorData`, as `ControllerToSpeakerSharedProxyBolt` builds it.
+pub fn hub_data_error(
+    classes: &Classes,
+    correlation_id: &str,
+    error_type: ErrorType,
+    message: &str,
+    description: &str,
+) -> Bytes {
+    let v = serde_json::json!({
+        "clazz": classes.hub_data_response,
+        "message_context": {"correlation_id": correlation_id, "create_time": now_millis()},
+        "data": {
+            "clazz": classes.error_data,
+            "error-type": error_type,
+            "error-message": message,
+            "error-description": description,
+            "timestamp": now_millis(),
+        },
+    });
+    Bytes::from(v.to_string())
 }
 
 /// An ErrorMessage the router originates (NOT_FOUND, OPERATION_TIMED_OUT, REQUEST_INVALID).

@@ -54,6 +54,9 @@ pub struct TopicSettings {
     pub dead_letter: String,
     /// Routes by payload class (message kind) for answers with no stored reply-to.
     pub by_class: BTreeMap<String, String>,
+    /// Where the router's own answer to a command of a class (`*` patterns) goes when it has
+    /// no reply-to header; before its lane's `errors`.
+    pub errors_by_class: BTreeMap<String, String>,
     /// The router's own compacted topic holding the switch → FL map (key: switch id), read
     /// back at start so the map survives restarts.
     pub switch_map: String,
@@ -86,6 +89,10 @@ pub struct CommandLane {
     pub from: String,
     /// Router → FL topic template (`{fl}`).
     pub to: String,
+    /// Where the router's own answer to a command of this lane goes when it has no reply-to
+    /// header: the topic its requester reads the FL's answers on (else `default_reply`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -97,6 +104,20 @@ pub struct OutputLane {
     /// `default_reply`; switch events: else `events`).
     #[serde(default)]
     pub to: Option<String>,
+    /// How the controller-side topic's reader reads it: `message` (the Message family) or
+    /// `hub` (`AbstractMessage`, the hub-and-spoke family). The router's own answers there are
+    /// written in that family.
+    #[serde(default)]
+    pub family: Family,
+}
+
+/// An envelope family, as a topic's reader expects it (docs/protocol.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    #[default]
+    Message,
+    Hub,
 }
 
 impl Default for TopicSettings {
@@ -110,6 +131,7 @@ impl Default for TopicSettings {
             default_reply: "kilda.northbound.storm".into(),
             dead_letter: "kilda.flrouter.dead-letter".into(),
             by_class: BTreeMap::new(),
+            errors_by_class: BTreeMap::new(),
             switch_map: "kilda.flrouter.switch-map".into(),
             journal: "kilda.flrouter.journal".into(),
             lanes: Lanes::default(),
@@ -131,6 +153,7 @@ impl TopicSettings {
                 .map(|c| CommandLane {
                     from: c.clone(),
                     to: self.fl_read.clone(),
+                    errors: None,
                 })
                 .collect()
         } else {
@@ -144,6 +167,7 @@ impl TopicSettings {
             vec![OutputLane {
                 from: self.fl_write.clone(),
                 to: None,
+                family: Family::Message,
             }]
         } else {
             self.lanes.outputs.clone()
@@ -221,6 +245,21 @@ pub struct Timeouts {
     /// The first-answer deadline (`ack`) per command class, for commands that take longer
     /// (dumps of a big switch). Keys are class names or `*` patterns; the most specific wins.
     pub by_class: BTreeMap<String, humantime_serde::Serde<Duration>>,
+}
+
+impl Settings {
+    /// The one answer rule of a command of this class, wherever it becomes pending (forwarded,
+    /// adopted in a cluster, read again after a restart): its first-answer deadline, or None for
+    /// a class its speaker does not always answer (`protocol.delivery_only`).
+    pub fn answer_deadline(&self, class: Option<&str>) -> Option<Duration> {
+        let delivery_only = class.is_some_and(|c| {
+            self.protocol
+                .delivery_only
+                .iter()
+                .any(|p| class_matches(p, c))
+        });
+        (!delivery_only).then(|| self.timeouts.ack_for(class))
+    }
 }
 
 impl Timeouts {
@@ -303,6 +342,10 @@ pub struct ProtocolSettings {
     pub dialect: crate::dialect::Dialect,
     /// The header every record the router makes carries (OpenKilda's version header).
     pub version_header: crate::dialect::version::VersionHeader,
+    /// Classes (`*` patterns) the speaker does not always answer: delivered and tracked for
+    /// delivery only — no router deadline, no router error for silence, no blacklist; their
+    /// requesters keep their own timeouts (see `crate::dialect` and config/openkilda.yaml).
+    pub delivery_only: Vec<String>,
     pub envelope: EnvelopeRules,
     pub broadcast: BroadcastRules,
     pub classes: Classes,
@@ -418,6 +461,9 @@ pub struct Classes {
     pub hub_flow_error: String,
     /// The router's answer to a `*SpeakerCommandsRequest` it cannot deliver.
     pub hub_speaker_commands_error: String,
+    /// The hub-and-spoke data response (carrying an `ErrorData` when the router answers a
+    /// Message-family request whose requester reads that family).
+    pub hub_data_response: String,
 }
 
 impl Default for Classes {
@@ -454,6 +500,7 @@ impl Default for Classes {
             network_dump_begin: s("org.openkilda.messaging.info.discovery.NetworkDumpBeginMarker"),
             network_dump_end: s("org.openkilda.messaging.info.discovery.NetworkDumpEndMarker"),
             hub_flow_error: s("org.openkilda.floodlight.flow.response.FlowErrorResponse"),
+            hub_data_response: s("org.openkilda.floodlight.api.response.SpeakerDataResponse"),
             hub_speaker_commands_error: s(
                 "org.openkilda.floodlight.api.response.rulemanager.SpeakerCommandResponse",
             ),
@@ -541,6 +588,11 @@ fn openkilda_switch_rules() -> BTreeMap<String, Vec<String>> {
         &["org.openkilda.messaging.info.event.IslOneWayLatency"],
         &["/payload/dst_switch_id"],
     );
+    // Decided by its source switch (`SpeakerToControllerProxyBolt`: an `IslBaseLatency`).
+    put(
+        &["org.openkilda.messaging.info.event.IslRoundTripLatency"],
+        &["/payload/src_switch_id"],
+    );
     put(
         &[
             "org.openkilda.floodlight.api.response.*",
@@ -627,8 +679,10 @@ pub struct SwitchEventRules {
     /// addresses and description), tried in order.
     pub view_pointers: Vec<String>,
     /// FL messages about a switch (not answers to a command) forwarded only from the switch's
-    /// active FL, as OpenKilda's router does for port events: a standby FL's copy is dropped and
-    /// counted. From any FL while the switch has no active FL.
+    /// active FL, as OpenKilda's router does (`SwitchMonitor` for port events,
+    /// `SpeakerToControllerProxyBolt` for ISL, latency and connected-device messages): a standby
+    /// FL's copy is dropped and counted. While the switch has no active FL: from any FL in the
+    /// design dialect, dropped in the OpenKilda one (as OpenKilda does).
     pub active_fl_only: Vec<String>,
 }
 
@@ -644,7 +698,14 @@ impl Default for SwitchEventRules {
             read_only_down: v(&["REMOVED"]),
             write_mode_pointer: "/payload/write_mode".into(),
             view_pointers: v(&["/payload/switch", "/payload/switch_record"]),
-            active_fl_only: vec!["org.openkilda.messaging.info.event.PortInfoData".into()],
+            active_fl_only: v(&[
+                "org.openkilda.messaging.info.event.PortInfoData",
+                "org.openkilda.messaging.info.event.IslInfoData",
+                "org.openkilda.messaging.info.event.IslOneWayLatency",
+                "org.openkilda.messaging.info.event.IslRoundTripLatency",
+                "org.openkilda.messaging.info.event.LldpInfoData",
+                "org.openkilda.messaging.info.event.ArpInfoData",
+            ]),
         }
     }
 }
@@ -905,6 +966,20 @@ impl Settings {
         }
         for (class, topic) in &t.by_class {
             push(check_topic_name(&format!("topics.by_class.{class}"), topic));
+        }
+        for (class, topic) in &t.errors_by_class {
+            push(check_topic_name(
+                &format!("topics.errors_by_class.{class}"),
+                topic,
+            ));
+        }
+        for (i, l) in t.lanes.commands.iter().enumerate() {
+            if let Some(e) = &l.errors {
+                push(check_topic_name(
+                    &format!("topics.lanes.commands[{i}].errors"),
+                    e,
+                ));
+            }
         }
         for e in crate::dialect::validate(self) {
             push(Err(e));

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::counters::Counters;
+use crate::dialect::answers::ErrorRoutes;
 use crate::dialect::version::Versions;
 use crate::liveness::Liveness;
 use crate::mailbox::MailboxRegistry;
 use crate::outbox::{headers, Inbound, Outbox, Outgoing, Ticket};
 use crate::previous::Previous;
 use crate::protocol::{self, ErrorType, HubRequest, MessageView, Requester};
-use crate::settings::Settings;
 use crate::settings::PART_FL_HEADER;
+use crate::settings::{Family, Settings};
 use crate::trace::{Delivery, DeliveryNote, Step, Traces};
 
 pub struct Shared {
@@ -28,6 +29,8 @@ pub struct Shared {
     pub traces: Arc<Traces>,
     /// The version header of the records the router makes (and what it learned of it).
     pub versions: Versions,
+    /// Where and in which family the router's own answers go.
+    pub error_routes: ErrorRoutes,
     /// Command topic → its lane (the FL topic template a command from it goes to).
     lanes: std::collections::HashMap<String, usize>,
 }
@@ -60,9 +63,11 @@ impl Shared {
             .map(|(i, t)| (t, i))
             .collect();
         let versions = Versions::new(&settings.protocol.version_header, fls);
+        let error_routes = ErrorRoutes::new(&settings.topics);
         Arc::new(Self {
             lanes,
             versions,
+            error_routes,
             settings,
             outbox,
             counters: Counters::default(),
@@ -192,13 +197,19 @@ impl Shared {
             let view = MessageView::read(raw, &self.settings.protocol.envelope).ok()?;
             HubRequest::of(&view)
         });
-        let body = match &hub {
-            Some(hub) => protocol::hub_error(classes, hub, switch, error_type, description),
-            None => {
-                protocol::error_message(classes, correlation_id, error_type, message, description)
+        let topic = reply_to
+            .or(to.errors_to.as_deref())
+            .unwrap_or(&self.settings.topics.default_reply);
+        // In the family the topic's reader reads (the request's own when unknown).
+        let body = match (&hub, self.error_routes.family(topic)) {
+            (Some(hub), None | Some(Family::Hub)) => {
+                protocol::hub_error(classes, hub, switch, error_type, description)
             }
+            (None, Some(Family::Hub)) => {
+                protocol::hub_data_error(classes, correlation_id, error_type, message, description)
+            }
+            _ => protocol::error_message(classes, correlation_id, error_type, message, description),
         };
-        let topic = self.reply_topic(reply_to);
         if !correlation_id.is_empty() {
             // Journaled with the same tickets: a command read again after a crash is answered
             // the same way, never differently (see `previous`).
@@ -329,6 +340,12 @@ impl Shared {
                 .filter(|v| v.is_hub_and_spoke())
                 .map(|_| Box::new(msg.payload.clone())),
             version: self.versions.of(msg),
+            errors_to: match &msg.reply_to {
+                Some(_) => None,
+                None => self
+                    .error_routes
+                    .route(self.lane_of(msg), view.and_then(MessageView::class)),
+            },
         }
     }
 }

@@ -186,20 +186,24 @@ async fn lanes_carry_commands_to_their_fl_topic_and_answers_to_their_controller_
         CommandLane {
             from: "kilda.speaker.storm".into(),
             to: "kilda.speaker_{fl}".into(),
+            errors: None,
         },
         CommandLane {
             from: "kilda.speaker.flowhs.storm".into(),
             to: "kilda.speaker.flow_{fl}".into(),
+            errors: None,
         },
     ];
     l.outputs = vec![
         OutputLane {
             from: "kilda.topo.disco_{fl}".into(),
             to: Some("kilda.topo.disco.storm".into()),
+            family: Default::default(),
         },
         OutputLane {
             from: "kilda.speaker.flowhs.priv.region_{fl}".into(),
             to: Some("kilda.speaker.flowhs.priv".into()),
+            family: Default::default(),
         },
     ];
     l.control = Some("kilda.speaker.disco_{fl}".into());

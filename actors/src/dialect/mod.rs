@@ -6,6 +6,7 @@
 //!
 //! Plain modules only: no actor is named here (`actors/tests/layers.rs`).
 
+pub mod answers;
 pub mod dump;
 pub mod notices;
 pub mod version;

@@ -36,8 +36,9 @@ pub struct Forward {
     /// Shared with the switch map (no copy per command).
     pub switch_id: Arc<str>,
     pub requester: Requester,
-    /// The first-answer deadline for this command's class.
-    pub timeout: std::time::Duration,
+    /// The first-answer deadline for this command's class; None: delivered only
+    /// (`Settings::answer_deadline`).
+    pub timeout: Option<std::time::Duration>,
     /// The command lane it came on: it goes to this FL's topic of that lane.
     pub lane: usize,
     pub msg: Inbound,
