@@ -618,7 +618,7 @@ pub fn hub_error(
             out.push_str(&format!(r#""metadata":{m},"#));
         }
         out.push_str(&format!(
-            r#""error_code":"{code}","description":{},"request_create_time":{create_time},"execution_time":0}}"#,
+            r#""error_code":"{code}","description":{},"requestCreateTime":{create_time},"executionTime":0}}"#,
             text(description)
         ));
     }

@@ -238,6 +238,13 @@ impl SimFl {
                 self.plain_dump(&cid, dump_id)
             }
             Some(k) if k == c.sync_request => self.chain(&cid),
+            // Floodlight answers a broadcast on its stats lane, or not at all (StatsRequest is
+            // fire-and-forget): the simulator, writing one lane, leaves it unanswered.
+            Some("org.openkilda.messaging.command.BroadcastWrapper")
+                if self.speaker == Speaker::OpenKilda =>
+            {
+                Vec::new()
+            }
             _ => {
                 let text = std::str::from_utf8(bytes).unwrap_or_default();
                 let switch = fl_router_actors::protocol::lookup_str(text, "/payload/switch_id")
