@@ -895,7 +895,7 @@ mod tests {
         assert_eq!(v["command_id"], "9c1f");
         assert_eq!(v["metadata"]["cookie"], -5);
         assert_eq!(v["error_code"], "SWITCH_UNAVAILABLE");
-        assert_eq!(v["request_create_time"], 42);
+        assert_eq!(v["requestCreateTime"], 42);
         assert_eq!(v["switch_id"], "00:00:00:00:00:00:00:01");
 
         let req = br#"{"clazz":"org.openkilda.floodlight.api.request.rulemanager.InstallSpeakerCommandsRequest","message_context":{"correlation_id":"c2","create_time":1},"command_id":"77","switch_id":"00:00:00:00:00:00:00:02","command_data":[{"clazz":"x.FlowCommand","data":{"uuid":"u1"}},{"data":{"uuid":"u2"}}]}"#;
