@@ -529,10 +529,10 @@ pub struct Requester {
     pub hub_request: Option<Box<Bytes>>,
     /// The command's version header (`protocol.version_header`): the router's answer carries
     /// it. None when the header is not in use.
-    pub version: Option<Bytes>,
+    pub version: Option<crate::dialect::version::VersionId>,
     /// Where the router answers it without a reply-to (`crate::dialect::answers`); None:
     /// `topics.default_reply`.
-    pub errors_to: Option<std::sync::Arc<str>>,
+    pub errors_to: Option<crate::dialect::answers::RouteId>,
 }
 
 /// A hub-and-spoke request's own parts, kept to answer it in its family when the router has to

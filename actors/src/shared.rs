@@ -198,7 +198,7 @@ impl Shared {
             HubRequest::of(&view)
         });
         let topic = reply_to
-            .or(to.errors_to.as_deref())
+            .or_else(|| to.errors_to.and_then(|r| self.error_routes.topic(r)))
             .unwrap_or(&self.settings.topics.default_reply);
         // In the family the topic's reader reads (the request's own when unknown).
         let body = match (&hub, self.error_routes.family(topic)) {
@@ -224,10 +224,7 @@ impl Shared {
             }
             self.outbox.send(j);
         }
-        let version = to
-            .version
-            .clone()
-            .or_else(|| self.versions.for_controllers());
+        let version = self.versions.answering(to.version);
         let mut out = self
             .versions
             .stamp(Outgoing::new(topic, body).key_opt(key), version);
@@ -339,7 +336,7 @@ impl Shared {
             hub_request: view
                 .filter(|v| v.is_hub_and_spoke())
                 .map(|_| Box::new(msg.payload.clone())),
-            version: self.versions.of(msg),
+            version: self.versions.intern(msg),
             errors_to: match &msg.reply_to {
                 Some(_) => None,
                 None => self

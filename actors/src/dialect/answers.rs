@@ -15,27 +15,46 @@ use std::sync::Arc;
 
 use crate::settings::{by_class, Family, TopicSettings};
 
-/// The error routes of the configured lanes, built once (a command only clones an `Arc`).
+/// One of the configured error topics (two bytes in every pending command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteId(u16);
+
+/// The error routes of the configured lanes, built once.
 #[derive(Debug, Default)]
 pub struct ErrorRoutes {
-    by_lane: Vec<Option<Arc<str>>>,
-    by_class: BTreeMap<String, Arc<str>>,
+    topics: Vec<Arc<str>>,
+    by_lane: Vec<Option<RouteId>>,
+    by_class: BTreeMap<String, RouteId>,
     families: HashMap<String, Family>,
 }
 
 impl ErrorRoutes {
     pub fn new(t: &TopicSettings) -> Self {
-        Self {
-            by_lane: t
-                .command_lanes()
-                .into_iter()
-                .map(|l| l.errors.map(Arc::from))
-                .collect(),
-            by_class: t
-                .errors_by_class
+        let mut topics: Vec<Arc<str>> = Vec::new();
+        let mut id = |topic: &str| {
+            let i = topics
                 .iter()
-                .map(|(c, topic)| (c.clone(), Arc::from(topic.as_str())))
-                .collect(),
+                .position(|x| &**x == topic)
+                .unwrap_or_else(|| {
+                    topics.push(Arc::from(topic));
+                    topics.len() - 1
+                });
+            RouteId(i as u16)
+        };
+        let by_lane = t
+            .command_lanes()
+            .into_iter()
+            .map(|l| l.errors.as_deref().map(&mut id))
+            .collect();
+        let by_class = t
+            .errors_by_class
+            .iter()
+            .map(|(c, topic)| (c.clone(), id(topic)))
+            .collect();
+        Self {
+            topics,
+            by_lane,
+            by_class,
             families: t
                 .output_lanes()
                 .into_iter()
@@ -45,10 +64,14 @@ impl ErrorRoutes {
     }
 
     /// Where the router answers a command of `class` read on `lane` (None: `default_reply`).
-    pub fn route(&self, lane: usize, class: Option<&str>) -> Option<Arc<str>> {
+    pub fn route(&self, lane: usize, class: Option<&str>) -> Option<RouteId> {
         by_class(&self.by_class, class)
             .or_else(|| self.by_lane.get(lane).and_then(Option::as_ref))
-            .cloned()
+            .copied()
+    }
+
+    pub fn topic(&self, id: RouteId) -> Option<&str> {
+        self.topics.get(usize::from(id.0)).map(|t| &**t)
     }
 
     /// The family `topic`'s reader expects, when the lanes say.

@@ -35,6 +35,14 @@ pub struct VersionHeader {
     pub learn: bool,
 }
 
+/// A version value seen on a command, interned ([`Versions::intern`]): two bytes in every
+/// pending command instead of a copy of the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionId(u16);
+
+/// Distinct values kept for [`VersionId`]s (a deployment has one or two at a time).
+const MAX_INTERNED: usize = 64;
+
 /// The version header at run time: the configured rule and what was learned.
 #[derive(Debug, Default)]
 pub struct Versions {
@@ -44,6 +52,7 @@ pub struct Versions {
     /// Newest value read from each FL, and from the controllers' commands.
     from_fls: Vec<RwLock<Option<Bytes>>>,
     from_controllers: RwLock<Option<Bytes>>,
+    interned: RwLock<Vec<Bytes>>,
 }
 
 impl Versions {
@@ -55,7 +64,37 @@ impl Versions {
             name,
             from_fls: (0..fls).map(|_| RwLock::new(None)).collect(),
             from_controllers: RwLock::new(None),
+            interned: RwLock::new(Vec::new()),
         }
+    }
+
+    /// The record's version as a small id (None: no header, or more distinct values than
+    /// kept: its answer then takes the controllers' newest).
+    pub fn intern(&self, msg: &Inbound) -> Option<VersionId> {
+        let v = self.of(msg)?;
+        if let Some(i) = self.interned.read().ok()?.iter().position(|x| *x == v) {
+            return Some(VersionId(i as u16));
+        }
+        let mut table = self.interned.write().ok()?;
+        if let Some(i) = table.iter().position(|x| *x == v) {
+            return Some(VersionId(i as u16));
+        }
+        if table.len() >= MAX_INTERNED {
+            return None;
+        }
+        table.push(v);
+        Some(VersionId((table.len() - 1) as u16))
+    }
+
+    /// The value of an interned version.
+    pub fn value(&self, id: VersionId) -> Option<Bytes> {
+        self.interned.read().ok()?.get(usize::from(id.0)).cloned()
+    }
+
+    /// The value for a record answering one of version `id` (the controllers' when unknown).
+    pub fn answering(&self, id: Option<VersionId>) -> Option<Bytes> {
+        id.and_then(|i| self.value(i))
+            .or_else(|| self.for_controllers())
     }
 
     pub fn enabled(&self) -> bool {
