@@ -449,3 +449,41 @@ async fn openkilda_messages_through_a_cluster_of_two_keep_bytes_keys_and_headers
     }
     drop(routers);
 }
+
+/// The fixtures are OpenKilda's messages, not our notes of them: each reads, as the OpenKilda
+/// component that reads its topic reads it, through OpenKilda's own classes
+/// (`../shared/openkilda-oracle`).
+#[test]
+fn every_fixture_is_a_message_openkilda_reads() {
+    let fixtures: Value = serde_json::from_str(FIXTURES).expect("fixtures");
+    let mut names = Vec::new();
+    let mut records = Vec::new();
+    for section in ["announce", "standby", "commands", "outputs"] {
+        for f in fixtures[section].as_array().unwrap() {
+            names.push(format!(
+                "{section}: {}",
+                f["name"].as_str().or(f["key"].as_str()).unwrap_or("?")
+            ));
+            records.push(oracle::Record {
+                topic: f["topic"].as_str().unwrap().to_string(),
+                key: f["key"].as_str().map(|k| k.as_bytes().to_vec()),
+                value: bytes_of(f),
+                headers: headers_of(f),
+                role: None,
+            });
+        }
+    }
+    let verdicts = oracle::judge(&records, None);
+    let refused: Vec<String> = names
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, v)| v["ok"] != true)
+        .map(|(n, v)| format!("{n}: {}", v["error"]))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{} fixtures OpenKilda cannot read:\n{}",
+        refused.len(),
+        refused.join("\n")
+    );
+}

@@ -222,7 +222,7 @@ async fn every_record_the_router_writes_where_openkilda_reads_is_read_by_openkil
             "message_context": {"correlation_id": "nf-transit", "create_time": 1700000000000u64},
             "command_id": "11111111-2222-4333-8444-555555555502", "switch_id": UNKNOWN,
             "metadata": {"flowid": "flow-1", "cookie": 4611686018427387905u64, "multi_table": true},
-            "ingress_isl_port": 1, "egress_isl_port": 2, "egress_switch_id": r1}),
+            "ingress_isl_port": 1, "egress_isl_port": 2}),
         ),
         (
             lane("kilda.speaker.switch.manager.storm"),

@@ -213,7 +213,7 @@ async fn a_command_the_speaker_may_not_answer_is_delivered_only_and_a_late_answe
     // Its answer, whenever it comes, goes to its lane's topic (not dropped as late).
     let answer = json!({"clazz": Classes::default().info_message, "correlation_id": "d1", "timestamp": 1,
         "payload": {"clazz": "org.openkilda.messaging.info.discovery.DiscoPacketSendingConfirmation",
-                    "endpoint": {"datapath": KNOWN, "port_number": 1}, "packet_id": 7}})
+                    "endpoint": {"switch-id": KNOWN, "port-id": 1}, "packetId": 7}})
     .to_string();
     let mut m = Inbound::new(answer.clone());
     m.origin = Some(fl_router_actors::outbox::Origin {
@@ -259,7 +259,7 @@ async fn isl_and_latency_messages_speak_with_one_voice_and_none_without_an_activ
     let rtl = |src: &str| {
         let v = json!({"clazz": Classes::default().info_message, "correlation_id": "l", "timestamp": 1,
             "payload": {"clazz": "org.openkilda.messaging.info.event.IslRoundTripLatency",
-                        "src_switch_id": src, "src_port_no": 1, "latency": 10, "packet_id": 1}});
+                        "src_switch_id": src, "src_port_no": 1, "latency_ns": 10, "packet_id": 1}});
         Inbound::new(v.to_string())
     };
     for (fl, msg, forwarded) in [
