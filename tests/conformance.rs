@@ -21,7 +21,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 
 const FIXTURES: &str = include_str!("fixtures/openkilda.json");
-const PROFILE: &str = include_str!("../config/openkilda.yaml");
 
 fn bytes_of(f: &Value) -> Vec<u8> {
     serde_json::to_vec(&f["message"]).expect("fixture message")
@@ -140,30 +139,14 @@ async fn announce(p: &FutureProducer, fixtures: &Value) {
     }
 }
 
-/// Prefixes every string that is an OpenKilda topic name (`kilda.…`) with `ns`.
-fn prefix_topics(v: &mut Value, ns: &str) {
-    match v {
-        Value::String(s) if s.starts_with("kilda.") => *s = format!("{ns}{s}"),
-        Value::Array(a) => a.iter_mut().for_each(|x| prefix_topics(x, ns)),
-        Value::Object(o) => o.values_mut().for_each(|x| prefix_topics(x, ns)),
-        _ => {}
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_openkilda_class_is_routed_as_openkildas_router_does_with_bytes_key_and_headers_kept()
 {
-    // Every run in its own namespace: OpenKilda's topic names with a per-run prefix, so no
-    // earlier run's messages, groups or stored state on this broker can play a part.
-    let ns = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    // Every run in its own namespace: OpenKilda's topic names with a per-run prefix.
+    let ns = namespace();
     let mut fixtures: Value = serde_json::from_str(FIXTURES).expect("fixtures");
     prefix_topics(&mut fixtures, &ns);
-    // The shipped profile, pointed at the test broker, with an OS-chosen admin port.
-    let mut profile: Value = serde_yaml_ng::from_str(PROFILE).expect("profile");
-    prefix_topics(&mut profile, &ns);
-    profile["kafka"]["group_id"] = Value::String(format!("{ns}fl-router"));
-    profile["kafka"]["brokers"] = Value::String(brokers());
-    profile["admin"]["bind"] = Value::String("127.0.0.1:0".into());
+    let mut profile = openkilda_profile(&ns);
     // No periodic sync: it runs on the minute's boundary, and the stand-ins' chains do not list
     // the standby and read-only connections the fixtures announce (tests/network_dump.rs has
     // the syncs).
@@ -355,22 +338,18 @@ async fn admin_get(url: &str, path: &str) -> Value {
 /// headers, and every region's output its controller topic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openkilda_messages_through_a_cluster_of_two_keep_bytes_keys_and_headers() {
-    let ns = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let ns = namespace();
     let mut fixtures: Value = serde_json::from_str(FIXTURES).expect("fixtures");
     prefix_topics(&mut fixtures, &ns);
-    let mut profile: Value = serde_yaml_ng::from_str(PROFILE).expect("profile");
+    let mut profile = openkilda_profile(&ns);
     profile["cluster"] = json!({
         "enabled": true,
-        "owners_topic": "kilda.flrouter.owners",
-        "leader_topic": "kilda.flrouter.leader",
-        "collect_topic": "kilda.flrouter.collect",
+        "owners_topic": format!("{ns}kilda.flrouter.owners"),
+        "leader_topic": format!("{ns}kilda.flrouter.leader"),
+        "collect_topic": format!("{ns}kilda.flrouter.collect"),
     });
-    prefix_topics(&mut profile, &ns);
-    profile["kafka"]["group_id"] = Value::String(format!("{ns}fl-router"));
-    profile["kafka"]["brokers"] = Value::String(brokers());
     profile["kafka"]["consumer"] =
         json!({"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"});
-    profile["admin"]["bind"] = Value::String("127.0.0.1:0".into());
     // No periodic sync: it runs on the minute's boundary, and the stand-ins' chains do not list
     // the standby and read-only connections the fixtures announce (tests/network_dump.rs has
     // the syncs).

@@ -18,17 +18,7 @@ use fl_router::sim::{FaultConfig, SimConfig, Simulator};
 use fl_router_actors::settings::Classes;
 use serde_json::{json, Value};
 
-const PROFILE: &str = include_str!("../config/openkilda.yaml");
 const WAIT: Duration = Duration::from_secs(60);
-
-fn prefix_topics(v: &mut Value, ns: &str) {
-    match v {
-        Value::String(s) if s.starts_with("kilda.") => *s = format!("{ns}{s}"),
-        Value::Array(a) => a.iter_mut().for_each(|x| prefix_topics(x, ns)),
-        Value::Object(o) => o.values_mut().for_each(|x| prefix_topics(x, ns)),
-        _ => {}
-    }
-}
 
 fn switches() -> BTreeMap<String, Vec<String>> {
     let mut m = BTreeMap::new();
@@ -102,13 +92,8 @@ async fn summary(events: &Reader, trigger: &str, router: &Router) -> Value {
 }
 
 async fn run(unreadable_region: Option<&str>) {
-    let ns = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let mut profile: Value = serde_yaml_ng::from_str(PROFILE).expect("profile");
-    prefix_topics(&mut profile, &ns);
-    profile["kafka"]["group_id"] = json!(format!("{ns}fl-router"));
-    profile["kafka"]["brokers"] = json!(brokers());
-    profile["kafka"]["topic_replication"] = json!(replication());
-    profile["admin"]["bind"] = json!("127.0.0.1:0");
+    let ns = namespace();
+    let mut profile = openkilda_profile(&ns);
     // Shortened for the test: periodic syncs every 6 s, a dump judged after 3 s.
     profile["sync"]["periodic"] = json!("6s");
     profile["sync"]["retries"] = json!(1);

@@ -23,20 +23,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 
-const PROFILE: &str = include_str!("../config/openkilda.yaml");
 const VERSION: &str = "v3r$i0n";
 const HEADER: &str = "kafka.message.version.header";
 const WAIT: Duration = Duration::from_secs(60);
 const UNKNOWN: &str = "00:00:00:00:00:00:09:99";
-
-fn prefix_topics(v: &mut Value, ns: &str) {
-    match v {
-        Value::String(s) if s.starts_with("kilda.") => *s = format!("{ns}{s}"),
-        Value::Array(a) => a.iter_mut().for_each(|x| prefix_topics(x, ns)),
-        Value::Object(o) => o.values_mut().for_each(|x| prefix_topics(x, ns)),
-        _ => {}
-    }
-}
 
 fn switches() -> BTreeMap<String, Vec<String>> {
     let mut m = BTreeMap::new();
@@ -100,13 +90,8 @@ async fn records(topic: &str, ns: &str) -> Vec<Record> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_the_router_writes_where_openkilda_reads_is_read_by_openkilda() {
-    let ns = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let mut profile: Value = serde_yaml_ng::from_str(PROFILE).expect("profile");
-    prefix_topics(&mut profile, &ns);
-    profile["kafka"]["group_id"] = json!(format!("{ns}fl-router"));
-    profile["kafka"]["brokers"] = json!(brokers());
-    profile["kafka"]["topic_replication"] = json!(replication());
-    profile["admin"]["bind"] = json!("127.0.0.1:0");
+    let ns = namespace();
+    let mut profile = openkilda_profile(&ns);
     // Shortened for the test: an unanswered command times out after 3 s.
     profile["timeouts"]["ack"] = json!("3s");
     profile["timeouts"]["by_class"] = json!({});

@@ -173,6 +173,16 @@ pub fn start_recorded(settings: Settings) -> (crate::Engine, Recorded) {
     )
 }
 
+/// The engine's counter `name` (`Counters::snapshot` names; 0 when unknown).
+pub fn counter(engine: &crate::Engine, name: &str) -> u64 {
+    engine
+        .counters()
+        .snapshot()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map_or(0, |(_, v)| v)
+}
+
 /// A produced message's JSON (`Null` when it is not JSON, e.g. a tombstone).
 pub fn body(o: &Outgoing) -> serde_json::Value {
     serde_json::from_slice(&o.payload).unwrap_or(serde_json::Value::Null)

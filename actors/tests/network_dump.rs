@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use fl_router_actors::settings::Classes;
-use fl_router_actors::testkit::{body, class_of, quiet_settings, start_recorded, Recorded};
+use fl_router_actors::testkit::{
+    body, class_of, counter, quiet_settings, start_recorded, Recorded,
+};
 use fl_router_actors::{Engine, Inbound, Outgoing, Settings};
 use serde_json::{json, Value};
 
@@ -85,15 +87,6 @@ fn sync_request(cid: &str) -> Inbound {
     let v = json!({"clazz": classes().command_message, "correlation_id": cid, "timestamp": 1,
                    "payload": {"clazz": classes().sync_request, "dump_id": "d1"}});
     Inbound::new(v.to_string()).reply_to("ctl.reply")
-}
-
-fn counter(engine: &Engine, name: &str) -> u64 {
-    engine
-        .counters()
-        .snapshot()
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map_or(0, |(_, v)| v)
 }
 
 fn is_notice(o: &Outgoing) -> bool {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fl_router_actors::dialect::Dialect;
 use fl_router_actors::settings::{Classes, CommandLane, Family, OutputLane};
-use fl_router_actors::testkit::{body, quiet_settings, start_recorded, stored_switch};
+use fl_router_actors::testkit::{body, counter, quiet_settings, start_recorded, stored_switch};
 use fl_router_actors::{Engine, Inbound, Settings};
 use serde_json::{json, Value};
 
@@ -229,13 +229,7 @@ async fn a_command_the_speaker_may_not_answer_is_delivered_only_and_a_late_answe
         .pop()
         .unwrap();
     assert_eq!(got.payload.as_ref(), answer.as_bytes());
-    let n = engine
-        .counters()
-        .snapshot()
-        .into_iter()
-        .find(|(k, _)| *k == "delivery_only_forwarded")
-        .map(|(_, v)| v);
-    assert_eq!(n, Some(1));
+    assert_eq!(counter(&engine, "delivery_only_forwarded"), 1);
 }
 
 #[actix_rt::test]

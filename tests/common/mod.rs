@@ -789,3 +789,32 @@ pub async fn simulated_network(
     );
     (sim, router)
 }
+
+/// Prefixes every string that is an OpenKilda topic name (`kilda.…`) with `ns`.
+pub fn prefix_topics(v: &mut Value, ns: &str) {
+    match v {
+        Value::String(s) if s.starts_with("kilda.") => *s = format!("{ns}{s}"),
+        Value::Array(a) => a.iter_mut().for_each(|x| prefix_topics(x, ns)),
+        Value::Object(o) => o.values_mut().for_each(|x| prefix_topics(x, ns)),
+        _ => {}
+    }
+}
+
+/// A fresh namespace for OpenKilda's topic names (`t<id>.`): no earlier run's messages,
+/// groups or stored state on the broker can play a part.
+pub fn namespace() -> String {
+    format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// The shipped OpenKilda profile (`config/openkilda.yaml`) in namespace `ns`, pointed at the
+/// test broker, with an OS-chosen admin port.
+pub fn openkilda_profile(ns: &str) -> Value {
+    let mut profile: Value =
+        serde_yaml_ng::from_str(include_str!("../../config/openkilda.yaml")).expect("profile");
+    prefix_topics(&mut profile, ns);
+    profile["kafka"]["group_id"] = json!(format!("{ns}fl-router"));
+    profile["kafka"]["brokers"] = json!(brokers());
+    profile["kafka"]["topic_replication"] = json!(replication());
+    profile["admin"]["bind"] = json!("127.0.0.1:0");
+    profile
+}
