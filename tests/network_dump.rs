@@ -106,16 +106,7 @@ async fn run(unreadable_region: Option<&str>) {
 
     // The regions run before the router starts (a Floodlight reads its discovery topic from
     // the end: it must be there to see the startup dump request).
-    let mut topics = Vec::new();
-    for fl in &settings.fls {
-        let t = &settings.topics;
-        topics.extend(t.fl_read_topics(&fl.id));
-        topics.extend(t.fl_write_topics(&fl.id));
-        topics.push(t.control_topic(&fl.id));
-    }
-    topics.sort();
-    topics.dedup();
-    create_topics(&topics).await;
+    create_region_topics(&settings).await;
     let mut faults = BTreeMap::new();
     if let Some(r) = unreadable_region {
         faults.insert(

@@ -103,15 +103,7 @@ async fn every_record_the_router_writes_where_openkilda_reads_is_read_by_openkil
     let settings = config.settings();
     let t = &settings.topics;
 
-    let mut topics = Vec::new();
-    for fl in &settings.fls {
-        topics.extend(t.fl_read_topics(&fl.id));
-        topics.extend(t.fl_write_topics(&fl.id));
-        topics.push(t.control_topic(&fl.id));
-    }
-    topics.sort();
-    topics.dedup();
-    create_topics(&topics).await;
+    create_region_topics(&settings).await;
     // Regions that answer no command (so the router's timeouts are exercised); region 2 stands
     // by for region 1's switches, 1.stats reads them.
     let faults: BTreeMap<String, FaultConfig> = ["1", "2"]

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use fl_router_actors::settings::Classes;
-use fl_router_actors::testkit::{body, class_of, quiet_settings, start_recorded, Recorded};
+use fl_router_actors::testkit::{
+    body, class_of, counter, quiet_settings, start_recorded, Recorded,
+};
 use fl_router_actors::{Engine, Inbound, Outgoing, Settings};
 use serde_json::{json, Value};
 
@@ -93,15 +95,6 @@ async fn event_from(
 fn raw_forwarded(out: &[Outgoing], sw: &str, state: &str) -> bool {
     out.iter()
         .any(|o| o.topic == EVENTS && o.payload.as_ref() == event(sw, state).as_slice())
-}
-
-fn counter(engine: &Engine, name: &str) -> u64 {
-    engine
-        .counters()
-        .snapshot()
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map_or(0, |(_, v)| v)
 }
 
 #[actix_rt::test]

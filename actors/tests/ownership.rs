@@ -9,7 +9,7 @@ use std::time::Duration;
 use fl_router_actors::liveness::FlStatus;
 use fl_router_actors::settings::{FlOwnership, Timeouts};
 use fl_router_actors::testkit::{
-    body, class_of, quiet_settings, recording_outbox_held, start_recorded, stored_switch,
+    body, class_of, counter, quiet_settings, recording_outbox_held, start_recorded, stored_switch,
 };
 use fl_router_actors::{Engine, Inbound, Settings, Ticket};
 use serde_json::json;
@@ -35,15 +35,6 @@ fn answer(cid: &str) -> Vec<u8> {
            "payload":{"clazz":"org.example.DumpRulesResponse","switch_id":SW1}})
     .to_string()
     .into_bytes()
-}
-
-fn counter(engine: &Engine, name: &str) -> u64 {
-    engine
-        .counters()
-        .snapshot()
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map_or(0, |(_, v)| v)
 }
 
 /// A ticket whose release we can observe.

@@ -790,6 +790,21 @@ pub async fn simulated_network(
     (sim, router)
 }
 
+/// Creates every region's topics (read, write and control), as its Floodlight would have them
+/// before the router starts (a Floodlight reads its discovery topic from the end).
+pub async fn create_region_topics(settings: &fl_router_actors::Settings) {
+    let t = &settings.topics;
+    let mut topics = Vec::new();
+    for fl in &settings.fls {
+        topics.extend(t.fl_read_topics(&fl.id));
+        topics.extend(t.fl_write_topics(&fl.id));
+        topics.push(t.control_topic(&fl.id));
+    }
+    topics.sort();
+    topics.dedup();
+    create_topics(&topics).await;
+}
+
 /// Prefixes every string that is an OpenKilda topic name (`kilda.…`) with `ns`.
 pub fn prefix_topics(v: &mut Value, ns: &str) {
     match v {
