@@ -9,8 +9,9 @@ cd "$ROOT"
 mode="${1:?router|pipe}"; rate="${2:?rate}"; duration="${3:?duration}"; switches="${4:-100}"
 export KAFKA_PORT="${KAFKA_PORT:-19092}"
 mkdir -p out
-cargo build --release --locked -q
-bin="$ROOT/target/release/fl-router"
+cargo build --release --locked -q --workspace
+bin="$ROOT/target/release/fl-router"          # the service
+tools="$ROOT/target/release/fl-router-tools"  # pipe, simulator, load
 
 started=0
 if ! scripts/kafka.sh status 2>/dev/null; then scripts/kafka.sh start; started=1; fi
@@ -52,13 +53,13 @@ if [ "$mode" = router ]; then
   "$bin" -c "$cfg" 2>"out/bench-$id-router.log" & pids+=($!)
   wait_for "out/bench-$id-router.log" "router ready" 1
 else
-  "$bin" -c "$cfg" pipe 2>"out/bench-$id-pipe.log" & pids+=($!)
+  "$tools" -c "$cfg" pipe 2>"out/bench-$id-pipe.log" & pids+=($!)
   wait_for "out/bench-$id-pipe.log" "pipe consumer assigned" 2
 fi
-"$bin" -c "$cfg" sim 2>"out/bench-$id-sim.log" & pids+=($!)
+"$tools" -c "$cfg" sim 2>"out/bench-$id-sim.log" & pids+=($!)
 wait_for "out/bench-$id-sim.log" "FL simulator started" 1
 sleep 2 # let the router read the simulator's switch events (this is a benchmark, not a test)
 
-"$bin" -c "$cfg" --duration "$duration" load \
+"$tools" -c "$cfg" --duration "$duration" load \
   --report "out/bench-$mode-$rate.json" --plot "out/bench-$mode-$rate.svg" 2>"out/bench-$id-load.log" \
   | tee "out/bench-$mode-$rate.txt" | tail -1

@@ -7,4 +7,4 @@ if ! command -v cargo-deb >/dev/null; then
   echo "package.sh: installing cargo-deb" >&2
   cargo install cargo-deb --locked --version "${CARGO_DEB_VERSION:-3.8.0}" >&2
 fi
-cargo deb --locked --strip "$@" | tail -n 1
+cargo deb -p fl-router --locked --strip "$@" | tail -n 1

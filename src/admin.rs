@@ -5,8 +5,7 @@
 //! token from `admin.token` or `FLROUTER_ADMIN_TOKEN`; without a configured token they refuse
 //! every request (there is no default token).
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -18,50 +17,28 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::cluster::ClusterView;
+use crate::config::AdminConfig;
 use crate::kafka::producer::{KafkaOutbox, ProducerCounters};
 use crate::kafka::stats::KafkaStats;
-use crate::load::{LoadReport, LoadRun};
 use crate::metrics;
-use crate::sim::fl::SimFl;
 
-/// Overrides `admin.token` when set.
-pub const TOKEN_ENV: &str = "FLROUTER_ADMIN_TOKEN";
+pub use actix_web::http::StatusCode;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdminConfig {
-    pub enabled: bool,
-    /// Address to listen on; loopback by default.
-    pub bind: SocketAddr,
-    /// Bearer token for mutating endpoints; none = they are refused.
-    pub token: Option<String>,
-}
+/// A refusal: the HTTP status and why.
+pub type Refusal = (StatusCode, String);
 
-impl Default for AdminConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            bind: SocketAddr::from(([127, 0, 0, 1], 9464)),
-            token: None,
-        }
-    }
-}
-
-impl AdminConfig {
-    /// The token in force: the environment's, else the configured one (empty = none).
-    pub fn effective_token(&self) -> Option<String> {
-        std::env::var(TOKEN_ENV)
-            .ok()
-            .or_else(|| self.token.clone())
-            .filter(|t| !t.trim().is_empty())
-    }
-}
-
-/// The in-process load generator, when the router runs with one (embedded, `--with-load`).
-#[derive(Default)]
-pub struct LoadSlot {
-    pub run: Mutex<Option<LoadRun>>,
-    pub report: Mutex<Option<LoadReport>>,
+/// What a process running test tooling beside the router (`fl-router-tools stage`, the demo)
+/// adds to the admin API: the faults the service cannot apply itself (simulated FLs, the
+/// embedded broker, the in-process load) and the load's figures. The service knows only this
+/// trait; the tooling implements it.
+pub trait Extras: Send + Sync {
+    /// Applies a fault whose `action` the service does not know (the request's JSON body).
+    fn fault(
+        &self,
+        fault: serde_json::Value,
+    ) -> futures::future::BoxFuture<'static, Result<(), Refusal>>;
+    /// `GET /api/load`: the in-process load's figures, if one runs.
+    fn load(&self) -> Option<serde_json::Value>;
 }
 
 #[derive(Clone)]
@@ -72,10 +49,8 @@ pub struct AdminState {
     pub kafka: Option<Arc<KafkaStats>>,
     pub ready: watch::Receiver<bool>,
     pub token: Option<String>,
-    pub sim: Vec<Arc<SimFl>>,
-    pub load: Option<Arc<LoadSlot>>,
-    /// Requests to take the embedded broker down for a while (the runner owns the mock cluster).
-    pub broker: Option<tokio::sync::mpsc::UnboundedSender<Duration>>,
+    /// The tooling's faults and load, when the router runs beside them.
+    pub extras: Option<Arc<dyn Extras>>,
     /// This instance among its peers (`/api/cluster`).
     pub cluster: Option<Arc<ClusterView>>,
     /// The last minutes as time series (the dashboard's charts).
@@ -277,8 +252,8 @@ async fn command_life(st: web::Data<AdminSlot>, cid: web::Path<String>) -> HttpR
     let traces = s.engine.traces();
     let window = traces.window();
     match traces.life(&cid) {
-        Some(life) => HttpResponse::Ok().json(crate::trace::life_json(&life, &window)),
-        None => HttpResponse::NotFound().json(crate::trace::not_kept_json(&cid, &window)),
+        Some(life) => HttpResponse::Ok().json(crate::trace_view::life_json(&life, &window)),
+        None => HttpResponse::NotFound().json(crate::trace_view::not_kept_json(&cid, &window)),
     }
 }
 
@@ -310,63 +285,28 @@ async fn stats(st: web::Data<AdminSlot>) -> HttpResponse {
 }
 
 async fn load(st: web::Data<AdminSlot>) -> HttpResponse {
-    let s = &st.current();
-    let Some(slot) = &s.load else {
-        return HttpResponse::NotFound().json(
-            json!({"error": "no in-process load (run with --with-load or the embedded default)"}),
-        );
-    };
-    if let Some(r) = slot.report.lock().ok().and_then(|r| r.clone()) {
-        return HttpResponse::Ok()
-            .json(json!({"running": false, "report": r, "summary": r.summary_line()}));
+    match st.current().extras.as_ref().and_then(|e| e.load()) {
+        Some(v) => HttpResponse::Ok().json(v),
+        None => HttpResponse::NotFound()
+            .json(json!({"error": "no in-process load (run fl-router-tools stage or the demo)"})),
     }
-    let live = slot.run.lock().ok().and_then(|r| {
-        r.as_ref().map(|run| {
-            let st = run.stats();
-            use std::sync::atomic::Ordering::Relaxed;
-            json!({"sent": st.sent.load(Relaxed), "answered": st.answered.load(Relaxed),
-                   "router_errors": st.router_errors.load(Relaxed), "duplicates": st.duplicates.load(Relaxed),
-                   "unanswered": st.unanswered()})
-        })
-    });
-    HttpResponse::Ok().json(json!({"running": live.is_some(), "live": live}))
 }
 
-/// A fault to inject. Simulator faults need simulated FLs in this process.
+/// A fault the service applies itself. Any other `action` (simulated FLs, the embedded
+/// broker, the in-process load) goes to the tooling's [`Extras`], when it runs in this process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
-    /// The FL reads but says nothing (`on: false` ends it).
-    SilenceFl {
-        fl: String,
-        #[serde(default = "yes")]
-        on: bool,
-    },
-    /// Every answer of the FL is delayed this much more.
-    DelayFl { fl: String, ms: u64 },
-    /// This fraction of the FL's acks and answers is dropped.
-    DropFl { fl: String, fraction: f64 },
-    /// The FL's next `count` writes fail (reported in its AliveResponse).
-    FailWrites { fl: String, count: u32 },
-    /// The FL is down for `ms`, then reconnects its switches.
-    CrashFl { fl: String, ms: u64 },
-    /// All of the FL's fault knobs back to normal.
-    RestoreFl { fl: String },
     /// Stop the FL's proxy actor; the supervisor restarts it with its state.
     KillProxy { fl: String },
     /// Stop the outage monitor; its supervisor restarts it.
     KillOutageMonitor,
     /// The router's producer holds every message for `ms`, then sends them in order.
     PauseProducer { ms: u64 },
-    /// The embedded Kafka's broker goes down for `ms` (embedded default only).
-    BrokerDown { ms: u64 },
-    /// Stop the in-process load and keep its final report (`GET /api/load`).
-    StopLoad,
 }
 
-fn yes() -> bool {
-    true
-}
+/// The `action` values [`Fault`] takes.
+const SERVICE_FAULTS: &[&str] = &["kill_proxy", "kill_outage_monitor", "pause_producer"];
 
 /// Why a mutating request is refused, if it is.
 fn refusal(req: &HttpRequest, token: &Option<String>) -> Option<HttpResponse> {
@@ -394,15 +334,30 @@ async fn fault(req: HttpRequest, st: web::Data<AdminSlot>, body: web::Bytes) -> 
     if let Some(r) = refusal(&req, &s.token) {
         return r;
     }
-    let fault: Fault = match serde_json::from_slice(&body) {
-        Ok(f) => f,
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
         Err(e) => {
             return HttpResponse::BadRequest().json(json!({"error": format!("bad fault: {e}")}))
         }
     };
-    warn!(?fault, "fault injected");
-    match apply(s, fault.clone()).await {
-        Ok(()) => HttpResponse::Ok().json(json!({"ok": true, "applied": fault})),
+    let action = value["action"].as_str().unwrap_or_default().to_string();
+    warn!(fault = %value, "fault injected");
+    let applied = if SERVICE_FAULTS.contains(&action.as_str()) {
+        match serde_json::from_value::<Fault>(value.clone()) {
+            Ok(f) => apply(s, f),
+            Err(e) => Err((StatusCode::BAD_REQUEST, format!("bad fault: {e}"))),
+        }
+    } else {
+        match &s.extras {
+            Some(x) => x.fault(value.clone()).await,
+            None => Err((
+                StatusCode::CONFLICT,
+                format!("fault {action:?} needs the tooling in this process (simulated FLs, the embedded broker, the load: fl-router-tools stage); this router applies {SERVICE_FAULTS:?}"),
+            )),
+        }
+    };
+    match applied {
+        Ok(()) => HttpResponse::Ok().json(json!({"ok": true, "applied": value})),
         Err((status, msg)) => HttpResponse::build(status).json(json!({"error": msg})),
     }
 }
@@ -433,45 +388,9 @@ async fn reload(req: HttpRequest, st: web::Data<AdminSlot>) -> HttpResponse {
     }
 }
 
-type Refusal = (actix_web::http::StatusCode, String);
-
-fn sim_fl<'a>(s: &'a AdminState, fl: &str) -> Result<&'a Arc<SimFl>, Refusal> {
-    use actix_web::http::StatusCode;
-    if s.sim.is_empty() {
-        return Err((
-            StatusCode::CONFLICT,
-            "no simulated FLs in this process".into(),
-        ));
-    }
-    s.sim
-        .iter()
-        .find(|f| f.id == fl)
-        .ok_or((StatusCode::BAD_REQUEST, format!("unknown FL {fl:?}")))
-}
-
-async fn apply(s: &AdminState, fault: Fault) -> Result<(), Refusal> {
-    use actix_web::http::StatusCode;
-    use std::sync::atomic::Ordering::Relaxed;
+fn apply(s: &AdminState, fault: Fault) -> Result<(), Refusal> {
     let bad = |e: fl_router_actors::EngineError| (StatusCode::BAD_REQUEST, e.to_string());
     match fault {
-        Fault::SilenceFl { fl, on } => sim_fl(s, &fl)?.knobs.silent.store(on, Relaxed),
-        Fault::DelayFl { fl, ms } => sim_fl(s, &fl)?
-            .knobs
-            .extra_delay_us
-            .store(ms * 1000, Relaxed),
-        Fault::DropFl { fl, fraction } => sim_fl(s, &fl)?.knobs.set_drop_fraction(fraction),
-        Fault::FailWrites { fl, count } => {
-            sim_fl(s, &fl)?.knobs.fail_next_writes.store(count, Relaxed)
-        }
-        Fault::CrashFl { fl, ms } => sim_fl(s, &fl)?.knobs.crash_for(Duration::from_millis(ms)),
-        Fault::RestoreFl { fl } => {
-            let k = &sim_fl(s, &fl)?.knobs;
-            k.silent.store(false, Relaxed);
-            k.extra_delay_us.store(0, Relaxed);
-            k.set_drop_fraction(0.0);
-            k.fail_next_writes.store(0, Relaxed);
-            k.crash_for(Duration::ZERO);
-        }
         Fault::KillProxy { fl } => s.engine.restart_fl_proxy(&fl).map_err(bad)?,
         Fault::KillOutageMonitor => s.engine.restart_outage_monitor().map_err(bad)?,
         Fault::PauseProducer { ms } => {
@@ -484,34 +403,6 @@ async fn apply(s: &AdminState, fault: Fault) -> Result<(), Refusal> {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 outbox.resume();
             });
-        }
-        Fault::BrokerDown { ms } => {
-            let tx = s.broker.as_ref().ok_or((
-                StatusCode::CONFLICT,
-                "no embedded broker in this process".to_string(),
-            ))?;
-            tx.send(Duration::from_millis(ms)).map_err(|_| {
-                (
-                    StatusCode::CONFLICT,
-                    "the embedded broker is gone".to_string(),
-                )
-            })?;
-        }
-        Fault::StopLoad => {
-            let slot = s
-                .load
-                .clone()
-                .ok_or((StatusCode::CONFLICT, "no in-process load".to_string()))?;
-            let run = slot.run.lock().ok().and_then(|mut r| r.take());
-            if let Some(run) = run {
-                let report = web::block(move || run.finish())
-                    .await
-                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-                if let Ok(mut r) = slot.report.lock() {
-                    *r = Some(report);
-                }
-            }
         }
     }
     Ok(())

@@ -1,5 +1,5 @@
-//! Command-line interface. With no sub-command, `fl-router` runs the router (and, with
-//! `kafka.brokers: embedded`, the whole embedded demo).
+//! The service's command line: run the router (the default), check a configuration file, or
+//! ask a running router about one command. Test tooling has its own binary (`fl-router-tools`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,12 +25,6 @@ pub struct Cli {
     /// Stop after this long (humantime: 20s, 5m); default: until Ctrl-C/SIGTERM.
     #[arg(long, global = true, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// Run: also simulate the configured FLs in this process (section `sim`; staging, chaos).
-    #[arg(long)]
-    pub with_sim: bool,
-    /// Run: also send the configured load (section `load`) once the router is ready.
-    #[arg(long)]
-    pub with_load: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -44,14 +38,6 @@ pub enum Command {
         /// The file to check (defaults to --config).
         file: Option<PathBuf>,
     },
-    /// Simulate the configured FLs (section `sim`) against the configured Kafka.
-    Sim,
-    /// Benchmark baseline: copy commands to the first FL and its output to the load's reply
-    /// topic, with no routing logic.
-    Pipe,
-    /// Router vs. pipe on a real broker: one-way saturation and round-trip figures (CPU, memory,
-    /// throughput, latency), A/B alternating; see docs/benchmarks.md.
-    Bench(crate::bench::BenchArgs),
     /// Print what a running router did with one recent command (received, routed, answered or
     /// timed out, delivered, committed); exits 1 when the router no longer keeps it.
     Trace {
@@ -61,36 +47,47 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9464")]
         admin: String,
     },
-    /// Scripted fault injection against a running router (see scenarios/).
-    Chaos {
-        #[command(subcommand)]
-        command: ChaosCommand,
-    },
-    /// Send an open-loop command load (section `load`) through a running router and simulator.
-    Load {
-        /// Commands per second (overrides load.rate).
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Write the JSON report here.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Write the latency-over-time plot (SVG) here.
-        #[arg(long)]
-        plot: Option<PathBuf>,
-    },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ChaosCommand {
-    /// Apply a scenario and check its expectations; exits non-zero when one fails.
-    Run {
-        /// The scenario file (YAML).
-        scenario: PathBuf,
-        /// The router's admin API.
-        #[arg(long, default_value = "http://127.0.0.1:9464")]
-        admin: String,
-        /// Bearer token for the fault endpoint.
-        #[arg(long, env = "FLROUTER_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-    },
+/// Resolves on Ctrl-C, SIGTERM, or after `duration`.
+pub async fn stop_signal(duration: Option<Duration>) {
+    let timer = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+                _ = timer => {}
+            }
+            return;
+        }
+    }
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = timer => {}
+    }
 }
+
+/// The log subscriber every binary of the project uses: `RUST_LOG`, else `default`, on stderr.
+pub fn init_logs(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// librdkafka reports every connection change at info; keep those out unless asked for.
+/// actix-web's server logs its workers and runtime at info: the router says where the admin API
+/// listens, once.
+pub const DEFAULT_LOG: &str = "info,librdkafka=warn,rdkafka=warn,actix_server=warn";

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::cluster;
 use crate::config::Config;
 use crate::history::History;
 use crate::kafka;
@@ -35,9 +36,9 @@ pub struct Router {
     /// A cluster instance's owners and leader memberships (a thread), and its stop flag.
     groups: Option<std::thread::JoinHandle<()>>,
     stop_groups: Arc<std::sync::atomic::AtomicBool>,
-    shares: Arc<kafka::ownership::Shares>,
+    shares: Arc<cluster::ownership::Shares>,
     /// The running peers found at start, and how their settings differ from this one's.
-    peers: Arc<Vec<kafka::peers::Peer>>,
+    peers: Arc<Vec<cluster::peers::Peer>>,
     fwd_tracker: Arc<OffsetTracker>,
     status: JoinHandle<()>,
     /// The consumers that are group members (left on a reload).
@@ -71,7 +72,7 @@ impl Router {
         .await?;
         // A cluster instance first checks its settings against its running peers'.
         let peers = if config.cluster.enabled {
-            kafka::peers::check_and_announce(config).await?
+            cluster::peers::check_and_announce(config).await?
         } else {
             Vec::new()
         };
@@ -143,7 +144,7 @@ impl Router {
         let (fatal_tx, fatal) = watch::channel(None);
         let mut loops = Vec::new();
         let mut tasks = Vec::new();
-        let shares = Arc::new(kafka::ownership::Shares::default());
+        let shares = Arc::new(cluster::ownership::Shares::default());
         let mut groups = None;
         let stop_groups = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut also = None;
@@ -155,19 +156,19 @@ impl Router {
                 Some(kafka_stats.clone()),
             )?);
             // Multi-switch parts' results from the FLs' owners.
-            let collect = kafka::collect::consumer(
+            let collect = cluster::collect::consumer(
                 &kafka::base_config(k),
                 &config.cluster.collect_topic_of(&instance),
             )?;
-            tasks.push(tokio::spawn(kafka::collect::run(collect, engine.clone())));
+            tasks.push(tokio::spawn(cluster::collect::run(collect, engine.clone())));
             // The cluster's map first: routing waits until it is read.
             let (map_ready_tx, map_ready) = watch::channel(false);
-            let (map_consumer, ends) = kafka::map_tail::consumer(
+            let (map_consumer, ends) = cluster::map_reader::consumer(
                 &kafka::base_config(k),
                 &config.topics.switch_map,
                 &instance,
             )?;
-            tasks.push(tokio::spawn(kafka::map_tail::run(
+            tasks.push(tokio::spawn(cluster::map_reader::run(
                 map_consumer,
                 ends,
                 engine.clone(),
@@ -202,15 +203,15 @@ impl Router {
                 max_outstanding: 0,
                 fatal: fatal_tx.clone(),
             })));
-            groups = Some(kafka::ownership::start(
+            groups = Some(cluster::ownership::start(
                 config,
                 engine.clone(),
-                kafka::ownership::Hand {
+                cluster::ownership::Hand {
                     name: "fl",
                     consumer: fl_consumer.clone(),
                     tracker: fl_tracker.clone(),
                 },
-                kafka::ownership::Hand {
+                cluster::ownership::Hand {
                     name: "forwards",
                     consumer: fwd_consumer,
                     tracker: fwd_tracker.clone(),
@@ -482,7 +483,7 @@ async fn count_partitions(config: &Config, outbox: &Arc<KafkaOutbox>) {
         .flat_map(|f| config.topics.fl_read_topics(&f.id))
         .collect();
     let counted = tokio::task::spawn_blocking(move || {
-        let reader = kafka::table::reader(&client)?;
+        let reader = kafka::compacted::reader(&client)?;
         kafka::end_offsets(&reader, &topics, Duration::from_secs(20))
     })
     .await;
@@ -507,7 +508,7 @@ async fn restore_switch_map(config: &Config, engine: &Engine) {
     let topic = config.topics.switch_map.clone();
     let started = Instant::now();
     let read = tokio::task::spawn_blocking(move || {
-        kafka::table::read(&client, &topic, Duration::from_secs(30))
+        kafka::compacted::read(&client, &topic, Duration::from_secs(30))
     })
     .await;
     let table = match read {
@@ -538,12 +539,12 @@ async fn restore_switch_map(config: &Config, engine: &Engine) {
 }
 
 /// Loads what the previous incarnation did with the commands this one reads again (see
-/// `kafka::replay`), so none gets a second, different outcome.
+/// `kafka::read_back`), so none gets a second, different outcome.
 async fn read_back_previous(config: &Config, engine: &Engine) {
     let started = Instant::now();
     let (cfg, client) = (config.clone(), kafka::base_config(&config.kafka));
     let read = tokio::task::spawn_blocking(move || {
-        kafka::replay::read_back(&cfg, &client, Duration::from_secs(30))
+        kafka::read_back::read_back(&cfg, &client, Duration::from_secs(30))
     })
     .await;
     match read {

@@ -14,8 +14,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use common::*;
-use fl_router::load::{LoadConfig, LoadRun};
 use fl_router_actors::settings::Classes;
+use fl_router_tools::load::{LoadConfig, LoadRun};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
 
@@ -42,7 +42,7 @@ fn leader(topic: &str) -> (i32, usize) {
 }
 
 /// The load at `RATE` over the simulator's switches; `grace` for the last answers.
-fn load(w: &World, sim: &fl_router::sim::Simulator, grace: Duration) -> LoadRun {
+fn load(w: &World, sim: &fl_router_tools::sim::Simulator, grace: Duration) -> LoadRun {
     LoadRun::start(
         sim_client(),
         w.commands.clone(),
@@ -218,10 +218,10 @@ async fn a_cluster_of_routers_survives_broker_leader_kills() {
     cluster_mode(&w);
     let config = fl_router::config::Config::load(&w.config_path).expect("test config");
     let events = Reader::new(&w.events);
-    let sim = fl_router::sim::Simulator::start(
+    let sim = fl_router_tools::sim::Simulator::start(
         sim_client(),
         &config.settings(),
-        &fl_router::sim::SimConfig {
+        &fl_router_tools::sim::SimConfig {
             switches_per_fl: 4,
             ..Default::default()
         },

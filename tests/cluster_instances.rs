@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use common::*;
-use fl_router::load::{LoadConfig, LoadRun};
 use fl_router_actors::settings::Classes;
+use fl_router_tools::load::{LoadConfig, LoadRun};
 use serde_json::{json, Value};
 
 const RATE: f64 = 200.0;
@@ -46,7 +46,7 @@ fn owned(v: &Value) -> Vec<String> {
 }
 
 /// Two simulated FLs, cluster mode, the world's own cluster topics; and the simulator.
-async fn cluster_world() -> (World, fl_router::sim::Simulator) {
+async fn cluster_world() -> (World, fl_router_tools::sim::Simulator) {
     cluster_world_of(&["fl1", "fl2"], 1).await
 }
 
@@ -54,7 +54,7 @@ async fn cluster_world() -> (World, fl_router::sim::Simulator) {
 async fn cluster_world_of(
     fls: &[&str],
     command_partitions: usize,
-) -> (World, fl_router::sim::Simulator) {
+) -> (World, fl_router_tools::sim::Simulator) {
     let w = World::with(
         fls,
         json!({
@@ -72,10 +72,10 @@ async fn cluster_world_of(
         add_partitions(&w.commands, command_partitions).await;
     }
     let config = fl_router::config::Config::load(&w.config_path).expect("test config");
-    let sim = fl_router::sim::Simulator::start(
+    let sim = fl_router_tools::sim::Simulator::start(
         sim_client(),
         &config.settings(),
-        &fl_router::sim::SimConfig {
+        &fl_router_tools::sim::SimConfig {
             switches_per_fl: 4,
             ..Default::default()
         },
@@ -110,11 +110,11 @@ async fn split(r1: &Router, r2: &Router) -> (Value, Value) {
     }
 }
 
-fn load(w: &World, sim: &fl_router::sim::Simulator) -> LoadRun {
+fn load(w: &World, sim: &fl_router_tools::sim::Simulator) -> LoadRun {
     load_at(w, sim, RATE)
 }
 
-fn load_at(w: &World, sim: &fl_router::sim::Simulator, rate: f64) -> LoadRun {
+fn load_at(w: &World, sim: &fl_router_tools::sim::Simulator, rate: f64) -> LoadRun {
     LoadRun::start(
         sim_client(),
         w.commands.clone(),
@@ -169,7 +169,7 @@ async fn every_command_answered_by_its_fl(
     load: LoadRun,
     what: &str,
     routers: &[(&Router, &str)],
-) -> fl_router::load::LoadReport {
+) -> fl_router_tools::load::LoadReport {
     let report = tokio::task::spawn_blocking(move || load.finish())
         .await
         .unwrap()

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use common::*;
 use fl_router::config::Config;
-use fl_router::sim::fl::Speaker;
-use fl_router::sim::{SimConfig, Simulator};
 use fl_router_actors::settings::Classes;
+use fl_router_tools::sim::fl::Speaker;
+use fl_router_tools::sim::{SimConfig, Simulator};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};

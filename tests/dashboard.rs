@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use common::*;
-use fl_router::load::{LoadConfig, LoadRun};
+use fl_router_tools::load::{LoadConfig, LoadRun};
 
 /// Runs headless Chromium on `url`; returns the DOM after the page's scripts ran.
 fn dump_dom(url: &str, screenshot: Option<&std::path::Path>) -> String {

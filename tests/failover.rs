@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use fl_router::config::Config;
-use fl_router::sim::{ExtraConnection, SimConfig, Simulator};
 use fl_router_actors::settings::Classes;
+use fl_router_tools::sim::{ExtraConnection, SimConfig, Simulator};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use serde_json::{json, Value};

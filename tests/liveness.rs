@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use fl_router::config::Config;
-use fl_router::sim::{SimConfig, Simulator};
 use fl_router_actors::settings::Classes;
+use fl_router_tools::sim::{SimConfig, Simulator};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 

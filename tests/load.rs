@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use common::*;
-use fl_router::load::{LoadConfig, LoadReport, LoadRun};
+use fl_router_tools::load::{LoadConfig, LoadReport, LoadRun};
 
 /// Starts sim and router, waits until a probe command has been answered end to end (router
 /// assigned, map warm, simulator answering), runs the load until `commands` were sent, and

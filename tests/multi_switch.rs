@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use common::*;
 use fl_router::config::Config;
-use fl_router::sim::{SimConfig, Simulator};
+use fl_router_tools::sim::{SimConfig, Simulator};
 use rdkafka::ClientConfig;
 use serde_json::json;
 

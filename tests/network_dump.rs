@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use common::*;
 use fl_router::config::Config;
-use fl_router::sim::fl::Speaker;
-use fl_router::sim::{FaultConfig, SimConfig, Simulator};
 use fl_router_actors::settings::Classes;
+use fl_router_tools::sim::fl::Speaker;
+use fl_router_tools::sim::{FaultConfig, SimConfig, Simulator};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);

@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use common::*;
-use fl_router::load::{LoadConfig, LoadReport, LoadRun};
 use fl_router_actors::settings::Classes;
+use fl_router_tools::load::{LoadConfig, LoadReport, LoadRun};
 use serde_json::json;
 
 /// 500 commands/s, 2,000 commands: the figures. `RESTART_RATE` / `RESTART_COMMANDS`

@@ -30,6 +30,7 @@ pub mod shared;
 pub mod switch_map;
 pub mod sync_scheduler;
 pub mod sync_session;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod trace;
 

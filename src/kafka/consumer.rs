@@ -148,7 +148,7 @@ pub fn create(
 }
 
 /// A consumer whose partitions are assigned by hand (a cluster instance's FL topics, by
-/// `kafka::ownership`): no subscription, offsets still committed in its group.
+/// `cluster::ownership`): no subscription, offsets still committed in its group.
 pub fn create_manual(
     config: &ClientConfig,
     name: &'static str,

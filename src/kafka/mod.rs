@@ -1,22 +1,21 @@
 //! The Kafka side of the shell: client configuration, consumers, the producer-backed outbox,
 //! offset tracking and topic set-up. Everything else in the router is Kafka-agnostic.
 
-pub mod collect;
+pub mod compacted;
 pub mod consumer;
 pub mod freshness;
-pub mod map_tail;
 pub mod offsets;
-pub mod ownership;
-pub mod peers;
 pub mod producer;
-pub mod replay;
+pub mod read_back;
 pub mod stats;
-pub mod table;
 pub mod topics;
 
 use rdkafka::ClientConfig;
 
 use crate::config::KafkaConfig;
+
+/// `client.id` prefix of an instance's group members.
+pub const CLIENT_ID_PREFIX: &str = "fl-router.";
 
 /// Settings every client shares: brokers plus `kafka.options`.
 pub fn base_config(k: &KafkaConfig) -> ClientConfig {
@@ -50,7 +49,7 @@ pub fn consumer_config(k: &KafkaConfig, group: &str, instance: Option<&str>) -> 
     if let Some(id) = instance {
         // The client id names the instance to its peers (`peers.rs`) and in broker logs.
         c.set("group.instance.id", id)
-            .set("client.id", format!("{}{id}", peers::CLIENT_ID_PREFIX));
+            .set("client.id", format!("{}{id}", CLIENT_ID_PREFIX));
     }
     c
 }

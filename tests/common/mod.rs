@@ -144,12 +144,23 @@ impl World {
         self.start_router_with(name, &[])
     }
 
-    /// The router with extra command-line arguments (e.g. `--with-sim`).
+    /// The router with extra command-line arguments.
     pub fn start_router_with(&self, name: &str, args: &[&str]) -> Router {
         Router::spawn(
             &self.config_path,
             &self.dir.path().join(format!("{name}.log")),
             args,
+        )
+    }
+
+    /// The router with simulated FLs and a steady load in one process (`fl-router-tools
+    /// stage`; the tooling crate's tests only).
+    pub fn start_stage(&self, name: &str) -> Router {
+        Router::spawn_binary(
+            tools_binary(),
+            &self.config_path,
+            &self.dir.path().join(format!("{name}.log")),
+            &["stage"],
         )
     }
 }
@@ -322,6 +333,22 @@ pub async fn create_topics(names: &[String]) {
     }
 }
 
+/// The service binary (the service crate's tests only: cargo sets its path for them).
+pub fn service_binary() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_fl-router") {
+        Some(b) => b,
+        None => panic!("the service binary: run from the fl-router crate's tests"),
+    }
+}
+
+/// The tooling binary (the tooling crate's tests only).
+pub fn tools_binary() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_fl-router-tools") {
+        Some(b) => b,
+        None => panic!("the tooling binary: run from the fl-router-tools crate's tests"),
+    }
+}
+
 /// The router under test, as a child process; killed when dropped. Its log is printed if
 /// the test fails.
 pub struct Router {
@@ -332,7 +359,17 @@ pub struct Router {
 impl Router {
     /// The `fl-router` binary with `config`, its log in `log`.
     pub fn spawn(config: &std::path::Path, log: &std::path::Path, args: &[&str]) -> Router {
-        let child = Command::new(env!("CARGO_BIN_EXE_fl-router"))
+        Self::spawn_binary(service_binary(), config, log, args)
+    }
+
+    /// `binary` with `config`, its log in `log`.
+    pub fn spawn_binary(
+        binary: &str,
+        config: &std::path::Path,
+        log: &std::path::Path,
+        args: &[&str],
+    ) -> Router {
+        let child = Command::new(binary)
             .arg("--config")
             .arg(config)
             .args(args)
@@ -760,12 +797,12 @@ pub async fn simulated_network(
     w: &World,
     switches_per_fl: usize,
     router_name: &str,
-) -> (fl_router::sim::Simulator, Router) {
+) -> (fl_router_tools::sim::Simulator, Router) {
     let config = fl_router::config::Config::load(&w.config_path).expect("test config");
-    let sim = fl_router::sim::Simulator::start(
+    let sim = fl_router_tools::sim::Simulator::start(
         sim_client(),
         &config.settings(),
-        &fl_router::sim::SimConfig {
+        &fl_router_tools::sim::SimConfig {
             switches_per_fl,
             ..Default::default()
         },

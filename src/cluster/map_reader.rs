@@ -30,7 +30,7 @@ pub fn consumer(
     .set("enable.auto.commit", "false")
     .set("enable.auto.offset.store", "false");
     let consumer: StreamConsumer = c.create()?;
-    let ends = super::end_offsets(&consumer, &[topic.to_string()], Duration::from_secs(30))?;
+    let ends = crate::kafka::end_offsets(&consumer, &[topic.to_string()], Duration::from_secs(30))?;
     let mut tpl = TopicPartitionList::new();
     for (t, p, _) in &ends {
         tpl.add_partition_offset(t, *p, Offset::Beginning)?;
@@ -55,7 +55,7 @@ pub async fn run(
         let _ = ready.send(true);
     }
     loop {
-        let batch = super::next_batch(&consumer, BATCH, "switch-map topic").await;
+        let batch = crate::kafka::next_batch(&consumer, BATCH, "switch-map topic").await;
         let mut records = Vec::with_capacity(batch.len());
         for m in &batch {
             if let Some(high) = behind.get(&m.partition()) {
@@ -64,7 +64,7 @@ pub async fn run(
                 }
             }
             let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-            if key.starts_with(super::peers::KEY_PREFIX) {
+            if key.starts_with(crate::cluster::peers::KEY_PREFIX) {
                 continue; // an instance's settings, compared at start (`peers.rs`)
             }
             let value = m.payload().map(bytes::Bytes::copy_from_slice);

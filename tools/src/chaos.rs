@@ -9,10 +9,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::admin::Fault;
+use crate::stage::ToolFault;
+
+/// A fault a scenario injects: the service's own, or one of the tooling's (simulated FLs, the
+/// embedded broker, the load), in the admin API's JSON either way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Fault {
+    Service(fl_router::admin::Fault),
+    Tool(ToolFault),
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -332,7 +341,7 @@ fn check(e: &Expect, samples: &[Sample], client: &Client) -> (bool, String) {
             lost,
             max_router_errors,
         } => {
-            if let Err(e) = client.fault(&Fault::StopLoad) {
+            if let Err(e) = client.fault(&Fault::Tool(ToolFault::StopLoad)) {
                 return (false, format!("cannot stop the load: {e}"));
             }
             let report = client

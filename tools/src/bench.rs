@@ -33,7 +33,9 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
-use crate::config::Config;
+use fl_router::config::Config;
+
+use crate::Setup;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -128,14 +130,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let per_fl = args.switches.div_ceil(args.fls.max(1));
     let base = base_config(args, &id, per_fl);
     let probe = write_config(&args.out, &format!("{id}-base"), &base)?;
-    let config = Config::load(&probe)?;
-    let client = crate::kafka::base_config(&config.kafka);
+    let setup = Setup::load(&probe)?;
+    let config = setup.config.clone();
+    let client = fl_router::kafka::base_config(&config.kafka);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut topics = crate::kafka::topics::all_topics(&config);
-    topics.insert(config.load.reply_topic.clone());
-    runtime.block_on(crate::kafka::topics::ensure(&config, &client, &topics))?;
+    let mut topics = fl_router::kafka::topics::all_topics(&config);
+    topics.insert(setup.load.reply_topic.clone());
+    runtime.block_on(fl_router::kafka::topics::ensure(&config, &client, &topics))?;
     println!(
         "bench {id}: {} FLs x {per_fl} switches, {} partitions per topic, {} router instance(s), broker {}",
         args.fls, args.partitions, args.instances.max(1), args.brokers
@@ -146,7 +149,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     let mut results = Vec::new();
     if args.runs > 0 {
-        prefill(&client, &config, args)?;
+        prefill(&client, &setup, args)?;
         for run in 0..args.runs {
             // A/B alternating, the order flipped every run.
             let mut order = sides.clone();
@@ -210,7 +213,7 @@ fn base_config(args: &BenchArgs, id: &str, per_fl: usize) -> Value {
     });
     if let Some(extra) = &args.router_config {
         if let Ok(extra) = serde_yaml_ng::from_str::<Value>(extra) {
-            crate::config::merge_json(&mut v, extra);
+            fl_router::config::merge_json(&mut v, extra);
         }
     }
     v
@@ -294,7 +297,8 @@ fn seed_facts(client: &ClientConfig, config: &Config, per_fl: usize) -> anyhow::
 
 /// One switch event per switch on its FL's write topic (the router learns the map from them),
 /// then `args.commands` commands round robin over the switches.
-fn prefill(client: &ClientConfig, config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
+fn prefill(client: &ClientConfig, setup: &Setup, args: &BenchArgs) -> anyhow::Result<()> {
+    let config = &setup.config;
     let started = Instant::now();
     let mut pc = client.clone();
     pc.set("linger.ms", "20")
@@ -306,7 +310,7 @@ fn prefill(client: &ClientConfig, config: &Config, args: &BenchArgs) -> anyhow::
     let mut switches = Vec::new();
     for (i, f) in config.fls.iter().enumerate() {
         let topic = config.topics.fl_write_topic(&f.id);
-        for j in 0..config.sim.switches_per_fl {
+        for j in 0..setup.sim.switches_per_fl {
             let sw = crate::sim::fl::switch_id(i, j);
             let ev = json!({"clazz": classes.info_message, "correlation_id": format!("ev-{sw}"), "timestamp": 1,
                 "payload": {"clazz": "org.openkilda.messaging.info.event.SwitchInfoData", "switch_id": sw, "state": "ACTIVATED"}})
@@ -376,8 +380,24 @@ fn end_offsets(consumer: &BaseConsumer, topics: &[String], partitions: i32) -> i
     sum
 }
 
-fn spawn(side: Side, config: &Path, log: &Path, extra: &[&str]) -> anyhow::Result<Child> {
+/// The service binary, built beside this one (`cargo build --release --workspace`).
+pub fn service_exe() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
+    let service = exe.with_file_name("fl-router");
+    anyhow::ensure!(
+        service.exists(),
+        "{} not found: build the service beside the tooling (cargo build --release --workspace)",
+        service.display()
+    );
+    Ok(service)
+}
+
+fn spawn(side: Side, config: &Path, log: &Path, extra: &[&str]) -> anyhow::Result<Child> {
+    // The router is the service binary; the pipe, the simulator and the load are this one's.
+    let exe = match (side, extra.is_empty()) {
+        (Side::Router, true) => service_exe()?,
+        _ => std::env::current_exe()?,
+    };
     let mut cmd = Command::new(exe);
     cmd.arg("-c").arg(config);
     if side == Side::Pipe && extra.is_empty() {
@@ -462,7 +482,8 @@ fn saturation_run(
     v["topics"]["journal"] = json!(format!("{name}.journal"));
     let configs = instance_configs(args, &v, &name);
     let cfg = write_config(&args.out, &name, &configs[0])?;
-    let config = Config::load(&cfg)?;
+    let setup = Setup::load(&cfg)?;
+    let config = setup.config.clone();
     let read_topics: Vec<String> = config
         .fls
         .iter()
@@ -472,13 +493,13 @@ fn saturation_run(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(crate::kafka::topics::ensure(
+    rt.block_on(fl_router::kafka::topics::ensure(
         &config,
         client,
-        &crate::kafka::topics::all_topics(&config),
+        &fl_router::kafka::topics::all_topics(&config),
     ))?;
     if configs.len() > 1 {
-        seed_facts(client, &config, config.sim.switches_per_fl)?;
+        seed_facts(client, &config, setup.sim.switches_per_fl)?;
     }
     let consumer: BaseConsumer = client.clone().set("group.id", &name).create()?;
     let start_sum = end_offsets(&consumer, read_topics, args.partitions);

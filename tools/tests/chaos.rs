@@ -2,6 +2,7 @@
 //! with simulated FLs and load in its process, on a real Kafka broker; and a scenario that must
 //! fail, so a passing run means something.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::Command;
@@ -49,11 +50,11 @@ async fn chaos_with(
 ) -> (bool, String) {
     let _one_at_a_time = SERIAL.lock().await;
     let w = world(sim, failover).await;
-    let router = w.start_router_with("router", &["--with-sim", "--with-load"]);
+    let router = w.start_stage("router");
     let admin = router.admin_url().await;
     let path = scenario.to_string();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_fl-router"))
+        Command::new(env!("CARGO_BIN_EXE_fl-router-tools"))
             .args(["chaos", "run", &path, "--admin", &admin, "--token", TOKEN])
             .env_remove("FLROUTER_ADMIN_TOKEN")
             .output()
@@ -73,7 +74,7 @@ async fn chaos_with(
 
 async fn scenario_passes(name: &str) {
     let (ok, text) = chaos(&format!(
-        "{}/scenarios/{name}.yaml",
+        "{}/../scenarios/{name}.yaml",
         env!("CARGO_MANIFEST_DIR")
     ))
     .await;
@@ -84,7 +85,7 @@ async fn scenario_passes(name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_active_fl_killed() {
     let path = format!(
-        "{}/scenarios/active-fl-killed.yaml",
+        "{}/../scenarios/active-fl-killed.yaml",
         env!("CARGO_MANIFEST_DIR")
     );
     let sim = json!({"switches_per_fl": 3, "connections": [{"fl": "fl2", "switches_of": "fl1"}]});

@@ -24,8 +24,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use super::table::{self, Range};
 use crate::config::Config;
+use crate::kafka::compacted::{self as table, Range};
 
 /// What was read, for the start-up log, and where the commands read again end.
 #[derive(Debug, Default)]
@@ -46,7 +46,7 @@ pub fn read_back(
 }
 
 /// What FL `fl`'s previous owner did with the commands forwarded to it (a cluster instance
-/// taking the FL over, see `kafka::ownership`): its forwards, the answers it routed and
+/// taking the FL over, see `cluster::ownership`): its forwards, the answers it routed and
 /// committed, the router's own answers. The window starts from the oldest uncommitted forward
 /// (the previous owner committed the read topic below its oldest pending command) or FL
 /// message. Blocking.

@@ -4,9 +4,7 @@
 //! The engine's sections (`topics`, `fls`, `timeouts`, `protocol`, `limits`) use the engine's
 //! own schema ([`fl_router_actors::settings`]); this module adds `kafka` and the loading rules.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use fl_router_actors::settings::{
     Collect, EngineSettings, FailoverSettings, FlOwnership, FlSettings, Limits, ProtocolSettings,
@@ -14,10 +12,14 @@ use fl_router_actors::settings::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::admin::AdminConfig;
-use crate::cluster::ClusterConfig;
-use crate::load::LoadConfig;
-use crate::sim::SimConfig;
+mod admin;
+mod cluster;
+mod kafka;
+
+pub use admin::{AdminConfig, TOKEN_ENV};
+pub use cluster::ClusterConfig;
+pub use kafka::KafkaConfig;
+use kafka::RESERVED;
 
 /// Overrides `kafka.brokers` when set.
 pub const BROKERS_ENV: &str = "FLROUTER_KAFKA_BROKERS";
@@ -48,78 +50,19 @@ pub struct Config {
     /// Shards of the engine (threads).
     #[serde(default)]
     pub engine: EngineSettings,
-    /// The FL simulator (embedded default and `fl-router sim`).
-    #[serde(default)]
-    pub sim: SimConfig,
-    /// The load generator (embedded default and `fl-router load`).
-    #[serde(default)]
-    pub load: LoadConfig,
+    /// The FL simulator's section, read by the tooling (`fl-router-tools`), not by the
+    /// service: kept here as it was written so one file configures both.
+    #[serde(default, skip_serializing_if = "ToolSection::is_empty")]
+    pub sim: ToolSection,
+    /// The load generator's section, read by the tooling like `sim`.
+    #[serde(default, skip_serializing_if = "ToolSection::is_empty")]
+    pub load: ToolSection,
     /// The admin HTTP API and dashboard.
     #[serde(default)]
     pub admin: AdminConfig,
     /// Several instances as one router.
     #[serde(default)]
     pub cluster: ClusterConfig,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KafkaConfig {
-    /// `host:port[,host:port…]`, or `embedded`; `FLROUTER_KAFKA_BROKERS` overrides it.
-    pub brokers: String,
-    /// Consumer group of the command consumer; the FL consumer uses `<group_id>-fl`.
-    pub group_id: String,
-    /// This router instance's stable identity in its groups (static membership,
-    /// `group.instance.id`): a restarted router takes its partitions back at once instead of
-    /// waiting for its old member's session to expire. Default: the host name. Two running
-    /// instances of one group must not share it (the broker fences the older one).
-    pub instance_id: Option<String>,
-    /// Create missing topics at start; when false, a missing topic is a start-up error.
-    pub create_topics: bool,
-    pub topic_partitions: i32,
-    pub topic_replication: i32,
-    /// How often stored offsets are committed.
-    #[serde(with = "humantime_serde")]
-    pub commit_interval: Duration,
-    /// On shutdown, how long to wait for pending commands to be answered before committing.
-    #[serde(with = "humantime_serde")]
-    pub drain_timeout: Duration,
-    /// At start, how long (after the FL consumer gets its partitions) command routing waits for
-    /// the FL topics' backlog (switch events) to be read, so the switch map is warm first.
-    #[serde(with = "humantime_serde")]
-    pub catch_up_timeout: Duration,
-    /// Attempts for a message whose delivery failed before it is dead-lettered.
-    pub produce_retries: u32,
-    /// Commands in the router's care (read, final answer not yet delivered) at which it stops
-    /// reading more until answers drain; 0 = no bound.
-    pub max_inflight_commands: usize,
-    /// librdkafka options for every client (passed through unchanged).
-    pub options: BTreeMap<String, String>,
-    /// librdkafka options for the consumers only.
-    pub consumer: BTreeMap<String, String>,
-    /// librdkafka options for the producer only.
-    pub producer: BTreeMap<String, String>,
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        Self {
-            brokers: "127.0.0.1:9092".into(),
-            group_id: "fl-router".into(),
-            instance_id: None,
-            create_topics: true,
-            topic_partitions: 1,
-            topic_replication: 1,
-            commit_interval: Duration::from_secs(1),
-            drain_timeout: Duration::from_secs(10),
-            catch_up_timeout: Duration::from_secs(10),
-            produce_retries: 5,
-            max_inflight_commands: 20_000,
-            options: BTreeMap::new(),
-            consumer: BTreeMap::new(),
-            producer: BTreeMap::new(),
-        }
-    }
 }
 
 /// A configuration that cannot be used; the text names the file, the key and the problem.
@@ -140,24 +83,20 @@ pub enum ConfigError {
     Many { path: String, problems: Vec<String> },
 }
 
-/// Options the router sets itself; overriding them would break its delivery guarantees.
-const RESERVED: &[(&str, &str)] = &[
-    (
-        "enable.auto.commit",
-        "offsets are committed by the router after delivery",
-    ),
-    (
-        "enable.auto.offset.store",
-        "offsets are stored by the router after delivery",
-    ),
-    ("group.id", "use kafka.group_id"),
-    ("group.instance.id", "use kafka.instance_id"),
-    (
-        "bootstrap.servers",
-        "use kafka.brokers or FLROUTER_KAFKA_BROKERS",
-    ),
-    ("enable.idempotence", "the producer is always idempotent"),
-];
+/// A section the service does not read (`sim`, `load`): the tooling parses and checks it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct ToolSection(pub serde_json::Value);
+
+impl ToolSection {
+    fn is_empty(&self) -> bool {
+        match &self.0 {
+            serde_json::Value::Null => true,
+            serde_json::Value::Object(m) => m.is_empty(),
+            _ => false,
+        }
+    }
+}
 
 /// Merges `extra` into `base`: objects key by key, recursively; anything else replaces.
 /// (Test and benchmark configurations are a base with a few keys laid over it.)
@@ -223,9 +162,6 @@ impl Config {
             .iter()
             .map(ToString::to_string)
             .collect();
-        let ids: Vec<String> = self.fls.iter().map(|f| f.id.clone()).collect();
-        out.extend(self.sim.validate(&ids));
-        out.extend(self.load.validate());
         out.extend(self.cluster.validate());
         let k = &self.kafka;
         if k.brokers.trim().is_empty() {
@@ -320,6 +256,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::parse(text, "test.yaml", None).map_err(|e| e.to_string())
@@ -379,7 +316,7 @@ mod tests {
 
     #[test]
     fn shipped_config_is_valid() {
-        let text = include_str!("../config.yaml");
+        let text = include_str!("../../config.yaml");
         let c = parse(text).unwrap();
         assert_eq!(
             c.timeouts.ack_for(Some(
@@ -393,7 +330,7 @@ mod tests {
 
     #[test]
     fn shipped_openkilda_profile_is_valid_with_its_17_lanes() {
-        let c = parse(include_str!("../config/openkilda.yaml")).unwrap();
+        let c = parse(include_str!("../../config/openkilda.yaml")).unwrap();
         let t = &c.topics;
         assert_eq!(t.command_lanes().len(), 6);
         assert_eq!(t.output_lanes().len(), 11);

@@ -156,9 +156,10 @@ impl SimConfig {
 }
 
 /// The switch ids the simulator gives the configured FLs (for a load run in another process).
-pub fn switches_of(config: &crate::config::Config) -> Vec<String> {
-    let sim = &config.sim;
-    config
+pub fn switches_of(setup: &crate::Setup) -> Vec<String> {
+    let sim = &setup.sim;
+    setup
+        .config
         .fls
         .iter()
         .enumerate()
@@ -248,7 +249,7 @@ impl Simulator {
             .map(|f| settings.topics.fl_write_topic(&f.id))
             .collect();
 
-        let mut pcfg = crate::kafka::for_producer(&client);
+        let mut pcfg = fl_router::kafka::for_producer(&client);
         // Idempotent, like a real FL should be: a broker failover cannot duplicate an answer.
         pcfg.set("linger.ms", "1")
             .set("enable.idempotence", "true")
@@ -263,7 +264,7 @@ impl Simulator {
         .set("enable.partition.eof", "false");
         let consumer: StreamConsumer = ccfg.create()?;
         let read_topics: Vec<String> = read.iter().map(|(t, _)| t.clone()).collect();
-        crate::kafka::assign_at_end(&consumer, &read_topics)?;
+        fl_router::kafka::assign_at_end(&consumer, &read_topics)?;
 
         let (stop, stop_rx) = watch::channel(false);
         let crashes = settings
@@ -370,7 +371,7 @@ impl World {
                 },
             ));
         }
-        if let Err((e, _)) = crate::kafka::send_waiting(&self.producer, rec) {
+        if let Err((e, _)) = fl_router::kafka::send_waiting(&self.producer, rec) {
             warn!(fl = %f.id, error = %e, "simulator write failed");
         }
     }

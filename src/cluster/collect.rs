@@ -34,7 +34,7 @@ pub fn consumer(client: &ClientConfig, topic: &str) -> anyhow::Result<StreamCons
 /// Feeds the engine until the consumer is dropped.
 pub async fn run(consumer: StreamConsumer, engine: Engine) {
     loop {
-        let batch = super::next_batch(&consumer, BATCH, "collect topic").await;
+        let batch = crate::kafka::next_batch(&consumer, BATCH, "collect topic").await;
         let msgs = batch
             .iter()
             .map(|m| {

@@ -23,8 +23,6 @@ use crate::config::Config;
 
 /// Key prefix of the instance records on the switch-map topic.
 pub const KEY_PREFIX: &str = "instance/";
-/// `client.id` prefix of an instance's group members.
-pub const CLIENT_ID_PREFIX: &str = "fl-router.";
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -50,7 +48,7 @@ pub struct Peer {
 pub async fn check_and_announce(config: &Config) -> anyhow::Result<Vec<Peer>> {
     let me = config.instance_id();
     let own = cluster::shared_settings(config);
-    let client = super::base_config(&config.kafka);
+    let client = crate::kafka::base_config(&config.kafka);
     let (topic, group) = (
         config.topics.switch_map.clone(),
         format!("{}-owners", config.kafka.group_id),
@@ -58,7 +56,7 @@ pub async fn check_and_announce(config: &Config) -> anyhow::Result<Vec<Peer>> {
     let (running, records) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         Ok((
             running(&client, &group)?,
-            super::table::read(&client, &topic, TIMEOUT)?,
+            crate::kafka::compacted::read(&client, &topic, TIMEOUT)?,
         ))
     })
     .await??;
@@ -107,13 +105,13 @@ pub async fn check_and_announce(config: &Config) -> anyhow::Result<Vec<Peer>> {
 
 /// The instance ids of the owners group's members.
 fn running(client: &rdkafka::ClientConfig, group: &str) -> anyhow::Result<Vec<String>> {
-    let consumer: BaseConsumer = super::table::reader(client)?;
+    let consumer: BaseConsumer = crate::kafka::compacted::reader(client)?;
     let list = consumer.fetch_group_list(Some(group), TIMEOUT)?;
     Ok(list
         .groups()
         .iter()
         .flat_map(|g| g.members())
-        .filter_map(|m| m.client_id().strip_prefix(CLIENT_ID_PREFIX))
+        .filter_map(|m| m.client_id().strip_prefix(crate::kafka::CLIENT_ID_PREFIX))
         .map(str::to_string)
         .collect())
 }
@@ -125,7 +123,7 @@ async fn announce(config: &Config, me: &str, settings: Value) -> anyhow::Result<
         settings,
         at_ms: fl_router_actors::protocol::now_millis(),
     };
-    let producer: FutureProducer = super::producer_config(&config.kafka).create()?;
+    let producer: FutureProducer = crate::kafka::producer_config(&config.kafka).create()?;
     let key = format!("{KEY_PREFIX}{me}");
     let payload = serde_json::to_vec(&record)?;
     producer

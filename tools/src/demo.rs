@@ -1,4 +1,4 @@
-//! The embedded default: with `kafka.brokers: embedded`, one process runs an in-process Kafka
+//! The embedded demo (`fl-router-tools demo`, the default of `cargo run --release`): with `kafka.brokers: embedded`, one process runs an in-process Kafka
 //! (librdkafka's mock cluster), the FL simulator, the router and a steady open-loop load, prints
 //! a status line a second and, at the end, the load's summary line. It shows the system working
 //! on a machine with nothing installed. Pointing `kafka.brokers` at a real cluster turns it off.
@@ -13,21 +13,27 @@ use std::time::{Duration, Instant};
 use rdkafka::mocking::MockCluster;
 use tracing::info;
 
-use crate::config::Config;
-use crate::kafka;
 use std::sync::Arc;
 
-use crate::admin::LoadSlot;
+use fl_router::kafka;
+use fl_router::Router;
+
 use crate::load::{self, LoadReport, LoadRun};
-use crate::router::Router;
+use crate::setup::Setup;
 use crate::sim::Simulator;
+use crate::stage::{LoadSlot, Staging};
 
 /// Runs everything until `duration` passes or `interrupt` resolves; returns the load report.
 pub fn run(
-    mut config: Config,
+    setup: Setup,
     duration: Option<Duration>,
     interrupt: impl Future<Output = ()> + 'static,
 ) -> anyhow::Result<LoadReport> {
+    let Setup {
+        mut config,
+        sim: sim_config,
+        load: load_config,
+    } = setup;
     let cluster = MockCluster::new(1)?;
     config.kafka.brokers = cluster.bootstrap_servers();
     for (k, v) in [("fetch.wait.max.ms", "5"), ("fetch.error.backoff.ms", "5")] {
@@ -38,7 +44,7 @@ pub fn run(
             .or_insert_with(|| v.into());
     }
     let mut topics = kafka::topics::all_topics(&config);
-    topics.insert(config.load.reply_topic.clone());
+    topics.insert(load_config.reply_topic.clone());
     for t in &topics {
         cluster.create_topic(t, config.kafka.topic_partitions, 1)?;
     }
@@ -54,7 +60,7 @@ pub fn run(
         let settings = config.settings();
         // The simulator first: its switch events are then the backlog the router reads before
         // it routes the first command.
-        let sim = Simulator::start(client.clone(), &settings, &config.sim)?;
+        let sim = Simulator::start(client.clone(), &settings, &sim_config)?;
         let router = Router::start(&config).await?;
         let mut ready = router.ready();
         tokio::time::timeout(Duration::from_secs(30), ready.wait_for(|r| *r))
@@ -64,7 +70,7 @@ pub fn run(
             client,
             config.topics.command_topics()[0].clone(),
             sim.switches(),
-            config.load.clone(),
+            load_config.clone(),
             settings.protocol.classes.clone(),
         )?;
         let stats = load.stats().clone();
@@ -73,14 +79,18 @@ pub fn run(
             *r = Some(load);
         }
         let (broker_tx, mut broker_rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
-        let admin = crate::start_admin(&config, &router, Some(&sim), Some(slot.clone()), Some(broker_tx), None)?
-            .map(|(h, _)| h);
+        let staging = Arc::new(Staging {
+            sim: sim.fls.clone(),
+            load: slot.clone(),
+            broker: Some(broker_tx),
+        });
+        let admin = fl_router::start_admin(&config, &router, Some(staging), None)?.map(|(h, _)| h);
         let mut broker_back: Option<tokio::time::Instant> = None;
         println!(
             "embedded: router ready; {} simulated FLs x {} switches; load {:.0} commands/s{}",
             sim.fls.len(),
-            config.sim.switches_per_fl,
-            config.load.rate,
+            sim_config.switches_per_fl,
+            load_config.rate,
             duration.map(|d| format!(" for {}", humantime::format_duration(d))).unwrap_or_else(|| " until Ctrl-C".into())
         );
         let started = Instant::now();

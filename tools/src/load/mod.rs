@@ -215,7 +215,7 @@ impl LoadRun {
             !switches.is_empty(),
             "load: no switches to send commands to"
         );
-        let mut pcfg = crate::kafka::for_producer(&client);
+        let mut pcfg = fl_router::kafka::for_producer(&client);
         // Idempotent: a broker failover cannot write a command twice and pass for a router
         // duplicate.
         pcfg.set("linger.ms", "1")
@@ -229,7 +229,7 @@ impl LoadRun {
         )
         .set("enable.auto.commit", "false");
         let consumer: StreamConsumer = ccfg.create()?;
-        crate::kafka::assign_at_end(&consumer, std::slice::from_ref(&cfg.reply_topic))?;
+        fl_router::kafka::assign_at_end(&consumer, std::slice::from_ref(&cfg.reply_topic))?;
 
         let stats = Arc::new(LoadStats::new());
         let (stop, stop_rx) = watch::channel(false);
@@ -405,7 +405,7 @@ fn send(
         .payload(body)
         .headers(headers);
     // Counted as lost in the report: a command that never left is one without an answer.
-    if let Err((e, _)) = crate::kafka::send_waiting(p, rec) {
+    if let Err((e, _)) = fl_router::kafka::send_waiting(p, rec) {
         warn!(error = %e, "load: send failed");
     }
 }

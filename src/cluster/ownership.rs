@@ -24,9 +24,9 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use tracing::{error, info, warn};
 
-use super::consumer::{commit, TrackedConsumer};
-use super::offsets::OffsetTracker;
 use crate::config::Config;
+use crate::kafka::consumer::{commit, TrackedConsumer};
+use crate::kafka::offsets::OffsetTracker;
 
 /// What this instance holds now (`/api/cluster`, the command gate).
 #[derive(Default)]
@@ -86,8 +86,13 @@ impl Owners {
             warn!(partition = fl, "owners partition without a configured FL");
             return;
         };
-        let client = super::base_config(&self.config.kafka);
-        match super::replay::read_back_fl(&self.config, &client, &f.id, Duration::from_secs(30)) {
+        let client = crate::kafka::base_config(&self.config.kafka);
+        match crate::kafka::read_back::read_back_fl(
+            &self.config,
+            &client,
+            &f.id,
+            Duration::from_secs(30),
+        ) {
             Ok(records) => {
                 let r = self.engine.add_previous(records);
                 info!(fl = %f.id, forwarded = r.forwarded, answered = r.answered, router_errors = r.errors, "FL's history read back");
@@ -276,7 +281,8 @@ pub fn start(
     let k = &config.kafka;
     let instance = config.instance_id();
     let group_config = |suffix: &str| {
-        let mut c = super::consumer_config(k, &format!("{}-{suffix}", k.group_id), Some(&instance));
+        let mut c =
+            crate::kafka::consumer_config(k, &format!("{}-{suffix}", k.group_id), Some(&instance));
         c.set("partition.assignment.strategy", "cooperative-sticky")
             // No messages, and no context here consumes statistics.
             .set("statistics.interval.ms", "0");

@@ -16,18 +16,19 @@ use rdkafka::message::Message;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::kafka;
-use crate::kafka::consumer::{self, TrackedConsumer};
-use crate::kafka::offsets::OffsetTracker;
-use crate::kafka::producer::KafkaOutbox;
+use crate::Setup;
+use fl_router::kafka;
+use fl_router::kafka::consumer::{self, TrackedConsumer};
+use fl_router::kafka::offsets::OffsetTracker;
+use fl_router::kafka::producer::KafkaOutbox;
 
 /// Runs the pipe until `shutdown` resolves.
 pub async fn run(
-    config: &Config,
+    setup: &Setup,
     reply_topic: &str,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let config = &setup.config;
     let k = &config.kafka;
     let mut topics = kafka::topics::all_topics(config);
     topics.insert(reply_topic.to_string());
@@ -47,7 +48,7 @@ pub async fn run(
     let mut table: HashMap<Vec<u8>, Arc<str>> = HashMap::new();
     for (i, f) in config.fls.iter().enumerate() {
         let topic: Arc<str> = Arc::from(config.topics.fl_read_topic(&f.id));
-        for j in 0..config.sim.switches_per_fl {
+        for j in 0..setup.sim.switches_per_fl {
             table.insert(crate::sim::fl::switch_id(i, j).into_bytes(), topic.clone());
         }
     }

@@ -1,4 +1,4 @@
-//! The embedded default as shipped: `fl-router --duration …` with the repository's config.yaml
+//! The embedded demo as shipped: `fl-router-tools --duration …` (what `cargo run --release` runs) with the repository's config.yaml
 //! runs mock Kafka + simulator + router + load and ends with a summary line that accounts for
 //! every command. (This test uses librdkafka's mock cluster on purpose: it tests the embedded
 //! default itself, not Kafka.)
@@ -7,8 +7,8 @@ use std::process::Command;
 
 #[test]
 fn shipped_config_runs_the_embedded_demo_and_loses_nothing() {
-    let out = Command::new(env!("CARGO_BIN_EXE_fl-router"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let out = Command::new(env!("CARGO_BIN_EXE_fl-router-tools"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args(["--duration", "6s"])
         .env_remove("FLROUTER_KAFKA_BROKERS")
         .env_remove("FLROUTER_CONFIG")
@@ -91,7 +91,7 @@ fn shipped_config_runs_the_embedded_demo_and_loses_nothing() {
 /// The embedded default with its admin API on an OS-chosen port and a token, for chaos.
 fn embedded_config(dir: &std::path::Path) -> std::path::PathBuf {
     let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config.yaml")).unwrap();
     let mut v: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
     v["admin"] = serde_json::json!({"enabled": true, "bind": "127.0.0.1:0", "token": "t0k"});
     let path = dir.join("config.yaml");
@@ -104,7 +104,7 @@ fn embedded_broker_down_scenario_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = embedded_config(dir.path());
     let log = dir.path().join("router.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_fl-router"))
+    let child = Command::new(env!("CARGO_BIN_EXE_fl-router-tools"))
         .args(["--duration", "25s", "--config"])
         .arg(&config)
         .env_remove("FLROUTER_KAFKA_BROKERS")
@@ -130,9 +130,9 @@ fn embedded_broker_down_scenario_loses_nothing() {
     };
     let scenario = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/scenarios/embedded-broker-down.yaml"
+        "/../scenarios/embedded-broker-down.yaml"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_fl-router"))
+    let out = Command::new(env!("CARGO_BIN_EXE_fl-router-tools"))
         .args([
             "chaos", "run", scenario, "--admin", &admin, "--token", "t0k",
         ])
