@@ -2,13 +2,14 @@
 //! stop reading commands, let pending commands finish (FL answers are still read), flush the
 //! producer, commit.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fl_router_actors::Engine;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
 use crate::cluster;
@@ -25,32 +26,112 @@ use crate::latency::RouterLatency;
 pub struct Router {
     engine: Engine,
     outbox: Arc<KafkaOutbox>,
-    cmd_tracker: Arc<OffsetTracker>,
-    fl_tracker: Arc<OffsetTracker>,
-    stop_cmd: watch::Sender<bool>,
-    stop_fl: watch::Sender<bool>,
-    finish: watch::Sender<bool>,
+    trackers: Trackers,
+    /// The shutdown sequence's signals, in their order.
+    drain: Drain,
+    /// The consumer loops, joined at shutdown (they make the final commits).
     loops: Vec<JoinHandle<()>>,
-    /// A cluster instance's map reader and freshness of its FLs' read topics.
-    tasks: Vec<JoinHandle<()>>,
-    /// A cluster instance's owners and leader memberships (a thread), and its stop flag.
-    groups: Option<std::thread::JoinHandle<()>>,
-    stop_groups: Arc<std::sync::atomic::AtomicBool>,
+    /// Everything else the router runs (status log, mailbox watch, freshness, a cluster
+    /// instance's map reader and collector, history): aborted together at shutdown.
+    background: JoinSet<()>,
+    /// A cluster instance's owners and leader memberships (a thread).
+    groups: Option<Groups>,
     shares: Arc<cluster::ownership::Shares>,
     /// The running peers found at start, and how their settings differ from this one's.
     peers: Arc<Vec<cluster::peers::Peer>>,
-    fwd_tracker: Arc<OffsetTracker>,
-    status: JoinHandle<()>,
     /// The consumers that are group members (left on a reload).
     members: Vec<Arc<consumer::TrackedConsumer>>,
-    /// The last minutes as time series (`/api/history`).
-    history: Arc<History>,
-    latency: Arc<RouterLatency>,
-    freshness: JoinHandle<()>,
+    carried: Carried,
     ready: watch::Receiver<bool>,
     fatal: watch::Receiver<Option<String>>,
     drain_timeout: Duration,
     kafka_stats: Arc<KafkaStats>,
+}
+
+/// Each consumer's offsets (commands, FL output, a cluster instance's forwards).
+struct Trackers {
+    commands: Arc<OffsetTracker>,
+    fl: Arc<OffsetTracker>,
+    forwards: Arc<OffsetTracker>,
+}
+
+/// The signals of an orderly shutdown: stop reading commands (FL output is still read, so
+/// pending commands get answers), then stop reading FL output, then commit and return.
+struct Drain {
+    stop_commands: watch::Sender<bool>,
+    stop_fl: watch::Sender<bool>,
+    finish: watch::Sender<bool>,
+}
+
+impl Drain {
+    fn new() -> (Drain, DrainRx) {
+        let (stop_commands, c) = watch::channel(false);
+        let (stop_fl, f) = watch::channel(false);
+        let (finish, x) = watch::channel(false);
+        let tx = Drain {
+            stop_commands,
+            stop_fl,
+            finish,
+        };
+        (
+            tx,
+            DrainRx {
+                stop_commands: c,
+                stop_fl: f,
+                finish: x,
+            },
+        )
+    }
+}
+
+#[derive(Clone)]
+struct DrainRx {
+    stop_commands: watch::Receiver<bool>,
+    stop_fl: watch::Receiver<bool>,
+    finish: watch::Receiver<bool>,
+}
+
+/// A cluster instance's group memberships: a thread, stopped by its flag.
+struct Groups {
+    thread: std::thread::JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+}
+
+/// What the consumer loops are given besides their consumer.
+struct LoopCommon {
+    engine: Engine,
+    commit_interval: Duration,
+    drain: DrainRx,
+    fatal: watch::Sender<Option<String>>,
+}
+
+impl LoopCommon {
+    fn params(
+        &self,
+        consumer: Arc<consumer::TrackedConsumer>,
+        tracker: Arc<OffsetTracker>,
+        role: Role,
+        name: &'static str,
+    ) -> LoopParams {
+        LoopParams {
+            consumer,
+            tracker,
+            engine: self.engine.clone(),
+            role,
+            name,
+            commit_interval: self.commit_interval,
+            stop_reading: match role {
+                Role::Commands => self.drain.stop_commands.clone(),
+                _ => self.drain.stop_fl.clone(),
+            },
+            finish: self.drain.finish.clone(),
+            gate: None,
+            ready: None,
+            ready_unassigned: false,
+            max_outstanding: 0,
+            fatal: self.fatal.clone(),
+        }
+    }
 }
 
 impl Router {
@@ -64,6 +145,7 @@ impl Router {
     /// and its latency figures go on in the new router.
     pub async fn start_after(config: &Config, previous: Option<Carried>) -> anyhow::Result<Router> {
         let k = &config.kafka;
+        let cluster = config.cluster.enabled;
         kafka::topics::ensure(
             config,
             &kafka::base_config(k),
@@ -71,12 +153,10 @@ impl Router {
         )
         .await?;
         // A cluster instance first checks its settings against its running peers'.
-        let peers = if config.cluster.enabled {
-            cluster::peers::check_and_announce(config).await?
-        } else {
-            Vec::new()
+        let peers = match cluster {
+            true => cluster::peers::check_and_announce(config).await?,
+            false => Vec::new(),
         };
-
         let kafka_stats = Arc::new(KafkaStats::default());
         let outbox = KafkaOutbox::start(
             &kafka::producer_config(k),
@@ -86,176 +166,79 @@ impl Router {
         )?;
         count_partitions(config, &outbox).await;
         let carried = previous.unwrap_or_else(|| Carried::new(config));
-        let engine = Engine::start_with_traces(config.settings(), outbox.clone(), carried.traces)?;
-        let cluster = config.cluster.enabled;
+        let engine =
+            Engine::start_with_traces(config.settings(), outbox.clone(), carried.traces.clone())?;
         if !cluster {
             // A cluster instance reads the map topic live instead (facts and decisions).
             restore_switch_map(config, &engine).await;
         }
         read_back_previous(config, &engine).await;
 
-        let cmd_tracker = OffsetTracker::new();
-        let fl_tracker = OffsetTracker::new();
-        let fwd_tracker = OffsetTracker::new();
-        cmd_tracker.trace_commits_to(engine.traces().clone());
-        let fl_group = fl_group(config);
+        let trackers = Trackers {
+            commands: OffsetTracker::new(),
+            fl: OffsetTracker::new(),
+            forwards: OffsetTracker::new(),
+        };
+        trackers.commands.trace_commits_to(engine.traces().clone());
         let instance = config.instance_id();
         let cmd_consumer = Arc::new(consumer::create(
             &kafka::consumer_config(k, &k.group_id, Some(&instance)),
             "commands",
             &config.topics.command_topics(),
-            cmd_tracker.clone(),
+            trackers.commands.clone(),
             Some(kafka_stats.clone()),
         )?);
-        let fl_consumer = Arc::new(if cluster {
-            // Assigned by hand, FL by FL, as the owners group decides; no static membership
-            // (its commits come from a consumer that never joins the group).
-            consumer::create_manual(
-                &kafka::consumer_config(k, &fl_group, None),
-                "fl",
-                fl_tracker.clone(),
-                Some(kafka_stats.clone()),
-            )?
-        } else {
-            let write_topics: Vec<String> = config
-                .fls
-                .iter()
-                .flat_map(|f| config.topics.fl_write_topics(&f.id))
-                .collect();
-            consumer::create(
-                &kafka::consumer_config(k, &fl_group, Some(&instance)),
-                "fl",
-                &write_topics,
-                fl_tracker.clone(),
-                Some(kafka_stats.clone()),
-            )?
-        });
+        let fl_consumer = Arc::new(fl_consumer(config, &trackers.fl, &kafka_stats)?);
         let mut members = vec![cmd_consumer.clone()];
         if !cluster {
             members.push(fl_consumer.clone());
         }
         info!(brokers = %k.brokers, fls = config.fls.len(), instance = %instance, cluster, "fl-router started");
 
-        let (stop_cmd, stop_cmd_rx) = watch::channel(false);
-        let (stop_fl, stop_fl_rx) = watch::channel(false);
-        let (finish, finish_rx) = watch::channel(false);
+        let (drain, drain_rx) = Drain::new();
         let (caught_up_tx, caught_up_rx) = watch::channel(false);
         let (ready_tx, ready) = watch::channel(false);
         let (fatal_tx, fatal) = watch::channel(None);
-        let mut loops = Vec::new();
-        let mut tasks = Vec::new();
-        let shares = Arc::new(cluster::ownership::Shares::default());
-        let mut groups = None;
-        let stop_groups = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut also = None;
-        if cluster {
-            let fwd_consumer = Arc::new(consumer::create_manual(
-                &kafka::consumer_config(k, &format!("{}-fwd", k.group_id), None),
-                "forwards",
-                fwd_tracker.clone(),
-                Some(kafka_stats.clone()),
-            )?);
-            // Multi-switch parts' results from the FLs' owners.
-            let collect = cluster::collect::consumer(
-                &kafka::base_config(k),
-                &config.cluster.collect_topic_of(&instance),
-            )?;
-            tasks.push(tokio::spawn(cluster::collect::run(collect, engine.clone())));
-            // The cluster's map first: routing waits until it is read.
-            let (map_ready_tx, map_ready) = watch::channel(false);
-            let (map_consumer, ends) = cluster::map_reader::consumer(
-                &kafka::base_config(k),
-                &config.topics.switch_map,
-                &instance,
-            )?;
-            tasks.push(tokio::spawn(cluster::map_reader::run(
-                map_consumer,
-                ends,
-                engine.clone(),
-                map_ready_tx,
-            )));
-            tasks.push(tokio::spawn(freshness::run(freshness::Params {
-                consumer: fwd_consumer.clone(),
-                tracker: fwd_tracker.clone(),
-                engine: engine.clone(),
-                fl_topics: config
-                    .fls
-                    .iter()
-                    .map(|f| (f.id.clone(), config.topics.fl_read_topics(&f.id)))
-                    .collect(),
-                reports: freshness::Reports::Forwards,
-                catch_up_timeout: k.catch_up_timeout,
-                caught_up: None,
-                also: None,
-            })));
-            loops.push(tokio::spawn(consumer::run_loop(LoopParams {
-                consumer: fwd_consumer.clone(),
-                tracker: fwd_tracker.clone(),
-                engine: engine.clone(),
-                role: Role::Forwards,
-                name: "forwards",
-                commit_interval: k.commit_interval,
-                stop_reading: stop_fl_rx.clone(),
-                finish: finish_rx.clone(),
-                gate: None,
-                ready: None,
-                ready_unassigned: false,
-                max_outstanding: 0,
-                fatal: fatal_tx.clone(),
-            })));
-            groups = Some(cluster::ownership::start(
-                config,
-                engine.clone(),
-                cluster::ownership::Hand {
-                    name: "fl",
-                    consumer: fl_consumer.clone(),
-                    tracker: fl_tracker.clone(),
-                },
-                cluster::ownership::Hand {
-                    name: "forwards",
-                    consumer: fwd_consumer,
-                    tracker: fwd_tracker.clone(),
-                },
-                shares.clone(),
-                stop_groups.clone(),
-            )?);
-            // Routing starts once this instance has its first share and the map is read.
-            let (also_tx, also_rx) = watch::channel(false);
-            let sh = shares.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut map_ready = map_ready;
-                loop {
-                    if *map_ready.borrow() && sh.assigned.load(std::sync::atomic::Ordering::SeqCst)
-                    {
-                        let _ = also_tx.send(true);
-                        return;
-                    }
-                    tokio::select! {
-                        _ = map_ready.changed() => {}
-                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                    }
-                }
-            }));
-            also = Some(also_rx);
-        }
-        loops.push(tokio::spawn(consumer::run_loop(LoopParams {
-            consumer: cmd_consumer,
-            tracker: cmd_tracker.clone(),
+        let common = LoopCommon {
             engine: engine.clone(),
-            role: Role::Commands,
-            name: "commands",
             commit_interval: k.commit_interval,
-            stop_reading: stop_cmd_rx,
-            finish: finish_rx.clone(),
+            drain: drain_rx,
+            fatal: fatal_tx,
+        };
+        let mut loops = Vec::new();
+        let mut background = JoinSet::new();
+        let shares = Arc::new(cluster::ownership::Shares::default());
+        let (groups, also) = match cluster {
+            true => {
+                let side = ClusterSide::start(
+                    config,
+                    &common,
+                    &trackers,
+                    fl_consumer.clone(),
+                    &kafka_stats,
+                    &shares,
+                    &mut background,
+                )?;
+                loops.push(side.forwards_loop);
+                (Some(side.groups), Some(side.routing_may_start))
+            }
+            false => (None, None),
+        };
+        loops.push(tokio::spawn(consumer::run_loop(LoopParams {
             gate: Some(caught_up_rx),
             ready: Some(ready_tx),
             ready_unassigned: cluster,
             max_outstanding: k.max_inflight_commands,
-            fatal: fatal_tx.clone(),
+            ..common.params(
+                cmd_consumer,
+                trackers.commands.clone(),
+                Role::Commands,
+                "commands",
+            )
         })));
-        let freshness = tokio::spawn(freshness::run(freshness::Params {
+        background.spawn(freshness::run(freshness::Params {
             consumer: fl_consumer.clone(),
-            tracker: fl_tracker.clone(),
+            tracker: trackers.fl.clone(),
             engine: engine.clone(),
             fl_topics: config
                 .fls
@@ -267,54 +250,36 @@ impl Router {
             caught_up: Some(caught_up_tx),
             also,
         }));
-        loops.push(tokio::spawn(consumer::run_loop(LoopParams {
-            consumer: fl_consumer,
-            tracker: fl_tracker.clone(),
-            engine: engine.clone(),
-            role: Role::FlOutput,
-            name: "fl",
-            commit_interval: k.commit_interval,
-            stop_reading: stop_fl_rx,
-            finish: finish_rx,
-            gate: None,
-            ready: None,
-            ready_unassigned: false,
-            max_outstanding: 0,
-            fatal: fatal_tx,
-        })));
-        let status = tokio::spawn(status_log(engine.clone(), outbox.clone()));
-        let (latency, history) = (carried.latency, carried.history);
-        outbox.measure_latency(latency.clone());
-        tasks.push(tokio::spawn(crate::history::run(
+        loops.push(tokio::spawn(consumer::run_loop(common.params(
+            fl_consumer,
+            trackers.fl.clone(),
+            Role::FlOutput,
+            "fl",
+        ))));
+        background.spawn(status_log(engine.clone(), outbox.clone()));
+        outbox.measure_latency(carried.latency.clone());
+        background.spawn(crate::history::run(
             engine.clone(),
-            latency.clone(),
-            history.clone(),
-        )));
-        tokio::spawn(mailbox_watch(engine.clone()));
+            carried.latency.clone(),
+            carried.history.clone(),
+        ));
+        background.spawn(mailbox_watch(engine.clone()));
         Ok(Router {
             engine,
             outbox,
-            cmd_tracker,
-            fl_tracker,
-            stop_cmd,
-            stop_fl,
-            finish,
+            trackers,
+            drain,
             loops,
-            tasks,
+            background,
             groups,
-            stop_groups,
             shares,
             peers: Arc::new(peers),
-            fwd_tracker,
-            status,
-            freshness,
+            members,
+            carried,
             ready,
             fatal,
             drain_timeout: k.drain_timeout,
             kafka_stats,
-            history,
-            latency,
-            members,
         })
     }
 
@@ -325,19 +290,19 @@ impl Router {
             Membership {
                 group: config.kafka.group_id.clone(),
                 consumer: "commands",
-                tracker: self.cmd_tracker.clone(),
+                tracker: self.trackers.commands.clone(),
             },
             Membership {
                 group: fl_group(config),
                 consumer: "fl",
-                tracker: self.fl_tracker.clone(),
+                tracker: self.trackers.fl.clone(),
             },
         ];
         if config.cluster.enabled {
             memberships.push(Membership {
                 group: format!("{}-fwd", config.kafka.group_id),
                 consumer: "forwards",
-                tracker: self.fwd_tracker.clone(),
+                tracker: self.trackers.forwards.clone(),
             });
         }
         ClusterView::new(
@@ -357,16 +322,12 @@ impl Router {
     }
 
     pub fn history(&self) -> &Arc<History> {
-        &self.history
+        &self.carried.history
     }
 
     /// What a router started in this one's place keeps (see [`Router::start_after`]).
     pub fn carried(&self) -> Carried {
-        Carried {
-            traces: self.engine.traces().clone(),
-            history: self.history.clone(),
-            latency: self.latency.clone(),
-        }
+        self.carried.clone()
     }
 
     pub fn kafka_stats(&self) -> &Arc<KafkaStats> {
@@ -404,28 +365,29 @@ impl Router {
         self.stop(true).await
     }
 
-    async fn stop(self, leave_groups: bool) {
+    /// The one way a router ends: drain, commit, leave (on a reload), then every task it
+    /// owns is stopped and its engine with them.
+    async fn stop(mut self, leave_groups: bool) {
         info!("shutting down: no new commands; waiting for pending ones");
-        let _ = self.stop_cmd.send(true);
+        let _ = self.drain.stop_commands.send(true);
         let deadline = Instant::now() + self.drain_timeout;
         // FL output is still read here, so pending commands can get their answers.
-        while self.cmd_tracker.outstanding() > 0 && Instant::now() < deadline {
+        while self.trackers.commands.outstanding() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if let Some(groups) = self.groups {
+        if let Some(groups) = self.groups.take() {
             // A cluster instance gives its FLs and the leadership up: what it committed is where
             // their next owner reads on (its pending commands are adopted there).
-            self.stop_groups
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            let _ = tokio::task::spawn_blocking(move || groups.join()).await;
+            groups.stop.store(true, SeqCst);
+            let _ = tokio::task::spawn_blocking(move || groups.thread.join()).await;
         }
-        let _ = self.stop_fl.send(true);
+        let _ = self.drain.stop_fl.send(true);
         if !self.outbox.flush(Duration::from_secs(5)) {
             warn!("producer flush timed out");
         }
         let (c, f) = (
-            self.cmd_tracker.outstanding(),
-            self.fl_tracker.outstanding(),
+            self.trackers.commands.outstanding(),
+            self.trackers.fl.outstanding(),
         );
         if c + f > 0 {
             warn!(
@@ -434,8 +396,8 @@ impl Router {
                 "inputs still in flight at shutdown; they will be read again on restart"
             );
         }
-        let _ = self.finish.send(true);
-        for l in self.loops {
+        let _ = self.drain.finish.send(true);
+        for l in self.loops.drain(..) {
             let _ = l.await;
         }
         if leave_groups {
@@ -446,13 +408,152 @@ impl Router {
                 let _ = tokio::time::timeout(Duration::from_millis(500), c.recv()).await;
             }
         }
-        self.status.abort();
-        self.freshness.abort();
-        for t in self.tasks {
-            t.abort();
-        }
+        self.background.shutdown().await;
+        // Nothing of this router holds its engine now but `self`: its actors stop at their
+        // next tick, and are freed with the last handle.
+        self.engine.stop();
         info!("fl-router stopped");
     }
+}
+
+/// A cluster instance's side of the router: the forwards it adopts, its multi-switch results,
+/// the cluster's map, and its group memberships.
+struct ClusterSide {
+    forwards_loop: JoinHandle<()>,
+    groups: Groups,
+    /// Turns true once this instance has its first share and has read the map.
+    routing_may_start: watch::Receiver<bool>,
+}
+
+impl ClusterSide {
+    fn start(
+        config: &Config,
+        common: &LoopCommon,
+        trackers: &Trackers,
+        fl_consumer: Arc<consumer::TrackedConsumer>,
+        kafka_stats: &Arc<KafkaStats>,
+        shares: &Arc<cluster::ownership::Shares>,
+        background: &mut JoinSet<()>,
+    ) -> anyhow::Result<ClusterSide> {
+        let k = &config.kafka;
+        let engine = &common.engine;
+        let instance = config.instance_id();
+        let fwd_consumer = Arc::new(consumer::create_manual(
+            &kafka::consumer_config(k, &format!("{}-fwd", k.group_id), None),
+            "forwards",
+            trackers.forwards.clone(),
+            Some(kafka_stats.clone()),
+        )?);
+        // Multi-switch parts' results from the FLs' owners.
+        let collect = cluster::collect::consumer(
+            &kafka::base_config(k),
+            &config.cluster.collect_topic_of(&instance),
+        )?;
+        background.spawn(cluster::collect::run(collect, engine.clone()));
+        // The cluster's map first: routing waits until it is read.
+        let (map_ready_tx, map_ready) = watch::channel(false);
+        let (map_consumer, ends) = cluster::map_reader::consumer(
+            &kafka::base_config(k),
+            &config.topics.switch_map,
+            &instance,
+        )?;
+        background.spawn(cluster::map_reader::run(
+            map_consumer,
+            ends,
+            engine.clone(),
+            map_ready_tx,
+        ));
+        background.spawn(freshness::run(freshness::Params {
+            consumer: fwd_consumer.clone(),
+            tracker: trackers.forwards.clone(),
+            engine: engine.clone(),
+            fl_topics: config
+                .fls
+                .iter()
+                .map(|f| (f.id.clone(), config.topics.fl_read_topics(&f.id)))
+                .collect(),
+            reports: freshness::Reports::Forwards,
+            catch_up_timeout: k.catch_up_timeout,
+            caught_up: None,
+            also: None,
+        }));
+        let forwards_loop = tokio::spawn(consumer::run_loop(common.params(
+            fwd_consumer.clone(),
+            trackers.forwards.clone(),
+            Role::Forwards,
+            "forwards",
+        )));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = cluster::ownership::start(
+            config,
+            engine.clone(),
+            cluster::ownership::Hand {
+                name: "fl",
+                consumer: fl_consumer,
+                tracker: trackers.fl.clone(),
+            },
+            cluster::ownership::Hand {
+                name: "forwards",
+                consumer: fwd_consumer,
+                tracker: trackers.forwards.clone(),
+            },
+            shares.clone(),
+            stop.clone(),
+        )?;
+        // Routing starts once this instance has its first share and the map is read.
+        let (tx, routing_may_start) = watch::channel(false);
+        let sh = shares.clone();
+        background.spawn(async move {
+            let mut map_ready = map_ready;
+            loop {
+                if *map_ready.borrow() && sh.assigned.load(SeqCst) {
+                    let _ = tx.send(true);
+                    return;
+                }
+                tokio::select! {
+                    _ = map_ready.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+        });
+        Ok(ClusterSide {
+            forwards_loop,
+            groups: Groups { thread, stop },
+            routing_may_start,
+        })
+    }
+}
+
+/// The FL output consumer: subscribed to every FL's write topics, or (a cluster instance)
+/// assigned by hand, FL by FL, as the owners group decides — with no static membership, its
+/// commits come from a consumer that never joins the group.
+fn fl_consumer(
+    config: &Config,
+    tracker: &Arc<OffsetTracker>,
+    stats: &Arc<KafkaStats>,
+) -> anyhow::Result<consumer::TrackedConsumer> {
+    let k = &config.kafka;
+    let group = fl_group(config);
+    if config.cluster.enabled {
+        return consumer::create_manual(
+            &kafka::consumer_config(k, &group, None),
+            "fl",
+            tracker.clone(),
+            Some(stats.clone()),
+        );
+    }
+    let write_topics: Vec<String> = config
+        .fls
+        .iter()
+        .flat_map(|f| config.topics.fl_write_topics(&f.id))
+        .collect();
+    consumer::create(
+        &kafka::consumer_config(k, &group, Some(&config.instance_id())),
+        "fl",
+        &write_topics,
+        tracker.clone(),
+        Some(stats.clone()),
+    )
 }
 
 /// What goes on from one router to the next in one process (a reload): the operator's view.

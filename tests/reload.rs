@@ -204,3 +204,61 @@ async fn an_fl_added_by_reload_is_routed_to_and_removed_by_sighup() {
         eprintln!("{l}");
     }
 }
+
+/// The AliveRequests one FL gets per alive interval, measured over the next `n` of them by
+/// their own timestamps (one engine asks once per interval; a replaced engine still running
+/// would make it two, three …).
+async fn alive_requests_per_interval(w: &World, fl: &str, interval_ms: f64, n: usize) -> f64 {
+    let classes = fl_router_actors::settings::Classes::default();
+    let read = Reader::at_end(&w.fl_read(fl));
+    let mut stamps = Vec::new();
+    while stamps.len() < n {
+        let m = read.expect(LONG).await.json();
+        if m["payload"]["clazz"] == classes.alive_request.as_str() {
+            stamps.push(
+                m["timestamp"]
+                    .as_i64()
+                    .expect("an AliveRequest has a timestamp"),
+            );
+        }
+    }
+    let span_ms = (stamps[n - 1] - stamps[0]).max(1) as f64;
+    (n - 1) as f64 / (span_ms / interval_ms)
+}
+
+/// A reload leaves exactly one engine: after two (remove an FL, add it back) every FL gets one
+/// AliveRequest per alive interval, as before the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_reloads_leave_one_engine_asking_each_fl_once_per_interval() {
+    let w = World::with(
+        &["fl1", "fl2"],
+        json!({
+            "timeouts": {"alive_interval": "300ms", "alive_timeout": "1h"},
+            "sync": {"at_start": false, "periodic": "0s"},
+            "admin": {"bind": "127.0.0.1:0", "token": TOKEN},
+        }),
+    )
+    .await;
+    let router = w.start_router("router");
+    let admin = router.admin_url().await;
+    serving(&admin, &["fl1", "fl2"]).await;
+    let before = alive_requests_per_interval(&w, "fl1", 300.0, 9).await;
+
+    edit_config(&w, |v| v["fls"] = json!([{"id": "fl1"}]));
+    router.hangup();
+    serving(&admin, &["fl1"]).await;
+    edit_config(&w, |v| v["fls"] = json!([{"id": "fl1"}, {"id": "fl2"}]));
+    router.hangup();
+    serving(&admin, &["fl1", "fl2"]).await;
+
+    for fl in ["fl1", "fl2"] {
+        let after = alive_requests_per_interval(&w, fl, 300.0, 9).await;
+        eprintln!(
+            "{fl}: {before:.2} AliveRequests per interval before the reloads, {after:.2} after"
+        );
+        assert!(
+            after < 1.5,
+            "{fl}: {after:.2} AliveRequests per alive interval after two reloads (one engine asks once)"
+        );
+    }
+}

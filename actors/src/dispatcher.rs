@@ -1262,7 +1262,12 @@ impl Actor for Dispatcher {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        ctx.run_interval(self.shared.settings.timeouts.tick, |act, _| act.tick());
+        ctx.run_interval(self.shared.settings.timeouts.tick, |act, ctx| {
+            if act.shared.retired() {
+                return ctx.stop();
+            }
+            act.tick()
+        });
     }
 }
 

@@ -551,6 +551,18 @@ impl Engine {
         Ok(proxy.tell(SetOwned(owned))?)
     }
 
+    /// Stops this engine for good (a reload replaces it): at their next tick its actors stop
+    /// and none of its timers fires again — no AliveRequest, sync or deadline of an engine
+    /// that is no longer the router's. Its actors are freed once the last handle is dropped.
+    pub fn stop(&self) {
+        self.shared.retire();
+    }
+
+    /// [`Engine::stop`] was called.
+    pub fn stopped(&self) -> bool {
+        self.shared.retired()
+    }
+
     pub fn restart_fl_proxy(&self, fl: &str) -> Result<(), EngineError> {
         let p = self
             .proxies

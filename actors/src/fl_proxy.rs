@@ -1087,7 +1087,14 @@ impl Actor for FlProxy {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        if self.shared.retired() {
+            // Restarted after its engine stopped: no timers; it ends with its last address.
+            return;
+        }
         ctx.run_interval(self.shared.settings.timeouts.tick, |act, ctx| {
+            if act.shared.retired() {
+                return ctx.stop();
+            }
             act.guarded(ctx, "tick", FlProxy::tick)
         });
         if !self.failing.is_empty() {

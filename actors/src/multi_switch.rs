@@ -312,6 +312,9 @@ impl Actor for MultiSwitchCommand {
         let s = self.shared.clone();
         let t = &s.settings.timeouts;
         ctx.run_later(t.ack + t.answer + t.tick * 2, |act, ctx| {
+            if act.shared.retired() {
+                return ctx.stop();
+            }
             if !act.done {
                 act.assemble(ctx);
             }

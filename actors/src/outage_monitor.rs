@@ -233,9 +233,23 @@ impl Actor for OutageMonitor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        if self.shared.retired() {
+            // Restarted after its engine stopped: no timers; it ends with its last address.
+            return;
+        }
         let t = &self.shared.settings.timeouts;
-        ctx.run_interval(t.alive_interval, |act, _| act.send_requests());
-        ctx.run_interval(t.tick, |act, _| act.check());
+        ctx.run_interval(t.alive_interval, |act, ctx| {
+            if act.shared.retired() {
+                return ctx.stop();
+            }
+            act.send_requests()
+        });
+        ctx.run_interval(t.tick, |act, ctx| {
+            if act.shared.retired() {
+                return ctx.stop();
+            }
+            act.check()
+        });
     }
 }
 

@@ -33,6 +33,9 @@ pub struct Shared {
     pub error_routes: ErrorRoutes,
     /// Command topic → its lane (the FL topic template a command from it goes to).
     lanes: std::collections::HashMap<String, usize>,
+    /// Set by [`crate::Engine::stop`]: every actor's timer stops its actor (a supervised one
+    /// comes back once, without timers), so nothing of a replaced engine runs on.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 /// Where a dead-lettered message was read.
@@ -75,7 +78,18 @@ impl Shared {
             liveness: Liveness::new(fls),
             previous: Previous::default(),
             traces,
+            retired: Default::default(),
         })
+    }
+
+    /// This engine was stopped ([`crate::Engine::stop`]).
+    pub fn retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn retire(&self) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The lane of the topic a command was read from (the first lane when unknown).

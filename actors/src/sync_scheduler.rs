@@ -80,6 +80,9 @@ impl SyncScheduler {
         let period = self.shared.settings.sync.periodic.as_millis().max(1) as u64;
         let to_next = period - protocol::now_millis() % period;
         ctx.run_later(Duration::from_millis(to_next), |act, ctx| {
+            if act.shared.retired() {
+                return ctx.stop();
+            }
             act.start_sync(StartSync {
                 fls: (0..act.shared.settings.fls.len()).collect(),
                 trigger: SyncTrigger::Periodic,

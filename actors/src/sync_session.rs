@@ -331,6 +331,9 @@ impl Actor for SyncSession {
             }
         }
         ctx.run_interval(self.shared.settings.timeouts.tick, |act, ctx| {
+            if act.shared.retired() {
+                return ctx.stop();
+            }
             act.check(ctx)
         });
         if self.fls.is_empty() {
