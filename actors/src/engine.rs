@@ -381,10 +381,9 @@ impl Engine {
         replay_until: std::collections::HashMap<(String, i32), i64>,
     ) -> PreviousReport {
         let s = &self.shared;
-        let t = &s.settings.timeouts;
         let ids: Vec<&str> = s.settings.fls.iter().map(|f| f.id.as_str()).collect();
-        let keep = (t.ack + t.answer).max(t.blacklist_ttl);
-        s.previous.load(records, replay_until, &ids, keep)
+        s.previous
+            .load(records, replay_until, &ids, s.settings.previous_kept())
     }
 
     /// What FL `fl`'s previous owner did with the commands forwarded to it, read back when a
@@ -392,10 +391,8 @@ impl Engine {
     /// adopted (see `previous`).
     pub fn add_previous(&self, records: Vec<PriorRecord>) -> PreviousReport {
         let s = &self.shared;
-        let t = &s.settings.timeouts;
         let ids: Vec<&str> = s.settings.fls.iter().map(|f| f.id.as_str()).collect();
-        let keep = (t.ack + t.answer).max(t.blacklist_ttl);
-        s.previous.add(records, &ids, keep)
+        s.previous.add(records, &ids, s.settings.previous_kept())
     }
 
     /// Whether this engine owns FL `fl` (every FL, for one router instance).

@@ -498,7 +498,7 @@ impl FlProxy {
     /// may wait for its first answer: then nothing is coming to match them), in arrival order.
     fn release_held(&mut self, now: Instant) {
         let seen = self.shared.liveness.forwards_seen_up_to(self.index);
-        let max_wait = self.shared.settings.timeouts.ack;
+        let max_wait = self.shared.settings.timeouts.longest_first_answer();
         while let Some(&(arrived, _)) = self.held.front() {
             let adopted = seen.is_some_and(|seen| seen >= arrived);
             if !adopted && arrived + max_wait > now {
@@ -728,9 +728,11 @@ impl FlProxy {
         let c = &s.counters;
         let cid = view.correlation();
         let class = view.class();
-        let t = &s.settings.timeouts;
         let chain = view.head.chain_position();
-        let answered = cid.and_then(|cid| self.pending.answer(cid, chain, now, t.ack, t.answer));
+        let answered = cid.and_then(|cid| {
+            self.pending
+                .answer(cid, chain, now, s.settings.timeouts.answer)
+        });
         if let Some(route) = answered {
             if let Some(m) = &route.multi {
                 let is_final = route.final_ticket.is_some();

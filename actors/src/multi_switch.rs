@@ -24,8 +24,8 @@ use crate::mailbox::{Mailbox, MailboxStats};
 use crate::messages::{Failure, Forward, MultiSwitchPort, PartAnswer, PartFailed, Proxies};
 use crate::obligation::{Met, Obligation};
 use crate::outbox::{Inbound, Outgoing, Ticket};
-use crate::protocol::Head;
 use crate::protocol::Requester;
+use crate::protocol::{Head, MessageView};
 use crate::shared::Shared;
 use crate::trace::{Delivery, DeliveryNote, Step};
 
@@ -270,7 +270,12 @@ impl MultiSwitchCommand {
                     ..Requester::default()
                 },
                 // Every part is owed a result, whatever its class.
-                timeout: Some(s.settings.timeouts.ack),
+                timeout: Some(
+                    match MessageView::read(&p.part.payload, &s.settings.protocol.envelope) {
+                        Ok(v) => s.settings.part_deadline(v.class()),
+                        Err(_) => s.settings.part_deadline(None),
+                    },
+                ),
                 lane: p.part.lane,
                 msg,
                 multi: Some(me.clone()),
@@ -311,14 +316,17 @@ impl Actor for MultiSwitchCommand {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         let s = self.shared.clone();
         let t = &s.settings.timeouts;
-        ctx.run_later(t.ack + t.answer + t.tick * 2, |act, ctx| {
-            if act.shared.retired() {
-                return ctx.stop();
-            }
-            if !act.done {
-                act.assemble(ctx);
-            }
-        });
+        ctx.run_later(
+            s.settings.longest_outcome_wait() + t.tick * 2,
+            |act, ctx| {
+                if act.shared.retired() {
+                    return ctx.stop();
+                }
+                if !act.done {
+                    act.assemble(ctx);
+                }
+            },
+        );
         self.assemble_if_done(ctx);
     }
 }

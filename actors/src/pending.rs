@@ -268,7 +268,6 @@ impl PendingTable {
         cid: &str,
         chain: Option<(u64, u64)>,
         now: Instant,
-        ack_timeout: Duration,
         answer_timeout: Duration,
     ) -> Option<AnswerRoute> {
         let slot = self.by_cid.oldest(&self.entries, cid, |_| true)?;
@@ -285,7 +284,8 @@ impl PendingTable {
         if !is_final {
             // The old heap row goes stale and is skipped by `expire`.
             let (queue, timeout) = match entry.state {
-                State::AwaitingAck => (&mut self.ack_deadlines, ack_timeout.max(entry.timeout())),
+                // Its own class's first-answer deadline again (`Settings::answer_deadline`).
+                State::AwaitingAck => (&mut self.ack_deadlines, entry.timeout()),
                 State::Acked => (&mut self.answer_deadlines, answer_timeout),
             };
             entry.deadline = now + timeout;
@@ -521,20 +521,20 @@ mod tests {
             Obligation::new(),
         );
         assert_eq!(
-            t.answer("c", None, now, ACK, ANSWER)
+            t.answer("c", None, now, ANSWER)
                 .unwrap()
                 .reply_to
                 .as_deref(),
             Some("r1")
         );
         assert_eq!(
-            t.answer("c", None, now, ACK, ANSWER)
+            t.answer("c", None, now, ANSWER)
                 .unwrap()
                 .reply_to
                 .as_deref(),
             Some("r2")
         );
-        assert!(t.answer("c", None, now, ACK, ANSWER).is_none());
+        assert!(t.answer("c", None, now, ANSWER).is_none());
         assert!(t.is_empty());
     }
 
@@ -559,29 +559,29 @@ mod tests {
         let now = Instant::now();
         let mut t = table_with(&["c"], now);
         assert!(t
-            .answer("c", Some((0, 3)), now, ACK, ANSWER)
+            .answer("c", Some((0, 3)), now, ANSWER)
             .unwrap()
             .final_ticket
             .is_none());
         assert!(t
-            .answer("c", Some((0, 3)), now, ACK, ANSWER)
+            .answer("c", Some((0, 3)), now, ANSWER)
             .unwrap()
             .final_ticket
             .is_none());
         assert!(t
-            .answer("c", Some((2, 3)), now, ACK, ANSWER)
+            .answer("c", Some((2, 3)), now, ANSWER)
             .unwrap()
             .final_ticket
             .is_none());
         assert!(t
-            .answer("c", Some((1, 3)), now, ACK, ANSWER)
+            .answer("c", Some((1, 3)), now, ANSWER)
             .unwrap()
             .final_ticket
             .is_some());
         assert!(t.is_empty());
         let mut t = table_with(&["e"], now);
         assert!(t
-            .answer("e", Some((0, 0)), now, ACK, ANSWER)
+            .answer("e", Some((0, 0)), now, ANSWER)
             .unwrap()
             .final_ticket
             .is_some());
@@ -596,18 +596,16 @@ mod tests {
         for i in 0..19 {
             let at = now + step * (i + 1);
             assert!(t.expire(at).is_empty(), "chunk {i} kept the command alive");
-            assert!(t
-                .answer("c", Some((i as u64, 20)), at, ACK, ANSWER)
-                .is_some());
+            assert!(t.answer("c", Some((i as u64, 20)), at, ANSWER).is_some());
         }
         let last = now + step * 20;
         assert!(t.expire(last).is_empty());
-        let done = t.answer("c", Some((19, 20)), last, ACK, ANSWER).unwrap();
+        let done = t.answer("c", Some((19, 20)), last, ANSWER).unwrap();
         assert!(done.final_ticket.is_some(), "the complete chain is final");
         assert!(t.is_empty());
         // A chain that stops: the deadline runs from its last chunk.
         let mut t = table_with(&["d"], now);
-        t.answer("d", Some((0, 3)), now + step, ACK, ANSWER);
+        t.answer("d", Some((0, 3)), now + step, ANSWER);
         assert!(t
             .expire(now + step + ACK - Duration::from_millis(1))
             .is_empty());

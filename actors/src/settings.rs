@@ -260,12 +260,39 @@ impl Settings {
         });
         (!delivery_only).then(|| self.timeouts.ack_for(class))
     }
+
+    /// A multi-switch part's first-answer deadline: every part is owed a result (its
+    /// collector waits for it), so a delivery-only class gets its class deadline too.
+    pub fn part_deadline(&self, class: Option<&str>) -> Duration {
+        self.timeouts.ack_for(class)
+    }
+
+    /// The longest a command may wait for its outcome: the longest first-answer deadline of
+    /// any class, then `timeouts.answer` after an ack. What happened to commands within it is
+    /// read back and kept across a restart; a multi-switch command assembles by then at the
+    /// latest; a message held for an adoption waits no longer for it.
+    pub fn longest_outcome_wait(&self) -> Duration {
+        self.timeouts.longest_first_answer() + self.timeouts.answer
+    }
+
+    /// How long what a previous incarnation did with a command is kept after a restart.
+    pub fn previous_kept(&self) -> Duration {
+        self.longest_outcome_wait().max(self.timeouts.blacklist_ttl)
+    }
 }
 
 impl Timeouts {
     /// The first-answer deadline of a command of this class.
     pub fn ack_for(&self, class: Option<&str>) -> Duration {
         by_class(&self.by_class, class).map_or(self.ack, |d| **d)
+    }
+
+    /// The longest first-answer deadline of any class.
+    pub fn longest_first_answer(&self) -> Duration {
+        self.by_class
+            .values()
+            .map(|d| **d)
+            .fold(self.ack, Duration::max)
     }
 }
 

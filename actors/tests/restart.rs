@@ -265,3 +265,60 @@ async fn a_second_answer_to_a_command_answered_here_is_dropped_not_routed_by_kin
         .map_or(0, |(_, v)| v);
     assert_eq!(dropped, 1);
 }
+
+/// One deadline rule wherever a command becomes pending: a command of a class with a longer
+/// deadline (`timeouts.by_class`, as OpenKilda's dumps: 60 s against an ack of 10 s), read
+/// again 45 s after its forward, is pending again for the 15 s its class has left — not
+/// forgotten (a second forward) nor timed out at once.
+#[actix_rt::test]
+async fn a_long_deadline_command_read_again_keeps_its_class_deadline() {
+    let (outbox, mut rec) = recording_outbox();
+    let mut settings = quiet_settings(&["a"]);
+    settings.timeouts.ack = Duration::from_secs(10);
+    settings.timeouts.answer = Duration::from_secs(30);
+    settings.timeouts.blacklist_ttl = Duration::from_secs(5);
+    settings
+        .timeouts
+        .by_class
+        .insert("org.example.Dump*".into(), Duration::from_secs(60).into());
+    let engine = Engine::start(settings, outbox).unwrap();
+    engine
+        .restore_switch_map(vec![stored_switch(SW1, "a")])
+        .await
+        .unwrap();
+    let until = [(("cmds".to_string(), 0), 100)].into_iter().collect();
+    engine.load_previous(vec![forwarded("c-dump", now_millis() - 45_000)], until);
+
+    engine
+        .command(again(
+            Inbound::new(command("c-dump")).reply_to("reply.c-dump"),
+        ))
+        .await
+        .unwrap();
+    // Several deadline ticks: neither a forward nor a timeout comes out meanwhile.
+    let early = rec.collect_for(Duration::from_millis(500)).await;
+    assert!(
+        early.is_empty(),
+        "nothing is sent for a command still within its class deadline: {:?}",
+        early.iter().map(body).collect::<Vec<_>>()
+    );
+    engine
+        .fl_output("a", Inbound::new(answer("c-dump")))
+        .await
+        .unwrap();
+    let first = rec.next_within(WAIT).await;
+    assert_eq!(
+        (
+            first.topic.as_str(),
+            body(&first)["payload"]["clazz"].as_str()
+        ),
+        ("reply.c-dump", Some("org.example.Rules")),
+        "the FL's answer is the first thing out (no second forward, no timeout): {:?}",
+        body(&first)
+    );
+    assert_eq!(
+        fl_router_actors::testkit::counter(&engine, "replayed_adopted"),
+        1
+    );
+    assert!(rec.drain().is_empty());
+}

@@ -129,7 +129,7 @@ fn read_back_scope(
             oldest = oldest.min(ts.max(0) as u64);
         }
     })?;
-    let lookback = config.timeouts.ack + config.timeouts.answer + k.commit_interval;
+    let lookback = config.settings().longest_outcome_wait() + k.commit_interval;
     let from_ms = oldest.saturating_sub(lookback.as_millis() as u64);
 
     let mut ranges = Vec::new();
