@@ -160,7 +160,7 @@ async fn snapshot(s: &AdminState) -> metrics::Snapshot {
         .filter_map(|f| s.engine.fl_liveness(&f.id).map(|st| (f.id.clone(), st)))
         .collect();
     metrics::Snapshot {
-        counters: s.engine.counters().snapshot(),
+        c: s.engine.counters().values(),
         mailboxes: s.engine.mailboxes(false),
         fls,
         switches: s.engine.switch_counts().await.unwrap_or_default(),

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fl_router_actors::counters::CounterValues;
 use fl_router_actors::Engine;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -23,19 +24,22 @@ const QUANTILE_WINDOW: usize = 10;
 const BUSIEST: usize = 5;
 
 /// Counters shown as rates: (counter, series name).
-const RATES: &[(&str, &str)] = &[
-    ("commands_received", "commands_in"),
-    ("commands_forwarded", "to_fls"),
-    ("answers_routed", "answers_out"),
-    ("events_forwarded", "switch_events"),
+const RATES: &[(Read, &str)] = &[
+    (|c| c.commands_received, "commands_in"),
+    (|c| c.commands_forwarded, "to_fls"),
+    (|c| c.answers_routed, "answers_out"),
+    (|c| c.events_forwarded, "switch_events"),
 ];
 /// Router errors by type: (counter, series name).
-const ERRORS: &[(&str, &str)] = &[
-    ("errors_not_found", "NOT_FOUND"),
-    ("errors_timed_out", "OPERATION_TIMED_OUT"),
-    ("errors_invalid", "REQUEST_INVALID"),
-    ("dead_letters", "dead_letter"),
+const ERRORS: &[(Read, &str)] = &[
+    (|c| c.errors_not_found, "NOT_FOUND"),
+    (|c| c.errors_timed_out, "OPERATION_TIMED_OUT"),
+    (|c| c.errors_invalid, "REQUEST_INVALID"),
+    (|c| c.dead_letters, "dead_letter"),
 ];
+
+/// One engine counter, read from its field.
+type Read = fn(&CounterValues) -> u64;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
@@ -104,27 +108,19 @@ impl History {
 pub async fn run(engine: Engine, latency: Arc<RouterLatency>, history: Arc<History>) {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let counters = |e: &Engine| -> HashMap<&'static str, u64> {
-        e.counters().snapshot().into_iter().collect()
-    };
     tick.tick().await;
-    let mut prev = counters(&engine);
+    let mut prev = engine.counters().values();
     let mut prev_at = tokio::time::Instant::now();
     let mut prev_active: HashMap<String, usize> = HashMap::new();
     loop {
         tick.tick().await;
         let now = tokio::time::Instant::now();
         let secs = (now - prev_at).as_secs_f64().max(1e-3);
-        let c = counters(&engine);
-        let rate = |k: &str| {
-            c.get(k)
-                .unwrap_or(&0)
-                .saturating_sub(*prev.get(k).unwrap_or(&0)) as f64
-                / secs
-        };
+        let c = engine.counters().values();
+        let rate = |read: Read| read(&c).saturating_sub(read(&prev)) as f64 / secs;
         let h = latency.take();
         let ms = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
-        let failed_over = rate("failovers") > 0.0;
+        let failed_over = rate(|c| c.failovers) > 0.0;
         let active: HashMap<String, usize> = engine
             .switch_counts()
             .await
@@ -152,8 +148,8 @@ pub async fn run(engine: Engine, latency: Arc<RouterLatency>, history: Arc<Histo
         boxes.sort_by(|a, b| b.pending.cmp(&a.pending).then(b.received.cmp(&a.received)));
         let sample = Sample {
             at_ms: fl_router_actors::protocol::now_millis(),
-            rates: RATES.iter().map(|(k, name)| (*name, rate(k))).collect(),
-            errors: ERRORS.iter().map(|(k, name)| (*name, rate(k))).collect(),
+            rates: RATES.iter().map(|(k, name)| (*name, rate(*k))).collect(),
+            errors: ERRORS.iter().map(|(k, name)| (*name, rate(*k))).collect(),
             latency_p50_ms: ms(0.5),
             latency_p99_ms: ms(0.99),
             latency_count: h.len(),

@@ -7,6 +7,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use fl_router_actors::counters::CounterValues;
 use fl_router_actors::liveness::FlStatus;
 use fl_router_actors::mailbox::MailboxSnapshot;
 use prometheus_client::collector::Collector;
@@ -25,113 +26,420 @@ pub enum Kind {
     Gauge,
 }
 
-/// One exported metric: name (without `_total`), type, help, label names.
+/// One exported metric, declared once: its name (without `_total`), type, help, label names
+/// and where its values come from (fields of the snapshot: a metric cannot name a counter that
+/// does not exist).
 pub struct Metric {
     pub name: &'static str,
     pub kind: Kind,
     pub help: &'static str,
     pub labels: &'static [&'static str],
+    /// The metric's samples.
+    pub read: fn(&Snapshot) -> Vec<Sample>,
 }
 
-const fn counter(
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-) -> Metric {
-    Metric {
-        name,
-        kind: Kind::Counter,
-        help,
-        labels,
-    }
+/// One sample: its label values (in the order of [`Metric::labels`]) and its value.
+pub type Sample = (Vec<String>, f64);
+
+fn one(v: u64) -> Vec<Sample> {
+    vec![(Vec::new(), v as f64)]
 }
 
-const fn gauge(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Metric {
-    Metric {
-        name,
-        kind: Kind::Gauge,
-        help,
-        labels,
-    }
+fn by(pairs: &[(&str, u64)]) -> Vec<Sample> {
+    pairs
+        .iter()
+        .map(|(l, v)| (vec![l.to_string()], *v as f64))
+        .collect()
+}
+
+fn sum(rows: &[&MailboxSnapshot], f: fn(&MailboxSnapshot) -> u64) -> f64 {
+    rows.iter().map(|m| f(m)).sum::<u64>() as f64
+}
+
+fn max(rows: &[&MailboxSnapshot], f: fn(&MailboxSnapshot) -> u64) -> f64 {
+    rows.iter().map(|m| f(m)).max().unwrap_or(0) as f64
 }
 
 /// Every metric the router exports.
 pub const SPEC: &[Metric] = &[
-    counter("flrouter_commands_received", "Commands read from the inbound topics.", &[]),
-    counter("flrouter_fl_messages_received", "Messages read from FL write topics.", &[]),
-    counter(
-        "flrouter_messages_routed",
-        "Messages the router produced on, by direction: command_to_fl, answer_to_controller, event_to_controller, sync_chain, sync_chain_orphan (a chain message for a router sync session not running here: to the events topic).",
-        &["direction"],
-    ),
-    counter("flrouter_router_errors", "Errors the router answered commands with, by type.", &["type"]),
-    counter("flrouter_command_timeouts", "Commands whose FL missed a deadline: ack (answered OPERATION_TIMED_OUT) or answer (acked, never answered).", &["deadline"]),
-    counter("flrouter_commands_failed_fast", "Pending commands answered at once because their FL went offline.", &[]),
-    counter("flrouter_blacklist_drops", "FL messages dropped because their command was already answered by a timeout.", &[]),
-    counter("flrouter_dead_letters", "Messages sent to the dead-letter topic.", &[]),
-    counter("flrouter_fl_outages", "FL outages declared (silence or lost writes).", &[]),
-    counter("flrouter_sync_sessions", "Sync sessions started.", &[]),
-    counter("flrouter_sync_fl_chains", "FL network dumps of sync sessions by outcome: complete (counted and whole, or closed by an end marker), uncounted (entries mapped, nothing concluded), empty (nothing, and no switch known), failed (missing or incomplete after the retries).", &["outcome"]),
-    counter("flrouter_sync_unreadable_entries", "Network dump entries without a readable switch: dead-lettered, their FL's dump incomplete.", &[]),
-    counter("flrouter_delivery_only_commands", "Commands of a class the speaker does not always answer (protocol.delivery_only): forwarded and tracked for delivery only, no router deadline.", &[]),
-    counter("flrouter_sync_retries", "SyncRequests re-sent for a missing or incomplete dump.", &[]),
-    counter("flrouter_multi_switch_commands", "Multi-switch commands split and forwarded.", &[]),
-    counter("flrouter_multi_switch_late_answers", "Answers for a multi-switch part that had already settled.", &[]),
-    counter(
-        "flrouter_replayed_commands",
-        "Commands read again after a restart that already had an outcome, by what was done: answered (nothing sent), repeated (the router's answer sent again), adopted (pending again, not forwarded twice).",
-        &["outcome"],
-    ),
-    counter("flrouter_previous_answers_routed", "FL answers to commands a previous incarnation forwarded, routed to their reply-to.", &[]),
-    counter("flrouter_duplicate_answers_dropped", "FL answers for commands that already had their outcome.", &[]),
-    counter(
-        "flrouter_switch_failovers",
-        "Active-FL moves of a switch, by reason: lost_active (its active FL disconnected it or went offline; a standby took over), return_home (a preferred FL connected).",
-        &["reason"],
-    ),
-    counter("flrouter_failed_over_commands", "Pending commands answered OPERATION_TIMED_OUT because their switch failed over to another FL.", &[]),
-    counter("flrouter_switch_availability_notifications", "Switch availability notices published (connections changed; failovers included).", &[]),
-    counter(
-        "flrouter_grace_commands",
-        "Commands for a switch that had just lost its last read-write FL, by outcome: waited (entered the grace window), forwarded (the switch reconnected), expired (answered NOT_FOUND).",
-        &["outcome"],
-    ),
-    counter("flrouter_standby_events_dropped", "Switch-scoped FL messages (port events) from an FL that is not the switch's active one, dropped: the active FL speaks for the switch.", &[]),
-    counter("flrouter_commands_handed_over", "Commands forwarded to an FL another instance owns, or pending when this instance stopped owning it: the FL's owner adopts them from its read topic.", &[]),
-    counter("flrouter_fl_messages_not_owned", "FL messages that reached the engine after this instance stopped owning the FL (dropped; the new owner reads them).", &[]),
-    counter("flrouter_forwards_adopted", "Forwards read back from an owned FL's read topic and made pending (a cluster instance).", &[]),
-    counter("flrouter_answers_held", "FL acks and answers that waited for their forward to be adopted (a cluster instance).", &[]),
-    counter("flrouter_sync_requests_handed_over", "Controller SyncRequests sent on to every FL's read topic, for each FL's owner to run (a cluster instance).", &[]),
-    counter("flrouter_sync_requests_adopted", "Controller SyncRequests adopted from an owned FL's read topic: that FL's sync runs here (a cluster instance).", &[]),
-    gauge("flrouter_cluster_owned", "What this instance holds now, by what: fls (FLs it owns), command_partitions (command-topic partitions it reads), leader (1 when it leads). One instance holds everything.", &["what"]),
-    gauge("flrouter_cluster_fl_owned", "1 for each FL this instance owns (reads, asks, judges, syncs), 0 for the others.", &["fl"]),
-    counter("flrouter_forwards_settled", "Forwards read back from an owned FL's read topic whose command already had its outcome: not adopted (a cluster instance).", &[]),
-    gauge("flrouter_fl_switches", "Switches per FL, by role: active (its commands go to this FL) or standby (connected, not active).", &["fl", "role"]),
-    gauge("flrouter_fl_online", "1 when the FL is online (evidence within the alive timeout), else 0.", &["fl", "status"]),
-    counter("flrouter_mailbox_messages_sent", "Messages sent to actors' mailboxes, by actor kind.", &["kind"]),
-    counter("flrouter_mailbox_messages_received", "Messages handled by actors, by actor kind.", &["kind"]),
-    counter("flrouter_mailbox_messages_rejected", "Sends refused (mailbox closed), by actor kind.", &["kind"]),
-    gauge("flrouter_mailbox_pending_messages", "Messages waiting in actors' mailboxes (sent - received - rejected), by actor kind.", &["kind"]),
-    gauge("flrouter_mailbox_capacity_messages", "Mailbox capacity of the kind's busiest actor.", &["kind"]),
-    gauge("flrouter_mailbox_max_wait_microseconds", "Longest time a message waited in a mailbox of this kind in the last window.", &["kind"]),
-    gauge("flrouter_mailbox_max_handle_microseconds", "Longest handling time of a message by an actor of this kind in the last window.", &["kind"]),
-    counter("flrouter_actor_restarts", "Actor restarts by the supervisor, by actor kind.", &["kind"]),
-    counter("flrouter_actor_failures", "Messages whose handling failed (a panic caught; the actor restarts), by actor kind. Alert on any: a bug.", &["kind"]),
-    gauge("flrouter_actors", "Live actor instances by kind.", &["kind"]),
-    counter("flrouter_kafka_messages_delivered", "Messages Kafka acknowledged to the producer.", &[]),
-    counter("flrouter_kafka_delivery_failures", "Failed delivery attempts (retried, then dead-lettered).", &[]),
-    counter("flrouter_dead_letters_reduced", "Dead letters the dead-letter topic refused whole, produced again cut down.", &[]),
-    counter("flrouter_dead_letters_stuck", "Dead letters refused even cut down to their headers: their inputs stay uncommitted. Alert on any.", &[]),
-    counter("flrouter_obligations_unmet", "Commands whose owed final answer was dropped by the engine without being given (a bug). Alert on any.", &[]),
-    gauge("flrouter_router_added_latency_seconds", "Router-added latency over the last 10 s, by quantile (0.5, 0.99): from reading a message to handing what it became (forward, routed answer or event) to the producer, on the router's own clock.", &["quantile"]),
-    gauge("flrouter_kafka_producer_queue_messages", "Messages in the producer's queue (librdkafka statistics).", &[]),
-    gauge("flrouter_kafka_consumer_lag_messages", "Consumer lag summed over partitions (librdkafka statistics).", &["consumer"]),
+    Metric {
+        name: "flrouter_commands_received",
+        kind: Kind::Counter,
+        help: "Commands read from the inbound topics.",
+        labels: &[],
+        read: |s| one(s.c.commands_received),
+    },
+    Metric {
+        name: "flrouter_fl_messages_received",
+        kind: Kind::Counter,
+        help: "Messages read from FL write topics.",
+        labels: &[],
+        read: |s| one(s.c.fl_messages_received),
+    },
+    Metric {
+        name: "flrouter_messages_routed",
+        kind: Kind::Counter,
+        help: "Messages the router produced on, by direction: command_to_fl, answer_to_controller, event_to_controller, sync_chain, sync_chain_orphan (a chain message for a router sync session not running here: to the events topic).",
+        labels: &["direction"],
+        read: |s| by(&[("command_to_fl", s.c.commands_forwarded), ("answer_to_controller", s.c.answers_routed), ("event_to_controller", s.c.events_forwarded), ("sync_chain", s.c.sync_chain_messages), ("sync_chain_orphan", s.c.orphan_chain_messages)]),
+    },
+    Metric {
+        name: "flrouter_router_errors",
+        kind: Kind::Counter,
+        help: "Errors the router answered commands with, by type.",
+        labels: &["type"],
+        read: |s| by(&[("not_found", s.c.errors_not_found), ("operation_timed_out", s.c.errors_timed_out), ("request_invalid", s.c.errors_invalid)]),
+    },
+    Metric {
+        name: "flrouter_command_timeouts",
+        kind: Kind::Counter,
+        help: "Commands whose FL missed a deadline: ack (answered OPERATION_TIMED_OUT) or answer (acked, never answered).",
+        labels: &["deadline"],
+        read: |s| by(&[("ack", s.c.ack_timeouts), ("answer", s.c.acked_unanswered)]),
+    },
+    Metric {
+        name: "flrouter_commands_failed_fast",
+        kind: Kind::Counter,
+        help: "Pending commands answered at once because their FL went offline.",
+        labels: &[],
+        read: |s| one(s.c.failed_fast),
+    },
+    Metric {
+        name: "flrouter_blacklist_drops",
+        kind: Kind::Counter,
+        help: "FL messages dropped because their command was already answered by a timeout.",
+        labels: &[],
+        read: |s| one(s.c.blacklist_drops),
+    },
+    Metric {
+        name: "flrouter_dead_letters",
+        kind: Kind::Counter,
+        help: "Messages sent to the dead-letter topic.",
+        labels: &[],
+        read: |s| one(s.c.dead_letters),
+    },
+    Metric {
+        name: "flrouter_fl_outages",
+        kind: Kind::Counter,
+        help: "FL outages declared (silence or lost writes).",
+        labels: &[],
+        read: |s| one(s.c.fl_outages),
+    },
+    Metric {
+        name: "flrouter_sync_sessions",
+        kind: Kind::Counter,
+        help: "Sync sessions started.",
+        labels: &[],
+        read: |s| one(s.c.sync_sessions_started),
+    },
+    Metric {
+        name: "flrouter_sync_fl_chains",
+        kind: Kind::Counter,
+        help: "FL network dumps of sync sessions by outcome: complete (counted and whole, or closed by an end marker), uncounted (entries mapped, nothing concluded), empty (nothing, and no switch known), failed (missing or incomplete after the retries).",
+        labels: &["outcome"],
+        read: |s| by(&[("complete", s.c.sync_fl_complete), ("uncounted", s.c.sync_fl_uncounted), ("empty", s.c.sync_fl_empty), ("failed", s.c.sync_fl_failed)]),
+    },
+    Metric {
+        name: "flrouter_sync_unreadable_entries",
+        kind: Kind::Counter,
+        help: "Network dump entries without a readable switch: dead-lettered, their FL's dump incomplete.",
+        labels: &[],
+        read: |s| one(s.c.sync_unreadable_entries),
+    },
+    Metric {
+        name: "flrouter_delivery_only_commands",
+        kind: Kind::Counter,
+        help: "Commands of a class the speaker does not always answer (protocol.delivery_only): forwarded and tracked for delivery only, no router deadline.",
+        labels: &[],
+        read: |s| one(s.c.delivery_only_forwarded),
+    },
+    Metric {
+        name: "flrouter_sync_retries",
+        kind: Kind::Counter,
+        help: "SyncRequests re-sent for a missing or incomplete dump.",
+        labels: &[],
+        read: |s| one(s.c.sync_retries),
+    },
+    Metric {
+        name: "flrouter_multi_switch_commands",
+        kind: Kind::Counter,
+        help: "Multi-switch commands split and forwarded.",
+        labels: &[],
+        read: |s| one(s.c.multi_commands),
+    },
+    Metric {
+        name: "flrouter_multi_switch_late_answers",
+        kind: Kind::Counter,
+        help: "Answers for a multi-switch part that had already settled.",
+        labels: &[],
+        read: |s| one(s.c.multi_late_answers),
+    },
+    Metric {
+        name: "flrouter_replayed_commands",
+        kind: Kind::Counter,
+        help: "Commands read again after a restart that already had an outcome, by what was done: answered (nothing sent), repeated (the router's answer sent again), adopted (pending again, not forwarded twice).",
+        labels: &["outcome"],
+        read: |s| by(&[("answered", s.c.replayed_answered), ("repeated", s.c.replayed_repeated), ("adopted", s.c.replayed_adopted)]),
+    },
+    Metric {
+        name: "flrouter_previous_answers_routed",
+        kind: Kind::Counter,
+        help: "FL answers to commands a previous incarnation forwarded, routed to their reply-to.",
+        labels: &[],
+        read: |s| one(s.c.previous_answers_routed),
+    },
+    Metric {
+        name: "flrouter_duplicate_answers_dropped",
+        kind: Kind::Counter,
+        help: "FL answers for commands that already had their outcome.",
+        labels: &[],
+        read: |s| one(s.c.duplicate_answers_dropped),
+    },
+    Metric {
+        name: "flrouter_switch_failovers",
+        kind: Kind::Counter,
+        help: "Active-FL moves of a switch, by reason: lost_active (its active FL disconnected it or went offline; a standby took over), return_home (a preferred FL connected).",
+        labels: &["reason"],
+        read: |s| by(&[("lost_active", s.c.failovers), ("return_home", s.c.failbacks)]),
+    },
+    Metric {
+        name: "flrouter_failed_over_commands",
+        kind: Kind::Counter,
+        help: "Pending commands answered OPERATION_TIMED_OUT because their switch failed over to another FL.",
+        labels: &[],
+        read: |s| one(s.c.failed_over_commands),
+    },
+    Metric {
+        name: "flrouter_switch_availability_notifications",
+        kind: Kind::Counter,
+        help: "Switch availability notices published (connections changed; failovers included).",
+        labels: &[],
+        read: |s| one(s.c.availability_notifications),
+    },
+    Metric {
+        name: "flrouter_grace_commands",
+        kind: Kind::Counter,
+        help: "Commands for a switch that had just lost its last read-write FL, by outcome: waited (entered the grace window), forwarded (the switch reconnected), expired (answered NOT_FOUND).",
+        labels: &["outcome"],
+        read: |s| by(&[("waited", s.c.grace_waits), ("forwarded", s.c.grace_forwarded), ("expired", s.c.grace_expired)]),
+    },
+    Metric {
+        name: "flrouter_standby_events_dropped",
+        kind: Kind::Counter,
+        help: "Switch-scoped FL messages (port events) from an FL that is not the switch's active one, dropped: the active FL speaks for the switch.",
+        labels: &[],
+        read: |s| one(s.c.standby_events_dropped),
+    },
+    Metric {
+        name: "flrouter_commands_handed_over",
+        kind: Kind::Counter,
+        help: "Commands forwarded to an FL another instance owns, or pending when this instance stopped owning it: the FL's owner adopts them from its read topic.",
+        labels: &[],
+        read: |s| one(s.c.commands_handed_over),
+    },
+    Metric {
+        name: "flrouter_fl_messages_not_owned",
+        kind: Kind::Counter,
+        help: "FL messages that reached the engine after this instance stopped owning the FL (dropped; the new owner reads them).",
+        labels: &[],
+        read: |s| one(s.c.fl_messages_not_owned),
+    },
+    Metric {
+        name: "flrouter_forwards_adopted",
+        kind: Kind::Counter,
+        help: "Forwards read back from an owned FL's read topic and made pending (a cluster instance).",
+        labels: &[],
+        read: |s| one(s.c.forwards_adopted),
+    },
+    Metric {
+        name: "flrouter_answers_held",
+        kind: Kind::Counter,
+        help: "FL acks and answers that waited for their forward to be adopted (a cluster instance).",
+        labels: &[],
+        read: |s| one(s.c.answers_held),
+    },
+    Metric {
+        name: "flrouter_sync_requests_handed_over",
+        kind: Kind::Counter,
+        help: "Controller SyncRequests sent on to every FL's read topic, for each FL's owner to run (a cluster instance).",
+        labels: &[],
+        read: |s| one(s.c.sync_requests_handed_over),
+    },
+    Metric {
+        name: "flrouter_sync_requests_adopted",
+        kind: Kind::Counter,
+        help: "Controller SyncRequests adopted from an owned FL's read topic: that FL's sync runs here (a cluster instance).",
+        labels: &[],
+        read: |s| one(s.c.sync_requests_adopted),
+    },
+    Metric {
+        name: "flrouter_cluster_owned",
+        kind: Kind::Gauge,
+        help: "What this instance holds now, by what: fls (FLs it owns), command_partitions (command-topic partitions it reads), leader (1 when it leads). One instance holds everything.",
+        labels: &["what"],
+        read: Snapshot::cluster_owned,
+    },
+    Metric {
+        name: "flrouter_cluster_fl_owned",
+        kind: Kind::Gauge,
+        help: "1 for each FL this instance owns (reads, asks, judges, syncs), 0 for the others.",
+        labels: &["fl"],
+        read: Snapshot::cluster_fl_owned,
+    },
+    Metric {
+        name: "flrouter_forwards_settled",
+        kind: Kind::Counter,
+        help: "Forwards read back from an owned FL's read topic whose command already had its outcome: not adopted (a cluster instance).",
+        labels: &[],
+        read: |s| one(s.c.forwards_settled),
+    },
+    Metric {
+        name: "flrouter_fl_switches",
+        kind: Kind::Gauge,
+        help: "Switches per FL, by role: active (its commands go to this FL) or standby (connected, not active).",
+        labels: &["fl", "role"],
+        read: Snapshot::fl_switches,
+    },
+    Metric {
+        name: "flrouter_fl_online",
+        kind: Kind::Gauge,
+        help: "1 when the FL is online (evidence within the alive timeout), else 0.",
+        labels: &["fl", "status"],
+        read: Snapshot::fl_online,
+    },
+    Metric {
+        name: "flrouter_mailbox_messages_sent",
+        kind: Kind::Counter,
+        help: "Messages sent to actors' mailboxes, by actor kind.",
+        labels: &["kind"],
+        read: |s| s.by_kind(|rows| sum(rows, |m| m.sent)),
+    },
+    Metric {
+        name: "flrouter_mailbox_messages_received",
+        kind: Kind::Counter,
+        help: "Messages handled by actors, by actor kind.",
+        labels: &["kind"],
+        read: |s| s.by_kind(|rows| sum(rows, |m| m.received)),
+    },
+    Metric {
+        name: "flrouter_mailbox_messages_rejected",
+        kind: Kind::Counter,
+        help: "Sends refused (mailbox closed), by actor kind.",
+        labels: &["kind"],
+        read: |s| s.by_kind(|rows| sum(rows, |m| m.rejected)),
+    },
+    Metric {
+        name: "flrouter_mailbox_pending_messages",
+        kind: Kind::Gauge,
+        help: "Messages waiting in actors' mailboxes (sent - received - rejected), by actor kind.",
+        labels: &["kind"],
+        read: |s| s.by_kind(|rows| sum(rows, |m| m.pending)),
+    },
+    Metric {
+        name: "flrouter_mailbox_capacity_messages",
+        kind: Kind::Gauge,
+        help: "Mailbox capacity of the kind's busiest actor.",
+        labels: &["kind"],
+        read: |s| s.by_kind(|rows| max(rows, |m| m.capacity as u64)),
+    },
+    Metric {
+        name: "flrouter_mailbox_max_wait_microseconds",
+        kind: Kind::Gauge,
+        help: "Longest time a message waited in a mailbox of this kind in the last window.",
+        labels: &["kind"],
+        read: |s| s.by_kind(|rows| max(rows, |m| m.max_wait_us)),
+    },
+    Metric {
+        name: "flrouter_mailbox_max_handle_microseconds",
+        kind: Kind::Gauge,
+        help: "Longest handling time of a message by an actor of this kind in the last window.",
+        labels: &["kind"],
+        read: |s| s.by_kind(|rows| max(rows, |m| m.max_handle_us)),
+    },
+    Metric {
+        name: "flrouter_actor_restarts",
+        kind: Kind::Counter,
+        help: "Actor restarts by the supervisor, by actor kind.",
+        labels: &["kind"],
+        read: |s| s.by_kind(|rows| sum(rows, |m| m.restarts)),
+    },
+    Metric {
+        name: "flrouter_actor_failures",
+        kind: Kind::Counter,
+        help: "Messages whose handling failed (a panic caught; the actor restarts), by actor kind. Alert on any: a bug.",
+        labels: &["kind"],
+        read: |s| s.by_kind(|rows| sum(rows, |m| m.failures)),
+    },
+    Metric {
+        name: "flrouter_actors",
+        kind: Kind::Gauge,
+        help: "Live actor instances by kind.",
+        labels: &["kind"],
+        read: |s| s.by_kind(|rows| rows.len() as f64),
+    },
+    Metric {
+        name: "flrouter_kafka_messages_delivered",
+        kind: Kind::Counter,
+        help: "Messages Kafka acknowledged to the producer.",
+        labels: &[],
+        read: |s| one(s.producer(|p| p.delivered.load(Relaxed))),
+    },
+    Metric {
+        name: "flrouter_kafka_delivery_failures",
+        kind: Kind::Counter,
+        help: "Failed delivery attempts (retried, then dead-lettered).",
+        labels: &[],
+        read: |s| one(s.producer(|p| p.failed.load(Relaxed))),
+    },
+    Metric {
+        name: "flrouter_dead_letters_reduced",
+        kind: Kind::Counter,
+        help: "Dead letters the dead-letter topic refused whole, produced again cut down.",
+        labels: &[],
+        read: |s| one(s.producer(|p| p.reduced.load(Relaxed))),
+    },
+    Metric {
+        name: "flrouter_dead_letters_stuck",
+        kind: Kind::Counter,
+        help: "Dead letters refused even cut down to their headers: their inputs stay uncommitted. Alert on any.",
+        labels: &[],
+        read: |s| one(s.producer(|p| p.stuck.load(Relaxed))),
+    },
+    Metric {
+        name: "flrouter_obligations_unmet",
+        kind: Kind::Counter,
+        help: "Commands whose owed final answer was dropped by the engine without being given (a bug). Alert on any.",
+        labels: &[],
+        read: |_| one(fl_router_actors::obligation::unmet()),
+    },
+    Metric {
+        name: "flrouter_router_added_latency_seconds",
+        kind: Kind::Gauge,
+        help: "Router-added latency over the last 10 s, by quantile (0.5, 0.99): from reading a message to handing what it became (forward, routed answer or event) to the producer, on the router's own clock.",
+        labels: &["quantile"],
+        read: Snapshot::latency_quantiles,
+    },
+    Metric {
+        name: "flrouter_kafka_producer_queue_messages",
+        kind: Kind::Gauge,
+        help: "Messages in the producer's queue (librdkafka statistics).",
+        labels: &[],
+        read: |s| one(s.kafka(|k| k.producer_queue.load(Relaxed).max(0) as u64)),
+    },
+    Metric {
+        name: "flrouter_kafka_consumer_lag_messages",
+        kind: Kind::Gauge,
+        help: "Consumer lag summed over partitions (librdkafka statistics).",
+        labels: &["consumer"],
+        read: |s| by(&[("commands", s.kafka(|k| k.commands_lag.load(Relaxed).max(0) as u64)), ("fl", s.kafka(|k| k.fl_lag.load(Relaxed).max(0) as u64))]),
+    },
 ];
 
 /// A snapshot of everything exported, taken before encoding (the engine is asked asynchronously).
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub counters: Vec<(&'static str, u64)>,
+    /// The engine's counters.
+    pub c: CounterValues,
     pub mailboxes: Vec<MailboxSnapshot>,
     pub fls: Vec<(String, FlStatus)>,
     /// Per FL: (active switches, standby switches).
@@ -145,199 +453,89 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn counter(&self, name: &str) -> u64 {
-        self.counters
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(0, |(_, v)| *v)
+    fn producer(&self, f: fn(&ProducerCounters) -> u64) -> u64 {
+        self.producer.as_deref().map_or(0, f)
     }
 
-    /// The values of one metric: (label values, value).
-    fn values(&self, m: &Metric) -> Vec<(Vec<String>, f64)> {
-        let one = |v: u64| vec![(Vec::new(), v as f64)];
-        let by = |pairs: &[(&str, &str)]| -> Vec<(Vec<String>, f64)> {
-            pairs
-                .iter()
-                .map(|(l, c)| (vec![l.to_string()], self.counter(c) as f64))
-                .collect()
-        };
-        match m.name {
-            "flrouter_commands_received" => one(self.counter("commands_received")),
-            "flrouter_fl_messages_received" => one(self.counter("fl_messages_received")),
-            "flrouter_messages_routed" => by(&[
-                ("command_to_fl", "commands_forwarded"),
-                ("answer_to_controller", "answers_routed"),
-                ("event_to_controller", "events_forwarded"),
-                ("sync_chain", "sync_chain_messages"),
-                ("sync_chain_orphan", "orphan_chain_messages"),
-            ]),
-            "flrouter_router_errors" => by(&[
-                ("not_found", "errors_not_found"),
-                ("operation_timed_out", "errors_timed_out"),
-                ("request_invalid", "errors_invalid"),
-            ]),
-            "flrouter_command_timeouts" => {
-                by(&[("ack", "ack_timeouts"), ("answer", "acked_unanswered")])
-            }
-            "flrouter_commands_failed_fast" => one(self.counter("failed_fast")),
-            "flrouter_blacklist_drops" => one(self.counter("blacklist_drops")),
-            "flrouter_dead_letters" => one(self.counter("dead_letters")),
-            "flrouter_fl_outages" => one(self.counter("fl_outages")),
-            "flrouter_sync_sessions" => one(self.counter("sync_sessions_started")),
-            "flrouter_sync_fl_chains" => by(&[
-                ("complete", "sync_fl_complete"),
-                ("uncounted", "sync_fl_uncounted"),
-                ("empty", "sync_fl_empty"),
-                ("failed", "sync_fl_failed"),
-            ]),
-            "flrouter_sync_unreadable_entries" => one(self.counter("sync_unreadable_entries")),
-            "flrouter_sync_retries" => one(self.counter("sync_retries")),
-            "flrouter_delivery_only_commands" => one(self.counter("delivery_only_forwarded")),
-            "flrouter_multi_switch_commands" => one(self.counter("multi_commands")),
-            "flrouter_multi_switch_late_answers" => one(self.counter("multi_late_answers")),
-            "flrouter_replayed_commands" => by(&[
-                ("answered", "replayed_answered"),
-                ("repeated", "replayed_repeated"),
-                ("adopted", "replayed_adopted"),
-            ]),
-            "flrouter_previous_answers_routed" => one(self.counter("previous_answers_routed")),
-            "flrouter_duplicate_answers_dropped" => one(self.counter("duplicate_answers_dropped")),
-            "flrouter_switch_failovers" => {
-                by(&[("lost_active", "failovers"), ("return_home", "failbacks")])
-            }
-            "flrouter_failed_over_commands" => one(self.counter("failed_over_commands")),
-            "flrouter_switch_availability_notifications" => {
-                one(self.counter("availability_notifications"))
-            }
-            "flrouter_grace_commands" => by(&[
-                ("waited", "grace_waits"),
-                ("forwarded", "grace_forwarded"),
-                ("expired", "grace_expired"),
-            ]),
-            "flrouter_standby_events_dropped" => one(self.counter("standby_events_dropped")),
-            "flrouter_commands_handed_over" => one(self.counter("commands_handed_over")),
-            "flrouter_fl_messages_not_owned" => one(self.counter("fl_messages_not_owned")),
-            "flrouter_forwards_adopted" => one(self.counter("forwards_adopted")),
-            "flrouter_answers_held" => one(self.counter("answers_held")),
-            "flrouter_forwards_settled" => one(self.counter("forwards_settled")),
-            "flrouter_sync_requests_handed_over" => one(self.counter("sync_requests_handed_over")),
-            "flrouter_sync_requests_adopted" => one(self.counter("sync_requests_adopted")),
-            "flrouter_router_added_latency_seconds" => match self.latency {
-                Some((p50, p99)) => vec![(vec!["0.5".into()], p50), (vec!["0.99".into()], p99)],
-                None => Vec::new(),
-            },
-            "flrouter_cluster_owned" => match &self.share {
-                Some(sh) => vec![
-                    (vec!["fls".into()], sh.fls_owned.len() as f64),
-                    (
-                        vec!["command_partitions".into()],
-                        sh.command_partitions as f64,
-                    ),
-                    (vec!["leader".into()], if sh.leader { 1.0 } else { 0.0 }),
-                ],
-                None => Vec::new(),
-            },
-            "flrouter_cluster_fl_owned" => match &self.share {
-                Some(sh) => self
-                    .fls
-                    .iter()
-                    .map(|(fl, _)| {
-                        let owned = sh.fls_owned.iter().any(|o| o == fl);
-                        (vec![fl.clone()], if owned { 1.0 } else { 0.0 })
-                    })
-                    .collect(),
-                None => Vec::new(),
-            },
-            "flrouter_fl_switches" => self
-                .switches
-                .iter()
-                .flat_map(|(fl, (active, standby))| {
-                    [
-                        (vec![fl.clone(), "active".into()], *active as f64),
-                        (vec![fl.clone(), "standby".into()], *standby as f64),
-                    ]
-                })
-                .collect(),
-            "flrouter_fl_online" => self
-                .fls
-                .iter()
-                .map(|(fl, st)| {
-                    let status = serde_json::to_value(st)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
-                    (
-                        vec![fl.clone(), status],
-                        if *st == FlStatus::Online { 1.0 } else { 0.0 },
-                    )
-                })
-                .collect(),
-            "flrouter_kafka_messages_delivered" => one(self
-                .producer
-                .as_ref()
-                .map_or(0, |p| p.delivered.load(Relaxed))),
-            "flrouter_kafka_delivery_failures" => {
-                one(self.producer.as_ref().map_or(0, |p| p.failed.load(Relaxed)))
-            }
-            "flrouter_dead_letters_reduced" => one(self
-                .producer
-                .as_ref()
-                .map_or(0, |p| p.reduced.load(Relaxed))),
-            "flrouter_obligations_unmet" => one(fl_router_actors::obligation::unmet()),
-            "flrouter_dead_letters_stuck" => {
-                one(self.producer.as_ref().map_or(0, |p| p.stuck.load(Relaxed)))
-            }
-            "flrouter_kafka_producer_queue_messages" => {
-                vec![(
-                    vec![],
-                    self.kafka
-                        .as_ref()
-                        .map_or(0, |k| k.producer_queue.load(Relaxed)) as f64,
-                )]
-            }
-            "flrouter_kafka_consumer_lag_messages" => {
-                let k = self.kafka.as_ref();
-                vec![
-                    (
-                        vec!["commands".into()],
-                        k.map_or(0, |k| k.commands_lag.load(Relaxed)) as f64,
-                    ),
-                    (
-                        vec!["fl".into()],
-                        k.map_or(0, |k| k.fl_lag.load(Relaxed)) as f64,
-                    ),
-                ]
-            }
-            name => self.mailbox_values(name),
-        }
+    fn kafka(&self, f: fn(&KafkaStats) -> u64) -> u64 {
+        self.kafka.as_deref().map_or(0, f)
     }
 
-    /// Mailbox figures aggregated by actor kind (a bounded label; instance ids are in /api/mailboxes).
-    fn mailbox_values(&self, name: &str) -> Vec<(Vec<String>, f64)> {
+    /// Mailbox figures aggregated by actor kind (a bounded label; instance ids are in
+    /// /api/mailboxes).
+    fn by_kind(&self, f: impl Fn(&[&MailboxSnapshot]) -> f64) -> Vec<Sample> {
         let mut kinds: Vec<&str> = self.mailboxes.iter().map(|m| m.kind).collect();
         kinds.sort();
         kinds.dedup();
         kinds
             .into_iter()
             .map(|kind| {
-                let rows = self.mailboxes.iter().filter(|m| m.kind == kind);
-                let sum = |f: fn(&MailboxSnapshot) -> u64| rows.clone().map(f).sum::<u64>() as f64;
-                let max =
-                    |f: fn(&MailboxSnapshot) -> u64| rows.clone().map(f).max().unwrap_or(0) as f64;
-                let v = match name {
-                    "flrouter_mailbox_messages_sent" => sum(|m| m.sent),
-                    "flrouter_mailbox_messages_received" => sum(|m| m.received),
-                    "flrouter_mailbox_messages_rejected" => sum(|m| m.rejected),
-                    "flrouter_mailbox_pending_messages" => sum(|m| m.pending),
-                    "flrouter_mailbox_capacity_messages" => max(|m| m.capacity as u64),
-                    "flrouter_mailbox_max_wait_microseconds" => max(|m| m.max_wait_us),
-                    "flrouter_mailbox_max_handle_microseconds" => max(|m| m.max_handle_us),
-                    "flrouter_actor_restarts" => sum(|m| m.restarts),
-                    "flrouter_actor_failures" => sum(|m| m.failures),
-                    "flrouter_actors" => rows.clone().count() as f64,
-                    _ => 0.0,
-                };
-                (vec![kind.to_string()], v)
+                let rows: Vec<&MailboxSnapshot> =
+                    self.mailboxes.iter().filter(|m| m.kind == kind).collect();
+                (vec![kind.to_string()], f(&rows))
+            })
+            .collect()
+    }
+
+    fn latency_quantiles(&self) -> Vec<Sample> {
+        match self.latency {
+            Some((p50, p99)) => vec![(vec!["0.5".into()], p50), (vec!["0.99".into()], p99)],
+            None => Vec::new(),
+        }
+    }
+
+    fn cluster_owned(&self) -> Vec<Sample> {
+        match &self.share {
+            Some(sh) => vec![
+                (vec!["fls".into()], sh.fls_owned.len() as f64),
+                (
+                    vec!["command_partitions".into()],
+                    sh.command_partitions as f64,
+                ),
+                (vec!["leader".into()], if sh.leader { 1.0 } else { 0.0 }),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    fn cluster_fl_owned(&self) -> Vec<Sample> {
+        match &self.share {
+            Some(sh) => self
+                .fls
+                .iter()
+                .map(|(fl, _)| {
+                    let owned = sh.fls_owned.iter().any(|o| o == fl);
+                    (vec![fl.clone()], if owned { 1.0 } else { 0.0 })
+                })
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn fl_switches(&self) -> Vec<Sample> {
+        self.switches
+            .iter()
+            .flat_map(|(fl, (active, standby))| {
+                [
+                    (vec![fl.clone(), "active".into()], *active as f64),
+                    (vec![fl.clone(), "standby".into()], *standby as f64),
+                ]
+            })
+            .collect()
+    }
+
+    fn fl_online(&self) -> Vec<Sample> {
+        self.fls
+            .iter()
+            .map(|(fl, st)| {
+                let status = serde_json::to_value(st)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                (
+                    vec![fl.clone(), status],
+                    if *st == FlStatus::Online { 1.0 } else { 0.0 },
+                )
             })
             .collect()
     }
@@ -354,12 +552,12 @@ impl Collector for Exporter {
                 Kind::Gauge => MetricType::Gauge,
             };
             let mut family = encoder.encode_descriptor(m.name, m.help, None, ty)?;
-            let values = self.0.values(m);
+            let values = (m.read)(&self.0);
             if m.labels.is_empty() {
                 let v = values.first().map_or(0.0, |(_, v)| *v);
                 match m.kind {
                     Kind::Counter => ConstCounter::new(v as u64).encode(family)?,
-                    Kind::Gauge => ConstGauge::new(v as i64).encode(family)?,
+                    Kind::Gauge => ConstGauge::new(v).encode(family)?,
                 }
                 continue;
             }
@@ -373,7 +571,7 @@ impl Collector for Exporter {
                 let enc = family.encode_family(&labels)?;
                 match m.kind {
                     Kind::Counter => ConstCounter::new(*v as u64).encode(enc)?,
-                    Kind::Gauge => ConstGauge::new(*v as i64).encode(enc)?,
+                    Kind::Gauge => ConstGauge::new(*v).encode(enc)?,
                 }
             }
         }
@@ -414,9 +612,30 @@ mod tests {
     }
 
     #[test]
+    fn every_metric_is_declared_once_and_rendered() {
+        let mut names: Vec<&str> = SPEC.iter().map(|m| m.name).collect();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before, "a metric declared twice");
+        let text = render(Snapshot::default());
+        for m in SPEC {
+            assert!(
+                text.contains(&format!("# HELP {} ", m.name)),
+                "{} is not rendered",
+                m.name
+            );
+        }
+    }
+
+    #[test]
     fn renders_counters_with_total_and_labelled_families() {
         let snap = Snapshot {
-            counters: vec![("commands_received", 7), ("errors_not_found", 2)],
+            c: CounterValues {
+                commands_received: 7,
+                errors_not_found: 2,
+                ..CounterValues::default()
+            },
             fls: vec![("fl1".into(), FlStatus::Online)],
             ..Snapshot::default()
         };

@@ -676,15 +676,14 @@ async fn status_log(engine: Engine, outbox: Arc<KafkaOutbox>) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        let c = engine.counters().snapshot();
-        let get = |n: &str| c.iter().find(|(k, _)| *k == n).map_or(0, |(_, v)| *v);
+        let c = engine.counters().values();
         info!(
-            commands = get("commands_received"),
-            forwarded = get("commands_forwarded"),
-            answers = get("answers_routed"),
-            timeouts = get("errors_timed_out"),
-            not_found = get("errors_not_found"),
-            invalid = get("errors_invalid"),
+            commands = c.commands_received,
+            forwarded = c.commands_forwarded,
+            answers = c.answers_routed,
+            timeouts = c.errors_timed_out,
+            not_found = c.errors_not_found,
+            invalid = c.errors_invalid,
             delivered = outbox.counters.delivered.load(Relaxed),
             delivery_failures = outbox.counters.failed.load(Relaxed),
             "status"

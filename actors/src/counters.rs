@@ -1,5 +1,7 @@
-//! Engine-wide event counters. Cheap atomics bumped on the data path; the shell exports them
-//! (logs now, Prometheus later) under the names in [`Counters::snapshot`].
+//! Engine-wide event counters. Cheap atomics bumped on the data path. Each is declared once,
+//! below; the shell reads them as a [`CounterValues`] (plain fields: a metric that reads a
+//! counter that does not exist does not compile) or by name ([`Counters::snapshot`], for
+//! `/api/stats` and the logs).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -9,10 +11,19 @@ macro_rules! counters {
         #[derive(Debug, Default)]
         pub struct Counters { $(#[doc = $doc] pub $name: AtomicU64,)* }
 
+        /// Every counter's value at one moment.
+        #[derive(Debug, Default, Clone, Copy)]
+        pub struct CounterValues { $(#[doc = $doc] pub $name: u64,)* }
+
         impl Counters {
             /// `(name, value)` pairs in a stable order.
             pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
                 vec![$((stringify!($name), self.$name.load(Relaxed)),)*]
+            }
+
+            /// Every counter's value, as fields.
+            pub fn values(&self) -> CounterValues {
+                CounterValues { $($name: self.$name.load(Relaxed),)* }
             }
         }
     };

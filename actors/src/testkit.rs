@@ -173,14 +173,15 @@ pub fn start_recorded(settings: Settings) -> (crate::Engine, Recorded) {
     )
 }
 
-/// The engine's counter `name` (`Counters::snapshot` names; 0 when unknown).
+/// The engine's counter `name` (`Counters::snapshot` names); an unknown name fails the test.
 pub fn counter(engine: &crate::Engine, name: &str) -> u64 {
     engine
         .counters()
         .snapshot()
         .into_iter()
         .find(|(n, _)| *n == name)
-        .map_or(0, |(_, v)| v)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no engine counter named {name:?}"))
 }
 
 /// A produced message's JSON (`Null` when it is not JSON, e.g. a tombstone).
