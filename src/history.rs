@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fl_router_actors::counters::CounterValues;
+use fl_router_actors::runtime::counters::CounterValues;
 use fl_router_actors::Engine;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -137,8 +137,8 @@ pub async fn run(engine: Engine, latency: Arc<RouterLatency>, history: Arc<Histo
                     < prev_active.get(&f.id).copied().unwrap_or(0);
                 let status = match engine.fl_liveness(&f.id) {
                     _ if failed_over && lost => "failover",
-                    Some(fl_router_actors::liveness::FlStatus::Online) => "online",
-                    Some(fl_router_actors::liveness::FlStatus::Offline) => "offline",
+                    Some(fl_router_actors::fl::liveness::FlStatus::Online) => "online",
+                    Some(fl_router_actors::fl::liveness::FlStatus::Offline) => "offline",
                     _ => "starting",
                 };
                 (f.id.clone(), status)
@@ -147,7 +147,7 @@ pub async fn run(engine: Engine, latency: Arc<RouterLatency>, history: Arc<Histo
         let mut boxes = engine.mailboxes(false);
         boxes.sort_by(|a, b| b.pending.cmp(&a.pending).then(b.received.cmp(&a.received)));
         let sample = Sample {
-            at_ms: fl_router_actors::protocol::now_millis(),
+            at_ms: fl_router_actors::runtime::clock::now_millis(),
             rates: RATES.iter().map(|(k, name)| (*name, rate(*k))).collect(),
             errors: ERRORS.iter().map(|(k, name)| (*name, rate(*k))).collect(),
             latency_p50_ms: ms(0.5),

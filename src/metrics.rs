@@ -7,9 +7,9 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use fl_router_actors::counters::CounterValues;
-use fl_router_actors::liveness::FlStatus;
-use fl_router_actors::mailbox::MailboxSnapshot;
+use fl_router_actors::fl::liveness::FlStatus;
+use fl_router_actors::runtime::counters::CounterValues;
+use fl_router_actors::runtime::mailbox::MailboxSnapshot;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -410,7 +410,7 @@ pub const SPEC: &[Metric] = &[
         kind: Kind::Counter,
         help: "Commands whose owed final answer was dropped by the engine without being given (a bug). Alert on any.",
         labels: &[],
-        read: |_| one(fl_router_actors::obligation::unmet()),
+        read: |_| one(fl_router_actors::runtime::obligation::unmet()),
     },
     Metric {
         name: "flrouter_router_added_latency_seconds",

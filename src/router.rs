@@ -559,7 +559,7 @@ fn fl_consumer(
 /// What goes on from one router to the next in one process (a reload): the operator's view.
 #[derive(Clone)]
 pub struct Carried {
-    traces: Arc<fl_router_actors::trace::Traces>,
+    traces: Arc<fl_router_actors::runtime::traces::Traces>,
     history: Arc<History>,
     latency: Arc<RouterLatency>,
 }
@@ -567,7 +567,7 @@ pub struct Carried {
 impl Carried {
     fn new(config: &Config) -> Self {
         Self {
-            traces: fl_router_actors::trace::Traces::new(config.limits.traced_commands),
+            traces: fl_router_actors::runtime::traces::Traces::new(config.limits.traced_commands),
             history: Arc::new(History::default()),
             latency: Arc::new(RouterLatency::default()),
         }
@@ -657,7 +657,7 @@ async fn read_back_previous(config: &Config, engine: &Engine) {
                 router_errors = r.errors,
                 records_read = window.records,
                 since_ms_ago =
-                    fl_router_actors::protocol::now_millis().saturating_sub(window.from_ms),
+                    fl_router_actors::runtime::clock::now_millis().saturating_sub(window.from_ms),
                 ms = started.elapsed().as_millis() as u64,
                 "previous incarnation read back"
             );

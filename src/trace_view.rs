@@ -1,10 +1,10 @@
 //! The life of one command for operators: the admin API's JSON (`GET /api/commands/{id}`) and
 //! `fl-router trace <id>`, which prints it as a timeline. The lives themselves are recorded by
-//! the engine (`fl_router_actors::trace`); this module only shows them.
+//! the engine (`fl_router_actors::runtime::traces`); this module only shows them.
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use fl_router_actors::trace::{Life, Window};
+use fl_router_actors::runtime::traces::{Life, Window};
 use serde_json::{json, Value};
 
 fn rfc3339(ms: u64) -> String {
@@ -205,7 +205,7 @@ pub fn run(cid: &str, admin: &str) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fl_router_actors::trace::{Step, Traces};
+    use fl_router_actors::runtime::traces::{Step, Traces};
     use std::sync::Arc;
 
     #[test]

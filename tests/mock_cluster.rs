@@ -10,7 +10,7 @@ use std::time::Duration;
 use fl_router::kafka::consumer::{self, TrackedConsumer};
 use fl_router::kafka::offsets::OffsetTracker;
 use fl_router::kafka::producer::KafkaOutbox;
-use fl_router_actors::outbox::headers;
+use fl_router_actors::runtime::outbox::headers;
 use fl_router_actors::{Outbox, Outgoing, Ticket};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};

@@ -1,4 +1,4 @@
-//! Command traces (`fl_router_actors::trace`): the cost per command of the steps a forwarded
+//! Command traces (`fl_router_actors::runtime::traces`): the cost per command of the steps a forwarded
 //! command records (received, forwarded, forward delivered) and the heap held per kept life.
 //!
 //!   cargo bench -p fl-router-actors --bench trace
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use fl_router_actors::trace::{Delivery, DeliveryNote, Step, Traces};
+use fl_router_actors::runtime::traces::{Delivery, DeliveryNote, Step, Traces};
 
 #[path = "common/counting.rs"]
 mod counting;

@@ -1,39 +1,36 @@
-//! The fl-router engine: every actor, the protocol model and the switch map.
+//! The fl-router engine: every actor, the protocol model and the switch map, in rooms by
+//! concern (see ARCHITECTURE.md):
 //!
-//! No Kafka client lives here. The shell feeds [`Engine`] what it reads ([`outbox::Inbound`])
-//! and implements [`outbox::Outbox`] for what the engine writes, so everything below is tested
+//! - [`runtime`]: the engine handle, counted mailboxes, obligations, the outbox boundary,
+//!   command traces, counters and what every actor shares;
+//! - [`fl`]: one FL's side — its proxy actor, pending table, liveness and outage monitor;
+//! - [`routing`]: the command shards, the dispatcher and the switch map it owns (routes,
+//!   failover, grace window), and what a previous incarnation did (replays);
+//! - [`sync`]: the sync scheduler and its sessions;
+//! - [`fanout`]: multi-switch commands and their assembly;
+//! - [`dialect`]: OpenKilda's classes, network dumps, notices, version header and answer
+//!   routes — the only room that names OpenKilda's classes;
+//! - [`protocol`], [`settings`], [`messages`]: the envelope model, the configuration schema
+//!   and the messages that cross actors.
+//!
+//! No Kafka client lives here. The shell feeds [`Engine`] what it reads ([`Inbound`]) and
+//! implements [`Outbox`] for what the engine writes, so everything below is tested
 //! in-process, with virtual time where timers matter.
 
-// First: its `counted!` and `port!` macros are used by the modules below.
+// First: its `counted!` and `port!` macros (in `runtime::mailbox`) are used by the rooms below.
 #[macro_use]
-pub mod mailbox;
-pub mod chunked_slab;
-pub mod command_shard;
-pub mod counters;
+pub mod runtime;
 pub mod dialect;
-pub mod dispatcher;
-pub mod engine;
-pub mod fl_proxy;
-pub mod liveness;
+pub mod fanout;
+pub mod fl;
 pub mod messages;
-pub mod multi_switch;
-pub mod obligation;
-pub mod outage_monitor;
-pub mod outbox;
-pub mod pending;
-pub mod previous;
 pub mod protocol;
-pub mod recent;
-pub mod routes;
+pub mod routing;
 pub mod settings;
-pub mod shared;
-pub mod switch_map;
-pub mod sync_scheduler;
-pub mod sync_session;
+pub mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod trace;
 
-pub use engine::{Engine, EngineError};
-pub use outbox::{Inbound, Outbox, Outgoing, Ticket};
+pub use runtime::engine::{Engine, EngineError};
+pub use runtime::outbox::{Inbound, Outbox, Outgoing, Ticket};
 pub use settings::Settings;

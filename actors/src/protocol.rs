@@ -5,9 +5,9 @@
 //! reads only the envelope fields; [`lookup`] walks a JSON pointer over the raw text, skipping
 //! everything else without building a tree. docs/protocol.md is the reference for the formats.
 
+use crate::runtime::clock::now_millis;
 use std::borrow::Cow;
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -487,13 +487,6 @@ impl ErrorType {
             ErrorType::RequestInvalid => "REQUEST_INVALID",
         }
     }
-}
-
-pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[derive(Serialize)]

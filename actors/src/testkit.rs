@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::outbox::{Outbox, Outgoing};
+use crate::runtime::outbox::{Outbox, Outgoing};
 use crate::settings::{FlSettings, Settings};
 
 /// Settings with FLs `ids` and nothing the engine starts on its own: no startup or periodic
@@ -60,7 +60,7 @@ impl Outbox for RecordingOutbox {
 
 /// The receiving end: what the engine produced, in order. Dropping it (at the end of a test)
 /// checks that no command's final answer was silently dropped on this thread
-/// ([`crate::obligation`]): with one shard every actor runs on the test's thread.
+/// ([`crate::runtime::obligation`]): with one shard every actor runs on the test's thread.
 pub struct Recorded(
     mpsc::UnboundedReceiver<Outgoing>,
     mpsc::UnboundedReceiver<Outgoing>,
@@ -199,7 +199,7 @@ pub fn class_of(o: &Outgoing) -> String {
 
 impl Drop for Recorded {
     fn drop(&mut self) {
-        let unmet = crate::obligation::unmet_here();
+        let unmet = crate::runtime::obligation::unmet_here();
         if unmet > 0 && !std::thread::panicking() {
             panic!("{unmet} command obligation(s) dropped without a final answer on this thread");
         }

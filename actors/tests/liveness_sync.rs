@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fl_router_actors::liveness::FlStatus;
+use fl_router_actors::fl::liveness::FlStatus;
 use fl_router_actors::settings::{Classes, Timeouts};
 use fl_router_actors::testkit::{body, class_of, quiet_settings, start_recorded, Recorded};
 use fl_router_actors::{Engine, Inbound, Outgoing, Settings};

@@ -281,7 +281,7 @@ async fn an_unreadable_entry_is_dead_lettered_and_its_dump_asked_again_never_com
         .unwrap()
         .headers
         .iter()
-        .find(|(k, _)| k.as_ref() == fl_router_actors::outbox::headers::DEAD_LETTER_REASON)
+        .find(|(k, _)| k.as_ref() == fl_router_actors::runtime::outbox::headers::DEAD_LETTER_REASON)
         .map(|(_, v)| String::from_utf8_lossy(v).to_string())
         .unwrap_or_default();
     assert!(reason.contains("readable switch"), "{reason}");

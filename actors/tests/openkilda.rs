@@ -167,7 +167,7 @@ async fn a_dump_gets_its_class_deadline_other_commands_the_default() {
 
 fn from(topic: &str, msg: Inbound) -> Inbound {
     let mut msg = msg;
-    msg.origin = Some(fl_router_actors::outbox::Origin {
+    msg.origin = Some(fl_router_actors::runtime::outbox::Origin {
         topic: topic.into(),
         partition: 0,
         offset: 0,

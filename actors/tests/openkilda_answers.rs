@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use fl_router_actors::dialect::Dialect;
+use fl_router_actors::settings::Dialect;
 use fl_router_actors::settings::{Classes, CommandLane, Family, OutputLane};
 use fl_router_actors::testkit::{body, counter, quiet_settings, start_recorded, stored_switch};
 use fl_router_actors::{Engine, Inbound, Settings};
@@ -104,7 +104,7 @@ fn message(cid: &str, class: &str, sw: &str) -> Vec<u8> {
 /// A command as read from the controller-side topic `lane_topic`.
 fn on(lane_topic: &str, payload: Vec<u8>) -> Inbound {
     let mut m = Inbound::new(payload);
-    m.origin = Some(fl_router_actors::outbox::Origin {
+    m.origin = Some(fl_router_actors::runtime::outbox::Origin {
         topic: lane_topic.into(),
         partition: 0,
         offset: 0,
@@ -216,7 +216,7 @@ async fn a_command_the_speaker_may_not_answer_is_delivered_only_and_a_late_answe
                     "endpoint": {"switch-id": KNOWN, "port-id": 1}, "packetId": 7}})
     .to_string();
     let mut m = Inbound::new(answer.clone());
-    m.origin = Some(fl_router_actors::outbox::Origin {
+    m.origin = Some(fl_router_actors::runtime::outbox::Origin {
         topic: "kilda.topo.disco_1".into(),
         partition: 0,
         offset: 0,
@@ -242,7 +242,7 @@ async fn isl_and_latency_messages_speak_with_one_voice_and_none_without_an_activ
                         "source": {"switch_id": "00:00:00:00:00:00:00:07", "port_no": 1},
                         "destination": {"switch_id": dst, "port_no": 2}, "state": "DISCOVERED"}});
         let mut m = Inbound::new(v.to_string());
-        m.origin = Some(fl_router_actors::outbox::Origin {
+        m.origin = Some(fl_router_actors::runtime::outbox::Origin {
             topic: "kilda.topo.disco_x".into(),
             partition: 0,
             offset: 0,

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use fl_router_actors::dialect::Dialect;
 use fl_router_actors::settings::Classes;
+use fl_router_actors::settings::Dialect;
 use fl_router_actors::testkit::{body, class_of, quiet_settings, start_recorded, Recorded};
 use fl_router_actors::{Engine, Inbound, Outgoing, Settings};
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fl_router_actors::liveness::FlStatus;
+use fl_router_actors::fl::liveness::FlStatus;
 use fl_router_actors::settings::{FlOwnership, Timeouts};
 use fl_router_actors::testkit::{
     body, class_of, counter, quiet_settings, recording_outbox_held, start_recorded, stored_switch,
@@ -188,13 +188,13 @@ fn read_back(fwd: &fl_router_actors::Outgoing, offset: i64, ticket: Ticket) -> I
     m.reply_to = fwd
         .headers
         .iter()
-        .find(|(k, _)| k == fl_router_actors::outbox::headers::REPLY_TO)
+        .find(|(k, _)| k == fl_router_actors::runtime::outbox::headers::REPLY_TO)
         .and_then(|(_, v)| std::str::from_utf8(v).ok().map(str::to_string));
-    m.origin = Some(fl_router_actors::outbox::Origin {
+    m.origin = Some(fl_router_actors::runtime::outbox::Origin {
         topic: fwd.topic.as_str().into(),
         partition: 0,
         offset,
-        timestamp_ms: Some(fl_router_actors::protocol::now_millis()),
+        timestamp_ms: Some(fl_router_actors::runtime::clock::now_millis()),
     });
     m
 }
@@ -320,14 +320,14 @@ async fn a_forward_whose_command_already_has_its_outcome_is_not_adopted() {
         .unwrap();
     // Taking FL a over, the shell read back what its previous owner settled: c8's answer was
     // delivered.
-    use fl_router_actors::previous::PriorRecord;
+    use fl_router_actors::routing::replay::PriorRecord;
     engine.load_previous(
         vec![
             PriorRecord::Forwarded {
                 fl: "a".into(),
                 cid: "c8".into(),
                 reply_to: Some("my.reply".into()),
-                at_ms: fl_router_actors::protocol::now_millis(),
+                at_ms: fl_router_actors::runtime::clock::now_millis(),
             },
             PriorRecord::Answered { cid: "c8".into() },
         ],
@@ -403,7 +403,7 @@ async fn a_controllers_sync_request_in_a_cluster_is_run_where_each_fl_is_owned()
     ];
     let mut resent = read_back(&copies[0], 1, Ticket::none());
     resent.headers.push((
-        fl_router_actors::outbox::headers::SYNC_RESEND.into(),
+        fl_router_actors::runtime::outbox::headers::SYNC_RESEND.into(),
         bytes::Bytes::from_static(b"1"),
     ));
     drop(copies);

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use fl_router_actors::outbox::headers;
-use fl_router_actors::previous::PriorRecord;
-use fl_router_actors::protocol::now_millis;
+use fl_router_actors::routing::replay::PriorRecord;
+use fl_router_actors::runtime::clock::now_millis;
+use fl_router_actors::runtime::outbox::headers;
 use fl_router_actors::testkit::{quiet_settings, recording_outbox, stored_switch, Recorded};
 use fl_router_actors::{Engine, Inbound, Outgoing};
 use serde_json::{json, Value};
@@ -36,7 +36,7 @@ fn body(o: &Outgoing) -> Value {
 /// A command read again (below the command partition's end at start).
 fn again(msg: Inbound) -> Inbound {
     let mut msg = msg;
-    msg.origin = Some(fl_router_actors::outbox::Origin {
+    msg.origin = Some(fl_router_actors::runtime::outbox::Origin {
         topic: "cmds".into(),
         partition: 0,
         offset: 7,
@@ -132,7 +132,7 @@ async fn a_command_read_again_gets_the_outcome_it_already_had() {
     assert_eq!(get("replayed_repeated"), 1);
     // Read after the start (a new command reusing an answered id): forwarded, not skipped.
     let mut new = Inbound::new(command("c-done")).reply_to("reply.c-done");
-    new.origin = Some(fl_router_actors::outbox::Origin {
+    new.origin = Some(fl_router_actors::runtime::outbox::Origin {
         topic: "cmds".into(),
         partition: 0,
         offset: 100,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fl_router_actors::outbox::Origin;
+use fl_router_actors::runtime::outbox::Origin;
 use fl_router_actors::testkit::{body, quiet_settings, start_recorded, Recorded};
 use fl_router_actors::{Engine, Inbound, Settings};
 use serde_json::json;

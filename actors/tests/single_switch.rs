@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fl_router_actors::outbox::headers;
+use fl_router_actors::runtime::outbox::headers;
 
 use fl_router_actors::testkit::{
     quiet_settings, recording_outbox, recording_outbox_held, stored_switch, Recorded,

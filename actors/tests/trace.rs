@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use fl_router_actors::runtime::traces::{Delivery, Life, Step};
 use fl_router_actors::testkit::{quiet_settings, recording_outbox, Recorded};
-use fl_router_actors::trace::{Delivery, Life, Step};
 use fl_router_actors::{Engine, Inbound, Outgoing};
 use serde_json::json;
 
@@ -32,8 +32,8 @@ fn info(cid: &str, class: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn origin(offset: i64) -> fl_router_actors::outbox::Origin {
-    fl_router_actors::outbox::Origin {
+fn origin(offset: i64) -> fl_router_actors::runtime::outbox::Origin {
+    fl_router_actors::runtime::outbox::Origin {
         topic: "kilda.speaker".into(),
         partition: 2,
         offset,

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fl_router_actors::dialect::version::VersionHeader;
 use fl_router_actors::settings::Classes;
+use fl_router_actors::settings::VersionHeader;
 use fl_router_actors::testkit::{class_of, quiet_settings, start_recorded};
 use fl_router_actors::{Inbound, Outgoing, Settings};
 use serde_json::json;

@@ -121,7 +121,7 @@ async fn announce(config: &Config, me: &str, settings: Value) -> anyhow::Result<
         instance: me.to_string(),
         digest: cluster::digest(config),
         settings,
-        at_ms: fl_router_actors::protocol::now_millis(),
+        at_ms: fl_router_actors::runtime::clock::now_millis(),
     };
     let producer: FutureProducer = crate::kafka::producer_config(&config.kafka).create()?;
     let key = format!("{KEY_PREFIX}{me}");

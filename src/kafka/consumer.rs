@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fl_router_actors::outbox::headers;
-use fl_router_actors::outbox::Origin;
+use fl_router_actors::runtime::outbox::headers;
+use fl_router_actors::runtime::outbox::Origin;
 use fl_router_actors::{Engine, Inbound};
 use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;

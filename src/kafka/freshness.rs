@@ -1,5 +1,5 @@
 //! How far the router has read each FL's topics: the engine judges an FL (outage, command
-//! deadlines) only up to that instant (see `fl_router_actors::liveness`).
+//! deadlines) only up to that instant (see `fl_router_actors::fl::liveness`).
 //!
 //! Every [`CHECK_INTERVAL`] the task notes the instant `t0` and the end offset (high watermark)
 //! of every assigned partition of the FL write topics. Once the engine has *handled* every

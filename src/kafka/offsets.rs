@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use fl_router_actors::trace::Traces;
+use fl_router_actors::runtime::traces::Traces;
 use fl_router_actors::Ticket;
 
 #[derive(Default)]

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fl_router_actors::outbox::headers;
+use fl_router_actors::runtime::outbox::headers;
 use fl_router_actors::{Outbox, Outgoing};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};

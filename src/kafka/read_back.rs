@@ -1,5 +1,5 @@
 //! At start, reads back from Kafka what the previous incarnation of the router did with the
-//! commands this one is about to read again (see `fl_router_actors::previous`):
+//! commands this one is about to read again (see `fl_router_actors::routing::replay`):
 //!
 //! - the commands it forwarded: the FL read topics (with their `reply_to` header);
 //! - the FL answers it routed and committed: the FL write topics up to the FL group's
@@ -17,9 +17,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fl_router_actors::outbox::headers;
-use fl_router_actors::previous::PriorRecord;
-use fl_router_actors::protocol::{now_millis, Head};
+use fl_router_actors::protocol::Head;
+use fl_router_actors::routing::replay::PriorRecord;
+use fl_router_actors::runtime::clock::now_millis;
+use fl_router_actors::runtime::outbox::headers;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};

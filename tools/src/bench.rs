@@ -280,7 +280,11 @@ fn seed_facts(client: &ClientConfig, config: &Config, per_fl: usize) -> anyhow::
     for (i, f) in config.fls.iter().enumerate() {
         for j in 0..per_fl {
             let sw = crate::sim::fl::switch_id(i, j);
-            let key = format!("{}{}/{sw}", fl_router_actors::dispatcher::FACT_PREFIX, f.id);
+            let key = format!(
+                "{}{}/{sw}",
+                fl_router_actors::routing::dispatcher::FACT_PREFIX,
+                f.id
+            );
             let value =
                 json!({"fl": f.id, "mode": "read_write", "since": 1, "via": "event"}).to_string();
             send(

@@ -18,8 +18,8 @@
 use std::collections::HashSet;
 
 use crate::protocol::{self, MessageView, Target};
+use crate::settings::Mode;
 use crate::settings::ProtocolSettings;
-use crate::switch_map::Mode;
 
 /// Where a chunk sits in a counted chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

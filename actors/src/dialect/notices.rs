@@ -28,7 +28,7 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::protocol::now_millis;
+use crate::runtime::clock::now_millis;
 use crate::settings::Classes;
 
 /// One connection as an availability notice lists it.

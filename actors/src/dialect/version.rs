@@ -18,22 +18,8 @@ use std::borrow::Cow;
 use std::sync::RwLock;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
-use crate::outbox::{Inbound, Outgoing};
-
-/// `protocol.version_header`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct VersionHeader {
-    /// The header's name (OpenKilda: `kafka.message.version.header`); empty: no header.
-    pub name: String,
-    /// The value of records the router makes on its own (OpenKilda's build version).
-    pub value: Option<String>,
-    /// Learn the value from the newest record read from the side a record goes to (`value`
-    /// until a record with the header was read from there).
-    pub learn: bool,
-}
+use crate::runtime::outbox::{Inbound, Outgoing};
 
 /// A version value seen on a command, interned ([`Versions::intern`]): two bytes in every
 /// pending command instead of a copy of the value.
@@ -56,7 +42,7 @@ pub struct Versions {
 }
 
 impl Versions {
-    pub fn new(rule: &VersionHeader, fls: usize) -> Self {
+    pub fn new(rule: &crate::settings::VersionHeader, fls: usize) -> Self {
         let name = (!rule.name.is_empty()).then(|| rule.name.clone());
         Self {
             fixed: rule.value.clone().map(Bytes::from),
@@ -169,6 +155,7 @@ impl Versions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::VersionHeader;
 
     const H: &str = "kafka.message.version.header";
 

@@ -12,7 +12,7 @@
 //!           └────────────────────────── messages ── mailbox, protocol, switch_map, pending, …
 //! ```
 //!
-//! Addresses travel as [`Outlet`](crate::mailbox::Outlet)s — a counted, type-erased send side
+//! Addresses travel as [`Outlet`](crate::runtime::mailbox::Outlet)s — a counted, type-erased send side
 //! for one message — grouped into a *port* per actor (declared with [`port!`]): the senders see
 //! what they may send, not who receives it. `actors/tests/layers.rs` checks the rule.
 //!

@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::mailbox::Outlet;
-use crate::outbox::{Inbound, Outgoing, Ticket};
-use crate::switch_map::{FlIndex, Mode, Via};
+use crate::routing::routes::FlIndex;
+use crate::routing::switch_map::Via;
+use crate::runtime::mailbox::Outlet;
+use crate::runtime::outbox::{Inbound, Outgoing, Ticket};
+use crate::settings::Mode;
 
 use super::{ChainApplied, DetourDone};
 
@@ -23,7 +25,7 @@ port! {
     }
 }
 
-/// A command a shard leaves to the dispatcher (see [`crate::command_shard`]); the dispatcher
+/// A command a shard leaves to the dispatcher (see [`crate::routing::shards`]); the dispatcher
 /// reports it handled to `shard`.
 #[derive(Message)]
 #[rtype(result = "()")]

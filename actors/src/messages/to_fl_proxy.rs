@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::mailbox::Outlet;
-use crate::obligation::Obligation;
-use crate::outbox::Inbound;
 use crate::protocol::Requester;
+use crate::runtime::mailbox::Outlet;
+use crate::runtime::obligation::Obligation;
+use crate::runtime::outbox::Inbound;
 
 use super::{DumpSeen, MultiSwitchPort};
 

@@ -2,7 +2,7 @@
 
 use actix::prelude::*;
 
-use crate::outbox::Inbound;
+use crate::runtime::outbox::Inbound;
 
 /// Why a sync session runs (reported in its summary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

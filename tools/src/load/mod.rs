@@ -368,7 +368,7 @@ async fn drive(
                     let body = format!(
                         r#"{{"clazz":"{}","correlation_id":"{cid}","timestamp":{},"payload":{{"clazz":"org.openkilda.messaging.command.switches.DumpRulesRequest","switch_id":"{switch}"}}}}"#,
                         classes.command_message,
-                        fl_router_actors::protocol::now_millis()
+                        fl_router_actors::runtime::clock::now_millis()
                     );
                     send(&producer, &topic, switch, &body, &cfg.reply_topic);
                     stats.sent.fetch_add(1, Relaxed);

@@ -15,7 +15,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fl_router_actors::protocol::{now_millis, Head};
+use fl_router_actors::protocol::Head;
+use fl_router_actors::runtime::clock::now_millis;
 use fl_router_actors::settings::Classes;
 use serde_json::{json, Value};
 

@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::counters::Counters;
 use crate::dialect::answers::ErrorRoutes;
 use crate::dialect::version::Versions;
-use crate::liveness::Liveness;
-use crate::mailbox::MailboxRegistry;
-use crate::outbox::{headers, Inbound, Outbox, Outgoing, Ticket};
-use crate::previous::Previous;
+use crate::fl::liveness::Liveness;
 use crate::protocol::{self, ErrorType, HubRequest, MessageView, Requester};
+use crate::routing::replay::Previous;
+use crate::runtime::counters::Counters;
+use crate::runtime::mailbox::MailboxRegistry;
+use crate::runtime::outbox::{headers, Inbound, Outbox, Outgoing, Ticket};
+use crate::runtime::traces::{Delivery, DeliveryNote, Step, Traces};
 use crate::settings::PART_FL_HEADER;
 use crate::settings::{Family, Settings};
-use crate::trace::{Delivery, DeliveryNote, Step, Traces};
 
 pub struct Shared {
     pub settings: Settings,
@@ -25,7 +25,7 @@ pub struct Shared {
     pub liveness: Liveness,
     /// What a previous incarnation did with the commands read again after a restart.
     pub previous: Previous,
-    /// The recent commands' lives (`crate::trace`).
+    /// The recent commands' lives (`crate::runtime::traces`).
     pub traces: Arc<Traces>,
     /// The version header of the records the router makes (and what it learned of it).
     pub versions: Versions,
@@ -268,7 +268,7 @@ impl Shared {
         self.outbox.send(out);
     }
 
-    /// Records that a command was read (its first step; `crate::trace`).
+    /// Records that a command was read (its first step; `crate::runtime::traces`).
     pub fn trace_received(&self, cid: &str, msg: &Inbound) {
         if !self.traces.enabled() {
             return;

@@ -3,7 +3,7 @@
 //! commands waiting out the grace window for a reconnect. It publishes the resulting active FL
 //! per switch to [`Routes`] for the command shards.
 //!
-//! Commands reach it only as *detours* from a shard (see [`crate::command_shard`]): everything
+//! Commands reach it only as *detours* from a shard (see [`crate::routing::shards`]): everything
 //! beyond "one switch with an active FL" — invalid input, broadcasts, multi-switch commands,
 //! SyncRequests, a switch with no active FL, an outage to apply first, a command read again.
 //! One actor owns the map so that no lock is needed to change it.
@@ -17,30 +17,33 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::counters::Counters;
-use crate::dialect::{notices, Dialect};
-use crate::liveness::FlStatus;
-use crate::mailbox::{Envelope, Mailbox, MailboxStats, Outlet};
+use crate::dialect::notices;
+use crate::fl::liveness::FlStatus;
 use crate::messages::{
     Adopt, ChainApplied, Detour, DetourDone, FailPending, FailSwitch, Failure, FlLost, Forward,
     FromActiveOnly, InOrder, MultiSwitchPort, PartAnswer, PartFailed, Proxies, StartSync,
     SwitchEvent, SyncComplete, SyncTrigger,
 };
+use crate::runtime::counters::Counters;
+use crate::runtime::mailbox::{Envelope, Mailbox, MailboxStats, Outlet};
+use crate::settings::Dialect;
 // The one actor the dispatcher starts.
-use crate::multi_switch::{self, MultiSwitchCommand, Part};
-use crate::obligation::{Met, Obligation};
-use crate::outbox::{Inbound, Outgoing, Ticket};
-use crate::previous::Replay;
+use crate::fanout::multi_switch::{self, MultiSwitchCommand, Part};
 use crate::protocol::{
     self, CommandKind, ErrorType, MessageView, ProtocolError, Requester, Target,
 };
-use crate::routes::Routes;
-use crate::settings::{FlOwnership, PART_FL_HEADER};
-use crate::shared::{Shared, Source};
-use crate::switch_map::{
-    FlIndex, Mode, Preference, StoredConnection, StoredSwitch, SwitchMap, Transition, Via,
+use crate::routing::replay::Replay;
+use crate::routing::routes::FlIndex;
+use crate::routing::routes::Routes;
+use crate::routing::switch_map::{
+    Preference, StoredConnection, StoredSwitch, SwitchMap, Transition, Via,
 };
-use crate::trace::Step;
+use crate::runtime::obligation::{Met, Obligation};
+use crate::runtime::outbox::{Inbound, Outgoing, Ticket};
+use crate::runtime::shared::{Shared, Source};
+use crate::runtime::traces::Step;
+use crate::settings::Mode;
+use crate::settings::{FlOwnership, PART_FL_HEADER};
 
 /// The switch map as stored in `topics.switch_map` before a restart: (switch id, stored value).
 /// Applied before any FL message or command is read; nothing is written back.
@@ -564,7 +567,7 @@ impl Dispatcher {
     }
 
     fn switch_event(&mut self, ev: SwitchEvent) {
-        let now_ms = protocol::now_millis();
+        let now_ms = crate::runtime::clock::now_millis();
         if ev.via == Via::Sync {
             return self.dump_entry(ev, now_ms);
         }

@@ -1,7 +1,7 @@
 //! The switch map: every FL connection of each switch — read-write (RW) or read-only (RO), since
 //! when and how it was learned — and the one *active* RW connection that unicast commands go to.
 //!
-//! Owned by the [`crate::dispatcher::Dispatcher`], so there is one writer and no lock on the
+//! Owned by the [`crate::routing::dispatcher::Dispatcher`], so there is one writer and no lock on the
 //! command path. Every change returns a [`Transition`] that says what it means for the switch
 //! (now managed, failed over, unmanaged, or only its set of connections changed); the dispatcher
 //! turns that into notices, stored records and failed-over commands. Choosing the new active FL
@@ -12,20 +12,10 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::routes::Routes;
+use crate::routing::routes::{FlIndex, Routes};
+use crate::settings::Mode;
 
 use serde::{Deserialize, Serialize};
-
-/// Index of an FL in the engine's FL list (cheaper to store than the id string).
-pub type FlIndex = usize;
-
-/// How an FL is connected to a switch (OpenKilda's `SwitchConnectMode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    ReadWrite,
-    ReadOnly,
-}
 
 /// How a connection was learned (stored with it, shown by the admin API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //!
 //! The dispatcher alone owns the switch map (connections, failover, grace window) and is its
 //! only writer: it publishes the active FL of every switch whose active FL changed at the end of
-//! each of its handlers ([`crate::switch_map::SwitchMap::publish`]), after the handler's own
+//! each of its handlers ([`crate::routing::switch_map::SwitchMap::publish`]), after the handler's own
 //! forwards — so a command a shard routes by a newly published entry cannot overtake a command
 //! the dispatcher released for that switch in the same handler. Reads are lock-free
 //! (`papaya`: epoch-based reclamation, no reader ever waits for the writer); the switch count
@@ -19,9 +19,10 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::switch_map::FlIndex;
-
 type Table = papaya::HashMap<Arc<str>, FlIndex, foldhash::fast::RandomState>;
+
+/// Index of an FL in the engine's FL list (cheaper to store than the id string).
+pub type FlIndex = usize;
 
 pub struct Routes {
     table: Table,

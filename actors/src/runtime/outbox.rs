@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::trace::DeliveryNote;
+use crate::runtime::traces::DeliveryNote;
 
 /// Keeps an inbound message's offset uncommitted while any clone is alive.
 #[derive(Clone, Default)]
@@ -126,7 +126,7 @@ pub struct Outgoing {
     /// Produce Kafka's null value (a tombstone) instead of `payload`.
     pub null_value: bool,
     pub tickets: Vec<Ticket>,
-    /// Its delivery is a step of a command's life (`crate::trace`): the shell reports it.
+    /// Its delivery is a step of a command's life (`crate::runtime::traces`): the shell reports it.
     pub note: Option<DeliveryNote>,
     /// When the input it passes on was read: the shell measures router-added latency.
     pub read_at: Option<std::time::Instant>,

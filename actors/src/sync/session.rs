@@ -21,18 +21,18 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::counters::Counters;
 use crate::dialect::dump::{DumpPart, DumpTally, Verdict};
 use crate::dialect::notices;
-use crate::mailbox::{Mailbox, MailboxStats, Outlet};
 use crate::messages::{
     ChainApplied, DispatcherPort, DumpSeen, Proxies, SyncComplete, SyncTrigger, UnwatchSync,
     WatchSync,
 };
-use crate::outbox::{headers, Inbound, Outgoing, Ticket};
 use crate::protocol;
-use crate::routes::Routes;
-use crate::shared::Shared;
+use crate::routing::routes::Routes;
+use crate::runtime::counters::Counters;
+use crate::runtime::mailbox::{Mailbox, MailboxStats, Outlet};
+use crate::runtime::outbox::{headers, Inbound, Outgoing, Ticket};
+use crate::runtime::shared::Shared;
 
 pub const MAILBOX_CAPACITY: usize = 4096;
 

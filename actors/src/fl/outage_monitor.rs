@@ -25,14 +25,14 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::counters::Counters;
 use crate::dialect::notices;
-use crate::liveness::{DeliveryStamp, FlStatus, Stamp};
-use crate::mailbox::{MailboxStats, Outlet};
+use crate::fl::liveness::{DeliveryStamp, FlStatus, Stamp};
 use crate::messages::{DispatcherPort, Evidence, FlLost, StartSync, SyncTrigger, WriteErrors};
-use crate::outbox::{Outgoing, Ticket};
 use crate::protocol;
-use crate::shared::Shared;
+use crate::runtime::counters::Counters;
+use crate::runtime::mailbox::{MailboxStats, Outlet};
+use crate::runtime::outbox::{Outgoing, Ticket};
+use crate::runtime::shared::Shared;
 
 /// Stops the actor so its supervisor restarts it (fault injection).
 #[derive(Message)]

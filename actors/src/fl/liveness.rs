@@ -250,12 +250,12 @@ impl Drop for DeliveredGuard {
 
 impl Delivered {
     /// The record and the ticket to attach to the message whose delivery it records.
-    pub fn new(epoch: Instant) -> (Self, crate::outbox::Ticket) {
+    pub fn new(epoch: Instant) -> (Self, crate::runtime::outbox::Ticket) {
         let cell = Arc::new(DeliveryCell {
             epoch,
             at: Stamp::default(),
         });
-        let ticket = crate::outbox::Ticket::new(DeliveredGuard(cell.clone()));
+        let ticket = crate::runtime::outbox::Ticket::new(DeliveredGuard(cell.clone()));
         (Self(cell), ticket)
     }
 

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
-use crate::protocol::now_millis;
+use crate::runtime::clock::now_millis;
 
 /// Steps kept per command; later ones are counted in [`Life::more_steps`].
 pub const MAX_STEPS: usize = 24;

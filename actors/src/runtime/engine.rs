@@ -7,26 +7,26 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::command_shard::{self, Command, CommandShard, Commands};
-use crate::counters::Counters;
-use crate::dispatcher::{
-    self, Collected, Dispatcher, LookupSwitch, MapRecords, RestoreMap, RestoreReport, SetLeader,
-    SwitchCounts, SwitchView,
-};
-use crate::fl_proxy::{
+use crate::fl::liveness::FlStatus;
+use crate::fl::outage_monitor::{self, OutageMonitor, RestartMonitor};
+use crate::fl::proxy::{
     self, FlOutput, FlOutputs, FlProxy, Forwarded, GetInflight, GetStatus, InflightRow,
     ProxyStatus, Restart, SetOwned,
 };
-use crate::liveness::FlStatus;
-use crate::mailbox::{Mailbox, MailboxSnapshot, MailboxStats, SendRejected};
 use crate::messages::{DispatcherPort, MonitorPort, Proxies, ProxyPort, StartSync, SyncTrigger};
-use crate::outage_monitor::{self, OutageMonitor, RestartMonitor};
-use crate::outbox::{Inbound, Outbox};
-use crate::previous::{LoadReport as PreviousReport, PriorRecord};
-use crate::routes::Routes;
+use crate::routing::dispatcher::{
+    self, Collected, Dispatcher, LookupSwitch, MapRecords, RestoreMap, RestoreReport, SetLeader,
+    SwitchCounts, SwitchView,
+};
+use crate::routing::replay::{LoadReport as PreviousReport, PriorRecord};
+use crate::routing::routes::Routes;
+use crate::routing::shards::{self, Command, CommandShard, Commands};
+use crate::runtime::counters::Counters;
+use crate::runtime::mailbox::{Mailbox, MailboxSnapshot, MailboxStats, SendRejected};
+use crate::runtime::outbox::{Inbound, Outbox};
+use crate::runtime::shared::{Shared, Source};
 use crate::settings::{FlOwnership, SettingError, Settings};
-use crate::shared::{Shared, Source};
-use crate::sync_scheduler::{self, SyncScheduler};
+use crate::sync::scheduler::{self, SyncScheduler};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -56,7 +56,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn start(settings: Settings, outbox: Arc<dyn Outbox>) -> Result<Engine, EngineError> {
-        let traces = crate::trace::Traces::new(settings.limits.traced_commands);
+        let traces = crate::runtime::traces::Traces::new(settings.limits.traced_commands);
         Self::start_with_traces(settings, outbox, traces)
     }
 
@@ -65,7 +65,7 @@ impl Engine {
     pub fn start_with_traces(
         settings: Settings,
         outbox: Arc<dyn Outbox>,
-        traces: Arc<crate::trace::Traces>,
+        traces: Arc<crate::runtime::traces::Traces>,
     ) -> Result<Engine, EngineError> {
         let problems = settings.validate();
         if !problems.is_empty() {
@@ -110,7 +110,7 @@ impl Engine {
         let sstats = stats(
             "sync_scheduler",
             "sync_scheduler",
-            sync_scheduler::MAILBOX_CAPACITY,
+            scheduler::MAILBOX_CAPACITY,
         );
         let scheduler = Mailbox::new(scheduler_ctx.address(), sstats.clone());
 
@@ -133,7 +133,7 @@ impl Engine {
         let monitor_port = MonitorPort::of(&monitor);
         let mailboxes: Vec<Mailbox<FlProxy>> = (0..shared.settings.fls.len())
             .map(|index| {
-                let st = stats("fl_proxy", shared.fl_id(index), fl_proxy::MAILBOX_CAPACITY);
+                let st = stats("fl_proxy", shared.fl_id(index), proxy::MAILBOX_CAPACITY);
                 let (sh, d, m, sc, st2) = (
                     shared.clone(),
                     dispatcher_port.clone(),
@@ -169,7 +169,7 @@ impl Engine {
                 let st = stats(
                     "command_shard",
                     &format!("shard-{i}"),
-                    command_shard::MAILBOX_CAPACITY,
+                    shards::MAILBOX_CAPACITY,
                 );
                 let (sh, r, d, p, st2) = (
                     shared.clone(),
@@ -354,7 +354,7 @@ impl Engine {
     }
 
     /// The recent commands' lives (`GET /api/commands/{id}`); the shell adds offset commits.
-    pub fn traces(&self) -> &Arc<crate::trace::Traces> {
+    pub fn traces(&self) -> &Arc<crate::runtime::traces::Traces> {
         &self.shared.traces
     }
 
@@ -371,7 +371,7 @@ impl Engine {
         Ok(self.dispatcher.ask(RestoreMap(entries)).await?)
     }
 
-    /// Loads what a previous incarnation did with recent commands (see [`crate::previous`]);
+    /// Loads what a previous incarnation did with recent commands (see [`crate::routing::replay`]);
     /// call it before feeding any message. Kept for the longest a command can be pending.
     /// `replay_until`: per command partition, its end offset at start (commands below it are
     /// the ones read again).

@@ -361,14 +361,39 @@ impl Default for Limits {
     }
 }
 
+/// Whose conversation the records the router makes itself follow (`protocol.dialect`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    /// fl-router's own notices (DESIGN.md): the embedded default.
+    #[default]
+    Design,
+    /// OpenKilda's: what its floodlightrouter publishes, readable by its services.
+    #[serde(rename = "openkilda")]
+    OpenKilda,
+}
+
+/// `protocol.version_header`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VersionHeader {
+    /// The header's name (OpenKilda: `kafka.message.version.header`); empty: no header.
+    pub name: String,
+    /// The value of records the router makes on its own (OpenKilda's build version).
+    pub value: Option<String>,
+    /// Learn the value from the newest record read from the side a record goes to (`value`
+    /// until a record with the header was read from there).
+    pub learn: bool,
+}
+
 /// The wire dialect: class names and where switch ids live. Defaults are OpenKilda's.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProtocolSettings {
     /// Whose conversation the router's own records follow (`design`, `openkilda`).
-    pub dialect: crate::dialect::Dialect,
+    pub dialect: Dialect,
     /// The header every record the router makes carries (OpenKilda's version header).
-    pub version_header: crate::dialect::version::VersionHeader,
+    pub version_header: VersionHeader,
     /// Classes (`*` patterns) the speaker does not always answer: delivered and tracked for
     /// delivery only — no router deadline, no router error for silence, no blacklist; their
     /// requesters keep their own timeouts (see `crate::dialect` and config/openkilda.yaml).
@@ -425,16 +450,6 @@ impl BroadcastRules {
     }
 }
 
-impl Default for BroadcastRules {
-    fn default() -> Self {
-        Self {
-            to_every_fl: vec!["org.openkilda.messaging.command.discovery.PortsCommandData".into()],
-            every_switch_once: vec!["org.openkilda.messaging.command.stats.StatsRequest".into()],
-            wrapper_class: "org.openkilda.messaging.command.BroadcastWrapper".into(),
-        }
-    }
-}
-
 /// Which commands target several switches, and what their assembled result is called.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -445,16 +460,6 @@ pub struct MultiSwitchRules {
     pub all_values: Vec<String>,
     /// Payload class of the assembled result.
     pub result_class: String,
-}
-
-impl Default for MultiSwitchRules {
-    fn default() -> Self {
-        Self {
-            all_classes: Vec::new(),
-            all_values: vec!["*".into(), "ALL".into()],
-            result_class: "org.openkilda.flrouter.MultiSwitchResult".into(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -493,48 +498,6 @@ pub struct Classes {
     pub hub_data_response: String,
 }
 
-impl Default for Classes {
-    fn default() -> Self {
-        let s = |v: &str| v.to_string();
-        Self {
-            command_message: s("org.openkilda.messaging.command.CommandMessage"),
-            info_message: s("org.openkilda.messaging.info.InfoMessage"),
-            error_message: s("org.openkilda.messaging.error.ErrorMessage"),
-            chunked_info_message: s("org.openkilda.messaging.info.ChunkedInfoMessage"),
-            error_data: s("org.openkilda.messaging.error.ErrorData"),
-            fl_receive_ack: s("org.openkilda.messaging.info.FlReceiveAck"),
-            alive_request: s("org.openkilda.messaging.AliveRequest"),
-            alive_response: s("org.openkilda.messaging.AliveResponse"),
-            sync_request: s("org.openkilda.messaging.command.discovery.NetworkCommandData"),
-            unmanaged_switch_notification: s(
-                "org.openkilda.messaging.info.event.UnmanagedSwitchNotification",
-            ),
-            switch_offline_notification: s(
-                "org.openkilda.messaging.info.event.SwitchOfflineNotification",
-            ),
-            switch_availability_notification: s(
-                "org.openkilda.messaging.info.switches.SwitchAvailabilityUpdateNotification",
-            ),
-            switch_connect_notification: s(
-                "org.openkilda.messaging.info.switches.SwitchConnectNotification",
-            ),
-            switch_disconnect_notification: s(
-                "org.openkilda.messaging.info.switches.SwitchDisconnectNotification",
-            ),
-            fl_outage_notification: s("org.openkilda.messaging.info.event.FlOutageNotification"),
-            sync_summary: s("org.openkilda.messaging.info.event.SyncSessionSummary"),
-            network_dump_switch: s("org.openkilda.messaging.info.discovery.NetworkDumpSwitchData"),
-            network_dump_begin: s("org.openkilda.messaging.info.discovery.NetworkDumpBeginMarker"),
-            network_dump_end: s("org.openkilda.messaging.info.discovery.NetworkDumpEndMarker"),
-            hub_flow_error: s("org.openkilda.floodlight.flow.response.FlowErrorResponse"),
-            hub_data_response: s("org.openkilda.floodlight.api.response.SpeakerDataResponse"),
-            hub_speaker_commands_error: s(
-                "org.openkilda.floodlight.api.response.rulemanager.SpeakerCommandResponse",
-            ),
-        }
-    }
-}
-
 /// Where the target switch id is: JSON pointers tried in order, per class, else the generic
 /// fallback. A class key may hold `*` wildcards (`org.openkilda.floodlight.api.request.Transit*`);
 /// an exact key wins, then the most specific pattern (most literal characters).
@@ -546,106 +509,6 @@ pub struct SwitchIdRules {
 }
 
 /// OpenKilda's classes and where each keeps the switch it targets (shared/OPENKILDA.md).
-fn openkilda_switch_rules() -> BTreeMap<String, Vec<String>> {
-    let mut m = BTreeMap::new();
-    let mut put = |classes: &[&str], pointers: &[&str]| {
-        for c in classes {
-            m.insert(
-                c.to_string(),
-                pointers.iter().map(|p| p.to_string()).collect(),
-            );
-        }
-    };
-    put(
-        &[
-            "org.openkilda.messaging.command.discovery.DiscoverIslCommandData",
-            "org.openkilda.messaging.command.switches.DumpRulesRequest",
-            "org.openkilda.messaging.command.switches.DumpMetersRequest",
-            "org.openkilda.messaging.command.flow.DeleteMeterRequest",
-            "org.openkilda.messaging.command.switches.PortConfigurationRequest",
-            "org.openkilda.messaging.command.switches.DumpSwitchPortsDescriptionRequest",
-            "org.openkilda.messaging.command.switches.DumpPortDescriptionRequest",
-            "org.openkilda.messaging.command.flow.MeterModifyCommandRequest",
-            "org.openkilda.messaging.command.switches.SwitchRulesDeleteRequest",
-            "org.openkilda.messaging.command.switches.Dump*ForSwitchManagerRequest",
-            "org.openkilda.messaging.command.switches.Dump*ForFlowHsRequest",
-        ],
-        &["/payload/switch_id"],
-    );
-    put(
-        &[
-            "org.openkilda.messaging.floodlight.request.SetupBfdSession",
-            "org.openkilda.messaging.floodlight.request.RemoveBfdSession",
-        ],
-        &["/payload/bfd-session/target/datapath"],
-    );
-    put(
-        &["org.openkilda.messaging.floodlight.request.PingRequest"],
-        &["/payload/ping/source/switch-id"],
-    );
-    // Flow segments: ingress, egress, one-switch, loops and mirrors keep the target in their
-    // endpoint; transit segments have it top-level.
-    put(
-        &["org.openkilda.floodlight.api.request.*"],
-        &["/endpoint/switch_id"],
-    );
-    put(
-        &["org.openkilda.floodlight.api.request.Transit*"],
-        &["/switch_id"],
-    );
-    put(
-        &["org.openkilda.floodlight.api.request.rulemanager.*SpeakerCommandsRequest"],
-        &["/switch_id"],
-    );
-    put(
-        &["org.openkilda.messaging.command.BroadcastWrapper"],
-        &["/payload/scope"],
-    );
-    // From the speaker.
-    // Today's entry keeps the switch in its switch view; the 2018–2019 entry had `switch_id`.
-    put(
-        &["org.openkilda.messaging.info.discovery.NetworkDumpSwitchData"],
-        &["/payload/switch_record/datapath", "/payload/switch_id"],
-    );
-    put(
-        &["org.openkilda.messaging.info.event.IslInfoData"],
-        &["/payload/destination/switch_id"],
-    );
-    put(
-        &["org.openkilda.messaging.info.event.IslOneWayLatency"],
-        &["/payload/dst_switch_id"],
-    );
-    // Decided by its source switch (`SpeakerToControllerProxyBolt`: an `IslBaseLatency`).
-    put(
-        &["org.openkilda.messaging.info.event.IslRoundTripLatency"],
-        &["/payload/src_switch_id"],
-    );
-    put(
-        &[
-            "org.openkilda.floodlight.api.response.*",
-            "org.openkilda.floodlight.flow.response.*",
-        ],
-        &["/switch_id"],
-    );
-    m
-}
-
-impl Default for SwitchIdRules {
-    fn default() -> Self {
-        Self {
-            // For classes not listed: the places OpenKilda's messages keep a target switch.
-            default: vec![
-                "/payload/switch_id".into(),
-                "/switch_id".into(),
-                "/endpoint/switch_id".into(),
-                "/payload/switch_record/datapath".into(),
-                "/payload/scope".into(),
-            ],
-            by_class: openkilda_switch_rules(),
-        }
-    }
-}
-
 /// Whether `class` matches `pattern` (`*` matches any run of characters).
 pub fn class_matches(pattern: &str, class: &str) -> bool {
     let mut parts = pattern.split('*');
@@ -687,6 +550,14 @@ impl SwitchIdRules {
     }
 }
 
+/// How an FL is connected to a switch (OpenKilda's `SwitchConnectMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    ReadWrite,
+    ReadOnly,
+}
+
 /// Which FL messages are switch events, and which states connect or disconnect a switch in
 /// which mode (OpenKilda: `ACTIVATED`/`DEACTIVATED` read-write, `ADDED`/`REMOVED` read-only).
 /// Any other state (e.g. `CHANGED`) is forwarded without touching the map.
@@ -713,35 +584,11 @@ pub struct SwitchEventRules {
     pub active_fl_only: Vec<String>,
 }
 
-impl Default for SwitchEventRules {
-    fn default() -> Self {
-        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
-        Self {
-            classes: vec!["org.openkilda.messaging.info.event.SwitchInfoData".into()],
-            state_pointer: "/payload/state".into(),
-            read_write_up: v(&["ACTIVATED", "CONNECTED"]),
-            read_write_down: v(&["DEACTIVATED", "DISCONNECTED"]),
-            read_only_up: v(&["ADDED"]),
-            read_only_down: v(&["REMOVED"]),
-            write_mode_pointer: "/payload/write_mode".into(),
-            view_pointers: v(&["/payload/switch", "/payload/switch_record"]),
-            active_fl_only: v(&[
-                "org.openkilda.messaging.info.event.PortInfoData",
-                "org.openkilda.messaging.info.event.IslInfoData",
-                "org.openkilda.messaging.info.event.IslOneWayLatency",
-                "org.openkilda.messaging.info.event.IslRoundTripLatency",
-                "org.openkilda.messaging.info.event.LldpInfoData",
-                "org.openkilda.messaging.info.event.ArpInfoData",
-            ]),
-        }
-    }
-}
-
 impl SwitchEventRules {
     /// What a state means: (connected?, mode), or `None` for a state that is not about a
     /// connection.
-    pub fn meaning(&self, state: &str) -> Option<(bool, crate::switch_map::Mode)> {
-        use crate::switch_map::Mode::{ReadOnly, ReadWrite};
+    pub fn meaning(&self, state: &str) -> Option<(bool, Mode)> {
+        use Mode::{ReadOnly, ReadWrite};
         let has = |v: &[String]| v.iter().any(|s| s == state);
         if has(&self.read_write_up) {
             Some((true, ReadWrite))
@@ -858,305 +705,9 @@ impl FailoverSettings {
     }
 }
 
-/// A setting that is syntactically fine but cannot work; `key` is its dotted path.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {problem}")]
-pub struct SettingError {
-    pub key: String,
-    pub problem: String,
-}
+mod validate;
 
-impl SettingError {
-    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            problem: problem.into(),
-        }
-    }
-}
-
-/// A topic template: must contain `{fl}` and make a valid topic name.
-pub fn check_template(key: &str, template: &str) -> Result<(), SettingError> {
-    if !template.contains("{fl}") {
-        return Err(SettingError::new(
-            key,
-            format!("template {template:?} must contain {{fl}}"),
-        ));
-    }
-    check_topic_name(key, &template.replace("{fl}", "x"))
-}
-
-/// Kafka topic names: 1..=249 chars of `[a-zA-Z0-9._-]`.
-pub fn check_topic_name(key: &str, topic: &str) -> Result<(), SettingError> {
-    if topic.is_empty() || topic.len() > 249 {
-        return Err(SettingError::new(
-            key,
-            "a topic name must be 1 to 249 characters",
-        ));
-    }
-    if let Some(c) = topic
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(SettingError::new(
-            key,
-            format!("topic name {topic:?} has the character {c:?}; allowed are a-z A-Z 0-9 . _ -"),
-        ));
-    }
-    Ok(())
-}
-
-impl Settings {
-    /// Checks everything serde cannot; returns every problem, not just the first.
-    pub fn validate(&self) -> Vec<SettingError> {
-        let mut errs = Vec::new();
-        let mut push = |r: Result<(), SettingError>| {
-            if let Err(e) = r {
-                errs.push(e)
-            }
-        };
-        let t = &self.topics;
-        if t.commands.is_empty() {
-            push(Err(SettingError::new(
-                "topics.commands",
-                "at least one command topic is required",
-            )));
-        }
-        for (i, c) in t.commands.iter().enumerate() {
-            push(check_topic_name(&format!("topics.commands[{i}]"), c));
-        }
-        for (key, tpl) in [
-            ("topics.fl_read", &t.fl_read),
-            ("topics.fl_write", &t.fl_write),
-        ] {
-            push(check_template(key, tpl));
-        }
-        for (i, l) in t.lanes.commands.iter().enumerate() {
-            push(check_topic_name(
-                &format!("topics.lanes.commands[{i}].from"),
-                &l.from,
-            ));
-            push(check_template(
-                &format!("topics.lanes.commands[{i}].to"),
-                &l.to,
-            ));
-        }
-        for (i, l) in t.lanes.outputs.iter().enumerate() {
-            push(check_template(
-                &format!("topics.lanes.outputs[{i}].from"),
-                &l.from,
-            ));
-            if let Some(to) = &l.to {
-                push(check_topic_name(
-                    &format!("topics.lanes.outputs[{i}].to"),
-                    to,
-                ));
-            }
-        }
-        if let Some(c) = &t.lanes.control {
-            push(check_template("topics.lanes.control", c));
-            let read = t.command_lanes().iter().any(|l| &l.to == c);
-            if self.engine.ownership == FlOwnership::Assigned && !read {
-                // An FL's owner adopts a controller's SyncRequest from the FL's read topics.
-                push(Err(SettingError::new(
-                    "topics.lanes.control",
-                    format!("{c:?} must be one of the command lanes' `to` templates in a cluster"),
-                )));
-            }
-        }
-        let mut froms = std::collections::HashSet::new();
-        for (i, from) in t.command_topics().iter().enumerate() {
-            if !froms.insert(from.clone()) {
-                push(Err(SettingError::new(
-                    format!("topics.lanes.commands[{i}].from"),
-                    format!("{from:?} is the source of two command lanes"),
-                )));
-            }
-        }
-        if t.fl_read == t.fl_write {
-            push(Err(SettingError::new(
-                "topics.fl_write",
-                "must differ from topics.fl_read",
-            )));
-        }
-        for (key, v) in [
-            ("topics.events", &t.events),
-            ("topics.default_reply", &t.default_reply),
-            ("topics.dead_letter", &t.dead_letter),
-            ("topics.switch_map", &t.switch_map),
-            ("topics.journal", &t.journal),
-        ] {
-            push(check_topic_name(key, v));
-        }
-        if let Some(n) = &t.notices {
-            push(check_topic_name("topics.notices", n));
-        }
-        for (class, topic) in &t.by_class {
-            push(check_topic_name(&format!("topics.by_class.{class}"), topic));
-        }
-        for (class, topic) in &t.errors_by_class {
-            push(check_topic_name(
-                &format!("topics.errors_by_class.{class}"),
-                topic,
-            ));
-        }
-        for (i, l) in t.lanes.commands.iter().enumerate() {
-            if let Some(e) = &l.errors {
-                push(check_topic_name(
-                    &format!("topics.lanes.commands[{i}].errors"),
-                    e,
-                ));
-            }
-        }
-        for e in crate::dialect::validate(self) {
-            push(Err(e));
-        }
-        if self.fls.is_empty() {
-            push(Err(SettingError::new(
-                "fls",
-                "at least one FL instance is required",
-            )));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, fl) in self.fls.iter().enumerate() {
-            let key = format!("fls[{i}].id");
-            if fl.id.is_empty() {
-                push(Err(SettingError::new(&key, "must not be empty")));
-                continue;
-            }
-            if !seen.insert(fl.id.as_str()) {
-                push(Err(SettingError::new(
-                    &key,
-                    format!("duplicate FL id {:?}", fl.id),
-                )));
-            }
-            // Every topic of every lane for this FL must be a valid name.
-            for topic in t
-                .fl_read_topics(&fl.id)
-                .into_iter()
-                .chain(t.fl_write_topics(&fl.id))
-                .chain([t.control_topic(&fl.id)])
-            {
-                push(check_topic_name(&key, &topic));
-            }
-        }
-        let to = &self.timeouts;
-        for (key, d) in [
-            ("timeouts.ack", to.ack),
-            ("timeouts.answer", to.answer),
-            ("timeouts.blacklist_ttl", to.blacklist_ttl),
-            ("timeouts.tick", to.tick),
-            ("timeouts.alive_interval", to.alive_interval),
-            ("timeouts.alive_timeout", to.alive_timeout),
-            ("timeouts.sync_chain", to.sync_chain),
-        ] {
-            if d.is_zero() {
-                push(Err(SettingError::new(key, "must be greater than zero")));
-            }
-        }
-        for (class, d) in &to.by_class {
-            if d.is_zero() {
-                push(Err(SettingError::new(
-                    format!("timeouts.by_class.{class}"),
-                    "must be greater than zero",
-                )));
-            }
-        }
-        if to.tick > to.ack {
-            push(Err(SettingError::new(
-                "timeouts.tick",
-                "must not exceed timeouts.ack",
-            )));
-        }
-        if to.alive_timeout <= to.alive_interval {
-            push(Err(SettingError::new(
-                "timeouts.alive_timeout",
-                "must be longer than timeouts.alive_interval (several intervals, to allow lost requests)",
-            )));
-        }
-        if self.limits.max_message_bytes == 0 {
-            push(Err(SettingError::new(
-                "limits.max_message_bytes",
-                "must be greater than zero",
-            )));
-        }
-        let rules = &self.protocol.switch_ids;
-        let check_ptr = |key: String, p: &str| {
-            if p.starts_with('/') {
-                Ok(())
-            } else {
-                Err(SettingError::new(
-                    key,
-                    format!("JSON pointer {p:?} must start with '/'"),
-                ))
-            }
-        };
-        for (i, p) in rules.default.iter().enumerate() {
-            push(check_ptr(format!("protocol.switch_ids.default[{i}]"), p));
-        }
-        for (class, ptrs) in &rules.by_class {
-            for (i, p) in ptrs.iter().enumerate() {
-                push(check_ptr(
-                    format!("protocol.switch_ids.by_class.{class}[{i}]"),
-                    p,
-                ));
-            }
-        }
-        let ev = &self.protocol.switch_events;
-        push(check_ptr(
-            "protocol.switch_events.state_pointer".into(),
-            &ev.state_pointer,
-        ));
-        push(check_ptr(
-            "protocol.switch_events.write_mode_pointer".into(),
-            &ev.write_mode_pointer,
-        ));
-        let mut states = std::collections::HashMap::new();
-        for (key, list) in [
-            ("read_write_up", &ev.read_write_up),
-            ("read_write_down", &ev.read_write_down),
-            ("read_only_up", &ev.read_only_up),
-            ("read_only_down", &ev.read_only_down),
-        ] {
-            for (i, st) in list.iter().enumerate() {
-                if let Some(other) = states.insert(st.as_str(), key) {
-                    push(Err(SettingError::new(
-                        format!("protocol.switch_events.{key}[{i}]"),
-                        format!("state {st:?} is already in protocol.switch_events.{other}"),
-                    )));
-                }
-            }
-        }
-        for (i, p) in self.failover.prefer.iter().enumerate() {
-            if !self
-                .fls
-                .iter()
-                .any(|f| f.id == *p || f.region.as_ref() == Some(p))
-            {
-                push(Err(SettingError::new(
-                    format!("failover.prefer[{i}]"),
-                    format!("no FL has the id or region {p:?}"),
-                )));
-            }
-        }
-        if self.engine.shards > MAX_SHARDS {
-            push(Err(SettingError::new(
-                "engine.shards",
-                format!(
-                    "{} is more than {MAX_SHARDS} (0 = one per core)",
-                    self.engine.shards
-                ),
-            )));
-        }
-        if self.failover.max_waiting == 0 && !self.failover.grace.is_zero() {
-            push(Err(SettingError::new(
-                "failover.max_waiting",
-                "must be greater than zero while failover.grace is on",
-            )));
-        }
-        errs
-    }
-}
+pub use validate::{check_template, check_topic_name, SettingError};
 
 #[cfg(test)]
 mod tests {

@@ -26,12 +26,12 @@ use hashbrown::HashTable;
 
 use tokio::time::Instant;
 
-use crate::chunked_slab::ChunkedSlab;
-use crate::liveness::Delivered;
+use crate::fl::chunked_slab::ChunkedSlab;
+use crate::fl::liveness::Delivered;
 use crate::messages::MultiSwitchPort;
-use crate::obligation::Obligation;
-use crate::outbox::Ticket;
 use crate::protocol::Requester;
+use crate::runtime::obligation::Obligation;
+use crate::runtime::outbox::Ticket;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum State {
@@ -473,7 +473,7 @@ mod tests {
             .expire(now + ANSWER + ACK)
             .into_iter()
             .map(|(kind, e)| {
-                e.owed.met(crate::obligation::Met::RouterAnswered);
+                e.owed.met(crate::runtime::obligation::Met::RouterAnswered);
                 (e.correlation_id.to_string(), kind)
             })
             .collect();

@@ -20,14 +20,13 @@ use std::time::Duration;
 use actix::prelude::*;
 use tracing::info;
 
-use crate::counters::Counters;
-use crate::mailbox::MailboxStats;
 use crate::messages::{DispatcherPort, Proxies, StartSync, SyncTrigger};
-use crate::protocol;
-use crate::routes::Routes;
-use crate::shared::Shared;
+use crate::routing::routes::Routes;
+use crate::runtime::counters::Counters;
+use crate::runtime::mailbox::MailboxStats;
+use crate::runtime::shared::Shared;
 // The one actor the scheduler starts.
-use crate::sync_session::{self, SyncSession};
+use crate::sync::session::{self, SyncSession};
 
 pub const MAILBOX_CAPACITY: usize = 256;
 
@@ -66,7 +65,7 @@ impl SyncScheduler {
     /// instances agree), and never the same twice here.
     fn periodic_dump_id(&mut self) -> String {
         let period = self.shared.settings.sync.periodic.as_millis().max(1) as u64;
-        let nearest = (protocol::now_millis() + period / 2) / period;
+        let nearest = (crate::runtime::clock::now_millis() + period / 2) / period;
         let round = match self.last_round {
             Some(last) if nearest <= last => last + 1,
             _ => nearest,
@@ -78,7 +77,7 @@ impl SyncScheduler {
     /// Runs the periodic sync at the next boundary of the wall clock's period, then again.
     fn schedule_periodic(&self, ctx: &mut Context<Self>) {
         let period = self.shared.settings.sync.periodic.as_millis().max(1) as u64;
-        let to_next = period - protocol::now_millis() % period;
+        let to_next = period - crate::runtime::clock::now_millis() % period;
         ctx.run_later(Duration::from_millis(to_next), |act, ctx| {
             if act.shared.retired() {
                 return ctx.stop();
@@ -114,7 +113,7 @@ impl SyncScheduler {
             (None, SyncTrigger::Periodic) => Some(self.periodic_dump_id()),
             _ => None, // partial, or the controller's own request (forwarded unchanged)
         };
-        let stats = MailboxStats::new("sync_session", id.clone(), sync_session::MAILBOX_CAPACITY);
+        let stats = MailboxStats::new("sync_session", id.clone(), session::MAILBOX_CAPACITY);
         s.mailboxes.register(&stats);
         let session = SyncSession::new(
             s.clone(),

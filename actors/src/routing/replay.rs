@@ -27,8 +27,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::outbox::Origin;
-use crate::switch_map::FlIndex;
+use crate::routing::routes::FlIndex;
+use crate::runtime::outbox::Origin;
 
 /// One fact read back from Kafka at start.
 #[derive(Debug, Clone)]

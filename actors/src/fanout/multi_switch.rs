@@ -18,16 +18,17 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tracing::debug;
 
-use crate::counters::Counters;
-use crate::dialect::{notices, Dialect};
-use crate::mailbox::{Mailbox, MailboxStats};
+use crate::dialect::notices;
 use crate::messages::{Failure, Forward, MultiSwitchPort, PartAnswer, PartFailed, Proxies};
-use crate::obligation::{Met, Obligation};
-use crate::outbox::{Inbound, Outgoing, Ticket};
 use crate::protocol::Requester;
 use crate::protocol::{Head, MessageView};
-use crate::shared::Shared;
-use crate::trace::{Delivery, DeliveryNote, Step};
+use crate::runtime::counters::Counters;
+use crate::runtime::mailbox::{Mailbox, MailboxStats};
+use crate::runtime::obligation::{Met, Obligation};
+use crate::runtime::outbox::{Inbound, Outgoing, Ticket};
+use crate::runtime::shared::Shared;
+use crate::runtime::traces::{Delivery, DeliveryNote, Step};
+use crate::settings::Dialect;
 
 pub const MAILBOX_CAPACITY: usize = 64;
 

@@ -21,14 +21,14 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tracing::warn;
 
-use crate::counters::Counters;
-use crate::mailbox::{Mailbox, MailboxStats};
 use crate::messages::{Detour, DetourDone, DispatcherPort, Forward, Forwards, Order, Proxies};
-use crate::obligation::Obligation;
-use crate::outbox::Inbound;
 use crate::protocol::{CommandKind, MessageView};
-use crate::routes::Routes;
-use crate::shared::Shared;
+use crate::routing::routes::Routes;
+use crate::runtime::counters::Counters;
+use crate::runtime::mailbox::{Mailbox, MailboxStats};
+use crate::runtime::obligation::Obligation;
+use crate::runtime::outbox::Inbound;
+use crate::runtime::shared::Shared;
 
 /// A message read from an inbound command topic.
 #[derive(Message)]

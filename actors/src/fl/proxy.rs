@@ -14,25 +14,26 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use crate::counters::Counters;
 use crate::dialect::dump::{self, DumpPart};
-use crate::liveness::{Delivered, FlStatus};
-use crate::mailbox::{Envelope, MailboxStats, Outlet};
+use crate::fl::liveness::{Delivered, FlStatus};
+use crate::fl::pending::{Blacklist, Expiry, PendingTable};
+use crate::fl::settled::RecentlySettled;
 use crate::messages::{
     Adopt, DispatcherPort, DumpSeen, Evidence, FailPending, FailSwitch, Failure, Forward, Forwards,
     FromActiveOnly, InOrder, MonitorPort, PartAnswer, PartFailed, StartSync, SwitchEvent,
     SyncTrigger, UnwatchSync, WatchSync, WriteErrors,
 };
-use crate::obligation::{Met, Obligation};
-use crate::outbox::{headers, Inbound, Outgoing};
-use crate::pending::{Blacklist, Expiry, PendingTable};
-use crate::previous::PriorAnswer;
 use crate::protocol::{self, ErrorType, MessageView};
-use crate::recent::RecentlySettled;
+use crate::routing::replay::PriorAnswer;
+use crate::routing::routes::FlIndex;
+use crate::routing::switch_map::Via;
+use crate::runtime::counters::Counters;
+use crate::runtime::mailbox::{Envelope, MailboxStats, Outlet};
+use crate::runtime::obligation::{Met, Obligation};
+use crate::runtime::outbox::{headers, Inbound, Outgoing};
+use crate::runtime::shared::{Shared, Source};
+use crate::runtime::traces::{Delivery, DeliveryNote, Step};
 use crate::settings::{FlOwnership, PART_FL_HEADER};
-use crate::shared::{Shared, Source};
-use crate::switch_map::{FlIndex, Via};
-use crate::trace::{Delivery, DeliveryNote, Step};
 
 /// What a message from the FL is, decided once by `FlProxy::classify`.
 enum FlMessage<'v> {
@@ -90,7 +91,7 @@ pub struct GetInflight {
 pub struct InflightRow {
     pub correlation_id: String,
     pub switch_id: String,
-    pub state: crate::pending::State,
+    pub state: crate::fl::pending::State,
     pub age_ms: u64,
     pub multi_switch: bool,
 }
@@ -118,7 +119,7 @@ const RECENT_SETTLED: usize = 65_536;
 pub struct FlProxy {
     index: FlIndex,
     id: String,
-    /// `id` and `read_topics` shared into command traces (`crate::trace`), not copied.
+    /// `id` and `read_topics` shared into command traces (`crate::runtime::traces`), not copied.
     trace_id: Arc<str>,
     trace_topics: Vec<Arc<str>>,
     /// This FL's read topic per command lane.
@@ -146,7 +147,7 @@ pub struct FlProxy {
     /// adopted, until the session watches.
     sync_starting: HashMap<String, (Instant, Vec<DumpPart>)>,
     /// Commands an outage failed, still to be answered (with the outage's reason).
-    failing: std::collections::VecDeque<(crate::pending::Entry, String)>,
+    failing: std::collections::VecDeque<(crate::fl::pending::Entry, String)>,
     /// Whether this engine owns the FL. When not, commands are forwarded and handed over (the
     /// owner adopts them from the read topic) and nothing the FL writes is read here.
     owned: bool,
@@ -352,7 +353,7 @@ impl FlProxy {
         };
         Counters::inc(&s.counters.replayed_adopted);
         let ack = deadline.as_millis() as u64;
-        let left = (a.forwarded_at_ms + ack).saturating_sub(protocol::now_millis());
+        let left = (a.forwarded_at_ms + ack).saturating_sub(crate::runtime::clock::now_millis());
         debug!(fl = %self.id, correlation_id = %a.correlation_id, left_ms = left, "command read again; pending again without a second forward");
         s.traces.record(
             &a.correlation_id,
@@ -551,7 +552,7 @@ impl FlProxy {
         let Some(timeout) = s.settings.answer_deadline(view.class()) else {
             return; // delivered; its requester keeps its own timeout
         };
-        let now_ms = protocol::now_millis();
+        let now_ms = crate::runtime::clock::now_millis();
         let at_ms = msg
             .origin
             .as_ref()
@@ -1177,7 +1178,7 @@ impl FlProxy {
             error!(
                 fl = %self.id,
                 handling = what,
-                reason = crate::mailbox::panic_message(panic.as_ref()),
+                reason = crate::runtime::mailbox::panic_message(panic.as_ref()),
                 "FL proxy failed; restarting it with its pending commands"
             );
             ctx.stop();

@@ -303,14 +303,14 @@ macro_rules! port {
         $(#[$meta])*
         #[derive(Clone, Debug)]
         pub struct $name {
-            $($(#[$fmeta])* pub $field: $crate::mailbox::Outlet<$msg>,)*
+            $($(#[$fmeta])* pub $field: $crate::runtime::mailbox::Outlet<$msg>,)*
         }
 
         impl $name {
-            pub fn of<A>(mailbox: &$crate::mailbox::Mailbox<A>) -> Self
+            pub fn of<A>(mailbox: &$crate::runtime::mailbox::Mailbox<A>) -> Self
             where
                 A: ::actix::Actor<Context = ::actix::Context<A>>
-                    $(+ ::actix::Handler<$crate::mailbox::Envelope<$msg>>)*,
+                    $(+ ::actix::Handler<$crate::runtime::mailbox::Envelope<$msg>>)*,
             {
                 Self {
                     $($field: mailbox.outlet(),)*
@@ -366,11 +366,11 @@ impl MailboxRegistry {
 #[macro_export]
 macro_rules! counted {
     ($actor:ty, $msg:ty => $result:ty, |$this:ident, $m:pat_param, $ctx:pat_param| $body:block) => {
-        impl ::actix::Handler<$crate::mailbox::Envelope<$msg>> for $actor {
+        impl ::actix::Handler<$crate::runtime::mailbox::Envelope<$msg>> for $actor {
             type Result = $result;
             fn handle(
                 &mut self,
-                env: $crate::mailbox::Envelope<$msg>,
+                env: $crate::runtime::mailbox::Envelope<$msg>,
                 $ctx: &mut <Self as ::actix::Actor>::Context,
             ) -> Self::Result {
                 let stats = ::std::sync::Arc::clone(&self.stats);
