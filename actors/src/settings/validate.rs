@@ -54,6 +54,16 @@ impl Settings {
     /// Checks everything serde cannot; returns every problem, not just the first.
     pub fn validate(&self) -> Vec<SettingError> {
         let mut errs = Vec::new();
+        self.check_topics(&mut errs);
+        self.check_fls(&mut errs);
+        self.check_timeouts(&mut errs);
+        self.check_protocol(&mut errs);
+        self.check_failover(&mut errs);
+        errs
+    }
+
+    /// `topics` (lanes, templates, routes) and the dialect's checks.
+    fn check_topics(&self, errs: &mut Vec<SettingError>) {
         let mut push = |r: Result<(), SettingError>| {
             if let Err(e) = r {
                 errs.push(e)
@@ -155,6 +165,16 @@ impl Settings {
         for e in dialect_checks(self) {
             push(Err(e));
         }
+    }
+
+    /// `fls`: ids, regions, preferences.
+    fn check_fls(&self, errs: &mut Vec<SettingError>) {
+        let t = &self.topics;
+        let mut push = |r: Result<(), SettingError>| {
+            if let Err(e) = r {
+                errs.push(e)
+            }
+        };
         if self.fls.is_empty() {
             push(Err(SettingError::new(
                 "fls",
@@ -184,6 +204,15 @@ impl Settings {
                 push(check_topic_name(&key, &topic));
             }
         }
+    }
+
+    /// `timeouts` and `limits`.
+    fn check_timeouts(&self, errs: &mut Vec<SettingError>) {
+        let mut push = |r: Result<(), SettingError>| {
+            if let Err(e) = r {
+                errs.push(e)
+            }
+        };
         let to = &self.timeouts;
         for (key, d) in [
             ("timeouts.ack", to.ack),
@@ -224,6 +253,15 @@ impl Settings {
                 "must be greater than zero",
             )));
         }
+    }
+
+    /// `protocol`: switch-id pointers, switch event states.
+    fn check_protocol(&self, errs: &mut Vec<SettingError>) {
+        let mut push = |r: Result<(), SettingError>| {
+            if let Err(e) = r {
+                errs.push(e)
+            }
+        };
         let rules = &self.protocol.switch_ids;
         let check_ptr = |key: String, p: &str| {
             if p.starts_with('/') {
@@ -271,6 +309,15 @@ impl Settings {
                 }
             }
         }
+    }
+
+    /// `failover` and `engine`.
+    fn check_failover(&self, errs: &mut Vec<SettingError>) {
+        let mut push = |r: Result<(), SettingError>| {
+            if let Err(e) = r {
+                errs.push(e)
+            }
+        };
         for (i, p) in self.failover.prefer.iter().enumerate() {
             if !self
                 .fls
@@ -298,7 +345,6 @@ impl Settings {
                 "must be greater than zero while failover.grace is on",
             )));
         }
-        errs
     }
 }
 
