@@ -93,8 +93,7 @@ fn crate_paths(code: &str) -> Vec<String> {
 /// Reads a path (or a `{…}` group) at the start of `rest`, prefixed by `prefix`.
 fn expand(prefix: &str, rest: &str, out: &mut Vec<String>) {
     let mut path = prefix.to_string();
-    let mut chars = rest.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in rest.char_indices() {
         if c.is_alphanumeric() || c == '_' || c == ':' {
             path.push(c);
             continue;
