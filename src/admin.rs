@@ -371,7 +371,7 @@ async fn reload(req: HttpRequest, st: web::Data<AdminSlot>) -> HttpResponse {
     }
     let Some(tx) = &st.reload else {
         return HttpResponse::NotFound()
-            .json(json!({"error": "this process does not reload (the embedded default)"}));
+            .json(json!({"error": "this process does not reload (the embedded demo)"}));
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
     let request = crate::reload::Request {

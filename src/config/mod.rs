@@ -253,6 +253,33 @@ impl Config {
     }
 }
 
+/// Every key of the effective configuration, as a dotted path (`kafka.brokers`,
+/// `fls[].id`); a map whose keys are the user's (`topics.by_class`) is one key. The
+/// configuration reference (docs/configuration.md) is tested against these.
+pub fn key_paths(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    let schema_keys = |m: &serde_json::Map<String, Value>| {
+        !m.is_empty()
+            && m.keys()
+                .all(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+    };
+    let join = |k: &str| match prefix {
+        "" => k.to_string(),
+        p => format!("{p}.{k}"),
+    };
+    match v {
+        Value::Object(m) if schema_keys(m) => {
+            for (k, x) in m {
+                key_paths(&join(k), x, out);
+            }
+        }
+        Value::Array(a) if a.first().is_some_and(Value::is_object) => {
+            key_paths(&format!("{prefix}[]"), &a[0], out)
+        }
+        _ => out.push(prefix.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +373,25 @@ mod tests {
         let c = parse(MIN).unwrap();
         let again = parse(&c.to_yaml()).unwrap();
         assert_eq!(again.settings(), c.settings());
+    }
+
+    #[test]
+    fn every_key_is_in_the_configuration_reference() {
+        let reference = include_str!("../../docs/configuration.md");
+        let c = parse("fls: [{id: a}]").unwrap();
+        let mut all = Vec::new();
+        key_paths("", &serde_json::to_value(&c).unwrap(), &mut all);
+        assert!(
+            all.len() > 80,
+            "the configuration's keys were not read: {all:?}"
+        );
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|k| !reference.contains(&format!("`{k}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md does not describe {missing:?}"
+        );
     }
 }

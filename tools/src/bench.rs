@@ -1,4 +1,4 @@
-//! `fl-router bench`: the router against the project's plain pipe (`fl-router pipe`: consume →
+//! `fl-router-tools bench`: the router against the project's plain pipe (`fl-router-tools pipe`: consume →
 //! lookup → produce, no actors) on a real broker, A/B alternating in one run, both as child
 //! processes of this one so their CPU time and memory are read from `/proc`.
 //!

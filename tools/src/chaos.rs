@@ -1,4 +1,4 @@
-//! Scripted fault injection: `fl-router chaos run <scenario> --admin <url>` applies a YAML
+//! Scripted fault injection: `fl-router-tools chaos run <scenario> --admin <url>` applies a YAML
 //! scenario of timed steps to a running router (and its in-process simulated FLs) through the
 //! admin API, samples the router's state every 100 ms meanwhile, and checks the scenario's
 //! `expect:` list at the end. It exits non-zero when an expectation fails. See scenarios/ and

@@ -51,3 +51,39 @@ fn section<T: DeserializeOwned + Default>(key: &str, s: &ToolSection) -> anyhow:
         anyhow::anyhow!("{key}: {}", e.into_inner())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_key_is_in_the_configuration_reference() {
+        let reference = include_str!("../../docs/configuration.md");
+        let mut all = Vec::new();
+        let sim = serde_json::to_value(SimConfig::default()).unwrap();
+        let load = serde_json::to_value(LoadConfig::default()).unwrap();
+        fl_router::config::key_paths("sim", &sim, &mut all);
+        fl_router::config::key_paths("load", &load, &mut all);
+        assert!(all.len() > 10, "the sections' keys were not read: {all:?}");
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|k| !reference.contains(&format!("`{k}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md does not describe {missing:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_tool_section_names_its_key() {
+        let config = Config::parse(
+            "fls: [{id: a}]\nsim: {switches_per_fl: many}\n",
+            "t.yaml",
+            None,
+        )
+        .unwrap();
+        let e = Setup::of(config).unwrap_err().to_string();
+        assert!(e.contains("sim.switches_per_fl"), "{e}");
+    }
+}

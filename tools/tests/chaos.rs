@@ -1,4 +1,4 @@
-//! Every shipped chaos scenario, run by the real `fl-router chaos run` against the router binary
+//! Every shipped chaos scenario, run by the real `fl-router-tools chaos run` against the router binary
 //! with simulated FLs and load in its process, on a real Kafka broker; and a scenario that must
 //! fail, so a passing run means something.
 

@@ -88,7 +88,7 @@ fn shipped_config_runs_the_embedded_demo_and_loses_nothing() {
     );
 }
 
-/// The embedded default with its admin API on an OS-chosen port and a token, for chaos.
+/// The embedded demo with its admin API on an OS-chosen port and a token, for chaos.
 fn embedded_config(dir: &std::path::Path) -> std::path::PathBuf {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config.yaml")).unwrap();

@@ -1,4 +1,4 @@
-//! `fl-router bench --failover-kills K`: N router instances as one cluster under load (the FL
+//! `fl-router-tools bench --failover-kills K`: N router instances as one cluster under load (the FL
 //! simulator and the load generator as child processes), one instance killed with -9 at a time,
 //! round robin. Each takeover is timed from the kill until the survivors hold every FL, every
 //! command partition and the leadership (read from their `/api/cluster`); the killed instance

@@ -1,7 +1,7 @@
 //! The FL speaker simulator: N simulated FLs with K switches each, speaking the FL side of
 //! docs/protocol.md over any Kafka (the embedded mock cluster, a local broker, staging).
 //!
-//! It runs on its own thread and runtime so that, in the embedded default, it never competes
+//! It runs on its own thread and runtime so that, in the embedded demo, it never competes
 //! with the router's actor thread. Reads start at the read topics' end offsets at start-up
 //! (explicit assignment, no group join): it answers what is sent to it from then on.
 
