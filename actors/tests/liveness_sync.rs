@@ -110,6 +110,31 @@ fn fl_entry<'a>(summary: &'a Value, fl: &str) -> &'a Value {
         .unwrap()
 }
 
+/// A stopped engine (a reload replaced it) asks nothing any more, and nothing of it times
+/// out or syncs: its engine's replacement is the only one asking.
+#[actix_rt::test]
+async fn a_stopped_engine_sends_nothing_more() {
+    tokio::time::pause();
+    let (old, mut rec) = start(settings(false));
+    let t = old.settings().timeouts.clone();
+    tokio::time::sleep(t.alive_interval * 2 + Duration::from_millis(100)).await;
+    assert!(
+        rec.drain()
+            .iter()
+            .any(|o| is(o, "kilda.speaker_a", &classes().alive_request)),
+        "it asked while running"
+    );
+    old.stop();
+    assert!(old.stopped());
+    tokio::time::sleep(t.alive_timeout * 3).await;
+    let after = rec.drain();
+    assert!(
+        after.is_empty(),
+        "a stopped engine still sends: {:?}",
+        after.iter().map(class_of).collect::<Vec<_>>()
+    );
+}
+
 #[actix_rt::test]
 async fn alive_requests_go_out_every_interval_and_no_outage_before_a_full_timeout() {
     tokio::time::pause();
