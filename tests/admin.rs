@@ -174,6 +174,18 @@ async fn faults_need_the_configured_bearer_token() {
         assert_eq!(post_fault(&base, None), 401);
         assert_eq!(post_fault(&base, Some("wrong")), 401);
         assert_eq!(post_fault(&base, Some("right")), 200);
+        // A simulator's fault needs the tooling in the process: refused, naming it.
+        let mut r = agent()
+            .post(format!("{base}/api/faults"))
+            .header("Authorization", "Bearer right")
+            .send_json(json!({"action": "silence_fl", "fl": "fl1"}))
+            .expect("admin reachable");
+        let (status, body) = (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        );
+        assert_eq!(status, 409, "{body}");
+        assert!(body.contains("fl-router-tools stage"), "{body}");
         // The restart it asked for happened.
         let deadline = std::time::Instant::now() + LONG;
         loop {
