@@ -13,7 +13,16 @@ use clap::{Parser, Subcommand};
     about = "Routes SDN controller commands to Floodlight speakers over Kafka"
 )]
 pub struct Cli {
-    /// Configuration file.
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The options every binary of the project takes (the service's and the tooling's).
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Configuration file (the tooling reads its `sim` and `load` sections from it too).
     #[arg(
         long,
         short,
@@ -25,8 +34,6 @@ pub struct Cli {
     /// Stop after this long (humantime: 20s, 5m); default: until Ctrl-C/SIGTERM.
     #[arg(long, global = true, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    #[command(subcommand)]
-    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     }
     let path = match &cli.command {
         Some(Command::CheckConfig { file: Some(f) }) => f.clone(),
-        _ => cli.config.clone(),
+        _ => cli.common.config.clone(),
     };
     let config = match Config::load(&path) {
         Ok(c) => c,
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
             let system = actix_rt::System::new();
             system.block_on(fl_router::run_with(
                 config,
-                cli::stop_signal(cli.duration),
+                cli::stop_signal(cli.common.duration),
                 opts,
             ))
         }

@@ -280,6 +280,15 @@ pub fn key_paths(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
+/// The keys of `keys` the configuration reference (`reference`, its text) does not describe
+/// (as `` `dotted.key` ``).
+pub fn undescribed_keys(reference: &str, keys: &[String]) -> Vec<String> {
+    keys.iter()
+        .filter(|k| !reference.contains(&format!("`{k}`")))
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,10 +394,7 @@ mod tests {
             all.len() > 80,
             "the configuration's keys were not read: {all:?}"
         );
-        let missing: Vec<&String> = all
-            .iter()
-            .filter(|k| !reference.contains(&format!("`{k}`")))
-            .collect();
+        let missing = undescribed_keys(reference, &all);
         assert!(
             missing.is_empty(),
             "docs/configuration.md does not describe {missing:?}"

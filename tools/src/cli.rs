@@ -2,7 +2,6 @@
 //! `cargo run --release` runs at the repository root).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -13,18 +12,8 @@ use clap::{Parser, Subcommand};
     about = "fl-router's test tooling: the embedded demo, simulated FLs, load, benchmarks, chaos"
 )]
 pub struct Cli {
-    /// Configuration file (the service's, with the `sim` and `load` sections).
-    #[arg(
-        long,
-        short,
-        global = true,
-        default_value = "config.yaml",
-        env = "FLROUTER_CONFIG"
-    )]
-    pub config: PathBuf,
-    /// Stop after this long (humantime: 20s, 5m); default: until Ctrl-C/SIGTERM.
-    #[arg(long, global = true, value_parser = humantime::parse_duration)]
-    pub duration: Option<Duration>,
+    #[command(flatten)]
+    pub common: fl_router::cli::Common,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

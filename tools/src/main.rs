@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let setup = match Setup::load(&cli.config) {
+    let setup = match Setup::load(&cli.common.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Demo) {
         Command::Demo => match setup.config.is_embedded() {
-            true => demo::run(setup, cli.duration, stop_signal(None))
+            true => demo::run(setup, cli.common.duration, stop_signal(None))
                 .map(|r| println!("{}", r.summary_line())),
             false => Err(anyhow::anyhow!(
                 "the demo runs its own Kafka: set kafka.brokers: embedded (config.yaml has it); \
@@ -59,21 +59,23 @@ fn main() -> ExitCode {
             let system = actix_rt::System::new();
             system.block_on(fl_router_tools::stage::run(
                 setup,
-                Some(cli.config.clone()),
-                stop_signal(cli.duration),
+                Some(cli.common.config.clone()),
+                stop_signal(cli.common.duration),
             ))
         }),
         Command::Chaos { .. } | Command::Bench(_) => Ok(()), // handled above
-        Command::Sim => run_sim(setup, cli.duration),
+        Command::Sim => run_sim(setup, cli.common.duration),
         Command::Pipe => real_kafka(&setup, "pipe").and_then(|()| {
             let reply = setup.load.reply_topic.clone();
             runtime()?.block_on(fl_router_tools::pipe::run(
                 &setup,
                 &reply,
-                stop_signal(cli.duration),
+                stop_signal(cli.common.duration),
             ))
         }),
-        Command::Load { rate, report, plot } => run_load(setup, cli.duration, rate, report, plot),
+        Command::Load { rate, report, plot } => {
+            run_load(setup, cli.common.duration, rate, report, plot)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

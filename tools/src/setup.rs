@@ -65,10 +65,7 @@ mod tests {
         fl_router::config::key_paths("sim", &sim, &mut all);
         fl_router::config::key_paths("load", &load, &mut all);
         assert!(all.len() > 10, "the sections' keys were not read: {all:?}");
-        let missing: Vec<&String> = all
-            .iter()
-            .filter(|k| !reference.contains(&format!("`{k}`")))
-            .collect();
+        let missing = fl_router::config::undescribed_keys(reference, &all);
         assert!(
             missing.is_empty(),
             "docs/configuration.md does not describe {missing:?}"
