@@ -34,6 +34,17 @@ pub struct Common {
     /// Stop after this long (humantime: 20s, 5m); default: until Ctrl-C/SIGTERM.
     #[arg(long, global = true, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// Log lines as text (colour only on a terminal, never with NO_COLOR) or as JSON objects,
+    /// one per line with the same fields.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "FLROUTER_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,15 +94,23 @@ pub async fn stop_signal(duration: Option<Duration>) {
     }
 }
 
-/// The log subscriber every binary of the project uses: `RUST_LOG`, else `default`, on stderr.
-pub fn init_logs(default: &str) {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+/// The log subscriber every binary of the project uses: `RUST_LOG`, else `default`, on stderr;
+/// ANSI colour only when stderr is a terminal and `NO_COLOR` is not set (a file or the journal
+/// gets plain text).
+pub fn init_logs(default: &str, format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).init()
+        }
+    }
 }
 
 /// librdkafka reports every connection change at info; keep those out unless asked for.

@@ -15,7 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::init_logs(cli::DEFAULT_LOG);
+    cli::init_logs(cli::DEFAULT_LOG, cli.common.log_format);
     if let Some(Command::Trace {
         correlation_id,
         admin,

@@ -83,6 +83,20 @@ pub enum ConfigError {
     Many { path: String, problems: Vec<String> },
 }
 
+/// What is shown in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// Whether a librdkafka property holds a secret (`sasl.password`, `ssl.key.password`,
+/// `sasl.oauthbearer.client.secret`, `ssl.key.pem`, `sasl.jaas.config`, …).
+pub fn is_secret_option(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("password")
+        || n.contains("secret")
+        || n.ends_with("jaas.config")
+        || n == "sasl.oauthbearer.config"
+        || (n.contains("key") && n.ends_with(".pem"))
+}
+
 /// A section the service does not read (`sim`, `load`): the tooling parses and checks it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(transparent)]
@@ -247,9 +261,29 @@ impl Config {
         }
     }
 
-    /// The effective configuration (defaults filled in) as YAML, for `check-config`.
+    /// The effective configuration (defaults filled in) as YAML, for `check-config`: secrets
+    /// redacted ([`Config::redacted`]).
     pub fn to_yaml(&self) -> String {
-        serde_yaml_ng::to_string(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+        serde_yaml_ng::to_string(&self.redacted())
+            .unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+
+    /// This configuration with every secret replaced by [`REDACTED`]: `admin.token` and the
+    /// librdkafka options that hold one ([`is_secret_option`]). What is shown, never what runs.
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        if c.admin.token.is_some() {
+            c.admin.token = Some(REDACTED.into());
+        }
+        let k = &mut c.kafka;
+        for map in [&mut k.options, &mut k.consumer, &mut k.producer] {
+            for (name, value) in map.iter_mut() {
+                if is_secret_option(name) {
+                    *value = REDACTED.into();
+                }
+            }
+        }
+        c
     }
 }
 
@@ -399,5 +433,24 @@ mod tests {
             missing.is_empty(),
             "docs/configuration.md does not describe {missing:?}"
         );
+    }
+
+    #[test]
+    fn check_config_prints_no_secret() {
+        let c = parse(
+            "fls: [{id: a}]\nadmin: {token: s3cret-t0ken}\nkafka:\n  consumer: {sasl.password: hunter2, sasl.username: alice}\n  options: {ssl.key.password: k3y, sasl.oauthbearer.client.secret: oauth-s3cret}\n",
+        )
+        .unwrap();
+        let shown = c.to_yaml();
+        for secret in ["s3cret-t0ken", "hunter2", "k3y", "oauth-s3cret"] {
+            assert!(!shown.contains(secret), "{secret} printed:\n{shown}");
+        }
+        assert_eq!(shown.matches(REDACTED).count(), 4, "{shown}");
+        assert!(
+            shown.contains("alice"),
+            "a user name is no secret:\n{shown}"
+        );
+        // What runs keeps them.
+        assert_eq!(c.admin.token.as_deref(), Some("s3cret-t0ken"));
     }
 }

@@ -16,7 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(DEFAULT_LOG);
+    init_logs(DEFAULT_LOG, cli.common.log_format);
     // The chaos runner is only an HTTP client of a running router: it needs no configuration.
     if let Some(Command::Chaos {
         command:

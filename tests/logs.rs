@@ -1,0 +1,50 @@
+//! Log lines as an operator's tools read them (binary, real broker): plain text without colour
+//! codes when stderr is a file (the journal, a log file), and `--log-format json` as one JSON
+//! object per line with the same fields.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_file_gets_plain_text_and_json_when_asked() {
+    let w = World::new(&["fl1"], "5s").await;
+
+    let text = w.start_router("text");
+    text.ready().await;
+    let log = text.log_text();
+    assert!(log.contains("router ready"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape codes in a log file:\n{log}"
+    );
+    drop(text);
+
+    let json = w.start_router_with("json", &["--log-format", "json"]);
+    json.ready().await;
+    let log = json.log_text();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let ready = lines
+        .iter()
+        .find(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("router ready"))
+        })
+        .unwrap_or_else(|| panic!("no `router ready` object in:\n{log}"));
+    assert!(
+        ready["level"].is_string() && ready["timestamp"].is_string(),
+        "{ready}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["fields"]["brokers"].is_string() && v["fields"]["fls"].is_number()),
+        "the start line keeps its fields:\n{log}"
+    );
+}
