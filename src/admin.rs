@@ -57,17 +57,19 @@ pub struct AdminState {
     pub history: Option<Arc<crate::history::History>>,
 }
 
-/// What the admin API serves: the running router's state, replaced when a reload starts a new
-/// engine (the server, its port and its connections stay), and where reloads are asked for.
+/// What the admin API serves: the running router's state — none yet while the router starts
+/// (the API is up first: `/health` answers, `/ready` says 503, the rest 503 "starting") —
+/// replaced when a reload starts a new engine (the server, its port and its connections stay),
+/// and where reloads are asked for.
 pub struct AdminSlot {
-    state: std::sync::RwLock<AdminState>,
+    state: std::sync::RwLock<Option<AdminState>>,
     /// `POST /api/reload` hands its request to the process's runner here.
     pub reload: Option<tokio::sync::mpsc::UnboundedSender<crate::reload::Request>>,
 }
 
 impl AdminSlot {
     pub fn new(
-        state: AdminState,
+        state: Option<AdminState>,
         reload: Option<tokio::sync::mpsc::UnboundedSender<crate::reload::Request>>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -76,21 +78,50 @@ impl AdminSlot {
         })
     }
 
-    /// The state of the router running now (a clone: handles, not data).
-    pub fn current(&self) -> AdminState {
+    /// The state of the router running now (a clone: handles, not data); none while it starts.
+    pub fn current(&self) -> Option<AdminState> {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn replace(&self, state: AdminState) {
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Some(state);
     }
 }
 
-/// Starts the server on the current actix system; returns its handle (stop it at shutdown).
+/// Starts the server on an arbiter (thread) of its own — nothing the router does on its
+/// threads, a slow Kafka included, can keep `/health` from answering — and returns its handle
+/// (stop it at shutdown) once it listens, or why it cannot (`admin.bind`).
 pub fn serve(
     config: &AdminConfig,
     slot: Arc<AdminSlot>,
 ) -> anyhow::Result<actix_web::dev::ServerHandle> {
+    let config = config.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let arbiter = actix_rt::Arbiter::new();
+    let started = arbiter.spawn(async move {
+        match build(&config, slot) {
+            Ok((server, addrs)) => {
+                let _ = tx.send(Ok(server.handle()));
+                for a in addrs {
+                    // Tests and scripts read this line to find a port chosen by the OS.
+                    info!("admin API listening on http://{a}");
+                }
+                let _ = server.await;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    });
+    anyhow::ensure!(started, "admin API: cannot start its thread");
+    rx.recv()
+        .map_err(|_| anyhow::anyhow!("admin API: its thread ended before it listened"))?
+}
+
+fn build(
+    config: &AdminConfig,
+    slot: Arc<AdminSlot>,
+) -> anyhow::Result<(actix_web::dev::Server, Vec<std::net::SocketAddr>)> {
     let data = web::Data::from(slot);
     let server = HttpServer::new(move || {
         App::new()
@@ -117,17 +148,10 @@ pub fn serve(
     .workers(1)
     .disable_signals()
     .shutdown_timeout(1)
-    .bind(config.bind)
+    .bind(config.bind.as_str())
     .map_err(|e| anyhow::anyhow!("admin.bind: cannot listen on {}: {e}", config.bind))?;
     let addrs = server.addrs();
-    let server = server.run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
-    for a in addrs {
-        // Tests and scripts read this line to find a port chosen by the OS (bind to port 0).
-        info!("admin API listening on http://{a}");
-    }
-    Ok(handle)
+    Ok((server.run(), addrs))
 }
 
 async fn dashboard() -> HttpResponse {
@@ -140,8 +164,16 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// The answer of every endpoint but `/health` and `/ready` while the router starts.
+fn starting() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .json(json!({"error": "starting: the router is not running yet"}))
+}
+
 async fn ready(st: web::Data<AdminSlot>) -> HttpResponse {
-    let s = &st.current();
+    let Some(s) = st.current() else {
+        return HttpResponse::ServiceUnavailable().json(json!({"ready": false, "starting": true}));
+    };
     if *s.ready.borrow() {
         HttpResponse::Ok().json(json!({"ready": true}))
     } else {
@@ -172,14 +204,20 @@ async fn snapshot(s: &AdminState) -> metrics::Snapshot {
 }
 
 async fn metrics_text(st: web::Data<AdminSlot>) -> HttpResponse {
-    let s = &st.current();
+    let Some(s) = st.current() else {
+        return starting();
+    };
+    let s = &s;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(metrics::render(snapshot(s).await))
 }
 
 async fn fls(st: web::Data<AdminSlot>) -> HttpResponse {
-    let s = &st.current();
+    let Some(s) = st.current() else {
+        return starting();
+    };
+    let s = &s;
     let counts = s.engine.switch_counts().await.unwrap_or_default();
     let statuses = s.engine.fl_statuses().await;
     let rows: Vec<_> = s
@@ -205,7 +243,10 @@ async fn fls(st: web::Data<AdminSlot>) -> HttpResponse {
 }
 
 async fn switch(st: web::Data<AdminSlot>, id: web::Path<String>) -> HttpResponse {
-    let s = &st.current();
+    let Some(s) = st.current() else {
+        return starting();
+    };
+    let s = &s;
     if let Err(e) = fl_router_actors::protocol::normalise_switch_id(&id) {
         return HttpResponse::BadRequest().json(json!({"error": e.to_string()}));
     }
@@ -228,7 +269,10 @@ struct Limit {
 }
 
 async fn inflight(st: web::Data<AdminSlot>, q: web::Query<Limit>) -> HttpResponse {
-    let s = &st.current();
+    let Some(s) = st.current() else {
+        return starting();
+    };
+    let s = &s;
     let rows = s.engine.inflight(q.limit.unwrap_or(100).min(10_000)).await;
     let map: serde_json::Map<String, serde_json::Value> =
         rows.into_iter().map(|(fl, r)| (fl, json!(r))).collect();
@@ -236,7 +280,10 @@ async fn inflight(st: web::Data<AdminSlot>, q: web::Query<Limit>) -> HttpRespons
 }
 
 async fn history(st: web::Data<AdminSlot>) -> HttpResponse {
-    let s = &st.current();
+    let Some(s) = st.current() else {
+        return starting();
+    };
+    let s = &s;
     match &s.history {
         Some(h) => HttpResponse::Ok().json(json!({
             "interval_ms": crate::history::INTERVAL.as_millis() as u64,
@@ -248,7 +295,10 @@ async fn history(st: web::Data<AdminSlot>) -> HttpResponse {
 
 /// The life of one recent command (`crate::trace` renders it for `fl-router trace`).
 async fn command_life(st: web::Data<AdminSlot>, cid: web::Path<String>) -> HttpResponse {
-    let s = &st.current();
+    let Some(s) = st.current() else {
+        return starting();
+    };
+    let s = &s;
     let traces = s.engine.traces();
     let window = traces.window();
     match traces.life(&cid) {
@@ -258,7 +308,10 @@ async fn command_life(st: web::Data<AdminSlot>, cid: web::Path<String>) -> HttpR
 }
 
 async fn cluster(st: web::Data<AdminSlot>) -> HttpResponse {
-    let s = &st.current();
+    let Some(s) = st.current() else {
+        return starting();
+    };
+    let s = &s;
     match &s.cluster {
         Some(c) => HttpResponse::Ok().json(c.snapshot()),
         None => {
@@ -268,12 +321,18 @@ async fn cluster(st: web::Data<AdminSlot>) -> HttpResponse {
 }
 
 async fn mailboxes(st: web::Data<AdminSlot>) -> HttpResponse {
-    let s = &st.current();
+    let Some(s) = st.current() else {
+        return starting();
+    };
+    let s = &s;
     HttpResponse::Ok().json(s.engine.mailboxes(false))
 }
 
 async fn stats(st: web::Data<AdminSlot>) -> HttpResponse {
-    let s = &st.current();
+    let Some(s) = st.current() else {
+        return starting();
+    };
+    let s = &s;
     let map: serde_json::Map<String, serde_json::Value> = s
         .engine
         .counters()
@@ -285,7 +344,10 @@ async fn stats(st: web::Data<AdminSlot>) -> HttpResponse {
 }
 
 async fn load(st: web::Data<AdminSlot>) -> HttpResponse {
-    match st.current().extras.as_ref().and_then(|e| e.load()) {
+    let Some(s) = st.current() else {
+        return starting();
+    };
+    match s.extras.as_ref().and_then(|e| e.load()) {
         Some(v) => HttpResponse::Ok().json(v),
         None => HttpResponse::NotFound()
             .json(json!({"error": "no in-process load (run fl-router-tools stage or the demo)"})),
@@ -330,7 +392,10 @@ fn refusal(req: &HttpRequest, token: &Option<String>) -> Option<HttpResponse> {
 }
 
 async fn fault(req: HttpRequest, st: web::Data<AdminSlot>, body: web::Bytes) -> HttpResponse {
-    let s = &st.current();
+    let Some(s) = st.current() else {
+        return starting();
+    };
+    let s = &s;
     if let Some(r) = refusal(&req, &s.token) {
         return r;
     }
@@ -365,7 +430,9 @@ async fn fault(req: HttpRequest, st: web::Data<AdminSlot>, body: web::Bytes) -> 
 /// Reads the configuration file again and applies a changed FL list (`crate::reload`):
 /// `202` with the plan when it starts, `409` with the reason when it is refused.
 async fn reload(req: HttpRequest, st: web::Data<AdminSlot>) -> HttpResponse {
-    let s = st.current();
+    let Some(s) = st.current() else {
+        return starting();
+    };
     if let Some(r) = refusal(&req, &s.token) {
         return r;
     }

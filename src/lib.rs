@@ -18,4 +18,4 @@ pub mod service;
 pub mod trace_view;
 
 pub use crate::router::Router;
-pub use crate::service::{run, run_with, start_admin, RunOptions};
+pub use crate::service::{admin_state, run, run_with, start_admin, RunOptions};

@@ -41,7 +41,15 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
     opts: RunOptions,
 ) -> anyhow::Result<()> {
+    // The admin API first: `/health` from the first second, `/ready` 503 until routing, and a
+    // busy port fails the start before any Kafka client exists.
+    let (reload_tx, mut reloads) = tokio::sync::mpsc::unbounded_channel();
+    let admin = start_admin(&config, Some(reload_tx.clone()))?;
     let mut router = Router::start(&config).await?;
+    if let Some((_, slot)) = &admin {
+        slot.replace(admin_state(&config, &router, opts.extras.clone()));
+        tracing::info!("admin API serving the router");
+    }
     if let Some(tx) = opts.ready {
         let mut ready = router.ready();
         tokio::spawn(async move {
@@ -50,9 +58,7 @@ pub async fn run_with(
             }
         });
     }
-    let (reload_tx, mut reloads) = tokio::sync::mpsc::unbounded_channel();
-    let hangups = hangups(reload_tx.clone());
-    let admin = start_admin(&config, &router, opts.extras.clone(), Some(reload_tx))?;
+    let hangups = hangups(reload_tx);
     let mut config = config;
     tokio::pin!(shutdown);
     let fatal = loop {
@@ -133,23 +139,22 @@ fn hangups(tx: tokio::sync::mpsc::UnboundedSender<reload::Request>) -> tokio::ta
     })
 }
 
-/// Serves the admin API for `router` when `admin.enabled`; `reload` takes `POST /api/reload`.
+/// Serves the admin API when `admin.enabled`, with no router yet (give it one with
+/// `AdminSlot::replace(admin_state(…))`); `reload` takes `POST /api/reload`.
 pub fn start_admin(
     config: &Config,
-    router: &Router,
-    extras: Option<Arc<dyn Extras>>,
     reload: Option<tokio::sync::mpsc::UnboundedSender<reload::Request>>,
 ) -> anyhow::Result<Option<(actix_web::dev::ServerHandle, Arc<admin::AdminSlot>)>> {
     if !config.admin.enabled {
         return Ok(None);
     }
-    let slot = admin::AdminSlot::new(admin_state(config, router, extras), reload);
+    let slot = admin::AdminSlot::new(None, reload);
     let handle = admin::serve(&config.admin, slot.clone())?;
     Ok(Some((handle, slot)))
 }
 
 /// The admin API's view of `router`.
-fn admin_state(
+pub fn admin_state(
     config: &Config,
     router: &Router,
     extras: Option<Arc<dyn Extras>>,

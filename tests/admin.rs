@@ -210,3 +210,59 @@ async fn faults_need_the_configured_bearer_token() {
     .await
     .unwrap();
 }
+
+/// The admin API is up before the router talks to Kafka: with a Kafka that cannot be reached,
+/// `/health` says 200 and `/ready` 503 (an orchestrator's probes see a live process that does
+/// not route yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_is_up_before_kafka_is_reached() {
+    let w = World::with(
+        &["fl1"],
+        json!({"kafka": {"brokers": "127.0.0.1:1"}, "admin": {"bind": "127.0.0.1:0"}}),
+    )
+    .await;
+    let router = w.start_router("router");
+    let base = router.admin_url_listening().await;
+    tokio::task::spawn_blocking(move || {
+        assert_eq!(get(&base, "/health").0, 200);
+        let (status, body) = get(&base, "/ready");
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(get(&base, "/api/fls").0, 503);
+    })
+    .await
+    .unwrap();
+    assert!(
+        !router.log_text().contains("router ready"),
+        "it cannot route without Kafka"
+    );
+}
+
+/// A busy admin port fails the start at once, with the one line that matters (before any Kafka
+/// client exists, so nothing else is logged about Kafka).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_admin_port_fails_the_start_at_once() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let w = World::with(
+        &["fl1"],
+        json!({"admin": {"bind": format!("127.0.0.1:{port}")}}),
+    )
+    .await;
+    let mut router = w.start_router("router");
+    let deadline = tokio::time::Instant::now() + LONG;
+    while !router.exited() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still running:\n{}",
+            router.log_text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let log = router.log_text();
+    assert!(
+        log.contains("admin.bind") && log.contains(&port.to_string()),
+        "{log}"
+    );
+    assert!(!log.contains("librdkafka"), "Kafka was tried first:\n{log}");
+    drop(busy);
+}

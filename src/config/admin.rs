@@ -1,7 +1,5 @@
 //! `admin`: the admin HTTP API and dashboard.
 
-use std::net::SocketAddr;
-
 use serde::{Deserialize, Serialize};
 
 /// Overrides `admin.token` when set.
@@ -11,8 +9,8 @@ pub const TOKEN_ENV: &str = "FLROUTER_ADMIN_TOKEN";
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub enabled: bool,
-    /// Address to listen on; loopback by default.
-    pub bind: SocketAddr,
+    /// `host:port` to listen on (a host name or an address); loopback by default.
+    pub bind: String,
     /// Bearer token for mutating endpoints; none = they are refused.
     pub token: Option<String>,
 }
@@ -21,13 +19,28 @@ impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            bind: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            bind: "127.0.0.1:9464".into(),
             token: None,
         }
     }
 }
 
 impl AdminConfig {
+    /// Problems, each naming its key.
+    pub fn validate(&self) -> Vec<String> {
+        let ok = self
+            .bind
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        match ok {
+            true => Vec::new(),
+            false => vec![format!(
+                "admin.bind: {:?} is not host:port (e.g. 127.0.0.1:9464, localhost:9464, [::1]:9464)",
+                self.bind
+            )],
+        }
+    }
+
     /// The token in force: the environment's, else the configured one (empty = none).
     pub fn effective_token(&self) -> Option<String> {
         std::env::var(TOKEN_ENV)

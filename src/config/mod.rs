@@ -177,6 +177,7 @@ impl Config {
             .map(ToString::to_string)
             .collect();
         out.extend(self.cluster.validate());
+        out.extend(self.admin.validate());
         let k = &self.kafka;
         if k.brokers.trim().is_empty() {
             out.push(format!(
@@ -452,5 +453,13 @@ mod tests {
         );
         // What runs keeps them.
         assert_eq!(c.admin.token.as_deref(), Some("s3cret-t0ken"));
+    }
+
+    #[test]
+    fn admin_bind_takes_a_host_name() {
+        let c = parse("fls: [{id: a}]\nadmin: {bind: 'localhost:9464'}\n").unwrap();
+        assert_eq!(c.admin.bind, "localhost:9464");
+        let e = parse("fls: [{id: a}]\nadmin: {bind: 'localhost'}\n").unwrap_err();
+        assert!(e.contains("admin.bind"), "{e}");
     }
 }

@@ -437,21 +437,31 @@ impl Router {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The admin API's base URL, from the router's log line (waits up to `LONG`).
+    /// The admin API's base URL, once it serves the started router (waits up to `LONG`).
     pub async fn admin_url(&self) -> String {
+        let url = self.admin_url_listening().await;
+        self.wait_for_log("admin API serving the router").await;
+        url
+    }
+
+    /// The admin API's base URL from its first log line: up, the router perhaps not started.
+    pub async fn admin_url_listening(&self) -> String {
+        self.wait_for_log("admin API listening on ").await;
+        self.log_text()
+            .lines()
+            .find_map(|l| l.split("admin API listening on ").nth(1))
+            .map(|u| u.trim().to_string())
+            .expect("the admin URL line")
+    }
+
+    /// Waits (up to `LONG`) until the router's log contains `text`.
+    pub async fn wait_for_log(&self, text: &str) {
         let deadline = tokio::time::Instant::now() + LONG;
-        loop {
-            let text = self.log_text();
-            if let Some(url) = text
-                .lines()
-                .find_map(|l| l.split("admin API listening on ").nth(1))
-                .map(|u| u.trim().to_string())
-            {
-                return url;
-            }
+        while !self.log_text().contains(text) {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "no admin URL in the router log:\n{text}"
+                "no {text:?} in the router log:\n{}",
+                self.log_text()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

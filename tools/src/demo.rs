@@ -84,7 +84,10 @@ pub fn run(
             load: slot.clone(),
             broker: Some(broker_tx),
         });
-        let admin = fl_router::start_admin(&config, &router, Some(staging), None)?.map(|(h, _)| h);
+        let admin = fl_router::start_admin(&config, None)?.map(|(h, slot)| {
+            slot.replace(fl_router::admin_state(&config, &router, Some(staging)));
+            h
+        });
         let mut broker_back: Option<tokio::time::Instant> = None;
         println!(
             "embedded: router ready; {} simulated FLs x {} switches; load {:.0} commands/s{}",
