@@ -48,3 +48,25 @@ async fn a_log_file_gets_plain_text_and_json_when_asked() {
         "the start line keeps its fields:\n{log}"
     );
 }
+
+/// A switch-map topic made without compaction (by hand, by another tool) is named at start,
+/// with what to do: retention would delete stored switches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_map_topic_without_compaction_is_reported_at_start() {
+    let w = World::new(&["fl1"], "5s").await;
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&w.config_path).unwrap()).unwrap();
+    let topic = config["topics"]["switch_map"].as_str().unwrap().to_string();
+    create_topics(std::slice::from_ref(&topic)).await;
+    let router = w.start_router("router");
+    router.ready().await;
+    let log = router.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("is not compacted"))
+        .unwrap_or_else(|| panic!("no warning about {topic}:\n{log}"));
+    assert!(
+        line.contains(&topic) && line.contains("cleanup.policy=compact"),
+        "{line}"
+    );
+}

@@ -158,6 +158,7 @@ impl Config {
         if let Some(b) = brokers_override.filter(|b| !b.trim().is_empty()) {
             cfg.kafka.brokers = b;
         }
+        cfg.name_state_topics(text);
         let problems = cfg.validate();
         if problems.is_empty() {
             Ok(cfg)
@@ -218,6 +219,25 @@ impl Config {
             }
         }
         out
+    }
+
+    /// The router's state topics (`topics.switch_map`, `topics.journal`) are named after the
+    /// deployment, `<kafka.group_id>.switch-map` and `<kafka.group_id>.journal`, unless the file
+    /// names them: two deployments on one Kafka (staging beside production) never read each
+    /// other's state (as Kafka Streams names state after its application id).
+    fn name_state_topics(&mut self, text: &str) {
+        let given = |key: &str| {
+            serde_yaml_ng::from_str::<serde_json::Value>(text)
+                .ok()
+                .is_some_and(|v| !v["topics"][key].is_null())
+        };
+        let group = self.kafka.group_id.clone();
+        if !given("switch_map") {
+            self.topics.switch_map = format!("{group}.switch-map");
+        }
+        if !given("journal") {
+            self.topics.journal = format!("{group}.journal");
+        }
     }
 
     /// `kafka.instance_id`, else the host name (`fl-router` if it cannot be read).
@@ -461,5 +481,21 @@ mod tests {
         assert_eq!(c.admin.bind, "localhost:9464");
         let e = parse("fls: [{id: a}]\nadmin: {bind: 'localhost'}\n").unwrap_err();
         assert!(e.contains("admin.bind"), "{e}");
+    }
+
+    #[test]
+    fn state_topics_are_named_after_the_deployment_unless_given() {
+        let c = parse("kafka: {group_id: staging-router}\nfls: [{id: a}]\n").unwrap();
+        assert_eq!(c.topics.switch_map, "staging-router.switch-map");
+        assert_eq!(c.topics.journal, "staging-router.journal");
+        let c = parse(
+            "kafka: {group_id: g}\ntopics: {switch_map: kilda.flrouter.switch-map}\nfls: [{id: a}]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.topics.switch_map, "kilda.flrouter.switch-map",
+            "the old name, when given"
+        );
+        assert_eq!(c.topics.journal, "g.journal");
     }
 }

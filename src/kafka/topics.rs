@@ -8,7 +8,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 
@@ -62,8 +62,12 @@ pub async fn ensure(
             }
         }
     }
+    let switch_map = &config.topics.switch_map;
     let missing: Vec<&String> = wanted.difference(&existing).collect();
     if missing.is_empty() {
+        if existing.contains(switch_map) {
+            check_compacted(&admin, switch_map).await;
+        }
         return Ok(());
     }
     if !config.kafka.create_topics {
@@ -112,10 +116,14 @@ pub async fn ensure(
         )
         .await?;
     let mut created = Vec::new();
+    // Made before (seen now, or by someone else meanwhile): its cleanup policy is not ours.
+    let mut made_before = existing.contains(switch_map);
     for r in results {
         match r {
             Ok(name) => created.push(name),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                made_before |= name == *switch_map;
+            }
             Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
         }
     }
@@ -123,5 +131,42 @@ pub async fn ensure(
     if !created.is_empty() {
         info!(count = created.len(), topics = %created.join(", "), "topics created");
     }
+    if made_before {
+        check_compacted(&admin, switch_map).await;
+    }
     Ok(())
+}
+
+/// Warns, saying what to do, when the switch-map topic (a table: the latest value per switch)
+/// exists without compaction: deleted by retention, the stored map would lose switches.
+async fn check_compacted(admin: &AdminClient<DefaultClientContext>, topic: &str) {
+    use rdkafka::admin::ResourceSpecifier;
+    let described = admin
+        .describe_configs(
+            &[ResourceSpecifier::Topic(topic)],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+        )
+        .await;
+    let policy = described.ok().and_then(|rs| {
+        rs.into_iter()
+            .next()?
+            .ok()?
+            .get("cleanup.policy")?
+            .value
+            .clone()
+    });
+    match policy {
+        Some(p) if p.split(',').any(|x| x.trim() == "compact") => {}
+        Some(p) => warn!(
+            topic,
+            cleanup_policy = %p,
+            "topics.switch_map is not compacted: retention will delete stored switches; run \
+             kafka-configs.sh --alter --entity-type topics --entity-name <topic> \
+             --add-config cleanup.policy=compact"
+        ),
+        None => warn!(
+            topic,
+            "cannot read topics.switch_map's cleanup.policy; it must be compact"
+        ),
+    }
 }
