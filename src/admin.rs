@@ -373,7 +373,7 @@ const SERVICE_FAULTS: &[&str] = &["kill_proxy", "kill_outage_monitor", "pause_pr
 /// Why a mutating request is refused, if it is.
 fn refusal(req: &HttpRequest, token: &Option<String>) -> Option<HttpResponse> {
     let Some(token) = token else {
-        return Some(HttpResponse::Unauthorized().json(json!({"error": "fault injection is disabled: no admin token configured (admin.token or FLROUTER_ADMIN_TOKEN)"})));
+        return Some(HttpResponse::Unauthorized().json(json!({"error": "mutating endpoints (faults, reload) are disabled: no admin token configured (admin.token or FLROUTER_ADMIN_TOKEN)"})));
     };
     let given = req
         .headers()
