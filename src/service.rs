@@ -50,11 +50,17 @@ pub async fn run_with(
         slot.replace(admin_state(&config, &router, opts.extras.clone()));
         tracing::info!("admin API serving the router");
     }
-    if let Some(tx) = opts.ready {
+    {
+        // Told once, when the first router routes: the caller, and the service manager
+        // (systemd's `Type=notify`: `systemctl start` returns when the router routes).
+        let tx = opts.ready;
         let mut ready = router.ready();
         tokio::spawn(async move {
             if ready.wait_for(|r| *r).await.is_ok() {
-                let _ = tx.send(());
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+                if let Some(tx) = tx {
+                    let _ = tx.send(());
+                }
             }
         });
     }
@@ -105,6 +111,7 @@ pub async fn run_with(
         }
         tracing::info!(fls = ?config.fls.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), "reloaded: routing with the new FL list");
     };
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     if let Some((h, _)) = admin {
         h.stop(true).await;
     }

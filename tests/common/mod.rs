@@ -144,6 +144,17 @@ impl World {
         self.start_router_with(name, &[])
     }
 
+    /// The router with extra environment variables.
+    pub fn start_router_env(&self, name: &str, env: &[(&str, &str)]) -> Router {
+        Router::spawn_env(
+            service_binary(),
+            &self.config_path,
+            &self.dir.path().join(format!("{name}.log")),
+            &[],
+            env,
+        )
+    }
+
     /// The router with extra command-line arguments.
     pub fn start_router_with(&self, name: &str, args: &[&str]) -> Router {
         Router::spawn(
@@ -369,7 +380,19 @@ impl Router {
         log: &std::path::Path,
         args: &[&str],
     ) -> Router {
+        Self::spawn_env(binary, config, log, args, &[])
+    }
+
+    /// [`Router::spawn_binary`] with extra environment variables.
+    pub fn spawn_env(
+        binary: &str,
+        config: &std::path::Path,
+        log: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Router {
         let child = Command::new(binary)
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(config)
             .args(args)
