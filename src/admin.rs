@@ -199,18 +199,29 @@ async fn snapshot(s: &AdminState) -> metrics::Snapshot {
         producer: s.producer.clone(),
         kafka: s.kafka.clone(),
         share: s.cluster.as_ref().map(|c| c.share()),
-        latency: s.history.as_ref().and_then(|h| h.latency_quantiles()),
+        latency: s.history.as_ref().and_then(|h| h.latency_histogram()),
     }
 }
 
-async fn metrics_text(st: web::Data<AdminSlot>) -> HttpResponse {
+async fn metrics_text(req: HttpRequest, st: web::Data<AdminSlot>) -> HttpResponse {
     let Some(s) = st.current() else {
         return starting();
     };
-    let s = &s;
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics::render(snapshot(s).await))
+    let body = metrics::render(snapshot(&s).await);
+    // OpenMetrics when the scraper asks for it, the classic text format otherwise.
+    let openmetrics = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    match openmetrics {
+        true => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(body),
+        false => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(metrics::to_classic(&body)),
+    }
 }
 
 async fn fls(st: web::Data<AdminSlot>) -> HttpResponse {

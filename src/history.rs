@@ -15,6 +15,33 @@ use serde::Serialize;
 
 use crate::latency::{self, RouterLatency};
 
+/// Upper bounds (seconds) of the router-added latency histogram's buckets: 50 µs to 2.5 s.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5,
+];
+
+/// Router-added latency since start as a Prometheus histogram: per bucket counts (the last one
+/// above every bound), the sum in seconds and the count — aggregatable across instances.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyHistogram {
+    pub counts: [u64; LATENCY_BUCKETS.len() + 1],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl LatencyHistogram {
+    fn add(&mut self, h: &Histogram<u64>) {
+        for v in h.iter_recorded() {
+            let s = v.value_iterated_to() as f64 / 1e6;
+            let n = v.count_at_value();
+            let i = LATENCY_BUCKETS.partition_point(|b| *b < s);
+            self.counts[i] += n;
+            self.sum_seconds += s * n as f64;
+            self.count += n;
+        }
+    }
+}
+
 /// Ten minutes at one sample a second.
 pub const KEEP: usize = 600;
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -60,6 +87,7 @@ pub struct Sample {
 
 #[derive(Default)]
 pub struct History {
+    cumulative: Mutex<LatencyHistogram>,
     samples: Mutex<VecDeque<Sample>>,
     latencies: Mutex<VecDeque<Histogram<u64>>>,
 }
@@ -88,7 +116,15 @@ impl History {
         })
     }
 
+    /// Router-added latency since start, in the metric's buckets (`flrouter_router_added_latency_seconds`).
+    pub fn latency_histogram(&self) -> Option<LatencyHistogram> {
+        self.cumulative.lock().ok().map(|c| c.clone())
+    }
+
     fn push(&self, s: Sample, h: Histogram<u64>) {
+        if let Ok(mut c) = self.cumulative.lock() {
+            c.add(&h);
+        }
         if let Ok(mut v) = self.samples.lock() {
             v.push_back(s);
             while v.len() > KEEP {

@@ -11,12 +11,13 @@ use fl_router_actors::fl::liveness::FlStatus;
 use fl_router_actors::runtime::counters::CounterValues;
 use fl_router_actors::runtime::mailbox::MailboxSnapshot;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::history::{LatencyHistogram, LATENCY_BUCKETS};
 use crate::kafka::producer::ProducerCounters;
 use crate::kafka::stats::KafkaStats;
 
@@ -24,6 +25,16 @@ use crate::kafka::stats::KafkaStats;
 pub enum Kind {
     Counter,
     Gauge,
+    Histogram,
+}
+
+/// Where a metric's values come from.
+#[derive(Clone, Copy)]
+pub enum Read {
+    /// Counters and gauges: their samples.
+    Samples(fn(&Snapshot) -> Vec<Sample>),
+    /// A histogram (no labels): its buckets, sum and count.
+    Histogram(fn(&Snapshot) -> Option<&LatencyHistogram>),
 }
 
 /// One exported metric, declared once: its name (without `_total`), type, help, label names
@@ -34,8 +45,8 @@ pub struct Metric {
     pub kind: Kind,
     pub help: &'static str,
     pub labels: &'static [&'static str],
-    /// The metric's samples.
-    pub read: fn(&Snapshot) -> Vec<Sample>,
+    /// The metric's values.
+    pub read: Read,
 }
 
 /// One sample: its label values (in the order of [`Metric::labels`]) and its value.
@@ -67,371 +78,371 @@ pub const SPEC: &[Metric] = &[
         kind: Kind::Counter,
         help: "Commands read from the inbound topics.",
         labels: &[],
-        read: |s| one(s.c.commands_received),
+        read: Read::Samples(|s| one(s.c.commands_received)),
     },
     Metric {
         name: "flrouter_fl_messages_received",
         kind: Kind::Counter,
         help: "Messages read from FL write topics.",
         labels: &[],
-        read: |s| one(s.c.fl_messages_received),
+        read: Read::Samples(|s| one(s.c.fl_messages_received)),
     },
     Metric {
         name: "flrouter_messages_routed",
         kind: Kind::Counter,
         help: "Messages the router produced on, by direction: command_to_fl, answer_to_controller, event_to_controller, sync_chain, sync_chain_orphan (a chain message for a router sync session not running here: to the events topic).",
         labels: &["direction"],
-        read: |s| by(&[("command_to_fl", s.c.commands_forwarded), ("answer_to_controller", s.c.answers_routed), ("event_to_controller", s.c.events_forwarded), ("sync_chain", s.c.sync_chain_messages), ("sync_chain_orphan", s.c.orphan_chain_messages)]),
+        read: Read::Samples(|s| by(&[("command_to_fl", s.c.commands_forwarded), ("answer_to_controller", s.c.answers_routed), ("event_to_controller", s.c.events_forwarded), ("sync_chain", s.c.sync_chain_messages), ("sync_chain_orphan", s.c.orphan_chain_messages)])),
     },
     Metric {
         name: "flrouter_router_errors",
         kind: Kind::Counter,
         help: "Errors the router answered commands with, by type.",
         labels: &["type"],
-        read: |s| by(&[("not_found", s.c.errors_not_found), ("operation_timed_out", s.c.errors_timed_out), ("request_invalid", s.c.errors_invalid)]),
+        read: Read::Samples(|s| by(&[("not_found", s.c.errors_not_found), ("operation_timed_out", s.c.errors_timed_out), ("request_invalid", s.c.errors_invalid)])),
     },
     Metric {
         name: "flrouter_command_timeouts",
         kind: Kind::Counter,
         help: "Commands whose FL missed a deadline: ack (answered OPERATION_TIMED_OUT) or answer (acked, never answered).",
         labels: &["deadline"],
-        read: |s| by(&[("ack", s.c.ack_timeouts), ("answer", s.c.acked_unanswered)]),
+        read: Read::Samples(|s| by(&[("ack", s.c.ack_timeouts), ("answer", s.c.acked_unanswered)])),
     },
     Metric {
         name: "flrouter_commands_failed_fast",
         kind: Kind::Counter,
         help: "Pending commands answered at once because their FL went offline.",
         labels: &[],
-        read: |s| one(s.c.failed_fast),
+        read: Read::Samples(|s| one(s.c.failed_fast)),
     },
     Metric {
         name: "flrouter_blacklist_drops",
         kind: Kind::Counter,
         help: "FL messages dropped because their command was already answered by a timeout.",
         labels: &[],
-        read: |s| one(s.c.blacklist_drops),
+        read: Read::Samples(|s| one(s.c.blacklist_drops)),
     },
     Metric {
         name: "flrouter_dead_letters",
         kind: Kind::Counter,
         help: "Messages sent to the dead-letter topic.",
         labels: &[],
-        read: |s| one(s.c.dead_letters),
+        read: Read::Samples(|s| one(s.c.dead_letters)),
     },
     Metric {
         name: "flrouter_fl_outages",
         kind: Kind::Counter,
         help: "FL outages declared (silence or lost writes).",
         labels: &[],
-        read: |s| one(s.c.fl_outages),
+        read: Read::Samples(|s| one(s.c.fl_outages)),
     },
     Metric {
         name: "flrouter_sync_sessions",
         kind: Kind::Counter,
         help: "Sync sessions started.",
         labels: &[],
-        read: |s| one(s.c.sync_sessions_started),
+        read: Read::Samples(|s| one(s.c.sync_sessions_started)),
     },
     Metric {
         name: "flrouter_sync_fl_chains",
         kind: Kind::Counter,
         help: "FL network dumps of sync sessions by outcome: complete (counted and whole, or closed by an end marker), uncounted (entries mapped, nothing concluded), empty (nothing, and no switch known), failed (missing or incomplete after the retries).",
         labels: &["outcome"],
-        read: |s| by(&[("complete", s.c.sync_fl_complete), ("uncounted", s.c.sync_fl_uncounted), ("empty", s.c.sync_fl_empty), ("failed", s.c.sync_fl_failed)]),
+        read: Read::Samples(|s| by(&[("complete", s.c.sync_fl_complete), ("uncounted", s.c.sync_fl_uncounted), ("empty", s.c.sync_fl_empty), ("failed", s.c.sync_fl_failed)])),
     },
     Metric {
         name: "flrouter_sync_unreadable_entries",
         kind: Kind::Counter,
         help: "Network dump entries without a readable switch: dead-lettered, their FL's dump incomplete.",
         labels: &[],
-        read: |s| one(s.c.sync_unreadable_entries),
+        read: Read::Samples(|s| one(s.c.sync_unreadable_entries)),
     },
     Metric {
         name: "flrouter_delivery_only_commands",
         kind: Kind::Counter,
         help: "Commands of a class the speaker does not always answer (protocol.delivery_only): forwarded and tracked for delivery only, no router deadline.",
         labels: &[],
-        read: |s| one(s.c.delivery_only_forwarded),
+        read: Read::Samples(|s| one(s.c.delivery_only_forwarded)),
     },
     Metric {
         name: "flrouter_sync_retries",
         kind: Kind::Counter,
         help: "SyncRequests re-sent for a missing or incomplete dump.",
         labels: &[],
-        read: |s| one(s.c.sync_retries),
+        read: Read::Samples(|s| one(s.c.sync_retries)),
     },
     Metric {
         name: "flrouter_multi_switch_commands",
         kind: Kind::Counter,
         help: "Multi-switch commands split and forwarded.",
         labels: &[],
-        read: |s| one(s.c.multi_commands),
+        read: Read::Samples(|s| one(s.c.multi_commands)),
     },
     Metric {
         name: "flrouter_multi_switch_late_answers",
         kind: Kind::Counter,
         help: "Answers for a multi-switch part that had already settled.",
         labels: &[],
-        read: |s| one(s.c.multi_late_answers),
+        read: Read::Samples(|s| one(s.c.multi_late_answers)),
     },
     Metric {
         name: "flrouter_replayed_commands",
         kind: Kind::Counter,
         help: "Commands read again after a restart that already had an outcome, by what was done: answered (nothing sent), repeated (the router's answer sent again), adopted (pending again, not forwarded twice).",
         labels: &["outcome"],
-        read: |s| by(&[("answered", s.c.replayed_answered), ("repeated", s.c.replayed_repeated), ("adopted", s.c.replayed_adopted)]),
+        read: Read::Samples(|s| by(&[("answered", s.c.replayed_answered), ("repeated", s.c.replayed_repeated), ("adopted", s.c.replayed_adopted)])),
     },
     Metric {
         name: "flrouter_previous_answers_routed",
         kind: Kind::Counter,
         help: "FL answers to commands a previous incarnation forwarded, routed to their reply-to.",
         labels: &[],
-        read: |s| one(s.c.previous_answers_routed),
+        read: Read::Samples(|s| one(s.c.previous_answers_routed)),
     },
     Metric {
         name: "flrouter_duplicate_answers_dropped",
         kind: Kind::Counter,
         help: "FL answers for commands that already had their outcome.",
         labels: &[],
-        read: |s| one(s.c.duplicate_answers_dropped),
+        read: Read::Samples(|s| one(s.c.duplicate_answers_dropped)),
     },
     Metric {
         name: "flrouter_switch_failovers",
         kind: Kind::Counter,
         help: "Active-FL moves of a switch, by reason: lost_active (its active FL disconnected it or went offline; a standby took over), return_home (a preferred FL connected).",
         labels: &["reason"],
-        read: |s| by(&[("lost_active", s.c.failovers), ("return_home", s.c.failbacks)]),
+        read: Read::Samples(|s| by(&[("lost_active", s.c.failovers), ("return_home", s.c.failbacks)])),
     },
     Metric {
         name: "flrouter_failed_over_commands",
         kind: Kind::Counter,
         help: "Pending commands answered OPERATION_TIMED_OUT because their switch failed over to another FL.",
         labels: &[],
-        read: |s| one(s.c.failed_over_commands),
+        read: Read::Samples(|s| one(s.c.failed_over_commands)),
     },
     Metric {
         name: "flrouter_switch_availability_notifications",
         kind: Kind::Counter,
         help: "Switch availability notices published (connections changed; failovers included).",
         labels: &[],
-        read: |s| one(s.c.availability_notifications),
+        read: Read::Samples(|s| one(s.c.availability_notifications)),
     },
     Metric {
         name: "flrouter_grace_commands",
         kind: Kind::Counter,
         help: "Commands for a switch that had just lost its last read-write FL, by outcome: waited (entered the grace window), forwarded (the switch reconnected), expired (answered NOT_FOUND).",
         labels: &["outcome"],
-        read: |s| by(&[("waited", s.c.grace_waits), ("forwarded", s.c.grace_forwarded), ("expired", s.c.grace_expired)]),
+        read: Read::Samples(|s| by(&[("waited", s.c.grace_waits), ("forwarded", s.c.grace_forwarded), ("expired", s.c.grace_expired)])),
     },
     Metric {
         name: "flrouter_standby_events_dropped",
         kind: Kind::Counter,
         help: "Switch-scoped FL messages (port events) from an FL that is not the switch's active one, dropped: the active FL speaks for the switch.",
         labels: &[],
-        read: |s| one(s.c.standby_events_dropped),
+        read: Read::Samples(|s| one(s.c.standby_events_dropped)),
     },
     Metric {
         name: "flrouter_commands_handed_over",
         kind: Kind::Counter,
         help: "Commands forwarded to an FL another instance owns, or pending when this instance stopped owning it: the FL's owner adopts them from its read topic.",
         labels: &[],
-        read: |s| one(s.c.commands_handed_over),
+        read: Read::Samples(|s| one(s.c.commands_handed_over)),
     },
     Metric {
         name: "flrouter_fl_messages_not_owned",
         kind: Kind::Counter,
         help: "FL messages that reached the engine after this instance stopped owning the FL (dropped; the new owner reads them).",
         labels: &[],
-        read: |s| one(s.c.fl_messages_not_owned),
+        read: Read::Samples(|s| one(s.c.fl_messages_not_owned)),
     },
     Metric {
         name: "flrouter_forwards_adopted",
         kind: Kind::Counter,
         help: "Forwards read back from an owned FL's read topic and made pending (a cluster instance).",
         labels: &[],
-        read: |s| one(s.c.forwards_adopted),
+        read: Read::Samples(|s| one(s.c.forwards_adopted)),
     },
     Metric {
         name: "flrouter_answers_held",
         kind: Kind::Counter,
         help: "FL acks and answers that waited for their forward to be adopted (a cluster instance).",
         labels: &[],
-        read: |s| one(s.c.answers_held),
+        read: Read::Samples(|s| one(s.c.answers_held)),
     },
     Metric {
         name: "flrouter_sync_requests_handed_over",
         kind: Kind::Counter,
         help: "Controller SyncRequests sent on to every FL's read topic, for each FL's owner to run (a cluster instance).",
         labels: &[],
-        read: |s| one(s.c.sync_requests_handed_over),
+        read: Read::Samples(|s| one(s.c.sync_requests_handed_over)),
     },
     Metric {
         name: "flrouter_sync_requests_adopted",
         kind: Kind::Counter,
         help: "Controller SyncRequests adopted from an owned FL's read topic: that FL's sync runs here (a cluster instance).",
         labels: &[],
-        read: |s| one(s.c.sync_requests_adopted),
+        read: Read::Samples(|s| one(s.c.sync_requests_adopted)),
     },
     Metric {
         name: "flrouter_cluster_owned",
         kind: Kind::Gauge,
         help: "What this instance holds now, by what: fls (FLs it owns), command_partitions (command-topic partitions it reads), leader (1 when it leads). One instance holds everything.",
         labels: &["what"],
-        read: Snapshot::cluster_owned,
+        read: Read::Samples(Snapshot::cluster_owned),
     },
     Metric {
         name: "flrouter_cluster_fl_owned",
         kind: Kind::Gauge,
         help: "1 for each FL this instance owns (reads, asks, judges, syncs), 0 for the others.",
         labels: &["fl"],
-        read: Snapshot::cluster_fl_owned,
+        read: Read::Samples(Snapshot::cluster_fl_owned),
     },
     Metric {
         name: "flrouter_forwards_settled",
         kind: Kind::Counter,
         help: "Forwards read back from an owned FL's read topic whose command already had its outcome: not adopted (a cluster instance).",
         labels: &[],
-        read: |s| one(s.c.forwards_settled),
+        read: Read::Samples(|s| one(s.c.forwards_settled)),
     },
     Metric {
         name: "flrouter_fl_switches",
         kind: Kind::Gauge,
         help: "Switches per FL, by role: active (its commands go to this FL) or standby (connected, not active).",
         labels: &["fl", "role"],
-        read: Snapshot::fl_switches,
+        read: Read::Samples(Snapshot::fl_switches),
     },
     Metric {
         name: "flrouter_fl_online",
         kind: Kind::Gauge,
         help: "1 when the FL is online (evidence within the alive timeout), else 0.",
         labels: &["fl", "status"],
-        read: Snapshot::fl_online,
+        read: Read::Samples(Snapshot::fl_online),
     },
     Metric {
         name: "flrouter_mailbox_messages_sent",
         kind: Kind::Counter,
         help: "Messages sent to actors' mailboxes, by actor kind.",
         labels: &["kind"],
-        read: |s| s.by_kind(|rows| sum(rows, |m| m.sent)),
+        read: Read::Samples(|s| s.by_kind(|rows| sum(rows, |m| m.sent))),
     },
     Metric {
         name: "flrouter_mailbox_messages_received",
         kind: Kind::Counter,
         help: "Messages handled by actors, by actor kind.",
         labels: &["kind"],
-        read: |s| s.by_kind(|rows| sum(rows, |m| m.received)),
+        read: Read::Samples(|s| s.by_kind(|rows| sum(rows, |m| m.received))),
     },
     Metric {
         name: "flrouter_mailbox_messages_rejected",
         kind: Kind::Counter,
         help: "Sends refused (mailbox closed), by actor kind.",
         labels: &["kind"],
-        read: |s| s.by_kind(|rows| sum(rows, |m| m.rejected)),
+        read: Read::Samples(|s| s.by_kind(|rows| sum(rows, |m| m.rejected))),
     },
     Metric {
         name: "flrouter_mailbox_pending_messages",
         kind: Kind::Gauge,
         help: "Messages waiting in actors' mailboxes (sent - received - rejected), by actor kind.",
         labels: &["kind"],
-        read: |s| s.by_kind(|rows| sum(rows, |m| m.pending)),
+        read: Read::Samples(|s| s.by_kind(|rows| sum(rows, |m| m.pending))),
     },
     Metric {
         name: "flrouter_mailbox_capacity_messages",
         kind: Kind::Gauge,
         help: "Mailbox capacity of the kind's busiest actor.",
         labels: &["kind"],
-        read: |s| s.by_kind(|rows| max(rows, |m| m.capacity as u64)),
+        read: Read::Samples(|s| s.by_kind(|rows| max(rows, |m| m.capacity as u64))),
     },
     Metric {
         name: "flrouter_mailbox_max_wait_microseconds",
         kind: Kind::Gauge,
         help: "Longest time a message waited in a mailbox of this kind in the last window.",
         labels: &["kind"],
-        read: |s| s.by_kind(|rows| max(rows, |m| m.max_wait_us)),
+        read: Read::Samples(|s| s.by_kind(|rows| max(rows, |m| m.max_wait_us))),
     },
     Metric {
         name: "flrouter_mailbox_max_handle_microseconds",
         kind: Kind::Gauge,
         help: "Longest handling time of a message by an actor of this kind in the last window.",
         labels: &["kind"],
-        read: |s| s.by_kind(|rows| max(rows, |m| m.max_handle_us)),
+        read: Read::Samples(|s| s.by_kind(|rows| max(rows, |m| m.max_handle_us))),
     },
     Metric {
         name: "flrouter_actor_restarts",
         kind: Kind::Counter,
         help: "Actor restarts by the supervisor, by actor kind.",
         labels: &["kind"],
-        read: |s| s.by_kind(|rows| sum(rows, |m| m.restarts)),
+        read: Read::Samples(|s| s.by_kind(|rows| sum(rows, |m| m.restarts))),
     },
     Metric {
         name: "flrouter_actor_failures",
         kind: Kind::Counter,
         help: "Messages whose handling failed (a panic caught; the actor restarts), by actor kind. Alert on any: a bug.",
         labels: &["kind"],
-        read: |s| s.by_kind(|rows| sum(rows, |m| m.failures)),
+        read: Read::Samples(|s| s.by_kind(|rows| sum(rows, |m| m.failures))),
     },
     Metric {
         name: "flrouter_actors",
         kind: Kind::Gauge,
         help: "Live actor instances by kind.",
         labels: &["kind"],
-        read: |s| s.by_kind(|rows| rows.len() as f64),
+        read: Read::Samples(|s| s.by_kind(|rows| rows.len() as f64)),
     },
     Metric {
         name: "flrouter_kafka_messages_delivered",
         kind: Kind::Counter,
         help: "Messages Kafka acknowledged to the producer.",
         labels: &[],
-        read: |s| one(s.producer(|p| p.delivered.load(Relaxed))),
+        read: Read::Samples(|s| one(s.producer(|p| p.delivered.load(Relaxed)))),
     },
     Metric {
         name: "flrouter_kafka_delivery_failures",
         kind: Kind::Counter,
         help: "Failed delivery attempts (retried, then dead-lettered).",
         labels: &[],
-        read: |s| one(s.producer(|p| p.failed.load(Relaxed))),
+        read: Read::Samples(|s| one(s.producer(|p| p.failed.load(Relaxed)))),
     },
     Metric {
         name: "flrouter_dead_letters_reduced",
         kind: Kind::Counter,
         help: "Dead letters the dead-letter topic refused whole, produced again cut down.",
         labels: &[],
-        read: |s| one(s.producer(|p| p.reduced.load(Relaxed))),
+        read: Read::Samples(|s| one(s.producer(|p| p.reduced.load(Relaxed)))),
     },
     Metric {
         name: "flrouter_dead_letters_stuck",
         kind: Kind::Counter,
         help: "Dead letters refused even cut down to their headers: their inputs stay uncommitted. Alert on any.",
         labels: &[],
-        read: |s| one(s.producer(|p| p.stuck.load(Relaxed))),
+        read: Read::Samples(|s| one(s.producer(|p| p.stuck.load(Relaxed)))),
     },
     Metric {
         name: "flrouter_obligations_unmet",
         kind: Kind::Counter,
         help: "Commands whose owed final answer was dropped by the engine without being given (a bug). Alert on any.",
         labels: &[],
-        read: |_| one(fl_router_actors::runtime::obligation::unmet()),
+        read: Read::Samples(|_| one(fl_router_actors::runtime::obligation::unmet())),
     },
     Metric {
         name: "flrouter_router_added_latency_seconds",
-        kind: Kind::Gauge,
-        help: "Router-added latency over the last 10 s, by quantile (0.5, 0.99): from reading a message to handing what it became (forward, routed answer or event) to the producer, on the router's own clock.",
-        labels: &["quantile"],
-        read: Snapshot::latency_quantiles,
+        kind: Kind::Histogram,
+        help: "Router-added latency since start: from reading a message to handing what it became (forward, routed answer or event) to the producer, on the router's own clock. A histogram: sum rate() over instances, then histogram_quantile().",
+        labels: &[],
+        read: Read::Histogram(|s| s.latency.as_ref()),
     },
     Metric {
         name: "flrouter_kafka_producer_queue_messages",
         kind: Kind::Gauge,
         help: "Messages in the producer's queue (librdkafka statistics).",
         labels: &[],
-        read: |s| one(s.kafka(|k| k.producer_queue.load(Relaxed).max(0) as u64)),
+        read: Read::Samples(|s| one(s.kafka(|k| k.producer_queue.load(Relaxed).max(0) as u64))),
     },
     Metric {
         name: "flrouter_kafka_consumer_lag_messages",
         kind: Kind::Gauge,
         help: "Consumer lag summed over partitions (librdkafka statistics).",
         labels: &["consumer"],
-        read: |s| by(&[("commands", s.kafka(|k| k.commands_lag.load(Relaxed).max(0) as u64)), ("fl", s.kafka(|k| k.fl_lag.load(Relaxed).max(0) as u64))]),
+        read: Read::Samples(|s| by(&[("commands", s.kafka(|k| k.commands_lag.load(Relaxed).max(0) as u64)), ("fl", s.kafka(|k| k.fl_lag.load(Relaxed).max(0) as u64))])),
     },
 ];
 
@@ -448,8 +459,8 @@ pub struct Snapshot {
     pub kafka: Option<Arc<KafkaStats>>,
     /// This instance's share of the cluster (everything, for a single instance).
     pub share: Option<crate::cluster::Share>,
-    /// Router-added latency p50 and p99 (seconds) over the last 10 s.
-    pub latency: Option<(f64, f64)>,
+    /// Router-added latency since start.
+    pub latency: Option<LatencyHistogram>,
 }
 
 impl Snapshot {
@@ -475,13 +486,6 @@ impl Snapshot {
                 (vec![kind.to_string()], f(&rows))
             })
             .collect()
-    }
-
-    fn latency_quantiles(&self) -> Vec<Sample> {
-        match self.latency {
-            Some((p50, p99)) => vec![(vec!["0.5".into()], p50), (vec!["0.99".into()], p99)],
-            None => Vec::new(),
-        }
     }
 
     fn cluster_owned(&self) -> Vec<Sample> {
@@ -550,14 +554,35 @@ impl Collector for Exporter {
             let ty = match m.kind {
                 Kind::Counter => MetricType::Counter,
                 Kind::Gauge => MetricType::Gauge,
+                Kind::Histogram => MetricType::Histogram,
             };
             let mut family = encoder.encode_descriptor(m.name, m.help, None, ty)?;
-            let values = (m.read)(&self.0);
+            let read = match m.read {
+                Read::Samples(read) => read,
+                Read::Histogram(read) => {
+                    let empty = LatencyHistogram::default();
+                    let h = read(&self.0).unwrap_or(&empty);
+                    let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+                        .iter()
+                        .copied()
+                        .chain([f64::INFINITY])
+                        .zip(h.counts)
+                        .collect();
+                    family.encode_histogram::<NoLabelSet>(
+                        h.sum_seconds,
+                        h.count,
+                        &buckets,
+                        None,
+                    )?;
+                    continue;
+                }
+            };
+            let values = read(&self.0);
             if m.labels.is_empty() {
                 let v = values.first().map_or(0.0, |(_, v)| *v);
                 match m.kind {
                     Kind::Counter => ConstCounter::new(v as u64).encode(family)?,
-                    Kind::Gauge => ConstGauge::new(v).encode(family)?,
+                    _ => ConstGauge::new(v).encode(family)?,
                 }
                 continue;
             }
@@ -571,7 +596,7 @@ impl Collector for Exporter {
                 let enc = family.encode_family(&labels)?;
                 match m.kind {
                     Kind::Counter => ConstCounter::new(*v as u64).encode(enc)?,
-                    Kind::Gauge => ConstGauge::new(*v).encode(enc)?,
+                    _ => ConstGauge::new(*v).encode(enc)?,
                 }
             }
         }
@@ -586,6 +611,38 @@ pub fn render(snapshot: Snapshot) -> String {
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
         out.clear();
+    }
+    out
+}
+
+/// The classic Prometheus text format (0.0.4) of an OpenMetrics exposition (what [`render`]
+/// makes): a counter's `# HELP`/`# TYPE` name its `_total` series, no `# UNIT`, no `# EOF`.
+pub fn to_classic(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (*p, rest)));
+        match meta {
+            Some((p, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    out.push_str(&format!("{p}{name}_total {tail}"));
+                } else {
+                    out.push_str(line);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
     }
     out
 }
@@ -656,5 +713,52 @@ mod tests {
             text.contains("# TYPE flrouter_mailbox_pending_messages gauge"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn latency_is_a_histogram_with_fractional_seconds() {
+        let mut h = LatencyHistogram::default();
+        h.counts[3] = 2; // <= 0.5 ms
+        h.counts[LATENCY_BUCKETS.len()] = 1; // above every bound
+        h.sum_seconds = 3.0008;
+        h.count = 3;
+        let text = render(Snapshot {
+            latency: Some(h),
+            ..Snapshot::default()
+        });
+        assert!(
+            text.contains("# TYPE flrouter_router_added_latency_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"flrouter_router_added_latency_seconds_bucket{le="0.0005"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"flrouter_router_added_latency_seconds_bucket{le="+Inf"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("flrouter_router_added_latency_seconds_sum 3.0008"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_classic_format_names_counters_by_their_series() {
+        let text = to_classic(&render(Snapshot::default()));
+        assert!(!text.contains("# EOF"));
+        assert!(
+            text.contains("# TYPE flrouter_commands_received_total counter"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE flrouter_fl_online gauge"), "{text}");
+        // A standard parser reads it.
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("a parsable exposition");
+        assert!(scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "flrouter_commands_received_total"));
     }
 }

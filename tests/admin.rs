@@ -266,3 +266,80 @@ async fn a_busy_admin_port_fails_the_start_at_once() {
     assert!(!log.contains("librdkafka"), "Kafka was tried first:\n{log}");
     drop(busy);
 }
+
+/// The latency metric under load: a scrape (classic text, as Prometheus asks by default) that a
+/// standard parser reads shows router-added latency above 0; OpenMetrics is served when asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_under_load_shows_router_added_latency() {
+    let w = World::new(&["fl1"], "30s").await;
+    let router = w.start_router("router");
+    let base = router.admin_url().await;
+    router.ready().await;
+    let p = producer();
+    let events = Reader::new(&w.events);
+    announce(&p, &w, "fl1", SW1, &events).await;
+    let read = Reader::new(&w.fl_read("fl1"));
+    for i in 0..50 {
+        send(
+            &p,
+            &w.commands,
+            None,
+            &command(&format!("lat-{i}"), SW1),
+            Some(&w.reply),
+        )
+        .await;
+    }
+    for _ in 0..50 {
+        read.expect(LONG).await;
+    }
+    tokio::task::spawn_blocking(move || {
+        // The histogram takes in what was recorded every second (the history's interval).
+        let deadline = std::time::Instant::now() + LONG;
+        let (count, sum) = loop {
+            let (status, text) = get(&base, "/metrics");
+            assert_eq!(status, 200);
+            let lines = text.lines().map(|l| Ok(l.to_string()));
+            let scrape =
+                prometheus_parse::Scrape::parse(lines).expect("a standard parser reads it");
+            let value = |name: &str| {
+                scrape
+                    .samples
+                    .iter()
+                    .find(|s| s.metric == name)
+                    .map(|s| match s.value {
+                        prometheus_parse::Value::Untyped(v)
+                        | prometheus_parse::Value::Gauge(v)
+                        | prometheus_parse::Value::Counter(v) => v,
+                        _ => 0.0,
+                    })
+                    .unwrap_or(0.0)
+            };
+            let count = value("flrouter_router_added_latency_seconds_count");
+            if count >= 50.0 {
+                break (count, value("flrouter_router_added_latency_seconds_sum"));
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no latency recorded:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        eprintln!("router-added latency: {count} messages, {sum} s in all");
+        assert!(sum > 0.0, "a latency of 0 s for {count} messages");
+        let mut r = agent()
+            .get(format!("{base}/metrics"))
+            .header("Accept", "application/openmetrics-text; version=1.0.0")
+            .call()
+            .expect("admin reachable");
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+        assert!(r.body_mut().read_to_string().unwrap().ends_with("# EOF\n"));
+    })
+    .await
+    .unwrap();
+}

@@ -28,12 +28,17 @@ fn metric_names(expr: &str) -> Vec<String> {
     out
 }
 
-/// What the router exposes: counters with `_total`, gauges as named.
+/// What the router exposes: counters with `_total`, gauges as named, histograms as their
+/// `_bucket`, `_sum` and `_count` series.
 fn exposed() -> Vec<String> {
     SPEC.iter()
-        .map(|m| match m.kind {
-            Kind::Counter => format!("{}_total", m.name),
-            Kind::Gauge => m.name.to_string(),
+        .flat_map(|m| match m.kind {
+            Kind::Counter => vec![format!("{}_total", m.name)],
+            Kind::Gauge => vec![m.name.to_string()],
+            Kind::Histogram => ["_bucket", "_sum", "_count"]
+                .iter()
+                .map(|s| format!("{}{s}", m.name))
+                .collect(),
         })
         .collect()
 }

@@ -29,6 +29,9 @@ fn metric_of(series: &str) -> Option<&'static Metric> {
     SPEC.iter().find(|m| match m.kind {
         Kind::Counter => series.strip_suffix("_total") == Some(m.name),
         Kind::Gauge => series == m.name,
+        Kind::Histogram => ["_bucket", "_sum", "_count"]
+            .iter()
+            .any(|s| series.strip_suffix(s) == Some(m.name)),
     })
 }
 
@@ -104,8 +107,13 @@ fn every_dashboard_query_names_exported_metrics_and_their_labels() {
                 continue;
             };
             labels_here.extend(m.labels.iter().copied());
+            let bucket = matches!(m.kind, Kind::Histogram) && name.ends_with("_bucket");
+            if bucket {
+                labels_here.push("le");
+            }
             for l in labels {
-                if !m.labels.contains(&l.as_str()) && !SCRAPE_LABELS.contains(&l.as_str()) {
+                let le = bucket && l == "le";
+                if !le && !m.labels.contains(&l.as_str()) && !SCRAPE_LABELS.contains(&l.as_str()) {
                     problems.push(format!("{title}: {name} has no label {l:?}"));
                 }
             }
