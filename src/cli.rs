@@ -19,6 +19,10 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// The exit code of a configuration error (sysexits' `EX_CONFIG`); a usage error (a wrong
+/// option) exits 2, a failure while running 1.
+pub const EXIT_CONFIG: u8 = 78;
+
 /// The options every binary of the project takes (the service's and the tooling's).
 #[derive(Debug, clap::Args)]
 pub struct Common {

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(cli::EXIT_CONFIG);
         }
     };
     let result = match cli.command.unwrap_or(Command::Run) {
@@ -47,11 +47,15 @@ fn main() -> ExitCode {
             eprintln!("{}: ok", path.display());
             Ok(())
         }
-        Command::Run if config.is_embedded() => Err(anyhow::anyhow!(
-            "kafka.brokers: `embedded` is the demo's in-process Kafka, not a broker the service \
-             can use: run the demo with `cargo run --release` (fl-router-tools), or set \
-             kafka.brokers (or FLROUTER_KAFKA_BROKERS) to a real Kafka"
-        )),
+        Command::Run if config.is_embedded() => {
+            eprintln!(
+                "error: {}: kafka.brokers: `embedded` is the demo's in-process Kafka, not one the \
+                 service can use: run the demo with `cargo run --release` (fl-router-tools), or \
+                 set kafka.brokers (or FLROUTER_KAFKA_BROKERS) to a real Kafka",
+                path.display()
+            );
+            return ExitCode::from(cli::EXIT_CONFIG);
+        }
         Command::Run => {
             let opts = fl_router::RunOptions {
                 config_path: Some(path.clone()),

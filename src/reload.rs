@@ -145,7 +145,7 @@ mod tests {
 
     fn config(extra: &str) -> Config {
         let text = format!("kafka: {{brokers: '127.0.0.1:9092'}}\nfls: [{{id: fl1}}]\n{extra}");
-        Config::parse(&text, "test.yaml", None).expect("valid")
+        Config::parse(&text, "test.yaml", Some("127.0.0.1:9092".into())).expect("valid")
     }
 
     fn with_fls(fls: &str, extra: &str) -> Config {
@@ -155,7 +155,7 @@ mod tests {
             "kafka: {brokers: '127.0.0.1:9092'}"
         };
         let text = format!("{kafka}\nfls: {fls}\n{extra}");
-        Config::parse(&text, "test.yaml", None).expect("valid")
+        Config::parse(&text, "test.yaml", Some("127.0.0.1:9092".into())).expect("valid")
     }
 
     #[test]

@@ -246,7 +246,7 @@ mod tests {
     use super::*;
 
     fn config(yaml: &str) -> Config {
-        Config::parse(yaml, "test.yaml", None).expect("valid config")
+        Config::parse(yaml, "test.yaml", Some("127.0.0.1:9092".into())).expect("valid config")
     }
 
     #[test]

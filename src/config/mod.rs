@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 mod admin;
 mod cluster;
+pub mod errors;
 mod kafka;
 
 pub use admin::{AdminConfig, TOKEN_ENV};
@@ -79,8 +80,23 @@ pub enum ConfigError {
         key: String,
         problem: String,
     },
-    #[error("{path}: {}", .problems.join("\n  "))]
+    #[error("{path}: {}", many(.problems))]
     Many { path: String, problems: Vec<String> },
+}
+
+/// Whether the file sets `section.key`.
+fn given(text: &str, section: &str, key: &str) -> bool {
+    serde_yaml_ng::from_str::<serde_json::Value>(text)
+        .ok()
+        .is_some_and(|v| !v[section][key].is_null())
+}
+
+/// One problem on the line, several one per line under a count.
+fn many(problems: &[String]) -> String {
+    match problems {
+        [one] => one.clone(),
+        all => format!("{} errors\n  {}", all.len(), all.join("\n  ")),
+    }
 }
 
 /// What is shown in place of a secret.
@@ -142,30 +158,40 @@ impl Config {
         path: &str,
         brokers_override: Option<String>,
     ) -> Result<Config, ConfigError> {
-        let de = serde_yaml_ng::Deserializer::from_str(text);
-        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            ConfigError::Invalid {
-                path: path.to_string(),
-                key: if key == "." {
-                    "(top level)".into()
-                } else {
-                    key
-                },
-                problem: e.into_inner().to_string(),
+        // Every error of the file at once (`errors`), then the checks of what could be read.
+        let (read, mut problems) = errors::deserialize_all::<Config>(text);
+        let mut cfg = match read {
+            Some(c) => c,
+            None => {
+                return Err(ConfigError::Many {
+                    path: path.to_string(),
+                    problems: problems.iter().map(ToString::to_string).collect(),
+                })
             }
-        })?;
-        if let Some(b) = brokers_override.filter(|b| !b.trim().is_empty()) {
-            cfg.kafka.brokers = b;
+        };
+        match brokers_override.filter(|b| !b.trim().is_empty()) {
+            Some(b) => cfg.kafka.brokers = b,
+            // No silent default: a router must be told which Kafka it works on.
+            None if !given(text, "kafka", "brokers") => problems.push(errors::Problem {
+                key: "kafka.brokers".into(),
+                line: None,
+                column: None,
+                message: format!(
+                    "not set: name the Kafka to use (host:port[,host:port]), or set \
+                     {BROKERS_ENV}; `embedded` runs the demo"
+                ),
+            }),
+            None => {}
         }
         cfg.name_state_topics(text);
-        let problems = cfg.validate();
-        if problems.is_empty() {
+        let mut all: Vec<String> = problems.drain(..).map(|p| p.to_string()).collect();
+        all.extend(cfg.validate());
+        if all.is_empty() {
             Ok(cfg)
         } else {
             Err(ConfigError::Many {
                 path: path.to_string(),
-                problems,
+                problems: all,
             })
         }
     }
@@ -226,16 +252,11 @@ impl Config {
     /// names them: two deployments on one Kafka (staging beside production) never read each
     /// other's state (as Kafka Streams names state after its application id).
     fn name_state_topics(&mut self, text: &str) {
-        let given = |key: &str| {
-            serde_yaml_ng::from_str::<serde_json::Value>(text)
-                .ok()
-                .is_some_and(|v| !v["topics"][key].is_null())
-        };
         let group = self.kafka.group_id.clone();
-        if !given("switch_map") {
+        if !given(text, "topics", "switch_map") {
             self.topics.switch_map = format!("{group}.switch-map");
         }
-        if !given("journal") {
+        if !given(text, "topics", "journal") {
             self.topics.journal = format!("{group}.journal");
         }
     }
@@ -350,7 +371,8 @@ mod tests {
     use std::time::Duration;
 
     fn parse(text: &str) -> Result<Config, String> {
-        Config::parse(text, "test.yaml", None).map_err(|e| e.to_string())
+        // The tests' files name no Kafka: as if FLROUTER_KAFKA_BROKERS were set.
+        Config::parse(text, "test.yaml", Some("127.0.0.1:9092".into())).map_err(|e| e.to_string())
     }
 
     const MIN: &str = "fls: [{id: a}]\n";
@@ -368,8 +390,14 @@ mod tests {
     #[test]
     fn unknown_key_is_rejected_with_its_path() {
         let e = parse("kafka: {brokerz: x}\nfls: [{id: a}]\n").unwrap_err();
-        assert!(e.contains("test.yaml: kafka.brokerz:"), "{e}");
-        assert!(e.contains("unknown field `brokerz`"), "{e}");
+        assert!(
+            e.contains("test.yaml: kafka.brokerz (line 1, column 9):"),
+            "{e}"
+        );
+        assert!(
+            e.contains("unknown key `brokerz`: did you mean `brokers`?"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -497,5 +525,34 @@ mod tests {
             "the old name, when given"
         );
         assert_eq!(c.topics.journal, "g.journal");
+    }
+
+    #[test]
+    fn three_mistakes_are_reported_in_one_run() {
+        let e = parse(
+            "kafka:\n  brokers: h:1\n  topic_partitions: four\ntimeouts:\n  ack: 10\nfls: [{id: a}]\nadmn: {}\n",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("test.yaml: 3 errors"), "{e}");
+        assert!(
+            e.contains("kafka.topic_partitions (line 3, column 21):"),
+            "{e}"
+        );
+        assert!(
+            e.contains("got the text \"four\", expected a whole number"),
+            "{e}"
+        );
+        assert!(e.contains("timeouts.ack (line 5, column 8):"), "{e}");
+        assert!(e.contains("a duration needs a unit"), "{e}");
+        assert!(e.contains("did you mean `admin`?"), "{e}");
+    }
+
+    #[test]
+    fn no_silent_broker_default() {
+        let e = Config::parse("fls: [{id: a}]\n", "t.yaml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kafka.brokers: not set"), "{e}");
+        assert!(Config::parse("kafka: {brokers: 'h:1'}\nfls: [{id: a}]\n", "t.yaml", None).is_ok());
     }
 }

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e:#}");
-            return ExitCode::from(2);
+            return ExitCode::from(fl_router::cli::EXIT_CONFIG);
         }
     };
     let result = match cli.command.unwrap_or(Command::Demo) {

@@ -77,7 +77,7 @@ mod tests {
         let config = Config::parse(
             "fls: [{id: a}]\nsim: {switches_per_fl: many}\n",
             "t.yaml",
-            None,
+            Some("127.0.0.1:9092".into()),
         )
         .unwrap();
         let e = Setup::of(config).unwrap_err().to_string();
