@@ -65,9 +65,10 @@ pub enum Command {
     Trace {
         /// The command's correlation id.
         correlation_id: String,
-        /// The router's admin API.
-        #[arg(long, default_value = "http://127.0.0.1:9464")]
-        admin: String,
+        /// The router's admin API (default: the configuration's `admin.bind`, else
+        /// http://127.0.0.1:9464).
+        #[arg(long)]
+        admin: Option<String>,
     },
 }
 

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use fl_router::cli::{self, Cli, Command};
 use fl_router::config::Config;
 
@@ -14,14 +14,32 @@ use fl_router::config::Config;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--version` says which build this is: the commit and the librdkafka it links.
+    let version = format!(
+        "{} (commit {}, librdkafka {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("FLROUTER_COMMIT"),
+        rdkafka::util::get_rdkafka_version().1
+    );
+    let version: &'static str = Box::leak(version.into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     cli::init_logs(cli::DEFAULT_LOG, cli.common.log_format);
     if let Some(Command::Trace {
         correlation_id,
         admin,
     }) = &cli.command
     {
-        return match fl_router::trace_view::run(correlation_id, admin) {
+        // The router the configuration describes, unless told otherwise.
+        let admin = admin.clone().unwrap_or_else(|| {
+            Config::load(&cli.common.config)
+                .map(|c| format!("http://{}", c.admin.bind))
+                .unwrap_or_else(|_| "http://127.0.0.1:9464".into())
+        });
+        return match fl_router::trace_view::run(correlation_id, &admin) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {

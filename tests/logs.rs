@@ -70,3 +70,19 @@ async fn a_switch_map_topic_without_compaction_is_reported_at_start() {
         "{line}"
     );
 }
+
+/// `--version` names the build: the commit and the librdkafka it links.
+#[test]
+fn the_version_names_the_commit_and_librdkafka() {
+    let out = std::process::Command::new(service_binary())
+        .arg("--version")
+        .output()
+        .expect("run fl-router --version");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("fl-router "), "{text}");
+    assert!(
+        text.contains("(commit ") && text.contains("librdkafka 2."),
+        "{text}"
+    );
+}

@@ -165,6 +165,13 @@ pub fn run(
         base: admin.trim_end_matches('/').to_string(),
         token,
     });
+    // Nobody listening is said at once (the admin API is up from a router's first second);
+    // a router that listens but does not route yet is waited for.
+    if let Err(e) = client.get("/health") {
+        anyhow::bail!(
+            "no router at {admin}: {e} (is it running? its admin.bind says where it listens)"
+        );
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     while client.get("/ready").map(|(s, _)| s).unwrap_or(0) != 200 {
         anyhow::ensure!(
