@@ -555,4 +555,15 @@ mod tests {
         assert!(e.contains("kafka.brokers: not set"), "{e}");
         assert!(Config::parse("kafka: {brokers: 'h:1'}\nfls: [{id: a}]\n", "t.yaml", None).is_ok());
     }
+
+    #[test]
+    fn an_unknown_template_variable_is_named_once() {
+        let e = parse("topics: {fl_read: 'kilda.speaker_x_{bogus}'}\nfls: [{id: a}, {id: b}]\n")
+            .unwrap_err();
+        assert!(
+            e.contains("topics.fl_read: template \"kilda.speaker_x_{bogus}\": unknown variable {bogus}; the only one is {fl}"),
+            "{e}"
+        );
+        assert!(!e.contains("fls["), "reported once, not per FL: {e}");
+    }
 }

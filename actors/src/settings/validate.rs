@@ -19,15 +19,35 @@ impl SettingError {
     }
 }
 
-/// A topic template: must contain `{fl}` and make a valid topic name.
+/// A topic template: its one variable is `{fl}`, which it must contain; the rest must be
+/// valid in a topic name. Errors quote the template as written.
 pub fn check_template(key: &str, template: &str) -> Result<(), SettingError> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let name = after.split('}').next().unwrap_or(after);
+        if name != "fl" || !after.contains('}') {
+            return Err(SettingError::new(
+                key,
+                format!(
+                    "template {template:?}: unknown variable {{{name}}}; the only one is {{fl}}"
+                ),
+            ));
+        }
+        rest = &after[name.len() + 1..];
+    }
     if !template.contains("{fl}") {
         return Err(SettingError::new(
             key,
             format!("template {template:?} must contain {{fl}}"),
         ));
     }
-    check_topic_name(key, &template.replace("{fl}", "x"))
+    check_topic_name(key, &template.replace("{fl}", "x")).map_err(|_| {
+        SettingError::new(
+            key,
+            format!("template {template:?} makes no valid topic name: allowed are a-z A-Z 0-9 . _ - and {{fl}}"),
+        )
+    })
 }
 
 /// Kafka topic names: 1..=249 chars of `[a-zA-Z0-9._-]`.
@@ -194,7 +214,20 @@ impl Settings {
                     format!("duplicate FL id {:?}", fl.id),
                 )));
             }
-            // Every topic of every lane for this FL must be a valid name.
+            // Every topic of every lane for this FL must be a valid name (a bad template is
+            // reported once, as its own key, not again for every FL).
+            let templates_ok = t
+                .lanes
+                .commands
+                .iter()
+                .map(|l| l.to.as_str())
+                .chain(t.lanes.outputs.iter().map(|l| l.from.as_str()))
+                .chain([t.fl_read.as_str(), t.fl_write.as_str()])
+                .chain(t.lanes.control.as_deref())
+                .all(|tpl| check_template("", tpl).is_ok());
+            if !templates_ok {
+                continue;
+            }
             for topic in t
                 .fl_read_topics(&fl.id)
                 .into_iter()
