@@ -168,8 +168,12 @@ impl Extras for Staging {
                        "router_errors": st.router_errors.load(Relaxed), "duplicates": st.duplicates.load(Relaxed),
                        "unanswered": st.unanswered()})
             })
-        })?;
-        Some(json!({"running": true, "live": live}))
+        });
+        Some(match live {
+            Some(live) => json!({"running": true, "live": live}),
+            // The load starts once the router routes: until then it is on its way.
+            None => json!({"running": false, "starting": true}),
+        })
     }
 }
 
