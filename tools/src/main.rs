@@ -48,8 +48,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Demo) {
         Command::Demo => match setup.config.is_embedded() {
-            true => demo::run(setup, cli.common.duration, stop_signal(None))
-                .map(|r| println!("{}", r.summary_line())),
+            true => demo::run(setup, cli.common.duration, stop_signal(None)).map(|r| r.print()),
             false => Err(anyhow::anyhow!(
                 "the demo runs its own Kafka: set kafka.brokers: embedded (config.yaml has it); \
                  on a real Kafka use `fl-router-tools stage`"
@@ -198,6 +197,6 @@ fn run_load(
         report_data.write_plot(&p)?;
         eprintln!("plot written to {}", p.display());
     }
-    println!("{}", report_data.summary_line());
+    report_data.print();
     Ok(())
 }

@@ -228,7 +228,7 @@ pub async fn run(
         async move {
             shutdown.await;
             match tokio::task::spawn_blocking(move || slot.finish()).await {
-                Ok(Ok(Some(report))) => println!("{}", report.summary_line()),
+                Ok(Ok(Some(report))) => report.print(),
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "the load did not finish cleanly"),
                 Err(e) => tracing::warn!(error = %e, "the load did not finish cleanly"),

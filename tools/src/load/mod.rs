@@ -101,6 +101,10 @@ pub struct LoadStats {
     per_second: Mutex<Vec<Histogram<u64>>>,
     states: Mutex<Vec<u8>>,
     errors_by_type: Mutex<BTreeMap<String, u64>>,
+    /// The slowest first answer (µs, command index) and the first router error's index: ids an
+    /// operator can hand to `fl-router trace`.
+    slowest: Mutex<(u64, Option<usize>)>,
+    first_error: Mutex<Option<usize>>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -124,6 +128,8 @@ impl LoadStats {
             per_second: Mutex::new(Vec::new()),
             states: Mutex::new(Vec::new()),
             errors_by_type: Mutex::new(BTreeMap::new()),
+            slowest: Mutex::new((0, None)),
+            first_error: Mutex::new(None),
         }
     }
 
@@ -181,6 +187,16 @@ impl LoadStats {
             }
         }
         let us = (latency.as_micros() as u64).max(1);
+        if let Ok(mut s) = self.slowest.lock() {
+            if us > s.0 {
+                *s = (us, Some(i));
+            }
+        }
+        if outcome != ANSWERED {
+            if let Ok(mut e) = self.first_error.lock() {
+                e.get_or_insert(i);
+            }
+        }
         for h in [&self.window, &self.total] {
             if let Ok(mut h) = h.lock() {
                 let _ = h.record(us);
@@ -386,7 +402,7 @@ async fn drive(
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _ = receiver.1.send(true);
     let _ = receiver.0.await;
-    report::build(&stats, cfg.rate, sent_for)
+    report::build(&stats, cfg.rate, sent_for, &run_id)
 }
 
 fn send(

@@ -32,6 +32,18 @@ pub struct LoadReport {
     pub errors_by_type: BTreeMap<String, u64>,
     /// Latency per second of intended send time.
     pub windows: Vec<Window>,
+    /// Correlation ids worth tracing (`fl-router trace <id>`).
+    pub trace: TraceIds,
+}
+
+/// Commands of the run worth a look with `fl-router trace`: the slowest answered, the first
+/// the router answered with an error, the first never answered.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TraceIds {
+    pub slowest: Option<String>,
+    pub slowest_ms: f64,
+    pub first_error: Option<String>,
+    pub first_lost: Option<String>,
 }
 
 /// A plotted line: its name, colour and which percentile of a window it shows.
@@ -54,7 +66,7 @@ pub fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     (h.value_at_quantile(q) as f64 / 1000.0 * 1000.0).round() / 1000.0
 }
 
-pub(super) fn build(stats: &LoadStats, rate: f64, sent_for: Duration) -> LoadReport {
+pub(super) fn build(stats: &LoadStats, rate: f64, sent_for: Duration, run_id: &str) -> LoadReport {
     let sent = stats.sent.load(Relaxed);
     let answered = stats.answered.load(Relaxed);
     let router_errors = stats.router_errors.load(Relaxed);
@@ -80,7 +92,21 @@ pub(super) fn build(stats: &LoadStats, rate: f64, sent_for: Duration) -> LoadRep
                 .collect()
         })
         .unwrap_or_default();
+    let cid = |i: usize| format!("{run_id}-{i}");
+    let (slowest_us, slowest) = stats.slowest.lock().map(|s| *s).unwrap_or((0, None));
+    let trace = TraceIds {
+        slowest: slowest.map(cid),
+        slowest_ms: slowest_us as f64 / 1000.0,
+        first_error: stats.first_error.lock().ok().and_then(|e| *e).map(cid),
+        first_lost: stats
+            .states
+            .lock()
+            .ok()
+            .and_then(|st| st.iter().position(|s| *s == super::UNANSWERED))
+            .map(cid),
+    };
     LoadReport {
+        trace,
         sent,
         answered,
         router_errors,
@@ -110,6 +136,33 @@ impl LoadReport {
             "summary: sent={} answered={} router_errors={} lost={} duplicates={} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3}",
             self.sent, self.answered, self.router_errors, self.lost, self.duplicates, self.p50_ms, self.p99_ms, self.p999_ms
         )
+    }
+
+    /// `trace: slowest=<id> (… ms) first_error=<id> first_lost=<id>` — the ids to hand to
+    /// `fl-router trace`; None when nothing was answered.
+    pub fn trace_line(&self) -> Option<String> {
+        let t = &self.trace;
+        let mut line = format!(
+            "trace: slowest={} ({:.3} ms)",
+            t.slowest.as_deref()?,
+            t.slowest_ms
+        );
+        if let Some(e) = &t.first_error {
+            line.push_str(&format!(" first_error={e}"));
+        }
+        if let Some(l) = &t.first_lost {
+            line.push_str(&format!(" first_lost={l}"));
+        }
+        line.push_str(" (fl-router trace <id> shows a command's path)");
+        Some(line)
+    }
+
+    /// The summary line, then the trace line (stdout: the end of a load's output).
+    pub fn print(&self) {
+        println!("{}", self.summary_line());
+        if let Some(t) = self.trace_line() {
+            println!("{t}");
+        }
     }
 
     pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
