@@ -12,6 +12,7 @@ pub mod history;
 pub mod kafka;
 pub mod latency;
 pub mod metrics;
+pub mod notify;
 pub mod reload;
 pub mod router;
 pub mod service;

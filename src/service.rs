@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::admin::{self, Extras};
 use crate::config::Config;
+use crate::notify;
 use crate::reload;
 use crate::router::Router;
 
@@ -50,20 +51,10 @@ pub async fn run_with(
         slot.replace(admin_state(&config, &router, opts.extras.clone()));
         tracing::info!("admin API serving the router");
     }
-    {
-        // Told once, when the first router routes: the caller, and the service manager
-        // (systemd's `Type=notify`: `systemctl start` returns when the router routes).
-        let tx = opts.ready;
-        let mut ready = router.ready();
-        tokio::spawn(async move {
-            if ready.wait_for(|r| *r).await.is_ok() {
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-                if let Some(tx) = tx {
-                    let _ = tx.send(());
-                }
-            }
-        });
-    }
+    // Told once, when the first router routes: the caller and the service manager; then the
+    // watchdog follows whichever engine runs.
+    let (engine_tx, engine_rx) = tokio::sync::watch::channel(router.engine().clone());
+    notify::on_ready(router.ready(), opts.ready, engine_rx);
     let hangups = hangups(reload_tx);
     let mut config = config;
     tokio::pin!(shutdown);
@@ -109,9 +100,10 @@ pub async fn run_with(
         if let Some((_, slot)) = &admin {
             slot.replace(admin_state(&config, &router, opts.extras.clone()));
         }
+        let _ = engine_tx.send(router.engine().clone());
         tracing::info!(fls = ?config.fls.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), "reloaded: routing with the new FL list");
     };
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    notify::stopping();
     if let Some((h, _)) = admin {
         h.stop(true).await;
     }
