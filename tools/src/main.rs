@@ -132,6 +132,8 @@ fn run_sim(setup: Setup, duration: Option<Duration>) -> anyhow::Result<()> {
     real_kafka(&setup, "sim")?;
     let config = &setup.config;
     runtime()?.block_on(async {
+        let client = kafka::base_config(&config.kafka);
+        kafka::topics::ensure(config, &client, &kafka::topics::all_topics(config)).await?;
         let sim = sim::Simulator::start(
             kafka::base_config(&config.kafka),
             &config.settings(),

@@ -186,6 +186,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let Setup { config, sim, load } = setup;
     let client = fl_router::kafka::base_config(&config.kafka);
+    // The simulated FLs read their topics from the start: create them first (on a fresh
+    // Kafka the router would create them only after the simulator had asked for them).
+    let topics = fl_router::kafka::topics::all_topics(&config);
+    fl_router::kafka::topics::ensure(&config, &client, &topics).await?;
     let simulator = Simulator::start(client.clone(), &config.settings(), &sim)?;
     let switches = simulator.switches();
     let slot = Arc::new(LoadSlot::default());
