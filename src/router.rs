@@ -450,6 +450,8 @@ impl ClusterSide {
             &config.cluster.collect_topic_of(&instance),
         )?;
         background.spawn(cluster::collect::run(collect, engine.clone()));
+        // A silent peer is taken out of the groups after cluster.lapse.
+        cluster::lapse::start(config, background)?;
         // The cluster's map first: routing waits until it is read.
         let (map_ready_tx, map_ready) = watch::channel(false);
         let (map_consumer, ends) = cluster::map_reader::consumer(

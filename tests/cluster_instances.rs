@@ -738,3 +738,49 @@ async fn an_instance_paused_past_its_session_loses_its_share_and_answers_nothing
     );
     drop(sim);
 }
+
+/// With `cluster.lapse` (1 s by default) a killed instance's work moves when its heartbeats
+/// stop, not when its session expires: the session here is 60 s and the survivor must hold
+/// everything well before that (30 s at most), having removed the dead member itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_is_taken_over_on_its_lapse_not_its_session() {
+    let (w, sim) = cluster_world().await;
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&w.config_path).unwrap()).unwrap();
+    cfg["kafka"]["consumer"]["session.timeout.ms"] = json!("60000");
+    std::fs::write(&w.config_path, cfg.to_string()).unwrap();
+    let (mut r1, r2) = two_instances(&w).await;
+    let load = load(&w, &sim);
+    until_sent(&load, RATE * 3.0).await;
+    r1.kill_hard();
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(30);
+    loop {
+        let v = cluster_view(&r2).await;
+        let commands = v["groups"][0]["partitions"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty());
+        if owned(&v).len() == 2 && v["leader"] == true && commands {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not taken over 30 s after the kill (the session is 60 s): {v}\n{}",
+            r2.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "taken over {} ms after the kill",
+        killed.elapsed().as_millis()
+    );
+    let log = r2.log_text();
+    assert!(
+        log.contains("removed a silent peer from a group"),
+        "the survivor removed r1 itself:\n{log}"
+    );
+    until_sent(&load, RATE * 10.0).await;
+    every_command_answered_by_its_fl(&w, load, "kill -9, taken over on lapse", &[(&r2, "r2")])
+        .await;
+    drop(sim);
+}

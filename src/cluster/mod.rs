@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::config::Config;
 
 pub mod collect;
+pub mod lapse;
 pub mod map_reader;
 pub mod ownership;
 pub mod peers;

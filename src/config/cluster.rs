@@ -19,6 +19,13 @@ pub struct ClusterConfig {
     /// Each instance reads `<collect_topic>.<kafka.instance_id>` (created at its start, one
     /// partition): its multi-switch commands' parts' results, sent by their FLs' owners.
     pub collect_topic: String,
+    /// A peer whose heartbeat is this late is removed from the groups at once (its work is
+    /// taken over without waiting for its session timeout); 0s = off. Heartbeats go out
+    /// every quarter of it (`src/cluster/lapse.rs`).
+    #[serde(with = "humantime_serde")]
+    pub lapse: std::time::Duration,
+    /// Every instance's heartbeat records (key `<group_id>/<instance_id>`), one partition.
+    pub heartbeat_topic: String,
 }
 
 impl ClusterConfig {
@@ -35,6 +42,8 @@ impl Default for ClusterConfig {
             owners_topic: "kilda.flrouter.owners".into(),
             leader_topic: "kilda.flrouter.leader".into(),
             collect_topic: "kilda.flrouter.collect".into(),
+            lapse: std::time::Duration::from_secs(1),
+            heartbeat_topic: "kilda.flrouter.heartbeats".into(),
         }
     }
 }
@@ -47,10 +56,18 @@ impl ClusterConfig {
             ("cluster.owners_topic", &self.owners_topic),
             ("cluster.leader_topic", &self.leader_topic),
             ("cluster.collect_topic", &self.collect_topic),
+            ("cluster.heartbeat_topic", &self.heartbeat_topic),
         ] {
             if topic.trim().is_empty() {
                 out.push(format!("{key}: must not be empty"));
             }
+        }
+        if !self.lapse.is_zero() && self.lapse < std::time::Duration::from_millis(200) {
+            out.push(format!(
+                "cluster.lapse: {} is shorter than 200ms (heartbeats every {}); use 0s to turn it off",
+                humantime::format_duration(self.lapse),
+                humantime::format_duration(self.lapse / 4)
+            ));
         }
         if self.owners_topic == self.leader_topic {
             out.push("cluster.leader_topic: must differ from cluster.owners_topic".into());

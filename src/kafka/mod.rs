@@ -4,6 +4,7 @@
 pub mod compacted;
 pub mod consumer;
 pub mod freshness;
+pub mod group_admin;
 pub mod offsets;
 pub mod producer;
 pub mod read_back;
@@ -48,6 +49,11 @@ pub fn consumer_config(k: &KafkaConfig, group: &str, instance: Option<&str>) -> 
         .set("enable.auto.offset.store", "false");
     if let Some(id) = instance {
         // The client id names the instance to its peers (`peers.rs`) and in broker logs.
+        // A static member heartbeats often: when a silent peer is removed (`cluster.lapse`)
+        // the survivors hear of the rebalance at their next heartbeat.
+        if !k.consumer.contains_key("heartbeat.interval.ms") {
+            c.set("heartbeat.interval.ms", "500");
+        }
         c.set("group.instance.id", id)
             .set("client.id", format!("{}{id}", CLIENT_ID_PREFIX));
     }

@@ -33,6 +33,9 @@ pub fn all_topics(config: &Config) -> BTreeSet<String> {
         set.insert(config.cluster.owners_topic.clone());
         set.insert(config.cluster.leader_topic.clone());
         set.insert(config.cluster.collect_topic_of(&config.instance_id()));
+        if !config.cluster.lapse.is_zero() {
+            set.insert(config.cluster.heartbeat_topic.clone());
+        }
     }
     set
 }
@@ -87,6 +90,7 @@ pub async fn ensure(
             let partitions = if **name == config.cluster.owners_topic {
                 config.fls.len() as i32
             } else if **name == config.cluster.leader_topic
+                || **name == config.cluster.heartbeat_topic
                 || **name == config.cluster.collect_topic_of(&config.instance_id())
             {
                 1
@@ -101,6 +105,9 @@ pub async fn ensure(
             // The switch map is a table: the latest value per switch is all that matters.
             if **name == config.topics.switch_map {
                 topic.set("cleanup.policy", "compact")
+            } else if **name == config.cluster.heartbeat_topic {
+                // Only the last seconds matter.
+                topic.set("retention.ms", "600000")
             } else if **name == config.topics.journal {
                 // Read back only for the last minutes after a restart.
                 topic.set("retention.ms", "3600000")

@@ -184,6 +184,7 @@ pub fn cluster_mode(w: &World) {
     cfg["cluster"]["enabled"] = serde_json::json!(true);
     cfg["cluster"]["owners_topic"] = serde_json::json!(format!("t{}.owners", w.id));
     cfg["cluster"]["leader_topic"] = serde_json::json!(format!("t{}.leader", w.id));
+    cfg["cluster"]["heartbeat_topic"] = serde_json::json!(format!("t{}.heartbeats", w.id));
     fs::write(&w.config_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
 }
 
