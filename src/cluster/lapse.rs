@@ -113,7 +113,8 @@ pub fn start(config: &Config, background: &mut JoinSet<()>) -> anyhow::Result<()
         brokers: k.brokers.clone(),
         heard: HashMap::new(),
     };
-    background.spawn(watch.run(Arc::new(consumer), every));
+    // Checked twice per heartbeat: a lapse is seen at most an eighth of it late.
+    background.spawn(watch.run(Arc::new(consumer), every / 2));
     Ok(())
 }
 

@@ -87,15 +87,17 @@ impl Owners {
             return;
         };
         let client = crate::kafka::base_config(&self.config.kafka);
+        let t0 = std::time::Instant::now();
         match crate::kafka::read_back::read_back_fl(
             &self.config,
             &client,
             &f.id,
             Duration::from_secs(30),
+            Some((&self.forwards.consumer, &self.fl.consumer)),
         ) {
             Ok(records) => {
                 let r = self.engine.add_previous(records);
-                info!(fl = %f.id, forwarded = r.forwarded, answered = r.answered, router_errors = r.errors, "FL's history read back");
+                info!(fl = %f.id, forwarded = r.forwarded, answered = r.answered, router_errors = r.errors, ms = t0.elapsed().as_millis() as u64, "FL's history read back");
             }
             Err(e) => {
                 warn!(fl = %f.id, error = %e, "FL's history not read back; commands its previous owner answered may be timed out again")

@@ -52,7 +52,7 @@ pub fn consumer_config(k: &KafkaConfig, group: &str, instance: Option<&str>) -> 
         // A static member heartbeats often: when a silent peer is removed (`cluster.lapse`)
         // the survivors hear of the rebalance at their next heartbeat.
         if !k.consumer.contains_key("heartbeat.interval.ms") {
-            c.set("heartbeat.interval.ms", "500");
+            c.set("heartbeat.interval.ms", "250");
         }
         c.set("group.instance.id", id)
             .set("client.id", format!("{}{id}", CLIENT_ID_PREFIX));
@@ -123,20 +123,36 @@ pub fn end_offsets<C: rdkafka::consumer::Consumer<X>, X: rdkafka::consumer::Cons
     let deadline = std::time::Instant::now() + timeout;
     let step = std::time::Duration::from_secs(5);
     loop {
+        // Metadata of the topics asked only (a broker may hold thousands), then every end
+        // offset in one ListOffsets round (timestamp -1 = latest) instead of two requests per
+        // partition: a takeover's read-back is made of these calls.
         let attempt = || -> anyhow::Result<Vec<(String, i32, i64)>> {
-            let md = consumer.fetch_metadata(None, step)?;
-            let mut out = Vec::new();
+            let mut tpl = rdkafka::TopicPartitionList::new();
             for t in topics {
+                let md = consumer.fetch_metadata(Some(t), step)?;
                 let mt = md
                     .topics()
                     .iter()
                     .find(|m| m.name() == t)
-                    .filter(|m| !m.partitions().is_empty())
+                    .filter(|m| m.error().is_none() && !m.partitions().is_empty())
                     .ok_or_else(|| anyhow::anyhow!("topic {t} does not exist"))?;
                 for p in mt.partitions() {
-                    let (_, high) = consumer.fetch_watermarks(t, p.id(), step)?;
-                    out.push((t.clone(), p.id(), high));
+                    tpl.add_partition_offset(t, p.id(), rdkafka::Offset::End)?;
                 }
+            }
+            let found = consumer.offsets_for_times(tpl.clone(), step)?;
+            let mut out = Vec::new();
+            for e in tpl.elements() {
+                let high = match found
+                    .find_partition(e.topic(), e.partition())
+                    .filter(|f| f.error().is_ok())
+                    .map(|f| f.offset())
+                {
+                    Some(rdkafka::Offset::Offset(o)) => o,
+                    // Not answered as an offset: ask the partition itself.
+                    _ => consumer.fetch_watermarks(e.topic(), e.partition(), step)?.1,
+                };
+                out.push((e.topic().to_string(), e.partition(), high));
             }
             Ok(out)
         };

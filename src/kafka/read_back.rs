@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::consumer::TrackedConsumer;
 use bytes::Bytes;
 use fl_router_actors::protocol::Head;
 use fl_router_actors::routing::replay::PriorRecord;
@@ -43,7 +44,7 @@ pub fn read_back(
     client: &ClientConfig,
     timeout: Duration,
 ) -> anyhow::Result<(Vec<PriorRecord>, Window)> {
-    read_back_scope(config, client, None, timeout)
+    read_back_scope(config, client, None, timeout, None)
 }
 
 /// What FL `fl`'s previous owner did with the commands forwarded to it (a cluster instance
@@ -51,13 +52,17 @@ pub fn read_back(
 /// committed, the router's own answers. The window starts from the oldest uncommitted forward
 /// (the previous owner committed the read topic below its oldest pending command) or FL
 /// message. Blocking.
+/// `groups`: the instance's own members of `<group_id>-fwd` and `<group_id>-fl`, asked for
+/// their groups' committed offsets (their coordinator is known: a takeover saves a new
+/// client's coordinator lookup per group).
 pub fn read_back_fl(
     config: &Config,
     client: &ClientConfig,
     fl: &str,
     timeout: Duration,
+    groups: Option<(&TrackedConsumer, &TrackedConsumer)>,
 ) -> anyhow::Result<Vec<PriorRecord>> {
-    read_back_scope(config, client, Some(fl), timeout).map(|(records, _)| records)
+    read_back_scope(config, client, Some(fl), timeout, groups).map(|(records, _)| records)
 }
 
 fn read_back_scope(
@@ -65,6 +70,7 @@ fn read_back_scope(
     client: &ClientConfig,
     only: Option<&str>,
     timeout: Duration,
+    groups: Option<(&TrackedConsumer, &TrackedConsumer)>,
 ) -> anyhow::Result<(Vec<PriorRecord>, Window)> {
     let t = &config.topics;
     let k = &config.kafka;
@@ -87,11 +93,15 @@ fn read_back_scope(
         .collect();
     let fl_write: Vec<String> = fls.iter().flat_map(|f| t.fl_write_topics(&f.id)).collect();
 
+    let t0 = std::time::Instant::now();
+    let mut phases: Vec<(&str, u64)> = Vec::new();
+    let mut phase = |name: &'static str| phases.push((name, t0.elapsed().as_millis() as u64));
     let reader = table::reader(client)?;
+    phase("reader");
     let mut cmd_committed = if commands.is_empty() {
         Vec::new()
     } else {
-        committed(client, &k.group_id, &reader, &commands, timeout)?
+        committed(client, &k.group_id, None, &reader, &commands, timeout)?
     };
     if only.is_some() {
         // A takeover: the forwards still open start after the read topics' committed offset.
@@ -100,18 +110,22 @@ fn read_back_scope(
         cmd_committed.extend(committed(
             client,
             &fwd_group,
+            groups.map(|g| g.0),
             &reader,
             &read_topics,
             timeout,
         )?);
     }
+    phase("commands/forwards committed");
     let fl_committed = committed(
         client,
         &format!("{}-fl", k.group_id),
+        groups.map(|g| g.1),
         &reader,
         &fl_write,
         timeout,
     )?;
+    phase("fl committed");
     // The oldest record that will be read again, by its timestamp.
     let mut oldest = now_millis();
     let mut firsts = Vec::new();
@@ -130,6 +144,7 @@ fn read_back_scope(
             oldest = oldest.min(ts.max(0) as u64);
         }
     })?;
+    phase("first records");
     let lookback = config.settings().longest_outcome_wait() + k.commit_interval;
     let from_ms = oldest.saturating_sub(lookback.as_millis() as u64);
 
@@ -168,6 +183,7 @@ fn read_back_scope(
         });
     }
 
+    phase("offsets by time");
     let classes = &config.protocol.classes;
     let mut out = Vec::new();
     let mut window = Window {
@@ -233,28 +249,37 @@ fn read_back_scope(
             });
         }
     })?;
+    phase("records");
+    tracing::debug!(?phases, "read-back phases (ms since start)");
     Ok((out, window))
 }
 
 /// (topic, partition, committed offset of `group` if any, end offset) for every partition.
 type Committed = Vec<(String, i32, Option<i64>, i64)>;
 
+/// `member`: a consumer of `group` already running, else one is made for the question.
 fn committed(
     client: &ClientConfig,
     group: &str,
+    member: Option<&TrackedConsumer>,
     reader: &BaseConsumer,
     topics: &[String],
     timeout: Duration,
 ) -> anyhow::Result<Committed> {
-    let mut c = client.clone();
-    c.set("group.id", group).set("enable.auto.commit", "false");
-    let group_client: BaseConsumer = c.create()?;
     let ends = super::end_offsets(reader, topics, timeout)?;
     let mut tpl = TopicPartitionList::new();
     for (t, p, _) in &ends {
         tpl.add_partition(t, *p);
     }
-    let got = group_client.committed_offsets(tpl, timeout)?;
+    let got = match member {
+        Some(m) => m.committed_offsets(tpl, timeout)?,
+        None => {
+            let mut c = client.clone();
+            c.set("group.id", group).set("enable.auto.commit", "false");
+            let group_client: BaseConsumer = c.create()?;
+            group_client.committed_offsets(tpl, timeout)?
+        }
+    };
     Ok(ends
         .into_iter()
         .map(|(t, p, high)| {

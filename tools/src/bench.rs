@@ -89,6 +89,11 @@ pub struct BenchArgs {
     /// Commands per second during the failover runs.
     #[arg(long, default_value_t = 300)]
     pub failover_rate: u64,
+    /// The pipe the router is measured against: `lean` (one thread, plain rdkafka consumer and
+    /// producer, `pipe --lean`) or `tracked` (the router's own Kafka clients, offset tracking
+    /// and delivery-acknowledged commits, no actors).
+    #[arg(long, default_value = "lean", value_parser = ["lean", "tracked"])]
+    pub baseline: String,
     /// Where configs, logs and reports go.
     #[arg(long, default_value = "out/bench")]
     pub out: PathBuf,
@@ -264,7 +269,12 @@ fn spawn_all(
         .map(|(i, v)| {
             let n = format!("{name}-i{}", i + 1);
             let cfg = write_config(&args.out, &n, v)?;
-            spawn(side, &cfg, &args.out.join(format!("{n}.log")), &[])
+            spawn(
+                side,
+                &cfg,
+                &args.out.join(format!("{n}.log")),
+                pipe_args(args, side),
+            )
         })
         .collect()
 }
@@ -394,6 +404,14 @@ pub fn service_exe() -> anyhow::Result<PathBuf> {
         service.display()
     );
     Ok(service)
+}
+
+/// The pipe's sub-command for `--baseline lean`; nothing else (the default sub-command).
+fn pipe_args(args: &BenchArgs, side: Side) -> &'static [&'static str] {
+    match (side, args.baseline.as_str()) {
+        (Side::Pipe, "lean") => &["pipe", "--lean"],
+        _ => &[],
+    }
 }
 
 fn spawn(side: Side, config: &Path, log: &Path, extra: &[&str]) -> anyhow::Result<Child> {
@@ -599,7 +617,7 @@ fn round_trip(
     let middle = if side == Side::Router {
         spawn_all(args, side, &configs, &name)?
     } else {
-        vec![spawn(side, &cfg, &log(side.name()), &[])?]
+        vec![spawn(side, &cfg, &log(side.name()), pipe_args(args, side))?]
     };
     // Joined their groups (a benchmark, not a test: waits by the clock); a cluster takes longer.
     let settle = Duration::from_secs(if middle.len() > 1 { 12 } else { 3 });

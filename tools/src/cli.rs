@@ -29,9 +29,14 @@ pub enum Command {
     Stage,
     /// Simulate the configured FLs (section `sim`) against the configured Kafka.
     Sim,
-    /// Benchmark baseline: copy commands to the first FL and its output to the load's reply
-    /// topic, with no routing logic.
-    Pipe,
+    /// Benchmark baseline: copy commands to their switch's FL (a byte scan and a hash lookup)
+    /// and the FLs' output to the load's reply topic, with no routing logic.
+    Pipe {
+        /// The leanest baseline: one thread, plain rdkafka consumer and producer, offsets
+        /// committed automatically (no delivery tracking).
+        #[arg(long)]
+        lean: bool,
+    },
     /// Router vs. pipe on a real broker: one-way saturation and round-trip figures (CPU, memory,
     /// throughput, latency), A/B alternating; see docs/benchmarks.md.
     Bench(crate::bench::BenchArgs),

@@ -3,6 +3,8 @@
 //! the benchmarks or the chaos runner.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -64,13 +66,26 @@ fn main() -> ExitCode {
         }),
         Command::Chaos { .. } | Command::Bench(_) => Ok(()), // handled above
         Command::Sim => run_sim(setup, cli.common.duration),
-        Command::Pipe => real_kafka(&setup, "pipe").and_then(|()| {
+        Command::Pipe { lean } => real_kafka(&setup, "pipe").and_then(|()| {
             let reply = setup.load.reply_topic.clone();
-            runtime()?.block_on(fl_router_tools::pipe::run(
-                &setup,
-                &reply,
-                stop_signal(cli.common.duration),
-            ))
+            let rt = runtime()?;
+            match lean {
+                true => {
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let flag = stop.clone();
+                    rt.spawn(async move {
+                        stop_signal(cli.common.duration).await;
+                        flag.store(true, Ordering::Relaxed);
+                    });
+                    let topics = rt.block_on(fl_router_tools::pipe::prepare(&setup, &reply))?;
+                    fl_router_tools::pipe::run_lean(&setup, &reply, topics, &stop)
+                }
+                false => rt.block_on(fl_router_tools::pipe::run(
+                    &setup,
+                    &reply,
+                    stop_signal(cli.common.duration),
+                )),
+            }
         }),
         Command::Load { rate, report, plot } => {
             run_load(setup, cli.common.duration, rate, report, plot)

@@ -22,6 +22,127 @@ use fl_router::kafka::consumer::{self, TrackedConsumer};
 use fl_router::kafka::offsets::OffsetTracker;
 use fl_router::kafka::producer::KafkaOutbox;
 
+/// Creates the topics the pipe needs; returns its routing table.
+pub async fn prepare(setup: &Setup, reply_topic: &str) -> anyhow::Result<Route> {
+    let config = &setup.config;
+    let mut topics = kafka::topics::all_topics(config);
+    topics.insert(reply_topic.to_string());
+    kafka::topics::ensure(config, &kafka::base_config(&config.kafka), &topics).await?;
+    route(setup)
+}
+
+/// Every simulated switch → its FL's read topic; the first FL's for any other.
+fn route(setup: &Setup) -> anyhow::Result<Route> {
+    let config = &setup.config;
+    let fl = config
+        .fls
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("pipe: no FL configured"))?;
+    let mut table: HashMap<Vec<u8>, Arc<str>> = HashMap::new();
+    for (i, f) in config.fls.iter().enumerate() {
+        let topic: Arc<str> = Arc::from(config.topics.fl_read_topic(&f.id));
+        for j in 0..setup.sim.switches_per_fl {
+            table.insert(crate::sim::fl::switch_id(i, j).into_bytes(), topic.clone());
+        }
+    }
+    Ok(Route {
+        table: Arc::new(table),
+        default: Arc::from(config.topics.fl_read_topic(&fl.id)),
+    })
+}
+
+/// The lean pipe (`pipe --lean`), on the calling thread until `stop`: one consumer of the
+/// command topics and the FL write topics, one producer, a byte scan and a hash lookup per
+/// command; offsets stored once a copy is queued and committed by librdkafka every
+/// `kafka.commit_interval` (no delivery tracking: the leanest honest consume → produce).
+pub fn run_lean(
+    setup: &Setup,
+    reply_topic: &str,
+    route: Route,
+    stop: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<()> {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::types::RDKafkaErrorCode;
+    let config = &setup.config;
+    let k = &config.kafka;
+    let commands: std::collections::HashSet<String> =
+        config.topics.command_topics().into_iter().collect();
+    let mut from: Vec<String> = commands.iter().cloned().collect();
+    from.extend(
+        config
+            .fls
+            .iter()
+            .map(|f| config.topics.fl_write_topic(&f.id)),
+    );
+    let consumer: BaseConsumer = {
+        let mut c = kafka::base_config(k);
+        c.set("group.id", format!("{}-lean", k.group_id))
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.commit.interval.ms",
+                k.commit_interval.as_millis().to_string(),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "100");
+        c.create()?
+    };
+    let refs: Vec<&str> = from.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs)?;
+    let producer: BaseProducer = {
+        let mut c = kafka::base_config(k);
+        c.set("linger.ms", "1")
+            .set("queue.buffering.max.messages", "1000000");
+        c.create()?
+    };
+    let to = Destination::Lookup(route);
+    let reply = Destination::Fixed(Arc::from(reply_topic));
+    let mut assigned = false;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        producer.poll(Duration::ZERO);
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "lean pipe consume error");
+                continue;
+            }
+        };
+        if !assigned {
+            assigned = true;
+            info!(to = %to, "pipe consumer assigned");
+        }
+        let payload = m.payload().unwrap_or_default();
+        let topic = match commands.contains(m.topic()) {
+            true => to.topic(payload),
+            false => reply.topic(payload),
+        };
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+        if let Some(key) = m.key() {
+            record = record.key(key);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    producer.poll(Duration::from_millis(10));
+                    record = r;
+                }
+                Err((e, _)) => {
+                    warn!(error = %e, "lean pipe produce error");
+                    break;
+                }
+            }
+        }
+        let _ = consumer.store_offset_from_message(&m);
+    }
+    let _ = producer.flush(Duration::from_secs(5));
+    Ok(())
+}
+
 /// Runs the pipe until `shutdown` resolves.
 pub async fn run(
     setup: &Setup,
@@ -30,13 +151,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let config = &setup.config;
     let k = &config.kafka;
-    let mut topics = kafka::topics::all_topics(config);
-    topics.insert(reply_topic.to_string());
-    kafka::topics::ensure(config, &kafka::base_config(k), &topics).await?;
-    let fl = config
-        .fls
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("pipe: no FL configured"))?;
+    let route = prepare(setup, reply_topic).await?;
     let outbox = KafkaOutbox::start(
         &kafka::producer_config(k),
         config.topics.dead_letter.clone(),
@@ -44,18 +159,6 @@ pub async fn run(
         None,
     )?;
     let (stop_tx, stop) = watch::channel(false);
-    // The lookup table: every simulated switch → its FL's read topic.
-    let mut table: HashMap<Vec<u8>, Arc<str>> = HashMap::new();
-    for (i, f) in config.fls.iter().enumerate() {
-        let topic: Arc<str> = Arc::from(config.topics.fl_read_topic(&f.id));
-        for j in 0..setup.sim.switches_per_fl {
-            table.insert(crate::sim::fl::switch_id(i, j).into_bytes(), topic.clone());
-        }
-    }
-    let route = Route {
-        table: Arc::new(table),
-        default: Arc::from(config.topics.fl_read_topic(&fl.id)),
-    };
     let write_topics: Vec<String> = config
         .fls
         .iter()
@@ -108,7 +211,7 @@ enum Destination {
 }
 
 #[derive(Clone)]
-struct Route {
+pub struct Route {
     table: Arc<HashMap<Vec<u8>, Arc<str>>>,
     default: Arc<str>,
 }
