@@ -691,11 +691,12 @@ async fn an_instance_whose_routing_settings_differ_from_a_running_peers_is_refus
     drop((r1, r3));
 }
 
-/// An instance frozen (SIGSTOP) longer than the session timeout under load: the other takes
-/// its FLs over; when it resumes it has lost them and must not act on them — no false answer,
-/// nothing lost.
+/// An instance frozen (SIGSTOP) under load longer than `cluster.lapse` (a false suspicion: it
+/// is not dead): the other removes it from the groups and takes its FLs over; when it resumes
+/// it has lost them (its consumers hear they are out) and must not act on them — no false
+/// answer, nothing lost, one more rebalance to share again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_paused_past_its_session_loses_its_share_and_answers_nothing_falsely() {
+async fn an_instance_paused_past_its_lapse_loses_its_share_and_answers_nothing_falsely() {
     let (w, sim) = cluster_world().await;
     let (r1, r2) = two_instances(&w).await;
     let load = load(&w, &sim);
@@ -715,6 +716,11 @@ async fn an_instance_paused_past_its_session_loses_its_share_and_answers_nothing
         "taken over {} ms after the pause",
         paused.elapsed().as_millis()
     );
+    assert!(
+        r2.log_text().contains("removed a silent peer from a group"),
+        "the survivor removed the frozen r1 from the groups:\n{}",
+        r2.log_text()
+    );
     // Frozen a while longer, with the survivor routing everything.
     tokio::time::sleep(Duration::from_secs(2)).await;
     r1.resume();
@@ -724,7 +730,7 @@ async fn an_instance_paused_past_its_session_loses_its_share_and_answers_nothing
     let report = every_command_answered_by_its_fl(
         &w,
         load,
-        "paused past the session timeout",
+        "paused past the lapse",
         &[(&r1, "r1"), (&r2, "r2")],
     )
     .await;

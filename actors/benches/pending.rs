@@ -2,6 +2,9 @@
 //! keyed by correlation id, as OpenKilda sends them) forwarded to FLs that never answer. The
 //! shell adds its offset guard per command on top (see docs/benchmarks.md).
 //!
+//! Prints the average (with the engine's bounded trace rings, full by then) and the marginal
+//! cost from 100,000 to 200,000 pending; `PENDING_NO_TRACES=1` turns the traces off.
+//!
 //!   cargo bench -p fl-router-actors --bench pending
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -49,8 +52,8 @@ async fn feed(
 ) -> (usize, i64) {
     for n in from..to {
         let cid = format!("bench-{n:09}");
-        let msg = Inbound::new(command(&cid, &switch(n % SWITCHES)))
-            .key(bytes::Bytes::from(cid.clone()));
+        let msg =
+            Inbound::new(command(&cid, &switch(n % SWITCHES))).key(bytes::Bytes::from(cid.clone()));
         engine.command(msg).await.expect("command");
         if n % 1024 == 0 {
             rec.drain(); // the forwarded copies, delivered
