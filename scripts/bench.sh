@@ -2,7 +2,7 @@
 # One benchmark run on the local real broker: the router (or the plain pipe baseline) between the
 # FL simulator and the open-loop load generator, all release builds, one FL.
 #   scripts/bench.sh router|pipe RATE DURATION [SWITCHES]
-# Prints the load's summary line; writes out/bench-<mode>-<rate>.{json,svg} and the logs.
+# Prints the load's summary and trace lines; writes out/bench-<mode>-<rate>.{json,svg} and the logs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -62,4 +62,4 @@ sleep 2 # let the router read the simulator's switch events (this is a benchmark
 
 "$tools" -c "$cfg" --duration "$duration" load \
   --report "out/bench-$mode-$rate.json" --plot "out/bench-$mode-$rate.svg" 2>"out/bench-$id-load.log" \
-  | tee "out/bench-$mode-$rate.txt" | tail -1
+  | tee "out/bench-$mode-$rate.txt" | grep -E "^(summary|trace):"

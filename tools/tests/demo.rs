@@ -22,11 +22,12 @@ fn shipped_config_runs_the_embedded_demo_and_loses_nothing() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary = stdout
-        .lines()
-        .last()
-        .filter(|l| l.starts_with("summary: "))
-        .unwrap_or_else(|| panic!("no summary line last:\n{stdout}"));
+    // The summary line, then the trace line, end the output.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let summary = match lines.as_slice() {
+        [.., s, t] if s.starts_with("summary: ") && t.starts_with("trace: slowest=") => *s,
+        _ => panic!("no summary and trace lines last:\n{stdout}"),
+    };
     let field = |name: &str| -> f64 {
         summary
             .split_whitespace()
@@ -142,7 +143,7 @@ fn embedded_broker_down_scenario_loses_nothing() {
     let run = child.wait_with_output().expect("router output");
     let summary = String::from_utf8_lossy(&run.stdout)
         .lines()
-        .last()
+        .find(|l| l.starts_with("summary: "))
         .unwrap_or_default()
         .to_string();
     assert!(
