@@ -52,6 +52,7 @@ fn load(w: &World, sim: &fl_router_tools::sim::Simulator, grace: Duration) -> Lo
             grace,
             reply_topic: w.reply.clone(),
             unknown_switch_fraction: 0.0,
+            ..LoadConfig::default()
         },
         Classes::default(),
     )

@@ -124,6 +124,7 @@ fn load_at(w: &World, sim: &fl_router_tools::sim::Simulator, rate: f64) -> LoadR
             grace: Duration::from_secs(40),
             reply_topic: w.reply.clone(),
             unknown_switch_fraction: 0.0,
+            ..LoadConfig::default()
         },
         Classes::default(),
     )

@@ -163,6 +163,7 @@ async fn charts_show_the_last_minutes_of_a_router_under_load() {
             grace: Duration::from_secs(5),
             reply_topic: w.reply.clone(),
             unknown_switch_fraction: 0.02,
+            ..LoadConfig::default()
         },
         fl_router_actors::settings::Classes::default(),
     )

@@ -34,6 +34,7 @@ async fn run(fls: &[&str], silent: Option<&str>, commands: u64) -> (LoadReport, 
             grace: Duration::from_secs(10),
             reply_topic: w.reply.clone(),
             unknown_switch_fraction: 0.0,
+            ..LoadConfig::default()
         },
         fl_router_actors::settings::Classes::default(),
     )

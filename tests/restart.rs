@@ -75,6 +75,7 @@ async fn run(fault: Fault, at_start: bool) -> Outcome {
             grace: Duration::from_secs(20),
             reply_topic: w.reply.clone(),
             unknown_switch_fraction: 0.0,
+            ..LoadConfig::default()
         },
         Classes::default(),
     )

@@ -66,9 +66,18 @@ pub struct BenchArgs {
     /// Round-trip rates (commands/s), comma separated; empty skips the round trip.
     #[arg(long, value_delimiter = ',')]
     pub rates: Vec<u64>,
-    /// Length of each round-trip run.
+    /// Length of each round-trip run (after its warm-up).
     #[arg(long, default_value = "20s")]
     pub round_trip: humantime::Duration,
+    /// Round-trip runs per rate and side (router and pipe alternate, the order flipped every
+    /// run).
+    #[arg(long, default_value_t = 1)]
+    pub round_trip_runs: usize,
+    /// The first part of each round-trip run: its commands are accounted for but kept out of
+    /// the percentiles (the broker's JIT and the clients' first requests are not the middle's
+    /// latency).
+    #[arg(long, default_value = "3s")]
+    pub round_trip_warmup: humantime::Duration,
     /// Only this side: `router` or `pipe`.
     #[arg(long)]
     pub only: Option<String>,
@@ -177,8 +186,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         summary(&results, &sides);
     }
     for &rate in args.rates.iter().filter(|r| **r > 0) {
-        for &side in &sides {
-            round_trip(args, &base, &id, rate, side)?;
+        for run in 0..args.round_trip_runs.max(1) {
+            let mut order = sides.clone();
+            if run % 2 == 1 {
+                order.reverse();
+            }
+            for &side in &order {
+                round_trip(args, &base, &id, rate, side, run)?;
+            }
         }
     }
     Ok(())
@@ -600,8 +615,9 @@ fn round_trip(
     id: &str,
     rate: u64,
     side: Side,
+    run: usize,
 ) -> anyhow::Result<()> {
-    let name = format!("{id}-rt{rate}-{}", side.name());
+    let name = format!("{id}-rt{rate}-{}-{run}", side.name());
     let mut v = base.clone();
     v["kafka"]["group_id"] = json!(name);
     v["kafka"]["max_inflight_commands"] = json!(20_000);
@@ -611,6 +627,7 @@ fn round_trip(
     v["topics"]["switch_map"] = json!(format!("{name}.switch-map"));
     v["topics"]["journal"] = json!(format!("{name}.journal"));
     v["load"]["reply_topic"] = json!(format!("{name}.reply"));
+    v["load"]["warmup"] = json!(humantime::format_duration(*args.round_trip_warmup).to_string());
     let configs = instance_configs(args, &v, &name);
     let cfg = write_config(&args.out, &name, &configs[0])?;
     let log = |what: &str| args.out.join(format!("{name}-{what}.log"));
@@ -626,7 +643,8 @@ fn round_trip(
     std::thread::sleep(settle); // the instances read the simulator's switch events (and facts)
     let report = args.out.join(format!("{name}.json"));
     let cpu0 = cpu_of(&middle);
-    let duration = humantime::format_duration(*args.round_trip).to_string();
+    let duration =
+        humantime::format_duration(*args.round_trip + *args.round_trip_warmup).to_string();
     let status = Command::new(std::env::current_exe()?)
         .arg("-c")
         .arg(&cfg)
@@ -647,9 +665,14 @@ fn round_trip(
     );
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
     let sent = r["sent"].as_f64().unwrap_or(0.0);
+    let hop = |k: &str| {
+        let v = |i: usize| r["stages"][k][i].as_u64().unwrap_or(0);
+        format!("{}/{}/{}", v(0), v(1), v(2))
+    };
     println!(
-        "  round trip {rate:>6}/s {:>6}: sent {:>8} answered {:>8} lost {:>5} router errors {:>5}  p50 {:>8.1} ms  p99 {:>8.1} ms  p99.9 {:>8.1} ms  {:>6.2} CPU-s per million  peak RSS {:>6.1} MiB",
+        "  round trip {rate:>6}/s {:>6} run {}: sent {:>8} answered {:>8} lost {:>5} router errors {:>5}  p50 {:>8.1} ms  p99 {:>8.1} ms  p99.9 {:>8.1} ms  {:>6.2} CPU-s per million  peak RSS {:>6.1} MiB",
         side.name(),
+        run + 1,
         r["sent"],
         r["answered"],
         r["lost"],
@@ -659,6 +682,14 @@ fn round_trip(
         r["p999_ms"].as_f64().unwrap_or(0.0),
         cpu / sent.max(1.0) * 1e6,
         rss
+    );
+    println!(
+        "      hops p50/p99/max ms (after a {} warm-up of {} commands): load->FL answer {}  FL answer->reply record {}  reply->load {}",
+        humantime::format_duration(*args.round_trip_warmup),
+        r["warmup_commands"],
+        hop("to_fl"),
+        hop("answer_hop"),
+        hop("to_load"),
     );
     Ok(())
 }

@@ -40,6 +40,11 @@ pub struct LoadConfig {
     pub reply_topic: String,
     /// Fraction (0..=1) of commands sent to a switch no FL manages (expect NOT_FOUND).
     pub unknown_switch_fraction: f64,
+    /// Commands sent in this first part of the run are accounted for (answered, errors, lost,
+    /// duplicates) but kept out of the latency percentiles: a benchmark's cold start (the
+    /// broker's JIT, first metadata requests) is not the middle's latency.
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
 }
 
 impl Default for LoadConfig {
@@ -49,6 +54,7 @@ impl Default for LoadConfig {
             grace: Duration::from_secs(10),
             reply_topic: "flrouter.load.reply".into(),
             unknown_switch_fraction: 0.0,
+            warmup: Duration::ZERO,
         }
     }
 }
@@ -99,12 +105,66 @@ pub struct LoadStats {
     pub window: Mutex<Histogram<u64>>,
     total: Mutex<Histogram<u64>>,
     per_second: Mutex<Vec<Histogram<u64>>>,
+    /// The round trip in hops, from the timestamps an FL answer carries (see [`Stages`]).
+    stages: Mutex<Stages>,
+    /// Commands below this index were sent during the warm-up (`load.warmup`).
+    warmup_commands: AtomicU64,
     states: Mutex<Vec<u8>>,
     errors_by_type: Mutex<BTreeMap<String, u64>>,
     /// The slowest first answer (µs, command index) and the first router error's index: ids an
     /// operator can hand to `fl-router trace`.
     slowest: Mutex<(u64, Option<usize>)>,
     first_error: Mutex<Option<usize>>,
+}
+
+/// An FL answer's round trip in three hops, in milliseconds (the clocks involved are
+/// millisecond ones; every process runs on one host in a benchmark):
+/// - `to_fl`: intended send → the FL wrote its answer (the answer's `timestamp` field): the load's
+///   producer, Kafka, the middle forwarding the command, Kafka, the FL;
+/// - `answer_hop`: the FL's answer → the middle produced it to the reply topic (the reply
+///   record's timestamp): Kafka and the middle only;
+/// - `to_load`: the reply record → the load read it.
+///
+/// Not recorded for warm-up commands nor router errors (which carry no FL timestamp).
+#[derive(Debug)]
+pub struct Stages {
+    pub to_fl: Histogram<u64>,
+    pub answer_hop: Histogram<u64>,
+    pub to_load: Histogram<u64>,
+}
+
+impl Default for Stages {
+    fn default() -> Self {
+        let ms = || {
+            Histogram::new_with_bounds(1, 3_600_000, 3)
+                .unwrap_or_else(|_| Histogram::new(3).expect("histogram"))
+        };
+        Self {
+            to_fl: ms(),
+            answer_hop: ms(),
+            to_load: ms(),
+        }
+    }
+}
+
+/// The hops of one answer (ms since the Unix epoch): intended send, FL answer, reply record,
+/// read by the load.
+struct Hops {
+    sent: u64,
+    answered: u64,
+    replied: u64,
+    read: u64,
+}
+
+impl Stages {
+    fn record(&mut self, h: &Hops) {
+        // +1: the histograms start at 1 ms; a hop inside one millisecond tick reads as 1.
+        let _ = self.to_fl.record(h.answered.saturating_sub(h.sent) + 1);
+        let _ = self
+            .answer_hop
+            .record(h.replied.saturating_sub(h.answered) + 1);
+        let _ = self.to_load.record(h.read.saturating_sub(h.replied) + 1);
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -126,6 +186,8 @@ impl LoadStats {
             window: Mutex::new(histogram()),
             total: Mutex::new(histogram()),
             per_second: Mutex::new(Vec::new()),
+            stages: Mutex::new(Stages::default()),
+            warmup_commands: AtomicU64::new(0),
             states: Mutex::new(Vec::new()),
             errors_by_type: Mutex::new(BTreeMap::new()),
             slowest: Mutex::new((0, None)),
@@ -146,6 +208,7 @@ impl LoadStats {
         latency: Duration,
         second: usize,
         error_type: Option<String>,
+        hops: Option<Hops>,
     ) {
         let first = {
             let Ok(mut st) = self.states.lock() else {
@@ -197,9 +260,15 @@ impl LoadStats {
                 e.get_or_insert(i);
             }
         }
-        for h in [&self.window, &self.total] {
-            if let Ok(mut h) = h.lock() {
+        if let Ok(mut h) = self.window.lock() {
+            let _ = h.record(us);
+        }
+        if (i as u64) >= self.warmup_commands.load(Relaxed) {
+            if let Ok(mut h) = self.total.lock() {
                 let _ = h.record(us);
+            }
+            if let (Some(hops), Ok(mut st)) = (hops, self.stages.lock()) {
+                st.record(&hops);
             }
         }
         if let Ok(mut ps) = self.per_second.lock() {
@@ -304,6 +373,10 @@ async fn drive(
 ) -> LoadReport {
     let run_id = format!("load-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let start = Instant::now();
+    let start_ms = fl_router_actors::runtime::clock::now_millis();
+    stats
+        .warmup_commands
+        .store((cfg.warmup.as_secs_f64() * cfg.rate) as u64, Relaxed);
     let interval = Duration::from_secs_f64(1.0 / cfg.rate);
     let intended = move |i: usize| start + interval.mul_f64(i as f64);
     let receiver = {
@@ -345,6 +418,19 @@ async fn drive(
                 };
                 let latency = now.saturating_duration_since(intended(i));
                 let second = (i as f64 / cfg.rate) as usize;
+                let hops = match (
+                    is_error,
+                    answer_timestamp(payload),
+                    m.timestamp().to_millis(),
+                ) {
+                    (false, Some(answered), Some(replied)) => Some(Hops {
+                        sent: start_ms + (i as f64 * 1000.0 / cfg.rate) as u64,
+                        answered,
+                        replied: u64::try_from(replied).unwrap_or(0),
+                        read: fl_router_actors::runtime::clock::now_millis(),
+                    }),
+                    _ => None,
+                };
                 stats.record(
                     i,
                     if is_error {
@@ -355,6 +441,7 @@ async fn drive(
                     latency,
                     second,
                     error_type,
+                    hops,
                 );
             }
         });
@@ -403,6 +490,15 @@ async fn drive(
     let _ = receiver.1.send(true);
     let _ = receiver.0.await;
     report::build(&stats, cfg.rate, sent_for, &run_id)
+}
+
+/// An FL message's own `timestamp` (ms since the epoch; OpenKilda's `Message.timestamp`).
+fn answer_timestamp(payload: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Stamped {
+        timestamp: Option<u64>,
+    }
+    serde_json::from_slice::<Stamped>(payload).ok()?.timestamp
 }
 
 fn send(
@@ -464,5 +560,53 @@ impl Status {
             line.push_str(&format!(" fls_online={online}/{total}"));
         }
         line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hops(sent: u64, answered: u64, replied: u64, read: u64) -> Option<Hops> {
+        Some(Hops {
+            sent,
+            answered,
+            replied,
+            read,
+        })
+    }
+
+    #[test]
+    fn warm_up_commands_are_accounted_for_but_left_out_of_the_percentiles_and_hops() {
+        let stats = LoadStats::new();
+        stats.warmup_commands.store(2, Relaxed);
+        stats.sent.store(4, Relaxed);
+        if let Ok(mut st) = stats.states.lock() {
+            st.extend([UNANSWERED; 4]);
+        }
+        let slow = Duration::from_millis(900);
+        let fast = Duration::from_millis(10);
+        stats.record(0, ANSWERED, slow, 0, None, hops(0, 800, 850, 900));
+        stats.record(1, ANSWERED, slow, 0, None, hops(0, 800, 850, 900));
+        stats.record(2, ANSWERED, fast, 0, None, hops(1000, 1004, 1007, 1010));
+        stats.record(3, ANSWERED, fast, 0, None, hops(1000, 1004, 1007, 1010));
+        let r = report::build(&stats, 1000.0, Duration::from_secs(1), "run");
+        assert_eq!((r.sent, r.answered, r.lost), (4, 4, 0));
+        assert_eq!(r.warmup_commands, 2);
+        assert!(r.max_ms < 11.0, "warm-up latency left in: {r:?}");
+        assert_eq!(r.stages.counted, 2);
+        assert_eq!(r.stages.to_fl, [4, 4, 4]);
+        assert_eq!(r.stages.answer_hop, [3, 3, 3]);
+        assert_eq!(r.stages.to_load, [3, 3, 3]);
+        // The per-second windows still show the warm-up.
+        assert!(r.windows[0].max_ms > 800.0);
+    }
+
+    #[test]
+    fn an_answer_timestamp_is_read_from_the_message() {
+        let m = br#"{"clazz":"x","payload":{"timestamp":1},"timestamp":1796320715687}"#;
+        assert_eq!(answer_timestamp(m), Some(1_796_320_715_687));
+        assert_eq!(answer_timestamp(br#"{"clazz":"x"}"#), None);
+        assert_eq!(answer_timestamp(b"not json"), None);
     }
 }

@@ -34,6 +34,19 @@ pub struct LoadReport {
     pub windows: Vec<Window>,
     /// Correlation ids worth tracing (`fl-router trace <id>`).
     pub trace: TraceIds,
+    /// Commands sent during the warm-up: accounted for, out of the percentiles.
+    pub warmup_commands: u64,
+    /// The FL answers' round trips in hops (ms; see `Stages`), after the warm-up.
+    pub stages: StageReport,
+}
+
+/// p50 / p99 / max of each hop, in milliseconds (±1 ms: millisecond clocks).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StageReport {
+    pub counted: u64,
+    pub to_fl: [u64; 3],
+    pub answer_hop: [u64; 3],
+    pub to_load: [u64; 3],
 }
 
 /// Commands of the run worth a look with `fl-router trace`: the slowest answered, the first
@@ -105,7 +118,25 @@ pub(super) fn build(stats: &LoadStats, rate: f64, sent_for: Duration, run_id: &s
             .and_then(|st| st.iter().position(|s| *s == super::UNANSWERED))
             .map(cid),
     };
+    let stages = stats
+        .stages
+        .lock()
+        .map(|st| {
+            // Recorded with +1 (a histogram starts at 1): taken off again here.
+            let q = |h: &Histogram<u64>| {
+                [0.5, 0.99, 1.0].map(|q| h.value_at_quantile(q).saturating_sub(1))
+            };
+            StageReport {
+                counted: st.to_fl.len(),
+                to_fl: q(&st.to_fl),
+                answer_hop: q(&st.answer_hop),
+                to_load: q(&st.to_load),
+            }
+        })
+        .unwrap_or_default();
     LoadReport {
+        warmup_commands: stats.warmup_commands.load(Relaxed).min(sent),
+        stages,
         trace,
         sent,
         answered,
