@@ -81,7 +81,7 @@ async fn fan_out(engine: &Engine, rec: &mut Recorded, cid: &str, all: &[String])
     }
     loop {
         let o = rec.next_within(Duration::from_secs(10)).await;
-        if o.topic == "r" {
+        if *o.topic == *"r" {
             break;
         }
     }
@@ -128,7 +128,7 @@ fn main() {
         }
         drop(outputs);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let results = rec.drain().iter().filter(|o| o.topic == "r").count();
+        let results = rec.drain().iter().filter(|o| *o.topic == *"r").count();
         drop(rec);
         let after = (LIVE.load(Relaxed) - live0) as f64 / inflight as f64;
         println!(

@@ -8,6 +8,7 @@
 use crate::runtime::clock::now_millis;
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -511,8 +512,8 @@ struct ErrorData<'a> {
 /// Who waits for a command's outcome and how the router answers them itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Requester {
-    /// The `reply_to` header, when the sender set one.
-    pub reply_to: Option<String>,
+    /// The `reply_to` header, when the sender set one (shared with the input's).
+    pub reply_to: Option<Arc<str>>,
     /// The command's Kafka key: the router's own answer carries it (OpenKilda's services match
     /// replies to requests by key); without one, the correlation id.
     pub key: Option<Bytes>,

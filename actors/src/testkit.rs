@@ -49,7 +49,7 @@ impl Outbox for RecordingOutbox {
         if !self.hold_tickets {
             msg.tickets.clear();
         }
-        let tx = if msg.topic == self.journal_topic {
+        let tx = if *msg.topic == *self.journal_topic {
             &self.journal_tx
         } else {
             &self.tx

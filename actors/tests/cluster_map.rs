@@ -49,7 +49,7 @@ fn command(cid: &str, sw: &str) -> Inbound {
 }
 
 fn is_map(e: &Engine, o: &Outgoing) -> bool {
-    o.topic == e.settings().topics.switch_map
+    *o.topic == *e.settings().topics.switch_map
 }
 
 fn key(o: &Outgoing) -> String {
@@ -98,7 +98,7 @@ async fn routed_to(e: &Engine, rec: &mut Recorded, cid: &str, sw: &str) -> Strin
         .unwrap();
     ["a", "b"]
         .into_iter()
-        .find(|fl| e.settings().topics.fl_read_topics(fl)[0] == fwd.topic)
+        .find(|fl| e.settings().topics.fl_read_topics(fl)[0] == *fwd.topic)
         .unwrap_or_else(|| panic!("{cid} went to {}", fwd.topic))
         .to_string()
 }

@@ -34,7 +34,7 @@ fn classes() -> Classes {
 }
 
 fn is_availability(o: &Outgoing) -> bool {
-    o.topic == EVENTS && class_of(o) == classes().switch_availability_notification
+    *o.topic == *EVENTS && class_of(o) == classes().switch_availability_notification
 }
 
 /// (FL, mode, master) of each connection an availability notice lists.
@@ -89,12 +89,12 @@ async fn event_from(
         .fl_output(fl, Inbound::new(event(sw, state)))
         .await
         .unwrap();
-    rec.until(WAIT, |o| o.topic == SWITCH_MAP).await
+    rec.until(WAIT, |o| *o.topic == *SWITCH_MAP).await
 }
 
 fn raw_forwarded(out: &[Outgoing], sw: &str, state: &str) -> bool {
     out.iter()
-        .any(|o| o.topic == EVENTS && o.payload.as_ref() == event(sw, state).as_slice())
+        .any(|o| *o.topic == *EVENTS && o.payload.as_ref() == event(sw, state).as_slice())
 }
 
 #[actix_rt::test]
@@ -149,7 +149,7 @@ async fn one_rw_connection_is_active_the_others_are_announced_not_forwarded() {
     );
 
     engine.command(command("c1", SW1)).await.unwrap();
-    assert_eq!(rec.next_within(WAIT).await.topic, "kilda.speaker_a");
+    assert_eq!(&*rec.next_within(WAIT).await.topic, "kilda.speaker_a");
 }
 
 #[actix_rt::test]
@@ -158,7 +158,7 @@ async fn losing_the_active_fl_fails_over_at_once_and_answers_its_pending_command
     event_from(&engine, &mut rec, "a", SW1, "ACTIVATED").await;
     event_from(&engine, &mut rec, "b", SW1, "ACTIVATED").await;
     engine.command(command("c1", SW1)).await.unwrap();
-    assert_eq!(rec.next_within(WAIT).await.topic, "kilda.speaker_a");
+    assert_eq!(&*rec.next_within(WAIT).await.topic, "kilda.speaker_a");
 
     let out = event_from(&engine, &mut rec, "a", SW1, "DEACTIVATED").await;
     assert!(
@@ -175,7 +175,7 @@ async fn losing_the_active_fl_fails_over_at_once_and_answers_its_pending_command
         Some("b")
     );
     // a's pending command is answered now, not at its timeout 60 s later.
-    let seen = rec.until(WAIT, |o| o.topic == REPLY).await;
+    let seen = rec.until(WAIT, |o| *o.topic == *REPLY).await;
     let err = body(seen.last().unwrap());
     assert_eq!(err["correlation_id"], "c1");
     assert_eq!(err["payload"]["error-type"], "OPERATION_TIMED_OUT");
@@ -186,7 +186,7 @@ async fn losing_the_active_fl_fails_over_at_once_and_answers_its_pending_command
     );
     // New commands go to b; a's late answer is dropped.
     engine.command(command("c2", SW1)).await.unwrap();
-    assert_eq!(rec.next_within(WAIT).await.topic, "kilda.speaker_b");
+    assert_eq!(&*rec.next_within(WAIT).await.topic, "kilda.speaker_b");
     engine
         .fl_output("a", Inbound::new(answer("c1")))
         .await
@@ -231,7 +231,7 @@ async fn an_outage_fails_over_what_has_a_standby_and_unmanages_the_rest() {
     loop {
         let out = rec.next_within(LONG).await;
         let v = body(&out);
-        if out.topic != "kilda.speaker_a" && class_of(&out) == classes().alive_request {
+        if *out.topic != *"kilda.speaker_a" && class_of(&out) == classes().alive_request {
             let fl = if out.topic.ends_with('b') { "b" } else { "c" };
             engine
                 .fl_output(fl, Inbound::new(info("alive", json!({"clazz": "Z"}))))
@@ -259,7 +259,10 @@ async fn an_outage_fails_over_what_has_a_standby_and_unmanages_the_rest() {
         .map(|o| body(o)["payload"]["switch_id"].clone())
         .collect();
     assert_eq!(unmanaged, vec![json!(SW2)], "only SW2 had no standby");
-    let failed = seen.iter().find(|o| o.topic == REPLY).expect("c1 answered");
+    let failed = seen
+        .iter()
+        .find(|o| *o.topic == *REPLY)
+        .expect("c1 answered");
     assert_eq!(body(failed)["payload"]["error-type"], "OPERATION_TIMED_OUT");
     assert_eq!(
         engine.lookup_switch(SW1).await.unwrap().as_deref(),
@@ -268,7 +271,7 @@ async fn an_outage_fails_over_what_has_a_standby_and_unmanages_the_rest() {
     assert_eq!(engine.lookup_switch(SW2).await.unwrap(), None);
     engine.command(command("c2", SW1)).await.unwrap();
     let out = rec.until(WAIT, |o| body(o)["correlation_id"] == "c2").await;
-    assert_eq!(out.last().unwrap().topic, "kilda.speaker_b");
+    assert_eq!(&*out.last().unwrap().topic, "kilda.speaker_b");
 }
 
 #[actix_rt::test]
@@ -290,14 +293,14 @@ async fn a_command_waits_out_the_grace_window_for_a_reconnect() {
         .await
         .unwrap();
     let out = rec.until(WAIT, |o| body(o)["correlation_id"] == "c1").await;
-    assert_eq!(out.last().unwrap().topic, "kilda.speaker_b");
+    assert_eq!(&*out.last().unwrap().topic, "kilda.speaker_b");
     assert_eq!(counter(&engine, "grace_forwarded"), 1);
 
     // No reconnect: NOT_FOUND when the window closes (not at once, not later).
     event_from(&engine, &mut rec, "a", SW2, "DEACTIVATED").await;
     let lost_at = tokio::time::Instant::now();
     engine.command(command("c2", SW2)).await.unwrap();
-    let out = rec.until(LONG, |o| o.topic == REPLY).await;
+    let out = rec.until(LONG, |o| *o.topic == *REPLY).await;
     let waited = lost_at.elapsed();
     assert!(
         waited >= grace && waited <= grace + Duration::from_millis(200),
@@ -313,7 +316,7 @@ async fn a_command_waits_out_the_grace_window_for_a_reconnect() {
     // After the window, NOT_FOUND at once.
     let asked = tokio::time::Instant::now();
     engine.command(command("c3", SW2)).await.unwrap();
-    let out = rec.until(WAIT, |o| o.topic == REPLY).await;
+    let out = rec.until(WAIT, |o| *o.topic == *REPLY).await;
     assert_eq!(
         body(out.last().unwrap())["payload"]["error-type"],
         "NOT_FOUND"
@@ -379,7 +382,7 @@ async fn a_read_only_chain_entry_adds_a_read_only_connection_and_stats_are_polle
         let o = rec.next_within(WAIT).await;
         if class_of(&o) == classes().sync_request {
             cids.insert(
-                o.topic.clone(),
+                o.topic.to_string(),
                 body(&o)["correlation_id"].as_str().unwrap().to_string(),
             );
         }
@@ -415,7 +418,7 @@ async fn a_read_only_chain_entry_adds_a_read_only_connection_and_stats_are_polle
     let mut scopes = Vec::new();
     for _ in 0..2 {
         let o = rec.next_within(WAIT).await;
-        scopes.push((o.topic.clone(), body(&o)["payload"]["scope"].clone()));
+        scopes.push((o.topic.to_string(), body(&o)["payload"]["scope"].clone()));
     }
     scopes.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(

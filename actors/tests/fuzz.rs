@@ -202,7 +202,7 @@ fn run_engine(inputs: Vec<(bool, usize, Vec<u8>)>) -> Result<(), TestCaseError> 
             tokio::time::Instant::now() + (t.ack + t.answer + t.sync_chain) * 4 + t.blacklist_ttl;
         while tokio::time::Instant::now() < until {
             for o in rec.drain() {
-                if fl_topics.contains(&o.topic.as_str()) {
+                if fl_topics.contains(&(&*o.topic)) {
                     continue;
                 }
                 for tk in &o.tickets {

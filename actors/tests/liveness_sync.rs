@@ -42,7 +42,7 @@ fn classes() -> Classes {
 }
 
 fn is(o: &Outgoing, topic: &str, class: &str) -> bool {
-    o.topic == topic && class_of(o) == class
+    *o.topic == *topic && class_of(o) == class
 }
 
 fn info(cid: &str, payload: Value) -> Vec<u8> {
@@ -211,7 +211,7 @@ async fn silent_fl_outage_notifies_unmanaged_switches_and_fails_pending_commands
     );
     let failed = rest
         .iter()
-        .find(|o| o.topic == "my.reply")
+        .find(|o| *o.topic == *"my.reply")
         .expect("pending command answered at once");
     assert_eq!(body(failed)["payload"]["error-type"], "OPERATION_TIMED_OUT");
     assert!(
@@ -225,7 +225,7 @@ async fn silent_fl_outage_notifies_unmanaged_switches_and_fails_pending_commands
         .command(Inbound::new(command("c2", S1)).reply_to("my.reply"))
         .await
         .unwrap();
-    let seen = rec.until(LONG, |o| o.topic == "my.reply").await;
+    let seen = rec.until(LONG, |o| *o.topic == *"my.reply").await;
     let err = body(seen.last().unwrap());
     assert_eq!(err["payload"]["error-type"], "NOT_FOUND");
     assert!(err["payload"]["error-description"]
@@ -253,7 +253,7 @@ async fn a_router_that_cannot_see_an_fl_declares_no_outage_and_no_timeout() {
     let out = rec.drain();
     assert!(
         out.iter()
-            .all(|o| class_of(o) != classes().fl_outage_notification && o.topic != "my.reply"),
+            .all(|o| class_of(o) != classes().fl_outage_notification && *o.topic != *"my.reply"),
         "blind: no outage, no timeout"
     );
     assert_ne!(engine.fl_liveness("a"), Some(FlStatus::Offline));
@@ -267,14 +267,14 @@ async fn a_router_that_cannot_see_an_fl_declares_no_outage_and_no_timeout() {
     for fl in ["a", "b", "c"] {
         engine.fl_read_up_to(fl, now);
     }
-    let seen = rec.until(LONG, |o| o.topic == "my.reply").await;
+    let seen = rec.until(LONG, |o| *o.topic == *"my.reply").await;
     assert_eq!(
         body(seen.last().unwrap())["payload"]["clazz"],
         "R",
         "the FL's own answer, not the router's timeout"
     );
     tokio::time::sleep(t.tick * 4).await;
-    assert!(rec.drain().iter().all(|o| o.topic != "my.reply"));
+    assert!(rec.drain().iter().all(|o| *o.topic != *"my.reply"));
     assert_ne!(engine.fl_liveness("a"), Some(FlStatus::Offline));
 
     // Seen up to date, an FL that stays silent is declared offline, once the requests it
@@ -298,7 +298,7 @@ async fn a_router_that_cannot_see_an_fl_declares_no_outage_and_no_timeout() {
         is(o, EVENTS, &classes().fl_outage_notification) && body(o)["payload"]["fl_id"] == "a"
     })
     .await;
-    let seen = rec.until(LONG, |o| o.topic == "my.reply").await;
+    let seen = rec.until(LONG, |o| *o.topic == *"my.reply").await;
     assert_eq!(
         body(seen.last().unwrap())["payload"]["error-type"],
         "OPERATION_TIMED_OUT"
@@ -374,7 +374,7 @@ async fn recovered_fl_gets_a_sync_replayed_and_its_map_rebuilt_from_the_chain() 
         .await;
     let proxied: Vec<&Outgoing> = seen
         .iter()
-        .filter(|o| o.topic == EVENTS && class_of(o) == classes().network_dump_switch)
+        .filter(|o| *o.topic == *EVENTS && class_of(o) == classes().network_dump_switch)
         .collect();
     assert_eq!(proxied.len(), 2);
     assert_eq!(
@@ -425,7 +425,7 @@ async fn lost_writes_are_an_outage_notice_and_a_resync_of_that_fl() {
         .contains("failed to write 3"));
     assert!(
         seen.iter()
-            .all(|o| o.topic != "kilda.speaker_a" || class_of(o) != classes().sync_request),
+            .all(|o| *o.topic != *"kilda.speaker_a" || class_of(o) != classes().sync_request),
         "b only"
     );
     // The AliveResponse itself is consumed, not forwarded.
@@ -447,7 +447,7 @@ async fn controller_sync_reaches_every_fl_and_ends_with_one_summary() {
         .unwrap();
     for fl in ["a", "b", "c"] {
         let seen = rec
-            .until(LONG, |o| o.topic == format!("kilda.speaker_{fl}"))
+            .until(LONG, |o| *o.topic == *format!("kilda.speaker_{fl}"))
             .await;
         assert_eq!(
             seen.last().unwrap().payload.as_ref(),
@@ -472,7 +472,7 @@ async fn controller_sync_reaches_every_fl_and_ends_with_one_summary() {
     let proxied = seen
         .iter()
         .filter(|o| {
-            o.topic == EVENTS
+            *o.topic == *EVENTS
                 && chunks
                     .iter()
                     .any(|(_, c)| c.as_slice() == o.payload.as_ref())
@@ -489,7 +489,7 @@ async fn controller_sync_reaches_every_fl_and_ends_with_one_summary() {
     assert_eq!(fl_entry(&s, "a")["switches"], 2);
     assert_eq!(fl_entry(&s, "b")["switches"], 1);
     assert_eq!(fl_entry(&s, "c")["status"], "complete");
-    let more = rec.until(LONG, |o| o.topic == "ctl.reply").await;
+    let more = rec.until(LONG, |o| *o.topic == *"ctl.reply").await;
     assert_eq!(
         class_of(more.last().unwrap()),
         classes().sync_summary,
@@ -555,7 +555,7 @@ async fn chain_with_a_gap_is_requested_again_from_that_fl_only() {
     }
     assert!(
         seen.iter()
-            .all(|o| !(class_of(o) == classes().sync_request && o.topic != "kilda.speaker_b")),
+            .all(|o| !(class_of(o) == classes().sync_request && *o.topic != *"kilda.speaker_b")),
         "only b is asked again"
     );
     for i in 0..3 {
@@ -599,9 +599,15 @@ async fn a_dump_that_never_comes_from_an_fl_with_switches_exhausts_the_retries_a
             is(o, EVENTS, &classes().sync_summary)
         })
         .await;
-    let to_c = seen.iter().filter(|o| o.topic == "kilda.speaker_c").count();
+    let to_c = seen
+        .iter()
+        .filter(|o| *o.topic == *"kilda.speaker_c")
+        .count();
     assert_eq!(to_c, 2, "re-sent twice after the first request");
-    let to_b = seen.iter().filter(|o| o.topic == "kilda.speaker_b").count();
+    let to_b = seen
+        .iter()
+        .filter(|o| *o.topic == *"kilda.speaker_b")
+        .count();
     assert_eq!(
         to_b, 0,
         "b (no switch known) is an empty region: not asked again"

@@ -94,7 +94,7 @@ async fn send(
 }
 
 async fn result(rec: &mut Recorded) -> Value {
-    let seen = rec.until(WAIT, |o| o.topic == REPLY).await;
+    let seen = rec.until(WAIT, |o| *o.topic == *REPLY).await;
     body(seen.last().unwrap())
 }
 
@@ -146,7 +146,7 @@ async fn each_fl_gets_only_its_switches_and_one_result_names_every_switch() {
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(
-        rec.drain().iter().all(|o| o.topic != REPLY),
+        rec.drain().iter().all(|o| *o.topic != *REPLY),
         "exactly one result"
     );
     assert!(
@@ -181,7 +181,7 @@ async fn a_silent_fl_is_reported_timed_out_and_the_rest_still_succeeds() {
     assert_eq!(status_of(&r, S4), ("success", None));
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(
-        rec.drain().iter().all(|o| o.topic != REPLY),
+        rec.drain().iter().all(|o| *o.topic != *REPLY),
         "no separate timeout error: one result only"
     );
 }
@@ -231,7 +231,7 @@ async fn answers_out_of_order_and_duplicated_make_one_result_and_late_ones_are_d
     assert!(
         rec.drain()
             .iter()
-            .all(|o| o.topic != REPLY && o.topic != "kilda.northbound.storm"),
+            .all(|o| *o.topic != *REPLY && *o.topic != *"kilda.northbound.storm"),
         "dropped"
     );
     let drops = engine
@@ -275,7 +275,7 @@ async fn a_timeout_racing_a_late_answer_counts_as_timed_out_once() {
     assert!(rec
         .drain()
         .iter()
-        .all(|o| o.topic != REPLY && o.topic != "kilda.northbound.storm"));
+        .all(|o| *o.topic != *REPLY && *o.topic != *"kilda.northbound.storm"));
 }
 
 #[actix_rt::test]
@@ -309,7 +309,7 @@ async fn a_one_element_list_is_an_ordinary_command() {
         .command(Inbound::new(cmd.clone()).reply_to(REPLY))
         .await
         .unwrap();
-    let seen = rec.until(WAIT, |o| o.topic == "kilda.speaker_b").await;
+    let seen = rec.until(WAIT, |o| *o.topic == *"kilda.speaker_b").await;
     assert_eq!(
         seen.last().unwrap().payload.as_ref(),
         cmd.as_bytes(),
@@ -319,7 +319,7 @@ async fn a_one_element_list_is_an_ordinary_command() {
         .fl_output("b", Inbound::new(answer("m6", "b")))
         .await
         .unwrap();
-    let seen = rec.until(WAIT, |o| o.topic == REPLY).await;
+    let seen = rec.until(WAIT, |o| *o.topic == *REPLY).await;
     assert_eq!(
         body(seen.last().unwrap())["payload"]["from"],
         "b",

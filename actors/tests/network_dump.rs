@@ -102,7 +102,7 @@ fn summary_of(seen: &[Outgoing]) -> Value {
     let s = seen
         .iter()
         .rev()
-        .find(|o| o.topic == EVENTS && class_of(o) == classes().sync_summary)
+        .find(|o| *o.topic == *EVENTS && class_of(o) == classes().sync_summary)
         .expect("a summary");
     body(s)["payload"].clone()
 }
@@ -124,7 +124,7 @@ async fn feed(engine: &Engine, fl: &str, msgs: Vec<Inbound>) {
 
 async fn until_summary(rec: &mut Recorded) -> Vec<Outgoing> {
     rec.until(LONG, |o| {
-        o.topic == EVENTS && class_of(o) == classes().sync_summary
+        *o.topic == *EVENTS && class_of(o) == classes().sync_summary
     })
     .await
 }
@@ -141,7 +141,7 @@ async fn a_plain_dump_maps_every_switch_it_lists_forwards_each_and_removes_none(
     feed(&engine, "a", vec![event(S9, "ACTIVATED")]).await;
     engine.command(sync_request("ctl-1")).await.unwrap();
     let started = tokio::time::Instant::now();
-    rec.until(LONG, |o| o.topic == "kilda.speaker_c").await;
+    rec.until(LONG, |o| *o.topic == *"kilda.speaker_c").await;
     let dump_a = [S1, S2, S3].map(|sw| plain("ctl-1", sw, true));
     let dump_b = [S4, S5].map(|sw| plain("ctl-1", sw, true));
     let bytes: Vec<bytes::Bytes> = dump_a
@@ -160,7 +160,7 @@ async fn a_plain_dump_maps_every_switch_it_lists_forwards_each_and_removes_none(
     let seen = until_summary(&mut rec).await;
     let forwarded: Vec<&Outgoing> = seen
         .iter()
-        .filter(|o| o.topic == EVENTS && bytes.contains(&o.payload))
+        .filter(|o| *o.topic == *EVENTS && bytes.contains(&o.payload))
         .collect();
     assert_eq!(
         forwarded
@@ -221,7 +221,7 @@ async fn a_whole_counted_dump_removes_the_unlisted_switches_learned_before_its_r
     // (Learned at the very instant of a request, a connection is not judged by its dump.)
     tokio::time::advance(Duration::from_millis(1)).await;
     engine.command(sync_request("ctl-2")).await.unwrap();
-    rec.until(LONG, |o| o.topic == "kilda.speaker_a").await;
+    rec.until(LONG, |o| *o.topic == *"kilda.speaker_a").await;
     // Read after the request: perhaps written after the dump, so the dump says nothing of it.
     feed(&engine, "a", vec![event(S8, "ACTIVATED")]).await;
     feed(
@@ -269,13 +269,13 @@ async fn an_unreadable_entry_is_dead_lettered_and_its_dump_asked_again_never_com
     )
     .await;
     engine.command(sync_request("ctl-3")).await.unwrap();
-    rec.until(LONG, |o| o.topic == "kilda.speaker_b").await;
+    rec.until(LONG, |o| *o.topic == *"kilda.speaker_b").await;
     // a: a counted chain of two, the second unreadable; b: plain, one unreadable.
     let answer_a = || vec![chunk("ctl-3", 0, 2, S1), unreadable("ctl-3", Some((1, 2)))];
     let answer_b = || vec![plain("ctl-3", S3, true), unreadable("ctl-3", None)];
     feed(&engine, "a", answer_a()).await;
     feed(&engine, "b", answer_b()).await;
-    let dead = rec.until(LONG, |o| o.topic == DEAD_LETTER).await;
+    let dead = rec.until(LONG, |o| *o.topic == *DEAD_LETTER).await;
     let reason = dead
         .last()
         .unwrap()
@@ -288,12 +288,12 @@ async fn an_unreadable_entry_is_dead_lettered_and_its_dump_asked_again_never_com
     // Both FLs are asked again after the deadline; they answer the same.
     let mut seen = rec
         .until(LONG, |o| {
-            o.topic == "kilda.speaker_a" && class_of(o) == classes().sync_request
+            *o.topic == *"kilda.speaker_a" && class_of(o) == classes().sync_request
         })
         .await;
     seen.extend(
         rec.until(LONG, |o| {
-            o.topic == "kilda.speaker_b" && class_of(o) == classes().sync_request
+            *o.topic == *"kilda.speaker_b" && class_of(o) == classes().sync_request
         })
         .await,
     );
@@ -327,7 +327,7 @@ async fn a_dump_interleaved_with_events_keeps_each_switchs_order() {
     tokio::time::pause();
     let (engine, mut rec) = start_recorded(settings(&["a"]));
     engine.command(sync_request("ctl-4")).await.unwrap();
-    rec.until(LONG, |o| o.topic == "kilda.speaker_a").await;
+    rec.until(LONG, |o| *o.topic == *"kilda.speaker_a").await;
     let msgs = vec![
         plain("ctl-4", S1, true),
         event(S1, "DEACTIVATED"),
@@ -341,7 +341,7 @@ async fn a_dump_interleaved_with_events_keeps_each_switchs_order() {
     let seen = rec.until(LONG, |o| o.payload == bytes[5]).await;
     let order: Vec<usize> = seen
         .iter()
-        .filter(|o| o.topic == EVENTS)
+        .filter(|o| *o.topic == *EVENTS)
         .filter_map(|o| bytes.iter().position(|b| *b == o.payload))
         .collect();
     assert_eq!(
@@ -369,7 +369,8 @@ async fn entries_are_forwarded_only_from_the_switchs_active_read_write_fl() {
     s.failover.prefer = vec!["a".into(), "b".into()];
     let (engine, mut rec) = start_recorded(s);
     engine.command(sync_request("ctl-5")).await.unwrap();
-    rec.until(LONG, |o| o.topic == "kilda.speaker_stats").await;
+    rec.until(LONG, |o| *o.topic == *"kilda.speaker_stats")
+        .await;
     let from_a = plain("ctl-5", S1, true);
     let from_b = plain("ctl-5", S1, true); // a read-write standby
     let from_stats = plain("ctl-5", S1, false); // a read-only region
@@ -379,7 +380,7 @@ async fn entries_are_forwarded_only_from_the_switchs_active_read_write_fl() {
     let seen = until_summary(&mut rec).await;
     let forwarded: Vec<&Outgoing> = seen
         .iter()
-        .filter(|o| o.topic == EVENTS && class_of(o) == classes().network_dump_switch)
+        .filter(|o| *o.topic == *EVENTS && class_of(o) == classes().network_dump_switch)
         .collect();
     assert_eq!(forwarded.len(), 1, "one voice per switch");
     assert_eq!(forwarded[0].payload, from_a.payload);
@@ -413,7 +414,7 @@ fn live_settings() -> Settings {
 async fn request_to_a(rec: &mut Recorded) -> Value {
     let seen = rec
         .until(LONG, |o| {
-            o.topic == "kilda.speaker_a" && class_of(o) == classes().sync_request
+            *o.topic == *"kilda.speaker_a" && class_of(o) == classes().sync_request
         })
         .await;
     body(seen.last().unwrap())

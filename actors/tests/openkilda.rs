@@ -67,7 +67,7 @@ async fn a_hub_and_spoke_request_goes_to_its_target_switch_with_key_and_headers_
     ));
     engine.command(msg).await.unwrap();
     let out = forwarded(&mut rec).await;
-    assert_eq!(out.topic, "kilda.speaker_a", "endpoint.switch_id decides");
+    assert_eq!(&*out.topic, "kilda.speaker_a", "endpoint.switch_id decides");
     assert_eq!(out.payload.as_ref(), raw.as_slice());
     assert_eq!(out.key.as_deref(), Some(cid.as_bytes()));
     assert_eq!(out.headers.len(), 1);
@@ -109,7 +109,7 @@ async fn each_class_is_routed_by_its_own_target_pointer() {
     for c in cases {
         engine.command(Inbound::new(c.to_string())).await.unwrap();
         let out = forwarded(&mut rec).await;
-        assert_eq!(out.topic, "kilda.speaker_b", "{c}");
+        assert_eq!(&*out.topic, "kilda.speaker_b", "{c}");
         assert_eq!(out.payload.as_ref(), c.to_string().as_bytes(), "bytes kept");
     }
 }
@@ -128,7 +128,7 @@ async fn the_router_answers_a_hub_and_spoke_request_in_its_family() {
         .await
         .unwrap();
     let out = rec.next_within(WAIT).await;
-    assert_eq!(out.topic, "flowhs.priv");
+    assert_eq!(&*out.topic, "flowhs.priv");
     assert_eq!(out.key.as_deref(), Some(&b"e1"[..]), "keyed as the request");
     let v = body(&out);
     assert_eq!(
@@ -157,11 +157,13 @@ async fn a_dump_gets_its_class_deadline_other_commands_the_default() {
         forwarded(&mut rec).await;
     }
     let ack = engine.settings().timeouts.ack;
-    let seen = rec.until(ack * 2, |o| o.topic == "r").await;
+    let seen = rec.until(ack * 2, |o| *o.topic == *"r").await;
     assert_eq!(body(seen.last().unwrap())["correlation_id"], "o1");
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert!(rec.drain().is_empty(), "the dump still has time");
-    let seen = rec.until(Duration::from_secs(60), |o| o.topic == "r").await;
+    let seen = rec
+        .until(Duration::from_secs(60), |o| *o.topic == *"r")
+        .await;
     assert_eq!(body(seen.last().unwrap())["correlation_id"], "d1");
 }
 
@@ -225,7 +227,7 @@ async fn lanes_carry_commands_to_their_fl_topic_and_answers_to_their_controller_
         .unwrap();
     let out = rec.next_within(WAIT).await;
     assert_eq!(
-        out.topic, "kilda.speaker.flow_a",
+        &*out.topic, "kilda.speaker.flow_a",
         "the flow lane's FL topic"
     );
     let answer = json!({"clazz":"org.openkilda.floodlight.api.response.SpeakerFlowSegmentResponse",
@@ -243,7 +245,7 @@ async fn lanes_carry_commands_to_their_fl_topic_and_answers_to_their_controller_
         .unwrap();
     let out = rec.next_within(WAIT).await;
     assert_eq!(
-        out.topic, "kilda.speaker.flowhs.priv",
+        &*out.topic, "kilda.speaker.flowhs.priv",
         "no reply_to: the lane's output topic"
     );
     // Alive requests travel on the control lane.
@@ -252,7 +254,7 @@ async fn lanes_carry_commands_to_their_fl_topic_and_answers_to_their_controller_
             body(o)["payload"]["clazz"] == "org.openkilda.messaging.AliveRequest"
         })
         .await;
-    assert_eq!(seen.last().unwrap().topic, "kilda.speaker.disco_a");
+    assert_eq!(&*seen.last().unwrap().topic, "kilda.speaker.disco_a");
 }
 
 #[actix_rt::test]
@@ -282,7 +284,7 @@ async fn broadcasts_go_to_each_fl_wrapped_with_its_own_switches() {
     out.sort_by(|x, y| x.topic.cmp(&y.topic));
     let scopes: Vec<(String, Value)> = out
         .iter()
-        .map(|o| (o.topic.clone(), body(o)["payload"]["scope"].clone()))
+        .map(|o| (o.topic.to_string(), body(o)["payload"]["scope"].clone()))
         .collect();
     assert_eq!(
         scopes,
@@ -316,7 +318,7 @@ async fn broadcasts_go_to_each_fl_wrapped_with_its_own_switches() {
     engine.command(Inbound::new(stats)).await.unwrap();
     let mut topics: Vec<String> = Vec::new();
     for _ in 0..2 {
-        topics.push(rec.next_within(WAIT).await.topic);
+        topics.push(rec.next_within(WAIT).await.topic.to_string());
     }
     topics.sort();
     assert_eq!(topics, ["kilda.speaker_a", "kilda.speaker_b"]);

@@ -145,7 +145,11 @@ async fn a_router_error_goes_where_the_requester_reads_in_its_family() {
             .command(on(lane, message(&cid, class, UNKNOWN)))
             .await
             .unwrap();
-        let got = rec.until(LONG, |o| o.topic == *topic).await.pop().unwrap();
+        let got = rec
+            .until(LONG, |o| &*o.topic == *topic)
+            .await
+            .pop()
+            .unwrap();
         let v = body(&got);
         assert_eq!(v["clazz"], answer.as_str(), "{class}: {v}");
         let found_cid = v["correlation_id"]
@@ -168,7 +172,7 @@ async fn a_router_error_goes_where_the_requester_reads_in_its_family() {
         .await
         .unwrap();
     let got = rec
-        .until(LONG, |o| o.topic == "kilda.speaker.flowhs.priv")
+        .until(LONG, |o| *o.topic == *"kilda.speaker.flowhs.priv")
         .await
         .pop()
         .unwrap();
@@ -188,7 +192,7 @@ async fn a_router_error_goes_where_the_requester_reads_in_its_family() {
         )
         .await
         .unwrap();
-    rec.until(LONG, |o| o.topic == "my.reply").await;
+    rec.until(LONG, |o| *o.topic == *"my.reply").await;
 }
 
 #[actix_rt::test]
@@ -200,7 +204,7 @@ async fn a_command_the_speaker_may_not_answer_is_delivered_only_and_a_late_answe
         .command(on("kilda.speaker.storm", message("d1", disco, KNOWN)))
         .await
         .unwrap();
-    rec.until(LONG, |o| o.topic == "kilda.speaker_1").await;
+    rec.until(LONG, |o| *o.topic == *"kilda.speaker_1").await;
     // Far past any router deadline: no error.
     let quiet = rec.collect_for(Duration::from_secs(60)).await;
     assert!(
@@ -224,7 +228,7 @@ async fn a_command_the_speaker_may_not_answer_is_delivered_only_and_a_late_answe
     });
     engine.fl_output("1", m).await.unwrap();
     let got = rec
-        .until(LONG, |o| o.topic == "kilda.topo.disco.storm")
+        .until(LONG, |o| *o.topic == *"kilda.topo.disco.storm")
         .await
         .pop()
         .unwrap();

@@ -55,7 +55,7 @@ async fn after(engine: &Engine, rec: &mut Recorded, fl: &str, msg: Inbound) -> V
 
 fn notices_of(out: &[Outgoing]) -> Vec<Value> {
     out.iter()
-        .filter(|o| o.topic == EVENTS)
+        .filter(|o| *o.topic == *EVENTS)
         .map(|o| {
             let b = body(o);
             assert!(
@@ -176,7 +176,9 @@ async fn connections_are_told_as_openkildas_router_tells_them() {
     let changed = event("e8", S1, "CHANGED", 10);
     let bytes = changed.payload.clone();
     let out = after(&engine, &mut rec, "1.stats", changed).await;
-    assert!(out.iter().any(|o| o.topic == EVENTS && o.payload == bytes));
+    assert!(out
+        .iter()
+        .any(|o| *o.topic == *EVENTS && o.payload == bytes));
 
     // A reduced event (no view) cannot make a connect notice OpenKilda reads: availability.
     let mut reduced = event("e9", S2, "ACTIVATED", 0);
@@ -205,7 +207,7 @@ async fn a_dump_entry_that_connects_a_switch_is_announced_before_it_goes_on() {
         Inbound::new(entry.clone()).key(S1.to_string()),
     )
     .await;
-    let on_events: Vec<&Outgoing> = out.iter().filter(|o| o.topic == EVENTS).collect();
+    let on_events: Vec<&Outgoing> = out.iter().filter(|o| *o.topic == *EVENTS).collect();
     assert_eq!(on_events.len(), 2);
     assert_eq!(
         class_of(on_events[0]),
@@ -262,7 +264,7 @@ async fn an_outage_is_a_disconnect_with_region_offline_and_the_routers_own_notic
         .find(|o| class_of(o) == classes().fl_outage_notification)
         .expect("an outage notice");
     assert_eq!(
-        outage.topic, NOTICES,
+        &*outage.topic, NOTICES,
         "the router's own notice, on its own topic"
     );
     let summary = rec
@@ -270,9 +272,9 @@ async fn an_outage_is_a_disconnect_with_region_offline_and_the_routers_own_notic
         .await
         .pop()
         .unwrap();
-    assert_eq!(summary.topic, NOTICES);
+    assert_eq!(&*summary.topic, NOTICES);
     for o in seen.iter().chain(rec.drain().iter()) {
-        if o.topic == EVENTS {
+        if *o.topic == *EVENTS {
             let class = class_of(o);
             assert!(
                 [

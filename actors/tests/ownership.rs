@@ -66,7 +66,7 @@ async fn a_command_for_an_fl_owned_elsewhere_is_forwarded_and_not_kept() {
         .await
         .unwrap();
     let fwd = rec.next_within(WAIT).await;
-    assert_eq!(fwd.topic, engine.settings().topics.fl_read_topics("b")[0]);
+    assert_eq!(&*fwd.topic, engine.settings().topics.fl_read_topics("b")[0]);
     assert_eq!(&fwd.payload[..], &cmd[..], "byte for byte");
     let st = engine.fl_status("b").await.unwrap();
     assert_eq!(
@@ -134,7 +134,7 @@ async fn losing_an_fl_hands_its_pending_commands_over_unanswered_and_winning_it_
     );
     let err = rec.next_within(ack * 2).await;
     assert_eq!(
-        (err.topic.as_str(), body(&err)["correlation_id"].as_str()),
+        ((&*err.topic), body(&err)["correlation_id"].as_str()),
         ("my.reply", Some("c4"))
     );
     assert_eq!(body(&err)["payload"]["error-type"], "OPERATION_TIMED_OUT");
@@ -156,7 +156,7 @@ async fn only_owned_fls_are_asked_if_alive_and_judged() {
     let asked = |fl: &str| {
         seen.iter()
             .filter(|o| {
-                o.topic == topics.control_topic(fl) && class_of(o).ends_with("AliveRequest")
+                *o.topic == *topics.control_topic(fl) && class_of(o).ends_with("AliveRequest")
             })
             .count()
     };
@@ -189,9 +189,9 @@ fn read_back(fwd: &fl_router_actors::Outgoing, offset: i64, ticket: Ticket) -> I
         .headers
         .iter()
         .find(|(k, _)| k == fl_router_actors::runtime::outbox::headers::REPLY_TO)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok().map(str::to_string));
+        .and_then(|(_, v)| std::str::from_utf8(v).ok().map(std::sync::Arc::from));
     m.origin = Some(fl_router_actors::runtime::outbox::Origin {
-        topic: fwd.topic.as_str().into(),
+        topic: (&*fwd.topic).into(),
         partition: 0,
         offset,
         timestamp_ms: Some(fl_router_actors::runtime::clock::now_millis()),
@@ -242,7 +242,7 @@ async fn a_cluster_instance_keeps_a_command_only_by_adopting_its_forward() {
         .unwrap();
     let out = rec.next_within(WAIT).await;
     assert_eq!(
-        (out.topic.as_str(), body(&out)["correlation_id"].as_str()),
+        ((&*out.topic), body(&out)["correlation_id"].as_str()),
         ("my.reply", Some("c5")),
         "the answer goes to the reply-to the forward carried"
     );
@@ -390,7 +390,7 @@ async fn a_controllers_sync_request_in_a_cluster_is_run_where_each_fl_is_owned()
     // The reading instance runs no session: every FL's read topic gets the request unchanged.
     let copies = [rec.next_within(WAIT).await, rec.next_within(WAIT).await];
     for (copy, fl) in copies.iter().zip(["a", "b"]) {
-        assert_eq!(copy.topic, t.control_topic(fl));
+        assert_eq!(&*copy.topic, t.control_topic(fl));
         assert_eq!(copy.payload.as_ref(), req.as_bytes(), "unchanged for {fl}");
     }
     assert_eq!(counter(&engine, "sync_sessions_started"), 0);
@@ -434,14 +434,14 @@ async fn a_controllers_sync_request_in_a_cluster_is_run_where_each_fl_is_owned()
         )
         .await
         .unwrap();
-    let seen = rec.until(WAIT * 5, |o| o.topic == "ctl.reply").await;
+    let seen = rec.until(WAIT * 5, |o| *o.topic == *"ctl.reply").await;
     assert!(
-        !seen.iter().any(|o| o.topic == t.control_topic("a")),
+        !seen.iter().any(|o| *o.topic == *t.control_topic("a")),
         "the FL has the request already: not sent again"
     );
     let proxied = seen
         .iter()
-        .filter(|o| o.topic == t.events && body(o)["clazz"] == classes.chunked_info_message)
+        .filter(|o| *o.topic == *t.events && body(o)["clazz"] == classes.chunked_info_message)
         .count();
     assert_eq!(proxied, 2, "both chain messages proxied, the early one too");
     let summary = body(seen.last().unwrap())["payload"].clone();
@@ -473,13 +473,13 @@ async fn a_chain_for_a_router_sync_that_is_not_running_here_goes_to_the_events_t
     // A dump entry is true whoever asked: the switch is mapped (a fact for the other
     // instances) and the entry forwarded to the events topic, never to a reply topic.
     let seen = rec
-        .until(WAIT, |o| o.topic == engine.settings().topics.events)
+        .until(WAIT, |o| *o.topic == *engine.settings().topics.events)
         .await;
     assert_eq!(seen.last().unwrap().payload.as_ref(), chain.as_slice());
     assert!(seen
         .iter()
-        .all(|o| o.topic == engine.settings().topics.switch_map
-            || o.topic == engine.settings().topics.events));
+        .all(|o| *o.topic == *engine.settings().topics.switch_map
+            || *o.topic == *engine.settings().topics.events));
     assert_eq!(counter(&engine, "sync_chain_messages"), 1);
     assert_eq!(
         engine.lookup_switch(SW1).await.unwrap().as_deref(),

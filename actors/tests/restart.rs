@@ -110,7 +110,7 @@ async fn a_command_read_again_gets_the_outcome_it_already_had() {
         .await
         .unwrap();
     let repeated = rec.next_within(WAIT).await;
-    assert_eq!(repeated.topic, "reply.c-err");
+    assert_eq!(&*repeated.topic, "reply.c-err");
     assert_eq!(repeated.key.as_deref(), Some(&b"k"[..]));
     assert_eq!(body(&repeated)["payload"]["error-type"], "NOT_FOUND");
     // Never seen before: forwarded as usual.
@@ -122,7 +122,7 @@ async fn a_command_read_again_gets_the_outcome_it_already_had() {
         .unwrap();
     let fwd = rec.next_within(WAIT).await;
     assert_eq!(
-        (fwd.topic.as_str(), body(&fwd)["correlation_id"].as_str()),
+        ((&*fwd.topic), body(&fwd)["correlation_id"].as_str()),
         ("kilda.speaker_a", Some("c-new")),
         "nothing was sent for c-done"
     );
@@ -141,7 +141,7 @@ async fn a_command_read_again_gets_the_outcome_it_already_had() {
     engine.command(new).await.unwrap();
     let fwd = rec.next_within(WAIT).await;
     assert_eq!(body(&fwd)["correlation_id"], "c-done");
-    assert_eq!(fwd.topic, "kilda.speaker_a");
+    assert_eq!(&*fwd.topic, "kilda.speaker_a");
 }
 
 #[actix_rt::test]
@@ -164,7 +164,7 @@ async fn a_forwarded_command_is_adopted_not_forwarded_twice_and_answered_once() 
         .await
         .unwrap();
     let out = rec.next_within(WAIT).await;
-    assert_eq!(out.topic, "reply.c-open");
+    assert_eq!(&*out.topic, "reply.c-open");
     // The FL's answer replayed from its uncommitted backlog: a counted duplicate.
     engine
         .fl_output("a", Inbound::new(answer("c-open")))
@@ -183,7 +183,7 @@ async fn an_answer_to_a_previous_forward_reaches_its_reply_to_not_the_default_to
         .await
         .unwrap();
     let out = rec.next_within(WAIT).await;
-    assert_eq!(out.topic, "reply.c-late");
+    assert_eq!(&*out.topic, "reply.c-late");
     // ... so when the command is read again, its answer is known to be out.
     engine
         .command(again(
@@ -202,7 +202,7 @@ async fn an_answer_to_a_previous_forward_reaches_its_reply_to_not_the_default_to
         .unwrap();
     let out = rec.next_within(WAIT).await;
     assert_eq!(body(&out)["correlation_id"], "unsolicited");
-    assert_eq!(out.topic, "kilda.northbound.storm");
+    assert_eq!(&*out.topic, "kilda.northbound.storm");
     assert!(rec.drain().is_empty());
     let c = engine.counters().snapshot();
     let get = |n: &str| c.iter().find(|(k, _)| *k == n).unwrap().1;
@@ -221,7 +221,7 @@ async fn an_adopted_command_past_its_deadline_times_out_once() {
         .await
         .unwrap();
     let err = rec.next_within(WAIT).await;
-    assert_eq!(err.topic, "reply.c-stale");
+    assert_eq!(&*err.topic, "reply.c-stale");
     assert_eq!(body(&err)["payload"]["error-type"], "OPERATION_TIMED_OUT");
     // Journaled like any router answer, with where it went.
     let j = rec.journal();
@@ -251,7 +251,7 @@ async fn a_second_answer_to_a_command_answered_here_is_dropped_not_routed_by_kin
             .unwrap();
     }
     let out = rec.next_within(WAIT).await;
-    assert_eq!(out.topic, "reply.c-twice");
+    assert_eq!(&*out.topic, "reply.c-twice");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         rec.drain().is_empty(),
@@ -308,10 +308,7 @@ async fn a_long_deadline_command_read_again_keeps_its_class_deadline() {
         .unwrap();
     let first = rec.next_within(WAIT).await;
     assert_eq!(
-        (
-            first.topic.as_str(),
-            body(&first)["payload"]["clazz"].as_str()
-        ),
+        ((&*first.topic), body(&first)["payload"]["clazz"].as_str()),
         ("reply.c-dump", Some("org.example.Rules")),
         "the FL's answer is the first thing out (no second forward, no timeout): {:?}",
         body(&first)

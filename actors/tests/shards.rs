@@ -49,7 +49,7 @@ async fn switch_event(engine: &Engine, rec: &mut Recorded, fl: &str, switch: &st
         .unwrap();
     // The event (or the notice it turns into) reaches the controller once the map has it.
     let events = engine.settings().topics.events.clone();
-    rec.until(WAIT, |o| o.topic == events).await;
+    rec.until(WAIT, |o| *o.topic == *events).await;
 }
 
 /// (FL read topic, correlation id) of the next `n` forwarded commands.
@@ -59,11 +59,11 @@ async fn forwards(engine: &Engine, rec: &mut Recorded, n: usize) -> Vec<(String,
     let mut out = Vec::new();
     while out.len() < n {
         let o = rec.next_within(WAIT).await;
-        let fl = if &o.topic == read_a {
+        let fl = if *o.topic == *read_a {
             "a"
-        } else if &o.topic == read_b {
+        } else if *o.topic == *read_b {
             "b"
-        } else if o.topic == engine.settings().topics.switch_map {
+        } else if *o.topic == *engine.settings().topics.switch_map {
             continue; // a map record of the events above
         } else {
             panic!("unexpected output on {}: {}", o.topic, body(&o));
@@ -156,7 +156,7 @@ async fn a_switch_that_waits_for_a_reconnect_keeps_its_order_across_both_paths()
     let mut seen = Vec::new();
     while seen.len() < N {
         let o = rec.next_within(WAIT).await;
-        if o.topic == engine.settings().topics.fl_read_topics("b")[0] {
+        if *o.topic == *engine.settings().topics.fl_read_topics("b")[0] {
             seen.push(body(&o)["correlation_id"].as_str().unwrap().to_string());
         }
     }

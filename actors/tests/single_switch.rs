@@ -91,9 +91,9 @@ async fn connect(engine: &Engine, rec: &mut Recorded, fl: &str, switch: &str) {
         .await
         .unwrap();
     let ev = rec.next_within(WAIT).await;
-    assert_eq!(ev.topic, "kilda.topo.disco.storm");
+    assert_eq!(&*ev.topic, "kilda.topo.disco.storm");
     let stored = rec.next_within(WAIT).await;
-    assert_eq!(stored.topic, SWITCH_MAP);
+    assert_eq!(&*stored.topic, SWITCH_MAP);
 }
 
 #[actix_rt::test]
@@ -105,7 +105,7 @@ async fn switch_event_maps_switch_and_is_forwarded_unchanged() {
         .await
         .unwrap();
     let ev = rec.next_within(WAIT).await;
-    assert_eq!(ev.topic, "kilda.topo.disco.storm");
+    assert_eq!(&*ev.topic, "kilda.topo.disco.storm");
     assert_eq!(ev.payload.as_ref(), raw.as_slice(), "bytes in = bytes out");
     assert_eq!(ev.key.as_deref(), Some(SW1.as_bytes()), "the FL's key kept");
     assert_eq!(
@@ -114,7 +114,7 @@ async fn switch_event_maps_switch_and_is_forwarded_unchanged() {
     );
     // The map change is stored, keyed by switch, so it survives a restart.
     let stored = rec.next_within(WAIT).await;
-    assert_eq!(stored.topic, SWITCH_MAP);
+    assert_eq!(&*stored.topic, SWITCH_MAP);
     assert_eq!(stored.key.as_deref(), Some(SW1.as_bytes()));
     assert_eq!(body(&stored)["active"], "a");
     assert_eq!(body(&stored)["connections"][0]["fl"], "a");
@@ -125,7 +125,7 @@ async fn switch_event_maps_switch_and_is_forwarded_unchanged() {
         .fl_output("a", Inbound::new(switch_event(SW1, "DEACTIVATED")))
         .await
         .unwrap();
-    let out = rec.until(WAIT, |o| o.topic == SWITCH_MAP).await;
+    let out = rec.until(WAIT, |o| *o.topic == *SWITCH_MAP).await;
     let tomb = out.last().unwrap();
     assert!(tomb.null_value && tomb.key.as_deref() == Some(SW1.as_bytes()));
     let r = engine
@@ -150,7 +150,7 @@ async fn command_is_forwarded_byte_for_byte_to_the_owning_fl() {
         .await
         .unwrap();
     let out = rec.next_within(WAIT).await;
-    assert_eq!(out.topic, "kilda.speaker_b");
+    assert_eq!(&*out.topic, "kilda.speaker_b");
     assert_eq!(out.payload.as_ref(), raw.as_slice());
     assert_eq!(
         out.key.as_deref(),
@@ -177,7 +177,7 @@ async fn unknown_switch_gets_not_found_at_once_on_the_reply_topic() {
         .await
         .unwrap();
     let out = rec.next_within(WAIT).await;
-    assert_eq!(out.topic, "my.reply");
+    assert_eq!(&*out.topic, "my.reply");
     assert_eq!(error_type(&out), "NOT_FOUND");
     assert_eq!(body(&out)["correlation_id"], "c2");
     // The router's own answer is journaled, byte for byte, keyed by correlation id.
@@ -192,7 +192,7 @@ async fn unknown_switch_gets_not_found_at_once_on_the_reply_topic() {
         .await
         .unwrap();
     let out = rec.next_within(WAIT).await;
-    assert_eq!(out.topic, "kilda.northbound.storm");
+    assert_eq!(&*out.topic, "kilda.northbound.storm");
     assert_eq!(error_type(&out), "NOT_FOUND");
 }
 
@@ -209,7 +209,7 @@ async fn disconnect_of_the_active_fl_fails_over_and_the_last_one_unmaps() {
         .fl_output("a", Inbound::new(switch_event(SW1, "DEACTIVATED")))
         .await
         .unwrap();
-    rec.until(WAIT, |o| o.topic == SWITCH_MAP).await;
+    rec.until(WAIT, |o| *o.topic == *SWITCH_MAP).await;
     assert_eq!(
         engine.lookup_switch(SW1).await.unwrap().as_deref(),
         Some("b")
@@ -218,7 +218,7 @@ async fn disconnect_of_the_active_fl_fails_over_and_the_last_one_unmaps() {
         .fl_output("b", Inbound::new(switch_event(SW1, "DEACTIVATED")))
         .await
         .unwrap();
-    rec.until(WAIT, |o| o.topic == SWITCH_MAP).await; // the event, then the tombstone
+    rec.until(WAIT, |o| *o.topic == *SWITCH_MAP).await; // the event, then the tombstone
     assert_eq!(engine.lookup_switch(SW1).await.unwrap(), None);
     engine
         .command(Inbound::new(command("c4", SW1)))
@@ -247,7 +247,7 @@ async fn answer_goes_to_stored_reply_to_and_ack_is_consumed() {
         .unwrap();
     let out = rec.next_within(WAIT).await;
     assert_eq!(
-        out.topic, "my.reply",
+        &*out.topic, "my.reply",
         "the ack produced nothing; the answer went to reply-to"
     );
     assert_eq!(out.payload.as_ref(), raw.as_slice());
@@ -271,12 +271,15 @@ async fn untracked_answers_route_by_kind_then_default() {
         .fl_output("a", Inbound::new(answer("zz", "org.example.PortInfoData")))
         .await
         .unwrap();
-    assert_eq!(rec.next_within(WAIT).await.topic, "kinds.port");
+    assert_eq!(&*rec.next_within(WAIT).await.topic, "kinds.port");
     engine
         .fl_output("a", Inbound::new(answer("zz", "org.example.Other")))
         .await
         .unwrap();
-    assert_eq!(rec.next_within(WAIT).await.topic, "kilda.northbound.storm");
+    assert_eq!(
+        &*rec.next_within(WAIT).await.topic,
+        "kilda.northbound.storm"
+    );
 }
 
 #[actix_rt::test]
@@ -295,7 +298,7 @@ async fn silent_fl_gets_exactly_one_timeout_and_late_answers_are_dropped() {
     assert!(rec.drain().is_empty(), "no error before the ack timeout");
 
     let err = rec.next_within(Duration::from_millis(500)).await;
-    assert_eq!(err.topic, "my.reply");
+    assert_eq!(&*err.topic, "my.reply");
     assert_eq!(error_type(&err), "OPERATION_TIMED_OUT");
     assert_eq!(body(&err)["correlation_id"], "c6");
 
@@ -342,7 +345,7 @@ async fn blacklist_entry_expires_after_its_ttl() {
         .await
         .unwrap();
     assert_eq!(
-        rec.next_within(WAIT).await.topic,
+        &*rec.next_within(WAIT).await.topic,
         "kilda.northbound.storm",
         "routed by kind once expired"
     );
@@ -422,7 +425,7 @@ async fn malformed_json_is_dead_lettered_and_answered_when_a_reply_topic_is_know
     let mut out = rec.drain();
     out.sort_by(|a, b| a.topic.cmp(&b.topic));
     assert_eq!(out.len(), 2);
-    assert_eq!(out[0].topic, "kilda.flrouter.dead-letter");
+    assert_eq!(&*out[0].topic, "kilda.flrouter.dead-letter");
     assert_eq!(out[0].payload.as_ref(), b"{not json");
     assert!(
         std::str::from_utf8(header(&out[0], headers::DEAD_LETTER_REASON).unwrap())
@@ -433,13 +436,13 @@ async fn malformed_json_is_dead_lettered_and_answered_when_a_reply_topic_is_know
         header(&out[0], headers::DEAD_LETTER_SOURCE),
         Some(&b"commands"[..])
     );
-    assert_eq!(out[1].topic, "my.reply");
+    assert_eq!(&*out[1].topic, "my.reply");
     assert_eq!(error_type(&out[1]), "REQUEST_INVALID");
     // No reply topic and no correlation id: nobody to answer, the dead letter keeps it.
     engine.command(Inbound::new(&b"[]"[..])).await.unwrap();
     let out = rec.drain();
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].topic, "kilda.flrouter.dead-letter");
+    assert_eq!(&*out[0].topic, "kilda.flrouter.dead-letter");
 }
 
 #[actix_rt::test]
@@ -454,14 +457,14 @@ async fn missing_correlation_id_or_switch_id_is_request_invalid() {
     assert_eq!(out.len(), 2);
     assert!(out
         .iter()
-        .any(|o| o.topic == "my.reply" && error_type(o) == "REQUEST_INVALID"));
+        .any(|o| *o.topic == *"my.reply" && error_type(o) == "REQUEST_INVALID"));
 
     let no_switch = json!({"clazz":"C","correlation_id":"c10","payload":{"clazz":"X"}}).to_string();
     engine.command(Inbound::new(no_switch)).await.unwrap();
     let out = rec.drain();
     let err = out
         .iter()
-        .find(|o| o.topic == "kilda.northbound.storm")
+        .find(|o| *o.topic == *"kilda.northbound.storm")
         .expect("answered on default topic");
     assert_eq!(error_type(err), "REQUEST_INVALID");
     assert_eq!(body(err)["correlation_id"], "c10");
@@ -469,7 +472,9 @@ async fn missing_correlation_id_or_switch_id_is_request_invalid() {
         .as_str()
         .unwrap()
         .contains("no switch id"));
-    assert!(out.iter().any(|o| o.topic == "kilda.flrouter.dead-letter"));
+    assert!(out
+        .iter()
+        .any(|o| *o.topic == *"kilda.flrouter.dead-letter"));
 }
 
 #[actix_rt::test]
@@ -484,10 +489,10 @@ async fn oversized_command_is_rejected_not_forwarded() {
         .unwrap();
     let out = rec.drain();
     assert!(
-        out.iter().all(|o| o.topic != "kilda.speaker_a"),
+        out.iter().all(|o| *o.topic != *"kilda.speaker_a"),
         "not forwarded"
     );
-    let err = out.iter().find(|o| o.topic == "my.reply").unwrap();
+    let err = out.iter().find(|o| *o.topic == *"my.reply").unwrap();
     assert_eq!(error_type(err), "REQUEST_INVALID");
     assert!(body(err)["payload"]["error-description"]
         .as_str()
@@ -503,7 +508,7 @@ async fn unknown_fl_and_unreadable_fl_output_are_dead_lettered() {
         .await
         .is_err());
     let out = rec.next_within(WAIT).await;
-    assert_eq!(out.topic, "kilda.flrouter.dead-letter");
+    assert_eq!(&*out.topic, "kilda.flrouter.dead-letter");
     assert_eq!(
         header(&out, headers::DEAD_LETTER_SOURCE),
         Some(&b"fl:nope"[..])
@@ -513,7 +518,7 @@ async fn unknown_fl_and_unreadable_fl_output_are_dead_lettered() {
         .await
         .unwrap();
     let out = rec.next_within(WAIT).await;
-    assert_eq!(out.topic, "kilda.flrouter.dead-letter");
+    assert_eq!(&*out.topic, "kilda.flrouter.dead-letter");
     assert_eq!(
         header(&out, headers::DEAD_LETTER_SOURCE),
         Some(&b"fl:a"[..])
@@ -536,7 +541,7 @@ async fn proxy_restart_keeps_pending_commands() {
     assert_eq!(st.pending, 1);
     // The deadline tick was re-armed by the restart: the silent FL still times out.
     let err = rec.next_within(engine.settings().timeouts.ack * 2).await;
-    assert_eq!(err.topic, "my.reply");
+    assert_eq!(&*err.topic, "my.reply");
     assert_eq!(error_type(&err), "OPERATION_TIMED_OUT");
 }
 
@@ -619,13 +624,13 @@ async fn a_proxy_that_fails_is_restarted_with_its_pending_commands_and_loses_non
             .unwrap();
         let out = rec.next_within(WAIT).await;
         assert_eq!(
-            (out.topic.as_str(), body(&out)["correlation_id"].as_str()),
+            ((&*out.topic), body(&out)["correlation_id"].as_str()),
             ("my.reply", Some(cid))
         );
     }
     // ...and the one whose forward failed gets an answer too: the timeout (rebuilt deadline).
     let err = rec.next_within(engine.settings().timeouts.ack * 2).await;
-    assert_eq!(err.topic, "my.reply");
+    assert_eq!(&*err.topic, "my.reply");
     assert_eq!(body(&err)["correlation_id"], "c-boom");
     assert_eq!(error_type(&err), "OPERATION_TIMED_OUT");
     assert_eq!(engine.fl_status("a").await.unwrap().pending, 0);
@@ -653,7 +658,7 @@ async fn chained_answer_is_routed_whole_to_reply_to() {
             .await
             .unwrap();
         let out = rec.next_within(WAIT).await;
-        assert_eq!(out.topic, "my.reply");
+        assert_eq!(&*out.topic, "my.reply");
         drop(out);
     }
     assert!(
@@ -702,7 +707,7 @@ async fn an_ack_without_an_answer_still_ends_in_one_timeout_answer() {
     tokio::time::sleep(t.answer - Duration::from_millis(100)).await;
     assert!(rec.drain().is_empty(), "nothing before the answer deadline");
     let err = rec.next_within(Duration::from_millis(500)).await;
-    assert_eq!(err.topic, "my.reply");
+    assert_eq!(&*err.topic, "my.reply");
     assert_eq!(error_type(&err), "OPERATION_TIMED_OUT");
     assert!(body(&err)["payload"]["error-description"]
         .as_str()

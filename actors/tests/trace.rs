@@ -81,7 +81,7 @@ async fn a_timed_out_commands_life_shows_the_timeout_and_the_late_answer() {
     deliver(&fwd, 7);
     tokio::time::sleep(engine.settings().timeouts.ack).await;
     let err = rec.next_within(WAIT).await;
-    assert_eq!(err.topic, "my.reply");
+    assert_eq!(&*err.topic, "my.reply");
     deliver(&err, 8);
     // The FL answers after all: dropped, and the life says so.
     let late = info("t1", "org.example.DumpRulesResponse");
@@ -157,7 +157,7 @@ async fn an_answered_commands_life_shows_the_ack_and_the_answer() {
     let answer = info("a1", "org.example.DumpRulesResponse");
     engine.fl_output("a", Inbound::new(answer)).await.unwrap();
     let out = rec.next_within(WAIT).await;
-    assert_eq!(out.topic, "my.reply");
+    assert_eq!(&*out.topic, "my.reply");
     let life = engine.traces().life("a1").unwrap();
     assert_eq!(
         names(&life),

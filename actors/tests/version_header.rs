@@ -86,7 +86,7 @@ async fn records_the_router_makes_carry_the_version_of_their_side_or_of_what_the
         .command(with_version(command("c1", S1), "cyan").reply_to("r"))
         .await
         .unwrap();
-    let err = rec.until(LONG, |o| o.topic == "r").await.pop().unwrap();
+    let err = rec.until(LONG, |o| *o.topic == *"r").await.pop().unwrap();
     assert_eq!(versions(&err), vec!["cyan"]);
 
     // A command without the header gets the controllers' newest: cyan, learned from c1.
@@ -94,7 +94,7 @@ async fn records_the_router_makes_carry_the_version_of_their_side_or_of_what_the
         .command(Inbound::new(command("c2", S1)).reply_to("r"))
         .await
         .unwrap();
-    let err = rec.until(LONG, |o| o.topic == "r").await.pop().unwrap();
+    let err = rec.until(LONG, |o| *o.topic == *"r").await.pop().unwrap();
     assert_eq!(versions(&err), vec!["cyan"]);
 
     // A notice to the controllers (an availability change): theirs too.
@@ -125,7 +125,7 @@ async fn records_the_router_makes_carry_the_version_of_their_side_or_of_what_the
         .await
         .unwrap();
     let fwd = rec
-        .until(LONG, |o| o.topic == "kilda.speaker_a")
+        .until(LONG, |o| *o.topic == *"kilda.speaker_a")
         .await
         .pop()
         .unwrap();
@@ -142,7 +142,7 @@ async fn without_a_header_name_nothing_is_stamped() {
         .command(with_version(command("c1", S1), "cyan").reply_to("r"))
         .await
         .unwrap();
-    let err = rec.until(LONG, |o| o.topic == "r").await.pop().unwrap();
+    let err = rec.until(LONG, |o| *o.topic == *"r").await.pop().unwrap();
     assert!(versions(&err).is_empty());
     let alive = rec
         .until(LONG, |o| class_of(o) == Classes::default().alive_request)

@@ -240,32 +240,52 @@ const BATCH: usize = 64;
 type Position = (Arc<str>, i32, i64);
 type Handled = (Vec<Position>, Result<(), fl_router_actors::EngineError>);
 
+/// Names a consume loop has seen (topics, reply-to topics): shared rather than copied per
+/// message, since a pending command keeps its reply-to until it is answered. Bounded: past
+/// [`Names::MAX`] distinct names (a sender inventing one per message) new ones are copied.
+#[derive(Default)]
+struct Names(std::collections::HashMap<Box<str>, Arc<str>>);
+
+impl Names {
+    const MAX: usize = 4096;
+
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.0.get(name) {
+            return n.clone();
+        }
+        let n: Arc<str> = Arc::from(name);
+        if self.0.len() < Self::MAX {
+            self.0.insert(name.into(), n.clone());
+        }
+        n
+    }
+}
+
 /// The engine's copy of a Kafka message (payload, key, headers, where it was read), with the
 /// ticket that holds its offset.
 fn inbound(
     m: &rdkafka::message::BorrowedMessage<'_>,
     tracker: &Arc<OffsetTracker>,
-    topic_names: &mut std::collections::HashMap<String, Arc<str>>,
+    names: &mut Names,
 ) -> Inbound {
     let mut hdrs = Vec::new();
     let mut reply_to = None;
     if let Some(h) = m.headers() {
         for h in h.iter() {
-            let value = Bytes::copy_from_slice(h.value.unwrap_or_default());
+            let raw = h.value.unwrap_or_default();
             if h.key == headers::REPLY_TO {
-                reply_to = std::str::from_utf8(&value).ok().map(str::to_string);
+                reply_to = std::str::from_utf8(raw).ok().map(|t| names.get(t));
             }
-            hdrs.push((std::borrow::Cow::Owned(h.key.to_string()), value));
+            // The reply-to header's name is a constant: no copy of it per message.
+            let name = if h.key == headers::REPLY_TO {
+                std::borrow::Cow::Borrowed(headers::REPLY_TO)
+            } else {
+                std::borrow::Cow::Owned(h.key.to_string())
+            };
+            hdrs.push((name, Bytes::copy_from_slice(raw)));
         }
     }
-    let topic_name = match topic_names.get(m.topic()) {
-        Some(t) => t.clone(),
-        None => {
-            let t: Arc<str> = Arc::from(m.topic());
-            topic_names.insert(m.topic().to_string(), t.clone());
-            t
-        }
-    };
+    let topic_name = names.get(m.topic());
     let ticket = tracker.track(topic_name.clone(), m.partition(), m.offset());
     Inbound {
         payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
@@ -299,7 +319,7 @@ pub async fn run_loop(mut p: LoopParams) {
     // While at the in-flight bound, look again this often.
     let mut throttle_tick = tokio::time::interval(Duration::from_millis(5));
     let mut throttled = false;
-    let mut topic_names: std::collections::HashMap<String, Arc<str>> = Default::default();
+    let mut names = Names::default();
     let mut reading = true;
     let mut in_engine: FuturesOrdered<
         std::pin::Pin<Box<dyn std::future::Future<Output = Handled> + Send>>,
@@ -342,7 +362,7 @@ pub async fn run_loop(mut p: LoopParams) {
                 Ok(m) => {
                     // Sized for a full batch: no vector grown push by push.
                     let mut batch = Vec::with_capacity(BATCH);
-                    batch.push(inbound(&m, &p.tracker, &mut topic_names));
+                    batch.push(inbound(&m, &p.tracker, &mut names));
                     drop(m);
                     {
                         // What librdkafka already holds goes over in one hand-over.
@@ -350,7 +370,7 @@ pub async fn run_loop(mut p: LoopParams) {
                         let bound = p.max_outstanding;
                         while batch.len() < BATCH && (bound == 0 || p.tracker.outstanding() < bound) {
                             match p.consumer.recv().now_or_never() {
-                                Some(Ok(m)) => batch.push(inbound(&m, &p.tracker, &mut topic_names)),
+                                Some(Ok(m)) => batch.push(inbound(&m, &p.tracker, &mut names)),
                                 Some(Err(e)) => {
                                     warn!(consumer = p.name, error = %e, "consume error");
                                     break;

@@ -271,7 +271,7 @@ impl KafkaOutbox {
     fn partition_for(&self, out: &Outgoing) -> Option<i32> {
         use std::hash::Hasher;
         let key = out.partition_key.as_ref()?;
-        let n = *self.partitions.read().ok()?.get(&out.topic)?;
+        let n = *self.partitions.read().ok()?.get(&*out.topic)?;
         if n <= 1 {
             return None;
         }
@@ -376,7 +376,7 @@ async fn retry_loop(
                 tokio::time::sleep(backoff).await;
                 o.produce(inflight);
             });
-        } else if topic != dead_letter {
+        } else if *topic != *dead_letter {
             error!(topic = %topic, error = %error, fatal, "delivery failed; dead-lettered");
             if let Some(note) = &inflight.out.note {
                 note.failed(&error.to_string());

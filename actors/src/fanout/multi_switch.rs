@@ -62,7 +62,7 @@ pub struct MultiSwitchCommand {
     stats: Arc<MailboxStats>,
     correlation_id: String,
     request_class: String,
-    reply_to: Option<String>,
+    reply_to: Option<Arc<str>>,
     /// The command's version header: its result carries it.
     version: Option<bytes::Bytes>,
     /// Holds the command's offset until the assembled result is delivered.
@@ -267,7 +267,7 @@ impl MultiSwitchCommand {
                 correlation_id: self.correlation_id.clone(),
                 switch_id: Arc::from(p.part.switches.first().map_or("", String::as_str)),
                 requester: Requester {
-                    reply_to: collect.clone(),
+                    reply_to: collect.as_deref().map(Arc::from),
                     ..Requester::default()
                 },
                 // Every part is owed a result, whatever its class.

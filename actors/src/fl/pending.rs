@@ -79,7 +79,7 @@ impl Entry {
 /// What to do with an FL answer for a pending command.
 #[derive(Debug)]
 pub struct AnswerRoute {
-    pub reply_to: Option<String>,
+    pub reply_to: Option<Arc<str>>,
     pub switch_id: Arc<str>,
     /// Present when this answer is the command's final one: attach it to the output.
     pub final_ticket: Option<Ticket>,
@@ -442,7 +442,7 @@ mod tests {
             t.insert(
                 c,
                 Requester {
-                    reply_to: Some(format!("reply.{c}")),
+                    reply_to: Some(format!("reply.{c}").into()),
                     ..Requester::default()
                 },
                 "s".into(),

@@ -73,8 +73,9 @@ pub struct Inbound {
     pub key: Option<Bytes>,
     /// Every header as it came (a forwarded message leaves with them).
     pub headers: Headers,
-    /// The `reply_to` header, when the sender set one.
-    pub reply_to: Option<String>,
+    /// The `reply_to` header, when the sender set one. Shared: a deployment has a few reply
+    /// topics and a million pending commands may name them (the shell interns them).
+    pub reply_to: Option<Arc<str>>,
     pub ticket: Ticket,
     pub origin: Option<Origin>,
     /// When the shell read it (router-added latency is measured from here).
@@ -99,7 +100,7 @@ impl Inbound {
         let topic = topic.into();
         self.headers
             .push((Cow::Borrowed(headers::REPLY_TO), Bytes::from(topic.clone())));
-        self.reply_to = Some(topic);
+        self.reply_to = Some(Arc::from(topic));
         self
     }
     pub fn key(mut self, key: impl Into<Bytes>) -> Self {
@@ -115,7 +116,8 @@ impl Inbound {
 /// One message to produce. `tickets` are released when Kafka has acknowledged it.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    pub topic: String,
+    /// Shared: the read topics, reply topics and the like are few, messages to them many.
+    pub topic: Arc<str>,
     pub key: Option<Bytes>,
     /// Chooses the partition when the topic has several (the key does otherwise): a forwarded
     /// command keeps the requester's key but is partitioned by its switch, so commands for one
@@ -133,7 +135,7 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>) -> Self {
+    pub fn new(topic: impl Into<Arc<str>>, payload: impl Into<Bytes>) -> Self {
         Self {
             topic: topic.into(),
             key: None,
@@ -148,7 +150,7 @@ impl Outgoing {
     }
     /// A message passed through to `topic`: the input's bytes, key and headers unchanged,
     /// holding its ticket.
-    pub fn pass_through(topic: impl Into<String>, msg: &Inbound) -> Self {
+    pub fn pass_through(topic: impl Into<Arc<str>>, msg: &Inbound) -> Self {
         let mut out = Self::new(topic, msg.payload.clone())
             .key_opt(msg.key.clone())
             .headers(msg.headers.clone())
@@ -158,7 +160,7 @@ impl Outgoing {
         out
     }
     /// A tombstone (null value) for `key` on a compacted topic.
-    pub fn tombstone(topic: impl Into<String>, key: impl Into<Bytes>) -> Self {
+    pub fn tombstone(topic: impl Into<Arc<str>>, key: impl Into<Bytes>) -> Self {
         let mut out = Self::new(topic, Bytes::new()).key(key);
         out.null_value = true;
         out

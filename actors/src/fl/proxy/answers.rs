@@ -54,12 +54,12 @@ impl FlProxy {
             }
             let topic = route
                 .reply_to
-                .unwrap_or_else(|| self.output_topic(class, lane_to).to_string());
+                .unwrap_or_else(|| Arc::from(self.output_topic(class, lane_to)));
             // Key and headers as the FL wrote them (the requester matches replies by key).
             let collect = s.is_collect_topic(&topic);
             let mut note = None;
             if let Some(cid) = cid.filter(|_| s.traces.enabled()) {
-                let trace_topic: Arc<str> = Arc::from(topic.as_str());
+                let trace_topic: Arc<str> = topic.clone();
                 if route.final_ticket.is_some() {
                     note = DeliveryNote::new(&s.traces, cid, Delivery::Reply, &trace_topic);
                 }

@@ -124,11 +124,11 @@ const RECENT_SETTLED: usize = 65_536;
 pub struct FlProxy {
     index: FlIndex,
     id: String,
-    /// `id` and `read_topics` shared into command traces (`crate::runtime::traces`), not copied.
+    /// `id` and `read_topics` shared into command traces (`crate::runtime::traces`) and
+    /// forwards, not copied.
     trace_id: Arc<str>,
-    trace_topics: Vec<Arc<str>>,
     /// This FL's read topic per command lane.
-    read_topics: Vec<String>,
+    read_topics: Vec<Arc<str>>,
     /// This FL's write topic → (output lane's controller-side topic, if it has one).
     lane_outputs: HashMap<String, Option<Arc<str>>>,
     shared: Arc<Shared>,
@@ -187,9 +187,8 @@ impl FlProxy {
         Self {
             index,
             trace_id: Arc::from(id.as_str()),
-            trace_topics: read_topics.iter().map(|t| Arc::from(t.as_str())).collect(),
+            read_topics: read_topics.iter().map(|t| Arc::from(t.as_str())).collect(),
             id,
-            read_topics,
             lane_outputs,
             shared,
             dispatcher,
@@ -284,7 +283,7 @@ impl FlProxy {
             .get(lane)
             .or(self.read_topics.first())
             .cloned()
-            .unwrap_or_default();
+            .unwrap_or_else(|| Arc::from(""));
         let read_at = msg.read_at;
         let mut out = Outgoing::new(topic, msg.payload)
             .key_opt(msg.key)
@@ -308,9 +307,9 @@ impl FlProxy {
             return None;
         }
         let topic = self
-            .trace_topics
+            .read_topics
             .get(lane)
-            .or(self.trace_topics.first())
+            .or(self.read_topics.first())
             .cloned()
             .unwrap_or_else(|| Arc::from(""));
         let note = DeliveryNote::new(&s.traces, cid, Delivery::Forward, &topic);

@@ -401,7 +401,7 @@ impl Dispatcher {
                 at_ms,
             } => {
                 if requester.reply_to.is_none() {
-                    requester.reply_to = reply_to;
+                    requester.reply_to = reply_to.map(Arc::from);
                 }
                 let adopt = Adopt {
                     correlation_id: cid.to_string(),
