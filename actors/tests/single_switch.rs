@@ -159,7 +159,7 @@ async fn command_is_forwarded_byte_for_byte_to_the_owning_fl() {
     );
     assert_eq!(
         out.partition_key.as_deref(),
-        Some(SW2.as_bytes()),
+        Some(SW2),
         "partitioned by switch, so one switch's commands stay in order"
     );
     assert_eq!(

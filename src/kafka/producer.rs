@@ -276,7 +276,7 @@ impl KafkaOutbox {
             return None;
         }
         let mut h = fnv::FnvHasher::default();
-        h.write(key);
+        h.write(key.as_bytes());
         Some((h.finish() % n as u64) as i32)
     }
 

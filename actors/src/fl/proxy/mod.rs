@@ -277,7 +277,7 @@ impl FlProxy {
     /// Bytes, key and headers in = bytes, key and headers out (OpenKilda's services match
     /// replies by key; the reply-to header lets a restarted router, or the FL's owner in a
     /// cluster, route the answer). Partitioned by switch so one switch's commands stay in order.
-    fn to_fl(&self, lane: usize, switch_id: &str, msg: Inbound) -> Outgoing {
+    fn to_fl(&self, lane: usize, switch_id: &Arc<str>, msg: Inbound) -> Outgoing {
         let topic = self
             .read_topics
             .get(lane)
@@ -288,7 +288,7 @@ impl FlProxy {
         let mut out = Outgoing::new(topic, msg.payload)
             .key_opt(msg.key)
             .headers(msg.headers)
-            .partition_key(Bytes::copy_from_slice(switch_id.as_bytes()))
+            .partition_key(switch_id.clone())
             .ticket(&msg.ticket);
         out.read_at = read_at;
         out
