@@ -22,6 +22,7 @@
 //! A benchmark, not a test: nothing is asserted; the figures go to docs/benchmarks.md.
 
 mod failover;
+mod first_touch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -87,6 +88,10 @@ pub struct BenchArgs {
     /// Router instances as one cluster (1: the single router).
     #[arg(long, default_value_t = 1)]
     pub instances: usize,
+    /// Only time how long touching this many MiB of fresh memory takes, against writing it
+    /// again (no Kafka): what a router's growth costs on this machine.
+    #[arg(long, default_value_t = 0)]
+    pub first_touch_mib: usize,
     /// Kill -9 an instance this many times under load and time the takeovers (needs
     /// `--instances` of at least 2; 3 if left at 1).
     #[arg(long, default_value_t = 0)]
@@ -131,6 +136,9 @@ struct Saturation {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.first_touch_mib > 0 {
+        return first_touch::run(args.first_touch_mib);
+    }
     std::fs::create_dir_all(&args.out)?;
     let id = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let sides: Vec<Side> = match args.only.as_deref() {
