@@ -425,3 +425,29 @@ pub async fn run_loop(mut p: LoopParams) {
         "consumer finished"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_shared_and_the_table_stays_bounded() {
+        let mut names = Names::default();
+        let a = names.get("kilda.northbound");
+        let b = names.get("kilda.northbound");
+        assert!(Arc::ptr_eq(&a, &b), "one copy per name");
+        for i in 0..Names::MAX + 10 {
+            names.get(&format!("reply.{i}"));
+        }
+        assert_eq!(
+            names.0.len(),
+            Names::MAX,
+            "no more names kept than the bound"
+        );
+        // Past the bound a name is still given back right, only not kept.
+        let late = names.get("reply.late");
+        assert_eq!(&*late, "reply.late");
+        assert!(!Arc::ptr_eq(&late, &names.get("reply.late")));
+        assert!(Arc::ptr_eq(&a, &names.get("kilda.northbound")));
+    }
+}
