@@ -13,8 +13,14 @@ use std::sync::{Arc, Mutex};
 use fl_router_actors::runtime::traces::Traces;
 use fl_router_actors::Ticket;
 
-#[derive(Default)]
 struct Partition {
+    topic: Arc<str>,
+    partition: i32,
+    /// False once forgotten (`forget`): read again as if never read.
+    known: bool,
+    /// Counts the starts: a ticket from before a `forget` releases nothing of what is read
+    /// after it.
+    epoch: u32,
     outstanding: BTreeSet<i64>,
     /// One past the highest offset handed out.
     next: i64,
@@ -27,9 +33,74 @@ struct Partition {
     assigned: bool,
 }
 
+impl Partition {
+    /// Read for the first time (or again after `forget`) at `offset`.
+    fn start(&mut self, offset: i64) {
+        self.known = true;
+        self.epoch = self.epoch.wrapping_add(1);
+        self.outstanding.clear();
+        self.next = offset;
+        self.committed = offset;
+        self.handled = None;
+        self.assigned = true;
+    }
+}
+
+/// The partitions read so far. A guard names its partition by slot (a number, not a shared
+/// topic name whose reference count every message's thread would touch), and the consume loop
+/// finds one by `&str` without allocating.
+#[derive(Default)]
+struct Parts {
+    index: HashMap<Arc<str>, HashMap<i32, usize>>,
+    /// Never shrinks: a forgotten partition keeps its slot, `known: false`.
+    slots: Vec<Partition>,
+}
+
+impl Parts {
+    fn get_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Partition> {
+        let slot = *self.index.get(topic)?.get(&partition)?;
+        self.slots.get_mut(slot).filter(|p| p.known)
+    }
+
+    fn get(&self, topic: &str, partition: i32) -> Option<&Partition> {
+        let slot = *self.index.get(topic)?.get(&partition)?;
+        self.slots.get(slot).filter(|p| p.known)
+    }
+
+    /// The partition's slot, started at `offset` if it was not known.
+    fn slot(&mut self, topic: &Arc<str>, partition: i32, offset: i64) -> usize {
+        let slots = &mut self.slots;
+        let slot = *self
+            .index
+            .entry(topic.clone())
+            .or_default()
+            .entry(partition)
+            .or_insert_with(|| {
+                slots.push(Partition {
+                    topic: topic.clone(),
+                    partition,
+                    known: false,
+                    epoch: 0,
+                    outstanding: BTreeSet::new(),
+                    next: offset,
+                    committed: offset,
+                    handled: None,
+                    assigned: true,
+                });
+                slots.len() - 1
+            });
+        if let Some(p) = self.slots.get_mut(slot) {
+            if !p.known {
+                p.start(offset);
+            }
+        }
+        slot
+    }
+}
+
 #[derive(Default)]
 pub struct OffsetTracker {
-    parts: Mutex<HashMap<(Arc<str>, i32), Partition>>,
+    parts: Mutex<Parts>,
     /// Set when the assignment was lost (session timeout) until the next assignment: a commit
     /// then would carry a stale member id, which fences a static member (fatal in librdkafka).
     commits_suspended: std::sync::atomic::AtomicBool,
@@ -42,15 +113,14 @@ pub struct OffsetTracker {
 /// Releases its offset when dropped (i.e. when the last ticket clone is gone).
 pub struct OffsetGuard {
     tracker: Arc<OffsetTracker>,
-    topic: Arc<str>,
-    partition: i32,
     offset: i64,
+    slot: u32,
+    epoch: u32,
 }
 
 impl Drop for OffsetGuard {
     fn drop(&mut self) {
-        self.tracker
-            .release(&self.topic, self.partition, self.offset);
+        self.tracker.release(self.slot, self.epoch, self.offset);
     }
 }
 
@@ -68,30 +138,29 @@ impl OffsetTracker {
         offset: i64,
     ) -> Ticket {
         let topic: Arc<str> = topic.into();
+        let (mut slot, mut epoch) = (u32::MAX, 0);
         if let Ok(mut parts) = self.parts.lock() {
-            let p = parts
-                .entry((topic.clone(), partition))
-                .or_insert_with(|| Partition {
-                    next: offset,
-                    committed: offset,
-                    assigned: true,
-                    ..Partition::default()
-                });
-            p.outstanding.insert(offset);
-            p.next = p.next.max(offset + 1);
+            let s = parts.slot(&topic, partition, offset);
+            if let Some(p) = parts.slots.get_mut(s) {
+                p.outstanding.insert(offset);
+                p.next = p.next.max(offset + 1);
+                (slot, epoch) = (u32::try_from(s).unwrap_or(u32::MAX), p.epoch);
+            }
         }
         Ticket::new(OffsetGuard {
             tracker: self.clone(),
-            topic,
-            partition,
             offset,
+            slot,
+            epoch,
         })
     }
 
-    fn release(&self, topic: &Arc<str>, partition: i32, offset: i64) {
+    fn release(&self, slot: u32, epoch: u32, offset: i64) {
         if let Ok(mut parts) = self.parts.lock() {
-            if let Some(p) = parts.get_mut(&(topic.clone(), partition)) {
-                p.outstanding.remove(&offset);
+            if let Some(p) = parts.slots.get_mut(slot as usize) {
+                if p.epoch == epoch {
+                    p.outstanding.remove(&offset);
+                }
             }
         }
     }
@@ -103,11 +172,11 @@ impl OffsetTracker {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for ((topic, partition), p) in parts.iter_mut().filter(|(_, p)| p.assigned) {
+        for p in parts.slots.iter_mut().filter(|p| p.known && p.assigned) {
             let low = p.outstanding.first().copied().unwrap_or(p.next);
             if low > p.committed || all {
                 p.committed = low;
-                out.push((topic.clone(), *partition, low));
+                out.push((p.topic.clone(), p.partition, low));
             }
         }
         out
@@ -116,7 +185,7 @@ impl OffsetTracker {
     /// The engine has handled the message at `offset` (it is in the engine's state now).
     pub fn mark_handled(&self, topic: &str, partition: i32, offset: i64) {
         if let Ok(mut parts) = self.parts.lock() {
-            if let Some(p) = parts.get_mut(&(Arc::from(topic), partition)) {
+            if let Some(p) = parts.get_mut(topic, partition) {
                 p.handled = Some(p.handled.unwrap_or(0).max(offset + 1));
             }
         }
@@ -125,7 +194,7 @@ impl OffsetTracker {
     /// One past the highest offset of this partition the engine has handled, if any.
     pub fn handled(&self, topic: &str, partition: i32) -> Option<i64> {
         let parts = self.parts.lock().ok()?;
-        parts.get(&(Arc::from(topic), partition))?.handled
+        parts.get(topic, partition)?.handled
     }
 
     /// The partitions assigned to this consumer now, in order.
@@ -165,7 +234,13 @@ impl OffsetTracker {
     pub fn outstanding(&self) -> usize {
         self.parts
             .lock()
-            .map(|p| p.values().map(|p| p.outstanding.len()).sum())
+            .map(|p| {
+                p.slots
+                    .iter()
+                    .filter(|p| p.known)
+                    .map(|p| p.outstanding.len())
+                    .sum()
+            })
             .unwrap_or(0)
     }
 
@@ -181,7 +256,10 @@ impl OffsetTracker {
     /// instance that gave an FL up and takes it back: its engine dropped that FL's commands).
     pub fn forget(&self, topic: &str, partition: i32) {
         if let Ok(mut parts) = self.parts.lock() {
-            parts.remove(&(Arc::from(topic), partition));
+            if let Some(p) = parts.get_mut(topic, partition) {
+                p.known = false;
+                p.outstanding.clear();
+            }
         }
     }
 
@@ -199,7 +277,7 @@ impl OffsetTracker {
             a.remove(&(topic.to_string(), partition));
         }
         if let Ok(mut parts) = self.parts.lock() {
-            if let Some(p) = parts.get_mut(&(Arc::from(topic), partition)) {
+            if let Some(p) = parts.get_mut(topic, partition) {
                 p.assigned = false;
             }
         }
@@ -210,7 +288,7 @@ impl OffsetTracker {
     /// it again would only judge the same commands twice.
     pub fn resume_at(&self, topic: &str, partition: i32) -> Option<i64> {
         let mut parts = self.parts.lock().ok()?;
-        let p = parts.get_mut(&(Arc::from(topic), partition))?;
+        let p = parts.get_mut(topic, partition)?;
         p.assigned = true;
         Some(p.next)
     }
@@ -256,6 +334,40 @@ mod tests {
         assert_eq!(t.resume_at("y", 0), None);
         drop(b);
         assert_eq!(t.commit_positions(false), vec![(Arc::from("x"), 0, 7)]);
+    }
+
+    #[test]
+    fn a_ticket_from_before_a_forget_does_not_release_the_offset_read_again() {
+        let t = OffsetTracker::new();
+        let old = t.track("x", 0, 5);
+        t.forget("x", 0);
+        assert_eq!(t.outstanding(), 0, "forgotten");
+        assert_eq!(
+            t.resume_at("x", 0),
+            None,
+            "read again from the committed offset"
+        );
+        let again = t.track("x", 0, 5);
+        drop(old);
+        assert_eq!(
+            t.outstanding(),
+            1,
+            "the offset read again is still in the engine's care"
+        );
+        assert!(t.commit_positions(false).is_empty());
+        drop(again);
+        assert_eq!(t.commit_positions(false), vec![(Arc::from("x"), 0, 6)]);
+    }
+
+    #[test]
+    fn handled_positions_are_found_by_name() {
+        let t = OffsetTracker::new();
+        let _a = t.track("x", 2, 40);
+        assert_eq!(t.handled("x", 2), None);
+        t.mark_handled("x", 2, 40);
+        assert_eq!(t.handled("x", 2), Some(41));
+        assert_eq!(t.handled("x", 3), None);
+        assert_eq!(t.handled("y", 2), None);
     }
 
     #[test]
