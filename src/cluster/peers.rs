@@ -16,7 +16,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::cluster::{self, Differences};
 use crate::config::Config;
@@ -106,7 +106,10 @@ pub async fn check_and_announce(config: &Config) -> anyhow::Result<Vec<Peer>> {
 /// The instance ids of the owners group's members.
 fn running(client: &rdkafka::ClientConfig, group: &str) -> anyhow::Result<Vec<String>> {
     let consumer: BaseConsumer = crate::kafka::compacted::reader(client)?;
-    let list = consumer.fetch_group_list(Some(group), TIMEOUT)?;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let list = while_coordinator_moves(deadline, Duration::from_millis(200), || {
+        consumer.fetch_group_list(Some(group), TIMEOUT)
+    })?;
     Ok(list
         .groups()
         .iter()
@@ -114,6 +117,30 @@ fn running(client: &rdkafka::ClientConfig, group: &str) -> anyhow::Result<Vec<St
         .filter_map(|m| m.client_id().strip_prefix(crate::kafka::CLIENT_ID_PREFIX))
         .map(str::to_string)
         .collect())
+}
+
+/// Calls `ask` again, `pause` apart until `deadline`, while it fails because the group's
+/// coordinator is only loading or moving (a broker just started or just lost leadership): that
+/// is a wait, not a reason to refuse the start. Any other error is returned at once.
+fn while_coordinator_moves<T>(
+    deadline: std::time::Instant,
+    pause: Duration,
+    mut ask: impl FnMut() -> rdkafka::error::KafkaResult<T>,
+) -> rdkafka::error::KafkaResult<T> {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    loop {
+        match ask() {
+            Err(KafkaError::GroupListFetch(
+                code @ (RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::NotCoordinator),
+            )) if std::time::Instant::now() < deadline => {
+                debug!(error = ?code, "group coordinator not ready; asking again");
+                std::thread::sleep(pause);
+            }
+            r => return r,
+        }
+    }
 }
 
 async fn announce(config: &Config, me: &str, settings: Value) -> anyhow::Result<()> {
@@ -136,4 +163,58 @@ async fn announce(config: &Config, me: &str, settings: Value) -> anyhow::Result<
         .await
         .map_err(|(e, _)| anyhow::anyhow!("cannot publish this instance's settings: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use std::time::Instant;
+
+    fn failing(
+        code: RDKafkaErrorCode,
+        times: usize,
+    ) -> impl FnMut() -> rdkafka::error::KafkaResult<usize> {
+        let mut calls = 0;
+        move || {
+            calls += 1;
+            if calls <= times {
+                Err(KafkaError::GroupListFetch(code))
+            } else {
+                Ok(calls)
+            }
+        }
+    }
+
+    #[test]
+    fn a_coordinator_still_loading_is_asked_again_not_a_failed_start() {
+        let later = Instant::now() + Duration::from_secs(10);
+        let pause = Duration::from_millis(1);
+        let r = while_coordinator_moves(
+            later,
+            pause,
+            failing(RDKafkaErrorCode::CoordinatorLoadInProgress, 3),
+        );
+        assert_eq!(r.ok(), Some(4), "answered at the fourth call");
+        let r = while_coordinator_moves(later, pause, failing(RDKafkaErrorCode::NotCoordinator, 1));
+        assert_eq!(r.ok(), Some(2));
+    }
+
+    #[test]
+    fn other_errors_and_a_passed_deadline_end_the_asking() {
+        let later = Instant::now() + Duration::from_secs(10);
+        let pause = Duration::from_millis(1);
+        let r = while_coordinator_moves(
+            later,
+            pause,
+            failing(RDKafkaErrorCode::GroupAuthorizationFailed, 1),
+        );
+        assert!(r.is_err(), "not a coordinator that moves: no second call");
+        let r = while_coordinator_moves(
+            Instant::now(),
+            pause,
+            failing(RDKafkaErrorCode::CoordinatorLoadInProgress, 1_000_000),
+        );
+        assert!(r.is_err(), "past the deadline the error stands");
+    }
 }

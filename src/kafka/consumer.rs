@@ -244,7 +244,7 @@ type Handled = (Vec<Position>, Result<(), fl_router_actors::EngineError>);
 /// message, since a pending command keeps its reply-to until it is answered. Bounded: past
 /// [`Names::MAX`] distinct names (a sender inventing one per message) new ones are copied.
 #[derive(Default)]
-struct Names(std::collections::HashMap<Box<str>, Arc<str>>);
+struct Names(std::collections::HashSet<Arc<str>>);
 
 impl Names {
     const MAX: usize = 4096;
@@ -255,7 +255,7 @@ impl Names {
         }
         let n: Arc<str> = Arc::from(name);
         if self.0.len() < Self::MAX {
-            self.0.insert(name.into(), n.clone());
+            self.0.insert(n.clone());
         }
         n
     }
@@ -273,11 +273,9 @@ fn inbound(
     if let Some(h) = m.headers() {
         for h in h.iter() {
             let raw = h.value.unwrap_or_default();
-            if h.key == headers::REPLY_TO {
-                reply_to = std::str::from_utf8(raw).ok().map(|t| names.get(t));
-            }
             // The reply-to header's name is a constant: no copy of it per message.
             let name = if h.key == headers::REPLY_TO {
+                reply_to = std::str::from_utf8(raw).ok().map(|t| names.get(t));
                 std::borrow::Cow::Borrowed(headers::REPLY_TO)
             } else {
                 std::borrow::Cow::Owned(h.key.to_string())

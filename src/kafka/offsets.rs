@@ -76,16 +76,17 @@ impl Parts {
             .or_default()
             .entry(partition)
             .or_insert_with(|| {
+                // Started just below, as a forgotten one would be.
                 slots.push(Partition {
                     topic: topic.clone(),
                     partition,
                     known: false,
                     epoch: 0,
                     outstanding: BTreeSet::new(),
-                    next: offset,
-                    committed: offset,
+                    next: 0,
+                    committed: 0,
                     handled: None,
-                    assigned: true,
+                    assigned: false,
                 });
                 slots.len() - 1
             });

@@ -173,12 +173,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.runs > 0 {
         prefill(&client, &setup, args)?;
         for run in 0..args.runs {
-            // A/B alternating, the order flipped every run.
-            let mut order = sides.clone();
-            if run % 2 == 1 {
-                order.reverse();
-            }
-            for side in order {
+            for side in alternated(&sides, run) {
                 let r = saturation_run(args, &base, &id, run, side, &client)?;
                 println!(
                     "  saturation run {} {:>6}: {:>9.0} msg/s  {:>6.2} CPU-s per million  peak RSS {:>7.1} MiB",
@@ -195,16 +190,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     for &rate in args.rates.iter().filter(|r| **r > 0) {
         for run in 0..args.round_trip_runs.max(1) {
-            let mut order = sides.clone();
-            if run % 2 == 1 {
-                order.reverse();
-            }
-            for &side in &order {
+            for side in alternated(&sides, run) {
                 round_trip(args, &base, &id, rate, side, run)?;
             }
         }
     }
     Ok(())
+}
+
+/// A/B alternating: the sides' order flipped every other run.
+fn alternated(sides: &[Side], run: usize) -> Vec<Side> {
+    let mut order = sides.to_vec();
+    if run % 2 == 1 {
+        order.reverse();
+    }
+    order
 }
 
 fn base_config(args: &BenchArgs, id: &str, per_fl: usize) -> Value {

@@ -135,14 +135,10 @@ pub struct Stages {
 
 impl Default for Stages {
     fn default() -> Self {
-        let ms = || {
-            Histogram::new_with_bounds(1, 3_600_000, 3)
-                .unwrap_or_else(|_| Histogram::new(3).expect("histogram"))
-        };
         Self {
-            to_fl: ms(),
-            answer_hop: ms(),
-            to_load: ms(),
+            to_fl: histogram(),
+            answer_hop: histogram(),
+            to_load: histogram(),
         }
     }
 }
