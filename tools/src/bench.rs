@@ -15,6 +15,8 @@
 //!   instances as one cluster (`cluster.enabled`); CPU and memory are summed over them, so
 //!   CPU-seconds per million is the scaling figure on a box they share. The saturation runs
 //!   start with the cluster's map on the switch-map topic (facts, as a running cluster has it).
+//!   `--cluster` runs even one instance as a cluster: the adoption's cost without a second
+//!   process.
 //! - **Failover** (`--failover-kills K`, [`failover`]): N ≥ 2 instances under load, one killed
 //!   with -9 at a time; prints how long until the survivors hold its FLs, its command
 //!   partitions and the leadership, as a distribution over the kills.
@@ -88,6 +90,11 @@ pub struct BenchArgs {
     /// Router instances as one cluster (1: the single router).
     #[arg(long, default_value_t = 1)]
     pub instances: usize,
+    /// Run the router instances as a cluster even when there is one (`cluster.enabled`: every
+    /// command forwarded and adopted back from its FL's read topic): the cluster's own cost
+    /// per command without a second process.
+    #[arg(long)]
+    pub cluster: bool,
     /// Only time how long touching this many MiB of fresh memory takes, against writing it
     /// again (no Kafka): what a router's growth costs on this machine.
     #[arg(long, default_value_t = 0)]
@@ -104,9 +111,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 300)]
     pub failover_rate: u64,
     /// The pipe the router is measured against: `lean` (one thread, plain rdkafka consumer and
-    /// producer, `pipe --lean`) or `tracked` (the router's own Kafka clients, offset tracking
-    /// and delivery-acknowledged commits, no actors).
-    #[arg(long, default_value = "lean", value_parser = ["lean", "tracked"])]
+    /// producer, `pipe --lean`), `lean-pending` (the same keeping what any answering router
+    /// must per pending command, `pipe --lean --pending`) or `tracked` (the router's own Kafka
+    /// clients, offset tracking and delivery-acknowledged commits, no actors).
+    #[arg(long, default_value = "lean", value_parser = ["lean", "lean-pending", "tracked"])]
     pub baseline: String,
     /// Where configs, logs and reports go.
     #[arg(long, default_value = "out/bench")]
@@ -143,7 +151,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let id = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let sides: Vec<Side> = match args.only.as_deref() {
         // The pipe is one process: compared with one router instance only.
-        None if args.instances > 1 => vec![Side::Router],
+        None if args.instances > 1 || args.cluster => vec![Side::Router],
         None => vec![Side::Router, Side::Pipe],
         Some("router") => vec![Side::Router],
         Some("pipe") => vec![Side::Pipe],
@@ -253,11 +261,11 @@ fn write_config(dir: &Path, name: &str, v: &Value) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The configs of a run's router instances: `v` itself for one; for several, `v` as one
-/// cluster (its own cluster topics, named after the run) with an instance id each.
+/// The configs of a run's router instances: `v` itself for one (unless `--cluster`); for
+/// several, `v` as one cluster (its own cluster topics, named after the run) with an instance id each.
 fn instance_configs(args: &BenchArgs, v: &Value, name: &str) -> Vec<Value> {
     let n = args.instances.max(1);
-    if n == 1 {
+    if n == 1 && !args.cluster {
         return vec![v.clone()];
     }
     (1..=n)
@@ -433,6 +441,7 @@ pub fn service_exe() -> anyhow::Result<PathBuf> {
 fn pipe_args(args: &BenchArgs, side: Side) -> &'static [&'static str] {
     match (side, args.baseline.as_str()) {
         (Side::Pipe, "lean") => &["pipe", "--lean"],
+        (Side::Pipe, "lean-pending") => &["pipe", "--lean", "--pending"],
         _ => &[],
     }
 }
@@ -543,7 +552,7 @@ fn saturation_run(
         client,
         &fl_router::kafka::topics::all_topics(&config),
     ))?;
-    if configs.len() > 1 {
+    if config.cluster.enabled {
         seed_facts(client, &config, setup.sim.switches_per_fl)?;
     }
     let consumer: BaseConsumer = client.clone().set("group.id", &name).create()?;
@@ -634,6 +643,13 @@ fn round_trip(
     v["topics"]["commands"] = json!([format!("{name}.commands")]);
     v["topics"]["switch_map"] = json!(format!("{name}.switch-map"));
     v["topics"]["journal"] = json!(format!("{name}.journal"));
+    // The FL topics too: shared, a run's simulator and middle (new groups, read from the
+    // start) would first go through every earlier run's commands and answers again.
+    v["topics"]["fl_read"] = json!(format!("{name}.speaker_{{fl}}"));
+    v["topics"]["fl_write"] = json!(format!("{name}.disco_{{fl}}"));
+    if v["topics"]["lanes"].get("control").is_some() {
+        v["topics"]["lanes"]["control"] = json!(format!("{name}.control_{{fl}}"));
+    }
     v["load"]["reply_topic"] = json!(format!("{name}.reply"));
     v["load"]["warmup"] = json!(humantime::format_duration(*args.round_trip_warmup).to_string());
     let configs = instance_configs(args, &v, &name);

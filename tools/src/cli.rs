@@ -36,6 +36,11 @@ pub enum Command {
         /// committed automatically (no delivery tracking).
         #[arg(long)]
         lean: bool,
+        /// The lean pipe keeping, per command until its answer, what any router that answers
+        /// every command must (correlation id, reply-to, deadline): the floor of a router's
+        /// state. Implies `--lean`.
+        #[arg(long)]
+        pending: bool,
     },
     /// Router vs. pipe on a real broker: one-way saturation and round-trip figures (CPU, memory,
     /// throughput, latency), A/B alternating; see docs/benchmarks.md.

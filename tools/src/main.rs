@@ -66,10 +66,10 @@ fn main() -> ExitCode {
         }),
         Command::Chaos { .. } | Command::Bench(_) => Ok(()), // handled above
         Command::Sim => run_sim(setup, cli.common.duration),
-        Command::Pipe { lean } => real_kafka(&setup, "pipe").and_then(|()| {
+        Command::Pipe { lean, pending } => real_kafka(&setup, "pipe").and_then(|()| {
             let reply = setup.load.reply_topic.clone();
             let rt = runtime()?;
-            match lean {
+            match lean || pending {
                 true => {
                     let stop = Arc::new(AtomicBool::new(false));
                     let flag = stop.clone();
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
                         flag.store(true, Ordering::Relaxed);
                     });
                     let topics = rt.block_on(fl_router_tools::pipe::prepare(&setup, &reply))?;
-                    fl_router_tools::pipe::run_lean(&setup, &reply, topics, &stop)
+                    fl_router_tools::pipe::run_lean(&setup, &reply, topics, &stop, pending)
                 }
                 false => rt.block_on(fl_router_tools::pipe::run(
                     &setup,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use fl_router_actors::runtime::outbox::headers;
 use fl_router_actors::{Outbox, Outgoing};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
@@ -55,11 +56,14 @@ fn route(setup: &Setup) -> anyhow::Result<Route> {
 /// command topics and the FL write topics, one producer, a byte scan and a hash lookup per
 /// command; offsets stored once a copy is queued and committed by librdkafka every
 /// `kafka.commit_interval` (no delivery tracking: the leanest honest consume → produce).
+/// With `pending` (`pipe --lean --pending`) it also keeps what any router that answers every
+/// command must hold until the answer comes ([`Pending`]): the floor of a router's state.
 pub fn run_lean(
     setup: &Setup,
     reply_topic: &str,
     route: Route,
     stop: &std::sync::atomic::AtomicBool,
+    pending: bool,
 ) -> anyhow::Result<()> {
     use rdkafka::consumer::BaseConsumer;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -99,8 +103,15 @@ pub fn run_lean(
     let to = Destination::Lookup(route);
     let reply = Destination::Fixed(Arc::from(reply_topic));
     let mut assigned = false;
+    let mut pending = pending.then(|| Pending::new(config.timeouts.ack));
+    let mut expired = Vec::new();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         producer.poll(Duration::ZERO);
+        if let Some(p) = pending.as_mut() {
+            // A real router answers these with an error; the floor only forgets them.
+            p.expire(std::time::Instant::now(), &mut expired);
+            expired.clear();
+        }
         let Some(m) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
@@ -116,9 +127,18 @@ pub fn run_lean(
             info!(to = %to, "pipe consumer assigned");
         }
         let payload = m.payload().unwrap_or_default();
-        let topic = match commands.contains(m.topic()) {
-            true => to.topic(payload),
-            false => reply.topic(payload),
+        let command = commands.contains(m.topic());
+        let mut answer_to = None;
+        if let Some(p) = pending.as_mut() {
+            match command {
+                true => p.keep(payload, reply_to_header(m.headers())),
+                false => answer_to = p.answered(payload),
+            }
+        }
+        let topic = match (command, &answer_to) {
+            (true, _) => to.topic(payload),
+            (false, Some(Some(t))) => t,
+            (false, _) => reply.topic(payload),
         };
         let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
         if let Some(key) = m.key() {
@@ -141,6 +161,73 @@ pub fn run_lean(
     }
     let _ = producer.flush(Duration::from_secs(5));
     Ok(())
+}
+
+/// Per pending command, what a router must keep to answer it (reply-to, when to give up),
+/// found by a byte scan of `"correlation_id":"` like the switch: a map by correlation id and a
+/// deadline queue (one timeout, so deadlines come in order). No trace, no class, no key.
+struct Pending {
+    by_id: HashMap<Box<[u8]>, Option<Arc<str>>>,
+    deadlines: std::collections::VecDeque<(std::time::Instant, Box<[u8]>)>,
+    timeout: Duration,
+    names: std::collections::HashSet<Arc<str>>,
+}
+
+impl Pending {
+    fn new(timeout: Duration) -> Pending {
+        Pending {
+            by_id: HashMap::new(),
+            deadlines: Default::default(),
+            timeout,
+            names: Default::default(),
+        }
+    }
+
+    fn correlation_id(payload: &[u8]) -> Option<&[u8]> {
+        const NEEDLE: &[u8] = br#""correlation_id":""#;
+        let at = memchr::memmem::find(payload, NEEDLE)?;
+        let rest = &payload[at + NEEDLE.len()..];
+        Some(&rest[..memchr::memchr(b'"', rest)?])
+    }
+
+    fn keep(&mut self, payload: &[u8], reply_to: Option<&str>) {
+        let Some(id) = Self::correlation_id(payload) else {
+            return;
+        };
+        let reply_to = reply_to.map(|name| match self.names.get(name) {
+            Some(n) => n.clone(),
+            None => {
+                let n: Arc<str> = Arc::from(name);
+                self.names.insert(n.clone());
+                n
+            }
+        });
+        let id: Box<[u8]> = id.into();
+        self.deadlines
+            .push_back((std::time::Instant::now() + self.timeout, id.clone()));
+        self.by_id.insert(id, reply_to);
+    }
+
+    /// The reply-to of the command this answers, if it was pending (`Some(None)`: no reply-to).
+    fn answered(&mut self, payload: &[u8]) -> Option<Option<Arc<str>>> {
+        self.by_id.remove(Self::correlation_id(payload)?)
+    }
+
+    fn expire(&mut self, now: std::time::Instant, out: &mut Vec<Box<[u8]>>) {
+        while self.deadlines.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, id)) = self.deadlines.pop_front() {
+                if self.by_id.remove(&id).is_some() {
+                    out.push(id);
+                }
+            }
+        }
+    }
+}
+
+fn reply_to_header(headers: Option<&rdkafka::message::BorrowedHeaders>) -> Option<&str> {
+    use rdkafka::message::Headers;
+    let h = headers?.iter().find(|h| h.key == headers::REPLY_TO)?;
+    std::str::from_utf8(h.value?).ok()
 }
 
 /// Runs the pipe until `shutdown` resolves.
@@ -280,4 +367,39 @@ async fn copy(
         }
     }
     consumer::commit(&*consumer, &tracker, "pipe", true, CommitMode::Sync);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(cid: &str) -> Vec<u8> {
+        format!(r#"{{"clazz":"x","correlation_id":"{cid}","payload":{{"switch_id":"00:01"}}}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn the_floor_keeps_a_command_until_its_answer_or_its_deadline() {
+        let mut p = Pending::new(Duration::from_secs(10));
+        p.keep(&command("a"), Some("kilda.northbound"));
+        p.keep(&command("b"), None);
+        p.keep(b"not a command", None);
+        assert_eq!(p.by_id.len(), 2, "one entry per command with an id");
+        let to = p.answered(&command("a")).expect("a was pending");
+        assert_eq!(to.as_deref(), Some("kilda.northbound"));
+        assert!(p.answered(&command("a")).is_none(), "answered once");
+        let mut expired = Vec::new();
+        p.expire(std::time::Instant::now(), &mut expired);
+        assert!(expired.is_empty(), "nothing is due yet");
+        p.expire(
+            std::time::Instant::now() + Duration::from_secs(11),
+            &mut expired,
+        );
+        assert_eq!(
+            expired,
+            vec![Box::<[u8]>::from(&b"b"[..])],
+            "only the unanswered one"
+        );
+        assert!(p.by_id.is_empty() && p.deadlines.is_empty());
+    }
 }
