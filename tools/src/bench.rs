@@ -25,6 +25,7 @@
 
 mod failover;
 mod first_touch;
+mod kstreams;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -112,10 +113,16 @@ pub struct BenchArgs {
     pub failover_rate: u64,
     /// The pipe the router is measured against: `lean` (one thread, plain rdkafka consumer and
     /// producer, `pipe --lean`), `lean-pending` (the same keeping what any answering router
-    /// must per pending command, `pipe --lean --pending`) or `tracked` (the router's own Kafka
-    /// clients, offset tracking and delivery-acknowledged commits, no actors).
-    #[arg(long, default_value = "lean", value_parser = ["lean", "lean-pending", "tracked"])]
+    /// must per pending command, `pipe --lean --pending`), `kstreams` (the same hop as a Kafka
+    /// Streams app with default settings; `scripts/kstreams.sh build` first) or `tracked` (the
+    /// router's own Kafka clients, offset tracking and delivery-acknowledged commits, no
+    /// actors).
+    #[arg(long, default_value = "lean", value_parser = ["lean", "lean-pending", "kstreams", "tracked"])]
     pub baseline: String,
+    /// With `--baseline kstreams`: a Kafka Streams or client setting over its defaults
+    /// (`key=value`, repeatable; e.g. `producer.linger.ms=1`, the router's linger).
+    #[arg(long)]
+    pub kstreams_set: Vec<String>,
     /// Where configs, logs and reports go.
     #[arg(long, default_value = "out/bench")]
     pub out: PathBuf,
@@ -170,8 +177,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     topics.insert(setup.load.reply_topic.clone());
     runtime.block_on(fl_router::kafka::topics::ensure(&config, &client, &topics))?;
     println!(
-        "bench {id}: {} FLs x {per_fl} switches, {} partitions per topic, {} router instance(s), broker {}",
-        args.fls, args.partitions, args.instances.max(1), args.brokers
+        "bench {id}: {} FLs x {per_fl} switches, {} partitions per topic, {} router instance(s), broker {}, the pipe is the {} baseline",
+        args.fls, args.partitions, args.instances.max(1), args.brokers, args.baseline
     );
     if args.failover_kills > 0 {
         return failover::run(args, &base, &id);
@@ -300,12 +307,7 @@ fn spawn_all(
         .map(|(i, v)| {
             let n = format!("{name}-i{}", i + 1);
             let cfg = write_config(&args.out, &n, v)?;
-            spawn(
-                side,
-                &cfg,
-                &args.out.join(format!("{n}.log")),
-                pipe_args(args, side),
-            )
+            spawn_middle(args, side, &cfg, &args.out.join(format!("{n}.log")))
         })
         .collect()
 }
@@ -443,6 +445,14 @@ fn pipe_args(args: &BenchArgs, side: Side) -> &'static [&'static str] {
         (Side::Pipe, "lean") => &["pipe", "--lean"],
         (Side::Pipe, "lean-pending") => &["pipe", "--lean", "--pending"],
         _ => &[],
+    }
+}
+
+/// The router, or the baseline `--baseline` names (the Kafka Streams one is not this binary).
+fn spawn_middle(args: &BenchArgs, side: Side, config: &Path, log: &Path) -> anyhow::Result<Child> {
+    match (side, args.baseline.as_str()) {
+        (Side::Pipe, "kstreams") => kstreams::spawn(config, log, &args.kstreams_set),
+        _ => spawn(side, config, log, pipe_args(args, side)),
     }
 }
 
@@ -658,7 +668,7 @@ fn round_trip(
     let middle = if side == Side::Router {
         spawn_all(args, side, &configs, &name)?
     } else {
-        vec![spawn(side, &cfg, &log(side.name()), pipe_args(args, side))?]
+        vec![spawn_middle(args, side, &cfg, &log(side.name()))?]
     };
     // Joined their groups (a benchmark, not a test: waits by the clock); a cluster takes longer.
     let settle = Duration::from_secs(if middle.len() > 1 { 12 } else { 3 });

@@ -44,7 +44,7 @@ pub enum Command {
     },
     /// Router vs. pipe on a real broker: one-way saturation and round-trip figures (CPU, memory,
     /// throughput, latency), A/B alternating; see docs/benchmarks.md.
-    Bench(crate::bench::BenchArgs),
+    Bench(Box<crate::bench::BenchArgs>),
     /// Scripted fault injection against a running router (see scenarios/).
     Chaos {
         #[command(subcommand)]

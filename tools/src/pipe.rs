@@ -33,7 +33,7 @@ pub async fn prepare(setup: &Setup, reply_topic: &str) -> anyhow::Result<Route> 
 }
 
 /// Every simulated switch → its FL's read topic; the first FL's for any other.
-fn route(setup: &Setup) -> anyhow::Result<Route> {
+pub fn route(setup: &Setup) -> anyhow::Result<Route> {
     let config = &setup.config;
     let fl = config
         .fls
@@ -301,6 +301,21 @@ enum Destination {
 pub struct Route {
     table: Arc<HashMap<Vec<u8>, Arc<str>>>,
     default: Arc<str>,
+}
+
+impl Route {
+    /// The table as `switch<TAB>topic` lines, and the topic for any other switch (the Kafka
+    /// Streams baseline reads them from a file).
+    pub fn lines(&self) -> (String, &str) {
+        let mut out = String::new();
+        for (switch, topic) in self.table.iter() {
+            out.push_str(&String::from_utf8_lossy(switch));
+            out.push('\t');
+            out.push_str(topic);
+            out.push('\n');
+        }
+        (out, &self.default)
+    }
 }
 
 impl Destination {
