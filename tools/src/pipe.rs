@@ -166,8 +166,9 @@ pub fn run_lean(
 /// Per pending command, what a router must keep to answer it (reply-to, when to give up),
 /// found by a byte scan of `"correlation_id":"` like the switch: a map by correlation id and a
 /// deadline queue (one timeout, so deadlines come in order). No trace, no class, no key.
+/// Hashed with foldhash, as the router's pending table.
 struct Pending {
-    by_id: HashMap<Box<[u8]>, Option<Arc<str>>>,
+    by_id: HashMap<Box<[u8]>, Option<Arc<str>>, foldhash::fast::RandomState>,
     deadlines: std::collections::VecDeque<(std::time::Instant, Box<[u8]>)>,
     timeout: Duration,
     names: std::collections::HashSet<Arc<str>>,
@@ -176,7 +177,7 @@ struct Pending {
 impl Pending {
     fn new(timeout: Duration) -> Pending {
         Pending {
-            by_id: HashMap::new(),
+            by_id: HashMap::default(),
             deadlines: Default::default(),
             timeout,
             names: Default::default(),
